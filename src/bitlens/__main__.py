@@ -1,0 +1,3 @@
+from bitlens.cli import main
+
+raise SystemExit(main())

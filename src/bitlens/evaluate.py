@@ -1,0 +1,109 @@
+"""Scoring bytes with a model: per-byte surprisal and entropy in bits, and bits per byte.
+
+Every byte of the data is scored, the first one after the virtual START_BYTE. Long data is
+scored in windows of the model's context: the first window scores all its positions, each later
+window (shifted by `stride`) scores only its last `stride` positions, so every byte after the
+first window sees at least block_size − stride bytes of context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from bitlens.data import bytes_to_tensor, with_start
+from bitlens.errors import BitlensError
+from bitlens.model import GPT
+from bitlens.progress import progress_bar
+from bitlens.units import entropy_bits, surprisal_bits
+
+
+@dataclass(frozen=True)
+class ByteScores:
+    """Per-byte figures in bits (float64 arrays of length N)."""
+
+    surprisal_bits: np.ndarray  # −log2 p(x_t | x_<t)
+    entropy_bits: np.ndarray | None  # H(p_t), the predictive entropy before seeing x_t
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    bits_per_byte: float
+    bytes: int
+    total_bits: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _windows(n: int, block: int, stride: int) -> list[tuple[int, int, int]]:
+    """(a, lo, e): feed inputs [a, e), keep predictions for targets [lo, e)."""
+    out = [(0, 0, min(block, n))]
+    done = out[0][2]
+    while done < n:
+        e = min(done + stride, n)
+        out.append((max(0, e - block), done, e))
+        done = e
+    return out
+
+
+@torch.no_grad()
+def score_bytes(
+    model: GPT,
+    data: bytes | torch.Tensor,
+    stride: int | None = None,
+    batch_size: int = 16,
+    with_entropy: bool = False,
+    progress: bool = False,
+) -> ByteScores:
+    """Score every byte of `data` with `model` (surprisal, and entropy if asked), in bits."""
+    t = bytes_to_tensor(data) if isinstance(data, (bytes, bytearray)) else data
+    n = len(t)
+    if n == 0:
+        raise BitlensError("nothing to score: the data is empty")
+    block = model.config.block_size
+    stride = stride or max(1, block // 2)
+    if not 0 < stride <= block:
+        raise BitlensError(f"stride must be in 1..{block}, got {stride}")
+    seq = with_start(t)  # inputs: seq[i] predicts t[i]
+    targets = t.long()
+    surprisal = np.zeros(n, dtype=np.float64)
+    entropy = np.zeros(n, dtype=np.float64) if with_entropy else None
+    was_training = model.training
+    model.eval()
+    windows = _windows(n, block, stride)
+    # The first window may be short; every later window has length exactly `block`.
+    groups = [windows[:1]] + [windows[i : i + batch_size] for i in range(1, len(windows), batch_size)]
+    groups = [g for g in groups if g]
+    try:
+        with progress_bar(n, "scoring", enabled=progress) as bar:
+            for group in groups:
+                x = torch.stack([seq[a:e] for a, _, e in group])
+                y = torch.stack([targets[a:e] for a, _, e in group])
+                logits = model(x)
+                s = surprisal_bits(logits, y)
+                h = entropy_bits(logits) if with_entropy else None
+                for row, (a, lo, e) in enumerate(group):
+                    surprisal[lo:e] = s[row, lo - a :].double().numpy()
+                    if entropy is not None and h is not None:
+                        entropy[lo:e] = h[row, lo - a :].double().numpy()
+                    bar.advance(e - lo)
+    finally:
+        model.train(was_training)
+    return ByteScores(surprisal_bits=surprisal, entropy_bits=entropy)
+
+
+def evaluate(
+    model: GPT,
+    data: bytes | torch.Tensor,
+    stride: int | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> EvalResult:
+    """Bits per byte of `data` under `model` (cross-entropy in bits, averaged over bytes)."""
+    scores = score_bytes(model, data, stride=stride, batch_size=batch_size, progress=progress)
+    total = float(scores.surprisal_bits.sum())
+    n = len(scores.surprisal_bits)
+    return EvalResult(bits_per_byte=total / n, bytes=n, total_bits=total)

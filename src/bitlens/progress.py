@@ -1,0 +1,59 @@
+"""Progress bars for long work, kept at the edges of the library (a no-op when disabled)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class Bar:
+    """A handle to one progress bar: `advance(n, **fields)` moves it and updates its text fields."""
+
+    def __init__(self, progress: Progress | None, task_id: int | None) -> None:
+        self._progress = progress
+        self._task_id = task_id
+
+    def advance(self, n: float = 1, **fields: object) -> None:
+        if self._progress is not None and self._task_id is not None:
+            self._progress.update(self._task_id, advance=n, **fields)
+
+    def set_description(self, text: str) -> None:
+        if self._progress is not None and self._task_id is not None:
+            self._progress.update(self._task_id, description=text)
+
+
+@contextmanager
+def progress_bar(
+    total: float | None, description: str, enabled: bool = True, status: str = ""
+) -> Iterator[Bar]:
+    """Show a rich progress bar on stderr with a free-text `status` field (e.g. '2.31 bits/byte').
+
+    Disabled bars (enabled=False, or stderr not a terminal and no forced display) cost nothing.
+    """
+    if not enabled:
+        yield Bar(None, None)
+        return
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    ]
+    from rich.console import Console
+
+    with Progress(*columns, console=Console(file=sys.stderr), transient=False) as progress:
+        task_id = progress.add_task(description, total=total, status=status)
+        yield Bar(progress, task_id)

@@ -1,0 +1,384 @@
+"""Training: AdamW, cosine schedule with warm-up, gradient clipping, evaluation in bits/byte.
+
+`train` is a function of a model, data and a config. With a run directory it also writes
+`metrics.jsonl` and atomic checkpoints, and `resume=True` continues a run killed at any moment
+to the same weights as an uninterrupted run (batches and dropout are seeded per step, and the
+optimizer state travels in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from bitlens.data import get_batch, split_corpus
+from bitlens.errors import BitlensError
+from bitlens.evaluate import evaluate
+from bitlens.model import GPT, GPTConfig, MODEL_PRESETS
+from bitlens.progress import progress_bar
+from bitlens.runs import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    atomic_save_tensors,
+    atomic_write_bytes,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    apply_weights,
+    atomic_write_json,
+    environment_info,
+    read_config,
+    save_model,
+    load_tensors,
+    model_state,
+)
+from bitlens.units import nats_to_bits
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # the cosine decays to lr × min_lr_ratio
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 200  # steps between held-out evaluations (and at the last step)
+    eval_bytes: int = 32_768  # held-out bytes scored at each evaluation
+    log_interval: int = 10
+    checkpoint_interval: int = 100
+    seed: int = 1337
+    threads: int | None = None  # torch threads; None leaves torch's default
+    deterministic: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+# Default training length per model preset; `--steps` overrides.
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(steps=600, batch_size=32, lr=3e-3),
+    "small": TrainConfig(steps=1500, batch_size=32, lr=2e-3),
+    "base": TrainConfig(steps=3000, batch_size=32, lr=1e-3),
+}
+
+Batch = tuple[torch.Tensor, ...]
+BatchFn = Callable[[int, torch.Generator], Batch]
+LossFn = Callable[[GPT, Batch], torch.Tensor]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    tokens: int
+    flops: float
+    seconds: float
+    tokens_per_second: float
+    params: int
+    val_bits_per_byte: float | None
+    train_bits_per_byte: float | None
+    metrics: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("metrics")
+        return d
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr × min_lr_ratio at cfg.steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms or biases)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=False)
+
+
+def cross_entropy_loss(model: GPT, batch: Batch) -> torch.Tensor:
+    """Mean next-byte cross-entropy in nats (PyTorch's unit; convert with nats_to_bits)."""
+    x, y = batch[0], batch[1]
+    logits = model(x)
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator for one step's batch: a pure function of (seed, step), so resumes agree."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            out[f"optimizer.{idx}.{key}"] = t
+    return out
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = value
+    sd = opt.state_dict()
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+
+
+def save_checkpoint(path: Path, model: GPT, opt: torch.optim.Optimizer, meta: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in model_state(model).items()}
+    tensors.update(_optimizer_tensors(opt))
+    atomic_save_tensors(path, tensors, {k: json.dumps(v) for k, v in meta.items()})
+
+
+def load_checkpoint(path: Path, model: GPT, opt: torch.optim.Optimizer) -> dict:
+    """Restore model and optimizer from a checkpoint; returns its metadata (step, tokens, …)."""
+    from safetensors import safe_open
+
+    tensors = load_tensors(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    apply_weights(model, weights, str(path))
+    _load_optimizer(opt, tensors)
+    return meta
+
+
+def _read_metrics(path: Path, upto_step: int) -> list[dict]:
+    """Metrics lines logged at or before `upto_step` (a torn last line from a crash is dropped)."""
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step", 0) <= upto_step:
+                rows.append(row)
+    return rows
+
+
+def train(
+    model: GPT,
+    train_data: torch.Tensor,
+    cfg: TrainConfig,
+    val_data: torch.Tensor | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    batch_fn: BatchFn | None = None,
+    loss_fn: LossFn = cross_entropy_loss,
+) -> TrainResult:
+    """Train `model` in place for cfg.steps steps and return what happened, in bits.
+
+    train_data/val_data: uint8 byte tensors. batch_fn(step, generator) may replace the default
+    random-window batches (e.g. masked or soft-label batches for `loss_fn`); its first tensor's
+    numel counts the tokens. Losses leave PyTorch in nats and are reported in bits.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    block = model.config.block_size
+    if batch_fn is None:
+        if len(train_data) < block + 1:
+            raise BitlensError(
+                f"training data has {len(train_data)} bytes, fewer than one context window ({block + 1})"
+            )
+
+        def batch_fn(step: int, gen: torch.Generator) -> Batch:
+            return get_batch(train_data, cfg.batch_size, block, gen)
+
+    opt = make_optimizer(model, cfg)
+    flops_per_token = model.flops_per_token(train=True)
+    run_path = Path(run_dir) if run_dir is not None else None
+    ckpt_path = run_path / CHECKPOINT_FILE if run_path else None
+    metrics_path = run_path / METRICS_FILE if run_path else None
+    start_step, tokens, flops, seconds_before = 0, 0, 0.0, 0.0
+    metrics: list[dict] = []
+    if run_path is not None:
+        run_path.mkdir(parents=True, exist_ok=True)
+        if resume and ckpt_path is not None and ckpt_path.exists():
+            meta = load_checkpoint(ckpt_path, model, opt)
+            start_step, tokens = int(meta["step"]), int(meta["tokens"])
+            flops, seconds_before = float(meta["flops"]), float(meta.get("seconds", 0.0))
+            metrics = _read_metrics(metrics_path, start_step)
+        atomic_write_bytes(metrics_path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
+
+    model.train()
+    t0 = time.perf_counter()
+    window_bits, window_n = 0.0, 0
+    last_train_bpb: float | None = None
+    last_val_bpb: float | None = next(
+        (m["val_bits_per_byte"] for m in reversed(metrics) if "val_bits_per_byte" in m), None
+    )
+    metrics_file = open(metrics_path, "a") if metrics_path else None
+    try:
+        with progress_bar(cfg.steps, "training", enabled=progress) as bar:
+            bar.advance(start_step)
+            for step in range(start_step, cfg.steps):
+                torch.manual_seed(cfg.seed * 7_919 + step)  # dropout, if any, is seeded per step
+                batch = batch_fn(step, step_generator(cfg.seed, step))
+                lr = lr_at(step, cfg)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                loss = loss_fn(model, batch)
+                if not torch.isfinite(loss):
+                    raise BitlensError(f"training diverged: loss is {loss.item()} at step {step}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                n_tok = batch[0].numel()
+                tokens += n_tok
+                flops += n_tok * flops_per_token
+                window_bits += float(nats_to_bits(loss.item()))
+                window_n += 1
+                done = step + 1
+                elapsed = seconds_before + time.perf_counter() - t0
+                row: dict[str, Any] | None = None
+                if done % cfg.log_interval == 0 or done == cfg.steps:
+                    last_train_bpb = window_bits / window_n
+                    window_bits, window_n = 0.0, 0
+                    row = {"step": done, "tokens": tokens, "flops": flops, "lr": lr,
+                           "train_bits_per_byte": last_train_bpb, "seconds": elapsed}
+                if val_data is not None and (done % cfg.eval_interval == 0 or done == cfg.steps):
+                    last_val_bpb = evaluate(model, val_data[: cfg.eval_bytes]).bits_per_byte
+                    model.train()
+                    if row is None:
+                        row = {"step": done, "tokens": tokens, "flops": flops, "lr": lr,
+                               "train_bits_per_byte": last_train_bpb, "seconds": elapsed}
+                    row["val_bits_per_byte"] = last_val_bpb
+                if row is not None:
+                    metrics.append(row)
+                    if metrics_file:
+                        metrics_file.write(json.dumps(row) + "\n")
+                        metrics_file.flush()
+                if ckpt_path and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):
+                    meta = {"step": done, "tokens": tokens, "flops": flops, "seconds": elapsed}
+                    save_checkpoint(ckpt_path, model, opt, meta)
+                rate = (tokens - 0) / max(elapsed, 1e-9)
+                status = f"{last_train_bpb:.3f} bits/byte" if last_train_bpb else ""
+                if last_val_bpb is not None:
+                    status += f" · val {last_val_bpb:.3f}"
+                bar.advance(1, status=f"{status} · {rate:,.0f} tok/s")
+    finally:
+        if metrics_file:
+            metrics_file.close()
+    model.eval()
+    seconds = seconds_before + time.perf_counter() - t0
+    return TrainResult(
+        steps=cfg.steps,
+        tokens=tokens,
+        flops=flops,
+        seconds=seconds,
+        tokens_per_second=tokens / max(seconds, 1e-9),
+        params=model.num_params(),
+        val_bits_per_byte=last_val_bpb,
+        train_bits_per_byte=last_train_bpb,
+        metrics=metrics,
+    )
+
+
+def resolve_train_config(preset: str, **overrides: Any) -> TrainConfig:
+    """The preset's training config with the given non-None fields replaced."""
+    if preset not in TRAIN_PRESETS:
+        raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(TRAIN_PRESETS)}")
+    return replace(TRAIN_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class RunResult:
+    """A finished training run: where it lives and what it measured (bits per byte)."""
+
+    run_dir: str
+    preset: str
+    params: int
+    steps: int
+    tokens: int
+    flops: float
+    seconds: float
+    tokens_per_second: float
+    val_bits_per_byte: float
+    val_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_run(
+    corpus: bytes,
+    out_dir: str | Path,
+    preset: str = "small",
+    steps: int | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    corpus_name: str = "",
+    train_overrides: dict[str, Any] | None = None,
+) -> RunResult:
+    """Train a preset model on `corpus` into a run directory; evaluate the whole held-out split.
+
+    A fresh run refuses a directory that already holds a run (use resume=True to continue it).
+    """
+    out = Path(out_dir)
+    cfg_path = out / CONFIG_FILE
+    if cfg_path.exists() and not resume:
+        raise BitlensError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and cfg_path.exists():
+        saved = read_config(out)
+        model_cfg = GPTConfig.from_dict(saved["model"])
+        cfg = TrainConfig.from_dict(saved["train"])
+        preset = saved.get("preset", preset)
+    else:
+        if preset not in MODEL_PRESETS:
+            raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+        model_cfg = MODEL_PRESETS[preset]
+        cfg = resolve_train_config(preset, steps=steps, seed=seed, **(train_overrides or {}))
+        if cfg.threads is None:
+            cfg = replace(cfg, threads=torch.get_num_threads())
+        atomic_write_json(cfg_path, {
+            "preset": preset, "model": model_cfg.to_dict(), "train": cfg.to_dict(),
+            "corpus": corpus_name, "corpus_bytes": len(corpus), "environment": environment_info(),
+        })
+    split = split_corpus(corpus, model_cfg.block_size)
+    torch.manual_seed(cfg.seed)
+    model = GPT(model_cfg)
+    result = train(model, split.train, cfg, val_data=split.val, run_dir=out, resume=resume,
+                   progress=progress)
+    save_model(model, out / WEIGHTS_FILE)
+    final = evaluate(model, split.val, progress=progress)
+    run = RunResult(
+        run_dir=str(out), preset=preset, params=model.num_params(), steps=result.steps,
+        tokens=result.tokens, flops=result.flops, seconds=result.seconds,
+        tokens_per_second=result.tokens_per_second, val_bits_per_byte=final.bits_per_byte,
+        val_bytes=final.bytes,
+    )
+    atomic_write_json(out / "result.json", run.to_dict())
+    return run

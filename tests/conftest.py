@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bitlens.model import GPT, GPTConfig
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def shakespeare() -> bytes:
+    """20 KB of Tiny Shakespeare, bundled with the tests."""
+    return (DATA_DIR / "shakespeare-20k.txt").read_bytes()
+
+
+@pytest.fixture
+def micro_config() -> GPTConfig:
+    return GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
+
+
+@pytest.fixture
+def micro_model(micro_config: GPTConfig) -> GPT:
+    torch.manual_seed(0)
+    return GPT(micro_config).eval()
