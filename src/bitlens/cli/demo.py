@@ -1,35 +1,64 @@
-"""`bitlens demo`: the main job, end to end on the bundled corpus."""
+"""`bitlens demo` (the main job) and `bitlens report` (rebuild the page from the JSON alone)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from bitlens.cli.common import show_progress
-from bitlens.data import bundled_corpus_bytes
-from bitlens.runs import CONFIG_FILE, WEIGHTS_FILE
-from bitlens.train import train_run
+from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.errors import BitlensError
+
+
+def _step_names() -> list[str]:
+    from bitlens.demo import STEPS
+
+    return [s.name for s in STEPS]
 
 
 @click.command("demo")
 @click.option("--out", "out_dir", default="runs/demo", show_default=True, metavar="DIR",
-              help="Where the demo writes its runs and results.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Training steps for the default model (default: the preset's).")
-def demo_cmd(out_dir: str, steps: int | None) -> None:
-    """Train the default model (small, ≈1M parameters) on Tiny Shakespeare and report
-    its held-out bits per byte. Re-running resumes or reuses a finished run.
+              help="Demo folder: model/, one <step>.json per step, demo.json (manifest), report.html.")
+@click.option("--quick", is_flag=True,
+              help="Everything small (tiny model, short runs): a few minutes on 2 cores.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed passed to every step.")
+@click.option("--redo", multiple=True, metavar="STEP",
+              help="Recompute a finished step instead of reusing its JSON (repeatable).")
+@json_option
+def demo_cmd(out_dir: str, quick: bool, seed: int, redo: tuple[str, ...], json_out: str | None) -> None:
+    """Train the default model on Tiny Shakespeare, run every instrument, write report.html.
+
+    Steps, in order: train, compression (bits/byte vs gzip/bzip2/xz/zstd/brotli), surprisal
+    (bits/byte, entropy), prequential (code lengths in bits), dynamics, capacity
+    (bits/parameter), lens and probes (bits per layer), offspring, collapse (replace, accumulate),
+    evolution, generalisation (bits/byte). Each step writes DIR/<step>.json; re-running reuses
+    finished steps, and an instrument missing from this build is named in the report.
+
+    JSON (--json): out_dir, report, quick, seed, steps (name, status, seconds, entry_point, error).
     """
-    model_dir = Path(out_dir) / "model"
-    done = (model_dir / WEIGHTS_FILE).exists() and (model_dir / "result.json").exists()
-    resume = (model_dir / CONFIG_FILE).exists()
-    r = train_run(bundled_corpus_bytes(), model_dir, preset="small", steps=steps, resume=resume,
-                  progress=show_progress(), corpus_name="tinyshakespeare")
-    verb = "reused" if done else "trained"
-    click.echo(f"default model {verb}: {r.params:,} parameters, {r.tokens:,} training bytes, "
-               f"{r.flops:.3g} FLOPs, {r.seconds:.0f} s")
-    click.echo(f"held-out bits per byte: {r.val_bits_per_byte:.4f} ({r.val_bytes:,} bytes)")
+    from bitlens.demo import run_demo
+
+    result = run_demo(out_dir, quick=quick, seed=seed, progress=show_progress(), redo=redo,
+                      log=lambda line: click.echo(line, err=True))
+    counts: dict[str, int] = {}
+    for step in result.steps:
+        counts[step.status] = counts.get(step.status, 0) + 1
+    click.echo(f"report: {result.report} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
+    emit_json(result.to_dict(), json_out)
+    if result.failed:
+        names = ", ".join(s.name for s in result.failed)
+        raise BitlensError(f"{len(result.failed)} step(s) failed ({names}); see {result.report}; "
+                           f"re-run to retry them")
 
 
-COMMANDS = [demo_cmd]
+@click.command("report")
+@click.argument("run_dir", metavar="DIR", type=click.Path(file_okay=False))
+def report_cmd(run_dir: str) -> None:
+    """Rebuild DIR/report.html from the JSON files a demo wrote in DIR (no model is run).
+
+    The page is self-contained (inline figures, no network); all figures are in bits.
+    """
+    from bitlens.report import build_report
+
+    click.echo(str(build_report(run_dir)))
+
+
+COMMANDS = [demo_cmd, report_cmd]

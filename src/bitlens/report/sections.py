@@ -1,0 +1,370 @@
+"""The report's sections: for each instrument, one table and two lines reading its numbers.
+
+A section reads only the JSON its step wrote (`<run>/<step>.json`) and only the keys the
+cross-team contracts fix. Text is returned raw; the page escapes everything it prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bitlens.instruments import INSTRUMENTS
+
+Row = list[Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    steps: tuple[str, ...]  # the JSON files (step names) it reads
+    table: Callable[[list[dict]], Table]
+    reading: Callable[[list[dict]], list[str]]
+
+
+def fmt(x: Any) -> str:
+    """A number as the report prints it: ints with separators, floats to 3 decimals or 3 digits."""
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if x != x:
+            return "nan"
+        if abs(x) >= 1e7:
+            return f"{x:.3g}"
+        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3f}"
+    return str(x)
+
+
+def _pct(a: float, b: float) -> str:
+    """How much smaller a is than b, in percent (negative: larger)."""
+    return f"{100 * (1 - a / b):.0f}%" if b else "–"
+
+
+# --- Is the model a compressed encoding of its data? ---------------------------------------
+
+
+_TRAIN_ROWS = [("preset", "model preset"), ("params", "parameters"), ("steps", "training steps"),
+               ("tokens", "training bytes (tokens)"), ("flops", "training FLOPs"),
+               ("seconds", "training seconds"), ("val_bits_per_byte", "held-out bits/byte"),
+               ("val_bytes", "held-out bytes")]
+
+
+def _train_table(r: list[dict]) -> Table:
+    return Table(["quantity", "value"], [[label, r[0].get(k)] for k, label in _TRAIN_ROWS])
+
+
+def _train_reading(r: list[dict]) -> list[str]:
+    t = r[0]
+    bpb = t["val_bits_per_byte"]
+    evals = [c for c in t["curve"] if c.get("val_bits_per_byte") is not None]
+    trend = (f"held-out bits/byte went from {fmt(evals[0]['val_bits_per_byte'])} at step "
+             f"{evals[0]['step']} to {fmt(bpb)} at the end" if len(evals) > 1 else
+             f"held-out bits/byte ended at {fmt(bpb)}")
+    return [
+        f"The default {t['preset']} model ({fmt(t['params'])} parameters) codes {fmt(t['val_bytes'])} "
+        f"held-out bytes at {fmt(bpb)} bits/byte, {8 / bpb:.2f}× fewer bits than the 8 bits/byte of raw bytes.",
+        f"It trained on {fmt(t['tokens'])} bytes in {fmt(t['steps'])} steps ({fmt(t['seconds'])} s); {trend}.",
+    ]
+
+
+def _compression_table(r: list[dict]) -> Table:
+    rows = r[0]["rows"]
+    extra = any("bits_per_byte_with_model" in row for row in rows)
+    headers = ["compressor", "bits/byte", "output bytes", "compress s", "decompress s", "round-trip"]
+    keys = ["name", "bits_per_byte", "output_bytes", "compress_seconds", "decompress_seconds", "roundtrip"]
+    if extra:
+        headers.append("bits/byte incl. model")
+        keys.append("bits_per_byte_with_model")
+    return Table(headers, [[row.get(k) for k in keys] for row in rows])
+
+
+def _compression_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    rows = [row for row in res["rows"] if row.get("bits_per_byte") is not None]
+    learned = [row for row in rows if row["name"].startswith("bitlens")]
+    classical = [row for row in rows if not row["name"].startswith("bitlens")]
+    lines = []
+    if learned and classical:
+        best_l = min(learned, key=lambda row: row["bits_per_byte"])
+        best_c = min(classical, key=lambda row: row["bits_per_byte"])
+        lines.append(
+            f"On {fmt(res['input_bytes'])} bytes, {best_l['name']} codes at {fmt(best_l['bits_per_byte'])} "
+            f"bits/byte, {_pct(best_l['bits_per_byte'], best_c['bits_per_byte'])} fewer bits than the best "
+            f"classical compressor ({best_c['name']}, {fmt(best_c['bits_per_byte'])} bits/byte)."
+        )
+    failed = [row["name"] for row in res["rows"] if not row.get("roundtrip")]
+    with_model = [row for row in rows if row.get("bits_per_byte_with_model") is not None]
+    check = (f"{len(res['rows']) - len(failed)} of {len(res['rows'])} rows decoded back to the input"
+             + (f" (not: {', '.join(failed)})" if failed else ""))
+    if with_model:
+        m = with_model[0]
+        check += (f"; counting the model's weights, {m['name']} costs "
+                  f"{fmt(m['bits_per_byte_with_model'])} bits/byte")
+    lines.append(check + ".")
+    return lines
+
+
+def _prequential_table(r: list[dict]) -> Table:
+    res = r[0]
+    n = res["bytes"]
+    codes = [("uniform code (8 bits/byte)", res["uniform_bits"]), ("prequential code", res["prequential_bits"])]
+    codes += [(f"two-part code, weights in {k}", v) for k, v in res["two_part_bits"].items()]
+    codes += [("data under the final model", res["final_model_bits"]),
+              ("information in the weights", res["information_in_weights_bits"])]
+    return Table(["code", "bits", "bits/byte"], [[name, bits, bits / n] for name, bits in codes])
+
+
+def _prequential_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    n, preq = res["bytes"], res["prequential_bits"]
+    two_part = min(res["two_part_bits"].items(), key=lambda kv: kv[1])
+    return [
+        f"Coding {fmt(n)} bytes while training on them (prequential) takes {fmt(preq / n)} bits/byte; sending "
+        f"the {two_part[0]} weights and then the data (two-part) takes {fmt(two_part[1] / n)} bits/byte.",
+        f"The weights absorbed {fmt(res['information_in_weights_bits'])} bits of information "
+        f"(prequential minus final-model code length), {fmt(res['information_in_weights_bits'] / n)} bits per byte seen.",
+    ]
+
+
+# --- What does it keep? ----------------------------------------------------------------------
+
+
+def _surprisal_table(r: list[dict]) -> Table:
+    res = r[0]
+    rows = [["most surprising", p["start"], p["mean_surprisal_bits"], p["text"]] for p in res["most_surprising"]]
+    rows += [["least surprising", p["start"], p["mean_surprisal_bits"], p["text"]]
+             for p in res["least_surprising"]]
+    return Table(["passage", "start byte", "mean surprisal (bits/byte)", "text"], rows)
+
+
+def _surprisal_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    lines = [
+        f"Over {fmt(res['bytes'])} held-out bytes the model pays {fmt(res['bits_per_byte'])} bits/byte and "
+        f"expects to pay {fmt(res['entropy_bits_per_byte'])} (its predictive entropy): "
+        + ("it is over-confident." if res["entropy_bits_per_byte"] < res["bits_per_byte"] else
+           "it is under-confident."),
+    ]
+    most, least = res["most_surprising"], res["least_surprising"]
+    if most and least:
+        lines.append(f"The most surprising passage costs {fmt(most[0]['mean_surprisal_bits'])} bits/byte, "
+                     f"the least surprising {fmt(least[0]['mean_surprisal_bits'])}.")
+    return lines
+
+
+def _dynamics_table(r: list[dict]) -> Table:
+    res = r[0]
+    return Table(["class (loss start→end)", "proportion", "Rho-1 proportion", "information gained (bits)"],
+                 [[k, c["proportion"], res["rho1_proportions"].get(k), c["information_gained_bits"]]
+                  for k, c in res["classes"].items()])
+
+
+def _dynamics_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    cls = res["classes"]
+    top = max(cls, key=lambda k: cls[k]["information_gained_bits"])
+    return [
+        f"Of {fmt(res['tokens'])} held-out tokens, " + ", ".join(
+            f"{fmt(100 * c['proportion'])}% are {k}" for k, c in cls.items()) + " (Rho-1: " + ", ".join(
+            f"{fmt(100 * v)}%" for v in res["rho1_proportions"].values()) + ").",
+        f"The {top} tokens gained the most information during training: "
+        f"{fmt(cls[top]['information_gained_bits'])} bits.",
+    ]
+
+
+def _capacity_table(r: list[dict]) -> Table:
+    res = r[0]
+    rows = [["measured", m["params"], m["bits_per_parameter"]] for m in res["models"]]
+    rows += [[f"reference: {k}", None, v] for k, v in res["reference_bits_per_parameter"].items()]
+    return Table(["model", "parameters", "bits/parameter"], rows)
+
+
+def _capacity_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    models = res["models"]
+    best = max(models, key=lambda m: m["bits_per_parameter"])
+    refs = ", ".join(f"{k} {fmt(v)}" for k, v in res["reference_bits_per_parameter"].items())
+    return [
+        f"The models stored at most {fmt(best['bits_per_parameter'])} bits per parameter "
+        f"({fmt(best['params'])} parameters); the published references are {refs} bits/parameter.",
+        f"In total, that model memorised about {fmt(best['bits_per_parameter'] * best['params'])} bits.",
+    ]
+
+
+# --- How does information flow through the layers? -------------------------------------------
+
+_LENS_KEYS = ["layer", "logit_kl_bits", "tuned_kl_bits", "logit_ce_bits", "tuned_ce_bits", "entropy_bits"]
+
+
+def _lens_table(r: list[dict]) -> Table:
+    return Table(["layer", "logit-lens KL (bits)", "tuned-lens KL (bits)", "logit-lens CE (bits)",
+                  "tuned-lens CE (bits)", "entropy (bits)"],
+                 [[row.get(k) for k in _LENS_KEYS] for row in r[0]["layers"]])
+
+
+def _lens_reading(r: list[dict]) -> list[str]:
+    layers = r[0]["layers"]
+    first, last = layers[0], layers[-1]
+    return [
+        f"At layer {first['layer']} the logit lens is {fmt(first['logit_kl_bits'])} bits (KL) from the final "
+        f"prediction and the tuned lens {fmt(first['tuned_kl_bits'])} bits.",
+        f"Cross-entropy read off the residual stream falls from {fmt(first['logit_ce_bits'])} bits at layer "
+        f"{first['layer']} to {fmt(last['logit_ce_bits'])} bits at layer {last['layer']}.",
+    ]
+
+
+def _probes_table(r: list[dict]) -> Table:
+    rows = []
+    for prop in r[0]["properties"]:
+        for row in prop["layers"]:
+            rows.append([prop["property"], row["layer"], row["codelength_bits"], row["uniform_bits"],
+                         row["compression"], row["control_compression"]])
+    return Table(["property", "layer", "codelength (bits)", "uniform (bits)", "compression",
+                  "control compression"], rows)
+
+
+def _probes_reading(r: list[dict]) -> list[str]:
+    parts = []
+    for prop in r[0]["properties"]:
+        best = max(prop["layers"], key=lambda row: row["compression"])
+        parts.append(f"{prop['property']} compresses best at layer {best['layer']} "
+                     f"({fmt(best['compression'])}× vs {fmt(best['control_compression'])}× for its control task)")
+    return ["; ".join(parts) + ".",
+            "Compression is the uniform code length over the online (MDL) code length of the labels: "
+            "higher means the layer makes the property easier to extract."]
+
+
+# --- Does generated data distil or collapse? -------------------------------------------------
+
+
+def _offspring_table(r: list[dict]) -> Table:
+    res = r[0]
+    keys = ["name", "keep_ratio", "tokens", "flops", "heldout_bits_per_byte", "fitness", "choice_bits",
+            "gain_over_random_bits"]
+    rows = [[s.get(k) for k in keys] for s in res["strategies"]]
+    rows += [[f"distil: {d['target']}", None, d["tokens"], None, d["heldout_bits_per_byte"], None,
+              None, None] for d in res["distillation"]]
+    return Table(["selection / target", "keep ratio", "tokens", "FLOPs", "held-out bits/byte", "fitness",
+                  "choice bits", "gain over random (bits)"], rows)
+
+
+def _offspring_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    lines = []
+    if res["strategies"]:
+        best = min(res["strategies"], key=lambda s: s["heldout_bits_per_byte"])
+        lines.append(f"The best selection, {best['name']}, gives an offspring at "
+                     f"{fmt(best['heldout_bits_per_byte'])} held-out bits/byte, "
+                     f"{fmt(best['gain_over_random_bits'])} bits better than random selection.")
+    if res["distillation"]:
+        d = min(res["distillation"], key=lambda d: d["heldout_bits_per_byte"])
+        lines.append(f"Distilling on {d['target']} targets is best: {fmt(d['heldout_bits_per_byte'])} "
+                     f"bits/byte, {fmt(d['kl_to_parent_bits'])} bits KL to the parent.")
+    return lines
+
+
+def _collapse_table(r: list[dict]) -> Table:
+    rows = [[res["mode"], g["generation"], g["heldout_bits_per_byte"], g["sample_entropy_bits"], g["tail_mass"]]
+            for res in r for g in res["generations"]]
+    return Table(["mode", "generation", "held-out bits/byte", "sample entropy (bits)", "tail mass"], rows)
+
+
+def _collapse_reading(r: list[dict]) -> list[str]:
+    lines = []
+    for res in r:
+        g = res["generations"]
+        if g:
+            lines.append(f"{res['mode'].capitalize()}: held-out bits/byte goes from "
+                         f"{fmt(g[0]['heldout_bits_per_byte'])} (generation {g[0]['generation']}) to "
+                         f"{fmt(g[-1]['heldout_bits_per_byte'])} (generation {g[-1]['generation']}), tail mass "
+                         f"from {fmt(g[0]['tail_mass'])} to {fmt(g[-1]['tail_mass'])}.")
+    return lines
+
+
+# --- Can the loop evolve? --------------------------------------------------------------------
+
+
+def _genome(g: Any) -> str:
+    if isinstance(g, dict):
+        return ", ".join(f"{k}={v}" for k, v in g.items())
+    return str(g)
+
+
+def _evolution_table(r: list[dict]) -> Table:
+    rows = [[g["generation"], g["best_fitness"], g["mean_fitness"], _genome(g["best_genome"])]
+            for g in r[0]["generations"]]
+    return Table(["generation", "best fitness", "mean fitness", "best genome"], rows)
+
+
+def _evolution_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    g = res["generations"]
+    lines = []
+    if g:
+        lines.append(f"Best fitness went from {fmt(g[0]['best_fitness'])} in generation {g[0]['generation']} "
+                     f"to {fmt(g[-1]['best_fitness'])} in generation {g[-1]['generation']}.")
+    if res["pareto"]:
+        best = min(res["pareto"], key=lambda p: p["heldout_bits_per_byte"])
+        lines.append(f"The Pareto front (held-out bits/byte vs FLOPs) holds {len(res['pareto'])} policies; the "
+                     f"best reaches {fmt(best['heldout_bits_per_byte'])} bits/byte at {fmt(best['flops'])} FLOPs.")
+    return lines
+
+
+# --- Does it generalise? ---------------------------------------------------------------------
+
+
+def _generalisation_table(r: list[dict]) -> Table:
+    return Table(["training bytes n", "gap (bits/byte)", "bound (bits/byte)", "CMI (bits)"],
+                 [[p["n"], p["gap_bits_per_byte"], p["bound_bits_per_byte"], p["cmi_bits"]]
+                  for p in r[0]["points"]])
+
+
+def _generalisation_reading(r: list[dict]) -> list[str]:
+    pts = r[0]["points"]
+    held = sum(p["gap_bits_per_byte"] <= p["bound_bits_per_byte"] for p in pts)
+    last = max(pts, key=lambda p: p["n"])
+    return [f"The information-theoretic bound holds at {held} of {len(pts)} training-set sizes.",
+            f"At n = {fmt(last['n'])} bytes the gap is {fmt(last['gap_bits_per_byte'])} bits/byte and the "
+            f"bound {fmt(last['bound_bits_per_byte'])} bits/byte ({fmt(last['cmi_bits'])} bits of CMI)."]
+
+
+def _section(key: str, table: Callable, reading: Callable, steps: tuple[str, ...] | None = None,
+             title: str | None = None) -> Section:
+    return Section(key, title or INSTRUMENTS[key].title, steps or (key,), table, reading)
+
+
+# The report's questions, in order, each with its sections.
+QUESTIONS: list[tuple[str, list[Section]]] = [
+    ("Is the model a compressed encoding of its data?", [
+        _section("train", _train_table, _train_reading, title="the default model"),
+        _section("compression", _compression_table, _compression_reading),
+        _section("prequential", _prequential_table, _prequential_reading),
+    ]),
+    ("What does it keep?", [
+        _section("surprisal", _surprisal_table, _surprisal_reading),
+        _section("dynamics", _dynamics_table, _dynamics_reading),
+        _section("capacity", _capacity_table, _capacity_reading),
+    ]),
+    ("How does information flow through the layers?", [
+        _section("lens", _lens_table, _lens_reading),
+        _section("probes", _probes_table, _probes_reading),
+    ]),
+    ("Does generated data distil or collapse?", [
+        _section("offspring", _offspring_table, _offspring_reading),
+        _section("collapse", _collapse_table, _collapse_reading, title="model collapse over generations",
+                 steps=("collapse_replace", "collapse_accumulate")),
+    ]),
+    ("Can the loop evolve?", [_section("evolution", _evolution_table, _evolution_reading)]),
+    ("Does it generalise?", [_section("generalisation", _generalisation_table, _generalisation_reading)]),
+]
