@@ -41,7 +41,8 @@ def demo_cmd(out_dir: str, quick: bool, seed: int, redo: tuple[str, ...], json_o
     counts: dict[str, int] = {}
     for step in result.steps:
         counts[step.status] = counts.get(step.status, 0) + 1
-    click.echo(f"report: {result.report} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
+    click.echo(f"report: {result.report} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")",
+               err=json_out == "-")
     emit_json(result.to_dict(), json_out)
     if result.failed:
         names = ", ".join(s.name for s in result.failed)
