@@ -16,6 +16,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,7 +59,7 @@ class DemoContext:
             self._model = load_run(self.model_dir)
         return self._model
 
-    @property
+    @cached_property
     def heldout(self) -> bytes:
         """The held-out split (last 10%) of the corpus: bytes the model was not trained on."""
         split = split_corpus(self.corpus, self.model.config.block_size)
@@ -277,7 +278,7 @@ def run_demo(
     emit(f"bitlens demo → {out} ({'quick' if quick else 'full'}, seed {seed}): {len(STEPS)} steps "
          f"+ report, {len(todo)} to run, overall ETA ~{format_duration(eta.seconds_left([s.name for s in todo]))}")
     outcomes: list[StepOutcome] = []
-    with _overall_bar(progress, sum(expected[s.name] for s in todo)) as advance:
+    with _OverallBar(progress, sum(expected[s.name] for s in todo)) as bar:
         for i, step in enumerate(STEPS, 1):
             tag = f"[{i:2d}/{len(STEPS)}] {step.name}"
             if reusable(step):
@@ -288,9 +289,11 @@ def run_demo(
             if step.instrument is not None and fn is None:
                 status, result, error, seconds = "missing", None, None, 0.0
             else:
-                left = [s.name for s in todo if s.name not in {o.name for o in outcomes}]
+                left = format_duration(eta.seconds_left(
+                    [s.name for s in todo if s.name not in {o.name for o in outcomes}]))
                 emit(f"{tag}: running {step.entry_point} (expect ~{format_duration(expected[step.name])}; "
-                     f"overall ETA ~{format_duration(eta.seconds_left(left))})")
+                     f"overall ETA ~{left})")
+                bar.update(status=f"step {i}/{len(STEPS)} {step.name} · overall ETA ~{left}")
                 t0 = time.perf_counter()
                 status, result, error = _run_step(step, ctx, fn)
                 seconds = time.perf_counter() - t0
@@ -306,7 +309,7 @@ def run_demo(
                 emit(f"{tag}: missing ({step.entry_point} is not part of this build)")
                 continue
             eta.record(step.name, seconds)
-            advance(expected[step.name])
+            bar.update(advance=expected[step.name], status=f"{i}/{len(STEPS)} steps done")
             emit(f"{tag}: {status} in {format_duration(seconds)}"
                  + (f" → {step.name}.json" if status == "done" else f": {error}"))
     report = build_report(out)
@@ -314,24 +317,30 @@ def run_demo(
     return DemoResult(str(out), str(report), quick, seed, outcomes)
 
 
-class _overall_bar:
-    """A progress bar over the whole demo, in expected seconds (a no-op when disabled)."""
+class _OverallBar:
+    """One bar over the whole demo, measured in expected seconds, with the current step and the
+    overall ETA as its text (a no-op when disabled)."""
 
     def __init__(self, enabled: bool, total: float) -> None:
         self.enabled, self.total = enabled and total > 0, math.ceil(total)
-        self._progress = None
+        self._progress: Any = None
+        self._task: Any = None
 
-    def __enter__(self) -> Callable[[float], None]:
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    def __enter__(self) -> "_OverallBar":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._progress = Progress(TextColumn("demo"), BarColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                                  TimeRemainingColumn(), console=Console(file=sys.stderr))
-        self._progress.__enter__()
-        task = self._progress.add_task("demo", total=self.total)
-        return lambda n: self._progress.update(task, advance=n)
+            self._progress = Progress(TextColumn("demo"), BarColumn(), TextColumn("{task.fields[status]}"),
+                                      TimeElapsedColumn(), console=Console(file=sys.stderr))
+            self._progress.__enter__()
+            self._task = self._progress.add_task("demo", total=self.total, status="")
+        return self
+
+    def update(self, advance: float = 0.0, status: str | None = None) -> None:
+        if self._progress is not None:
+            fields = {} if status is None else {"status": status}
+            self._progress.update(self._task, advance=advance, **fields)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
