@@ -108,13 +108,19 @@ def _fallback_capacity(result: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def _fallback_lens(result: dict, path: Path) -> None:
-    fig, ax = _axes("lens: KL to the final prediction", "layer", "KL (bits)")
-    layers = result["layers"]
-    for key, color in (("logit_kl_bits", COLORS[0]), ("tuned_kl_bits", COLORS[1])):
-        ax.plot([r["layer"] for r in layers], [r[key] for r in layers], "o-", color=color, label=key)
+def _curves(rows: list[dict], x: str, ys: list[str], title: str, xlabel: str, ylabel: str,
+            path: Path) -> None:
+    """One line per key in `ys`, against the key `x`, over the same rows."""
+    fig, ax = _axes(title, xlabel, ylabel)
+    for key, color in zip(ys, COLORS):
+        ax.plot([r[x] for r in rows], [r[key] for r in rows], "o-", color=color, label=key)
     ax.legend()
     _save(fig, path)
+
+
+def _fallback_lens(result: dict, path: Path) -> None:
+    _curves(result["layers"], "layer", ["logit_kl_bits", "tuned_kl_bits"], "lens: KL to the final prediction",
+            "layer", "KL (bits)", path)
 
 
 def _fallback_probes(result: dict, path: Path) -> None:
@@ -145,12 +151,8 @@ def _fallback_collapse(results: list[dict], path: Path) -> None:
 
 
 def _fallback_fitness(result: dict, path: Path) -> None:
-    fig, ax = _axes("evolution: fitness per generation", "generation", "fitness")
-    gens = result["generations"]
-    for key, color in (("best_fitness", COLORS[0]), ("mean_fitness", COLORS[1])):
-        ax.plot([g["generation"] for g in gens], [g[key] for g in gens], "o-", color=color, label=key)
-    ax.legend()
-    _save(fig, path)
+    _curves(result["generations"], "generation", ["best_fitness", "mean_fitness"],
+            "evolution: fitness per generation", "generation", "fitness", path)
 
 
 def _fallback_pareto(result: dict, path: Path) -> None:
