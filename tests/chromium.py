@@ -41,7 +41,8 @@ def require_chromium() -> str:
 
 class _Pipe:
     def __init__(self, proc: subprocess.Popen, to_browser: int, from_browser: int, deadline: float):
-        self.proc, self.to_browser, self.from_browser, self.deadline = proc, to_browser, from_browser, deadline
+        self.proc, self.deadline = proc, deadline
+        self.to_browser, self.from_browser = to_browser, from_browser
         self.buffer = b""
         self.next_id = 0
         self.events: list[dict] = []

@@ -240,12 +240,12 @@ def run_demo(
     seed: int = 0,
     progress: bool = False,
     redo: tuple[str, ...] = (),
-    corpus: bytes | None = None,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
-    """Run every step into `out_dir` (reusing finished ones) and write `out_dir/report.html`.
+    """Run every step on the bundled corpus into `out_dir` (reusing finished ones) and write
+    `out_dir/report.html`.
 
-    redo: names of finished steps to recompute. corpus: default the bundled Tiny Shakespeare.
+    redo: names of finished steps to recompute.
     log: receives one line per step event (the step list, each start with the overall ETA, each
     end); progress enables the instruments' own progress bars and an overall bar.
     """
@@ -259,10 +259,10 @@ def run_demo(
         raise BitlensError("the trained model cannot be redone in place; choose another --out")
     manifest = read_manifest(out)
     _check_settings(manifest, out, quick, seed)
-    data = corpus if corpus is not None else bundled_corpus_bytes()
+    data = bundled_corpus_bytes()
     if manifest is None:
-        manifest = {"quick": quick, "seed": seed, "corpus": CORPUS_NAME if corpus is None else "custom",
-                    "corpus_bytes": len(data), "steps": {}}
+        manifest = {"quick": quick, "seed": seed, "corpus": CORPUS_NAME, "corpus_bytes": len(data),
+                    "steps": {}}
     ctx = DemoContext(out, data, quick, seed, progress)
     emit = log or (lambda line: None)
     expected = {s.name: s.expected_seconds[0 if quick else 1] for s in STEPS}
@@ -275,8 +275,9 @@ def run_demo(
     todo = [s for s in STEPS if not reusable(s)]
     todo = [s for s in todo if s.instrument is None or entry_point(s.instrument) is not None]
     eta = _Eta(expected)
+    total = format_duration(eta.seconds_left([s.name for s in todo]))
     emit(f"bitlens demo → {out} ({'quick' if quick else 'full'}, seed {seed}): {len(STEPS)} steps "
-         f"+ report, {len(todo)} to run, overall ETA ~{format_duration(eta.seconds_left([s.name for s in todo]))}")
+         f"+ report, {len(todo)} to run, overall ETA ~{total}")
     outcomes: list[StepOutcome] = []
     with _OverallBar(progress, sum(expected[s.name] for s in todo)) as bar:
         for i, step in enumerate(STEPS, 1):

@@ -142,7 +142,7 @@ def _command(section: Section, manifest: dict, result: dict | None) -> str:
     return f"bitlens demo --out DIR{quick}{seed} {redo}  (calls {entry})"
 
 
-def _absent(section: Section, states: list[StepState]) -> str:
+def _absent(states: list[StepState]) -> str:
     lines = []
     for st in states:
         entry = INSTRUMENTS[st.name].entry_point if st.name in INSTRUMENTS else "bitlens.train.train_run"
@@ -163,19 +163,21 @@ def render_section(section: Section, states: dict[str, StepState], manifest: dic
     first = results[0] if results else None
     command = f'<p class="command">Reproduce: <code>{escape(_command(section, manifest, first))}</code></p>'
     if not results:
-        return head + _absent(section, own) + command
+        return head + _absent(own) + command
     try:
         table = render_table(section.table(results))
         reading = "".join(f"<p>{_visible(line)}</p>" for line in section.reading(results)[:2])
         uris, notes = _figures(section, results)
     except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as e:
-        return head + (f'<div class="failed">The result in {escape(", ".join(f"{s}.json" for s in section.steps))} '
-                       f"does not follow the contract ({_visible(type(e).__name__ + ': ' + str(e))}).</div>") + command
+        files = ", ".join(f"{s}.json" for s in section.steps)
+        problem = _visible(f"{type(e).__name__}: {e}")
+        return (head + f'<div class="failed">The result in {escape(files)} does not follow the contract '
+                f"({problem}).</div>" + command)
     figures = "".join(f'<img class="figure" alt="{escape(section.title)}" src="{u}">' for u in uris)
     partial = [st for st in own if st.result is None]
     return (head + figures + "".join(f'<p class="command">{_visible(n)}</p>' for n in notes)
             + f'<div class="reading">{reading}</div>' + table
-            + (_absent(section, partial) if partial else "") + command)
+            + (_absent(partial) if partial else "") + command)
 
 
 def _status_table(states: dict[str, StepState], manifest: dict) -> str:

@@ -73,8 +73,10 @@ def _train_reading(r: list[dict]) -> list[str]:
              f"held-out bits/byte ended at {fmt(bpb)}")
     return [
         f"The default {t['preset']} model ({fmt(t['params'])} parameters) codes {fmt(t['val_bytes'])} "
-        f"held-out bytes at {fmt(bpb)} bits/byte, {8 / bpb:.2f}× fewer bits than the 8 bits/byte of raw bytes.",
-        f"It trained on {fmt(t['tokens'])} bytes in {fmt(t['steps'])} steps ({fmt(t['seconds'])} s); {trend}.",
+        f"held-out bytes at {fmt(bpb)} bits/byte, {8 / bpb:.2f}× fewer bits than the 8 bits/byte of "
+        "raw bytes.",
+        f"It trained on {fmt(t['tokens'])} bytes in {fmt(t['steps'])} steps ({fmt(t['seconds'])} s); "
+        f"{trend}.",
     ]
 
 
@@ -118,7 +120,8 @@ def _compression_reading(r: list[dict]) -> list[str]:
 def _prequential_table(r: list[dict]) -> Table:
     res = r[0]
     n = res["bytes"]
-    codes = [("uniform code (8 bits/byte)", res["uniform_bits"]), ("prequential code", res["prequential_bits"])]
+    codes = [("uniform code (8 bits/byte)", res["uniform_bits"]),
+             ("prequential code", res["prequential_bits"])]
     codes += [(f"two-part code, weights in {k}", v) for k, v in res["two_part_bits"].items()]
     codes += [("data under the final model", res["final_model_bits"]),
               ("information in the weights", res["information_in_weights_bits"])]
@@ -130,10 +133,12 @@ def _prequential_reading(r: list[dict]) -> list[str]:
     n, preq = res["bytes"], res["prequential_bits"]
     two_part = min(res["two_part_bits"].items(), key=lambda kv: kv[1])
     return [
-        f"Coding {fmt(n)} bytes while training on them (prequential) takes {fmt(preq / n)} bits/byte; sending "
-        f"the {two_part[0]} weights and then the data (two-part) takes {fmt(two_part[1] / n)} bits/byte.",
+        f"Coding {fmt(n)} bytes while training on them (prequential) takes {fmt(preq / n)} bits/byte; "
+        f"sending the {two_part[0]} weights and then the data (two-part) takes "
+        f"{fmt(two_part[1] / n)} bits/byte.",
         f"The weights absorbed {fmt(res['information_in_weights_bits'])} bits of information "
-        f"(prequential minus final-model code length), {fmt(res['information_in_weights_bits'] / n)} bits per byte seen.",
+        "(prequential minus final-model code length), "
+        f"{fmt(res['information_in_weights_bits'] / n)} bits per byte seen.",
     ]
 
 
@@ -142,7 +147,8 @@ def _prequential_reading(r: list[dict]) -> list[str]:
 
 def _surprisal_table(r: list[dict]) -> Table:
     res = r[0]
-    rows = [["most surprising", p["start"], p["mean_surprisal_bits"], p["text"]] for p in res["most_surprising"]]
+    rows = [["most surprising", p["start"], p["mean_surprisal_bits"], p["text"]]
+            for p in res["most_surprising"]]
     rows += [["least surprising", p["start"], p["mean_surprisal_bits"], p["text"]]
              for p in res["least_surprising"]]
     return Table(["passage", "start byte", "mean surprisal (bits/byte)", "text"], rows)
@@ -239,7 +245,8 @@ def _probes_reading(r: list[dict]) -> list[str]:
     for prop in r[0]["properties"]:
         best = max(prop["layers"], key=lambda row: row["compression"])
         parts.append(f"{prop['property']} compresses best at layer {best['layer']} "
-                     f"({fmt(best['compression'])}× vs {fmt(best['control_compression'])}× for its control task)")
+                     f"({fmt(best['compression'])}× vs {fmt(best['control_compression'])}× "
+                     "for its control task)")
     return ["; ".join(parts) + ".",
             "Compression is the uniform code length over the online (MDL) code length of the labels: "
             "higher means the layer makes the property easier to extract."]
@@ -275,8 +282,8 @@ def _offspring_reading(r: list[dict]) -> list[str]:
 
 
 def _collapse_table(r: list[dict]) -> Table:
-    rows = [[res["mode"], g["generation"], g["heldout_bits_per_byte"], g["sample_entropy_bits"], g["tail_mass"]]
-            for res in r for g in res["generations"]]
+    rows = [[res["mode"], g["generation"], g["heldout_bits_per_byte"], g["sample_entropy_bits"],
+             g["tail_mass"]] for res in r for g in res["generations"]]
     return Table(["mode", "generation", "held-out bits/byte", "sample entropy (bits)", "tail mass"], rows)
 
 
@@ -287,7 +294,8 @@ def _collapse_reading(r: list[dict]) -> list[str]:
         if g:
             lines.append(f"{res['mode'].capitalize()}: held-out bits/byte goes from "
                          f"{fmt(g[0]['heldout_bits_per_byte'])} (generation {g[0]['generation']}) to "
-                         f"{fmt(g[-1]['heldout_bits_per_byte'])} (generation {g[-1]['generation']}), tail mass "
+                         f"{fmt(g[-1]['heldout_bits_per_byte'])} (generation {g[-1]['generation']}), "
+                         "tail mass "
                          f"from {fmt(g[0]['tail_mass'])} to {fmt(g[-1]['tail_mass'])}.")
     return lines
 
@@ -316,8 +324,9 @@ def _evolution_reading(r: list[dict]) -> list[str]:
                      f"to {fmt(g[-1]['best_fitness'])} in generation {g[-1]['generation']}.")
     if res["pareto"]:
         best = min(res["pareto"], key=lambda p: p["heldout_bits_per_byte"])
-        lines.append(f"The Pareto front (held-out bits/byte vs FLOPs) holds {len(res['pareto'])} policies; the "
-                     f"best reaches {fmt(best['heldout_bits_per_byte'])} bits/byte at {fmt(best['flops'])} FLOPs.")
+        lines.append(f"The Pareto front (held-out bits/byte vs FLOPs) holds {len(res['pareto'])} policies; "
+                     f"the best reaches {fmt(best['heldout_bits_per_byte'])} bits/byte at "
+                     f"{fmt(best['flops'])} FLOPs.")
     return lines
 
 
