@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -15,6 +16,7 @@ from bitlens.evaluate import evaluate
 from bitlens.instruments import INSTRUMENTS
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.runs import load_run
+from tests.chromium import chromium_path, open_page
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,8 @@ def test_quick_demo_writes_json_and_page(quick_demo):
     html = (out / "report.html").read_text()
     assert f"{train['val_bits_per_byte']:.3f} bits/byte" in html
     assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
+    if chromium_path() is not None or os.environ.get("CI") == "true":
+        assert open_page(out / "report.html", out.parent / "report.png") == []
     for name, instrument in INSTRUMENTS.items():
         if statuses[name] == "done":
             assert set(instrument.keys) <= set(json.loads((out / f"{name}.json").read_text()))

@@ -127,6 +127,9 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "The H->L tokens gained the most information during training: 900.000 bits" in text
     assert "at most 2.750 bits per parameter (40,000 parameters)" in text and "110,000 bits" in text
     assert "is_vowel compresses best at layer 1 (4.000× vs 1.500× for its control task)" in text
+    assert "largest lead over a control task is is_vowel at layer 1 (2.500× more compression)" in text
+    assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51%, 26%, 12%, 11%)" in text
+    assert "<h3 id=\"probes\">MDL probes per layer</h3>" in html
     assert "The best selection, excess" in text and "250.000 bits better than random" in text
     assert "Distilling on soft targets is best: 2.700" in text
     assert "Replace: held-out bits/byte goes from 2.500 (generation 0) to 2.700 (generation 2)" in text

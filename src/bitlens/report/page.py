@@ -159,7 +159,7 @@ def _absent(states: list[StepState]) -> str:
 def render_section(section: Section, states: dict[str, StepState], manifest: dict) -> str:
     own = [states[s] for s in section.steps]
     results = [st.result for st in own if st.result is not None]
-    head = f'<h3 id="{section.key}">{escape(section.title.capitalize())}</h3>'
+    head = f'<h3 id="{section.key}">{escape(section.title[:1].upper() + section.title[1:])}</h3>'
     first = results[0] if results else None
     command = f'<p class="command">Reproduce: <code>{escape(_command(section, manifest, first))}</code></p>'
     if not results:

@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 PlotFn = Callable[[Any, Path], None]
 COLORS = ["#3366aa", "#cc6633", "#44aa77", "#aa4488", "#888833", "#666666"]
@@ -35,6 +36,8 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
 
 def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6.4, 3.6)):
     fig, ax = plt.subplots(figsize=size)
+    if xlabel in ("layer", "generation"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -182,8 +182,8 @@ def _dynamics_reading(r: list[dict]) -> list[str]:
     top = max(cls, key=lambda k: cls[k]["information_gained_bits"])
     return [
         f"Of {fmt(res['tokens'])} held-out tokens, " + ", ".join(
-            f"{fmt(100 * c['proportion'])}% are {k}" for k, c in cls.items()) + " (Rho-1: " + ", ".join(
-            f"{fmt(100 * v)}%" for v in res["rho1_proportions"].values()) + ").",
+            f"{100 * c['proportion']:.0f}% are {k}" for k, c in cls.items()) + " (Rho-1: " + ", ".join(
+            f"{100 * v:.0f}%" for v in res["rho1_proportions"].values()) + ").",
         f"The {top} tokens gained the most information during training: "
         f"{fmt(cls[top]['information_gained_bits'])} bits.",
     ]
@@ -247,9 +247,12 @@ def _probes_reading(r: list[dict]) -> list[str]:
         parts.append(f"{prop['property']} compresses best at layer {best['layer']} "
                      f"({fmt(best['compression'])}× vs {fmt(best['control_compression'])}× "
                      "for its control task)")
+    gaps = [(row["compression"] - row["control_compression"], prop["property"], row["layer"])
+            for prop in r[0]["properties"] for row in prop["layers"]]
+    gap, prop, layer = max(gaps)
     return ["; ".join(parts) + ".",
-            "Compression is the uniform code length over the online (MDL) code length of the labels: "
-            "higher means the layer makes the property easier to extract."]
+            f"The largest lead over a control task is {prop} at layer {layer} ({fmt(gap)}× more compression): "
+            "there the property is encoded, not just learnable by the probe."]
 
 
 # --- Does generated data distil or collapse? -------------------------------------------------
