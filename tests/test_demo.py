@@ -19,12 +19,33 @@ from bitlens.runs import load_run
 from tests.chromium import chromium_path, open_page
 
 
+# The default suite runs the quick demo with the instruments that measure the trained model in
+# seconds; the complete quick demo (every instrument, ~3 minutes) is the slow test below.
+ONLY = ["--only", "surprisal", "--only", "lens", "--only", "probes"]
+
+
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
     json_path = out.parent / "result.json"
-    rc = main(["demo", "--quick", "--out", str(out), "--json", str(json_path)])
+    rc = main(["demo", "--quick", "--out", str(out), "--json", str(json_path), *ONLY])
     return out, rc, json.loads(json_path.read_text())
+
+
+def _check_page_and_files(out, statuses):
+    html = (out / "report.html").read_text()
+    assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
+    assert "does not follow the contract" not in html and "failed (" not in html
+    for name, instrument in INSTRUMENTS.items():
+        if statuses[name] == "done":
+            assert set(instrument.keys) <= set(json.loads((out / f"{name}.json").read_text()))
+        elif statuses[name] == "missing":
+            assert f"this build has no <code>{instrument.entry_point}</code>" in html
+        else:
+            assert f"Not run yet: no <code>{name}.json</code>" in html
+    if chromium_path() is not None or os.environ.get("CI") == "true":
+        assert open_page(out / "report.html", out.parent / "report.png") == []
+    return html
 
 
 def test_quick_demo_writes_json_and_page(quick_demo):
@@ -33,7 +54,8 @@ def test_quick_demo_writes_json_and_page(quick_demo):
     statuses = {s["name"]: s["status"] for s in result["steps"]}
     assert list(statuses) == [s.name for s in demo.STEPS] == ["train", *INSTRUMENTS]
     assert statuses["train"] == "done"
-    assert set(statuses.values()) <= {"done", "missing"}
+    assert {statuses[n] for n in ("surprisal", "lens", "probes")} <= {"done", "missing"}
+    assert {v for k, v in statuses.items() if k not in ("train", "surprisal", "lens", "probes")} == {"skipped"}
 
     train = json.loads((out / "train.json").read_text())
     assert train["preset"] == "tiny" and train["steps"] == 200
@@ -47,17 +69,17 @@ def test_quick_demo_writes_json_and_page(quick_demo):
 
     manifest = json.loads((out / "demo.json").read_text())
     assert manifest["quick"] is True and manifest["seed"] == 0
-    html = (out / "report.html").read_text()
+    html = _check_page_and_files(out, statuses)
     assert f"{train['val_bits_per_byte']:.3f} bits/byte" in html
-    assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
-    if chromium_path() is not None or os.environ.get("CI") == "true":
-        assert open_page(out / "report.html", out.parent / "report.png") == []
-    for name, instrument in INSTRUMENTS.items():
-        if statuses[name] == "done":
-            assert set(instrument.keys) <= set(json.loads((out / f"{name}.json").read_text()))
-        else:
-            assert not (out / f"{name}.json").exists()
-            assert f"this build has no <code>{instrument.entry_point}</code>" in html
+
+
+@pytest.mark.slow
+def test_complete_quick_demo(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--json", str(tmp_path / "result.json")]) == 0
+    statuses = {s["name"]: s["status"] for s in json.loads((tmp_path / "result.json").read_text())["steps"]}
+    assert statuses["train"] == "done" and set(statuses.values()) <= {"done", "missing"}
+    _check_page_and_files(out, statuses)
 
 
 def test_rerun_reuses_finished_steps_and_report_rebuilds_the_same_page(quick_demo, capsys):
@@ -65,7 +87,7 @@ def test_rerun_reuses_finished_steps_and_report_rebuilds_the_same_page(quick_dem
     done = [s["name"] for s in first["steps"] if s["status"] == "done"]
     stamps = {n: (out / f"{n}.json").stat().st_mtime_ns for n in done}
     page = (out / "report.html").read_bytes()
-    assert main(["demo", "--quick", "--out", str(out), "--json", "-"]) == 0
+    assert main(["demo", "--quick", "--out", str(out), "--json", "-", *ONLY]) == 0
     again = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in again["steps"] if s["status"] == "reused"] == done
     assert {n: (out / f"{n}.json").stat().st_mtime_ns for n in done} == stamps

@@ -197,6 +197,13 @@ def test_load_attr_tells_missing_from_broken(tmp_path, monkeypatch):
         load_attr("broken_instrument_xyz", "measure")
 
 
+def test_learned_coder_worse_than_classical_is_read_as_more_bits(tmp_path):
+    results = {"compression": contract_results()["compression"]}
+    results["compression"]["rows"][2]["bits_per_byte"] = 3.0  # offline now loses to xz (2.5)
+    html = render_report(write_results(tmp_path / "d", results))
+    assert "codes at 3.000 bits/byte, 20% more bits than the best classical compressor" in _text(html)
+
+
 def test_fmt():
     assert [fmt(None), fmt(True), fmt(1234567), fmt(2.5), fmt(1234.4), fmt(3.2e9), fmt(float("nan"))] == \
            ["–", "yes", "1,234,567", "2.500", "1,234", "3.2e+09", "nan"]

@@ -152,7 +152,7 @@ STEPS: list[Step] = [Step("train", _train, (15, 240))] + [
 @dataclass
 class StepOutcome:
     name: str
-    status: str  # "done" | "reused" | "missing" | "failed"
+    status: str  # "done" | "reused" | "missing" | "failed" | "skipped"
     seconds: float
     entry_point: str
     error: str | None = None
@@ -240,19 +240,21 @@ def run_demo(
     seed: int = 0,
     progress: bool = False,
     redo: tuple[str, ...] = (),
+    only: tuple[str, ...] = (),
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run every step on the bundled corpus into `out_dir` (reusing finished ones) and write
     `out_dir/report.html`.
 
-    redo: names of finished steps to recompute.
+    redo: names of finished steps to recompute. only: if given, run just these steps (and the
+    training they rely on); the others keep whatever state they had ("skipped" this time).
     log: receives one line per step event (the step list, each start with the overall ETA, each
     end); progress enables the instruments' own progress bars and an overall bar.
     """
     from bitlens.report import build_report
 
     out = Path(out_dir)
-    unknown = [r for r in redo if r not in {s.name for s in STEPS}]
+    unknown = [r for r in (*redo, *only) if r not in {s.name for s in STEPS}]
     if unknown:
         raise BitlensError(f"unknown step(s) {unknown}; steps are {', '.join(s.name for s in STEPS)}")
     if "train" in redo:
@@ -272,7 +274,10 @@ def run_demo(
         return (entry.get("status") == "done" and step.name not in redo
                 and (out / f"{step.name}.json").exists())
 
-    todo = [s for s in STEPS if not reusable(s)]
+    def skipped(step: Step) -> bool:
+        return bool(only) and step.name not in only and step.name != "train"
+
+    todo = [s for s in STEPS if not reusable(s) and not skipped(s)]
     todo = [s for s in todo if s.instrument is None or entry_point(s.instrument) is not None]
     eta = _Eta(expected)
     total = format_duration(eta.seconds_left([s.name for s in todo]))
@@ -285,6 +290,10 @@ def run_demo(
             if reusable(step):
                 outcomes.append(StepOutcome(step.name, "reused", 0.0, step.entry_point))
                 emit(f"{tag}: reused {step.name}.json")
+                continue
+            if skipped(step):
+                outcomes.append(StepOutcome(step.name, "skipped", 0.0, step.entry_point))
+                emit(f"{tag}: skipped (not in --only)")
                 continue
             fn = entry_point(step.instrument) if step.instrument else None
             if step.instrument is not None and fn is None:

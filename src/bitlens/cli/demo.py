@@ -8,12 +8,6 @@ from bitlens.cli.common import emit_json, json_option, show_progress
 from bitlens.errors import BitlensError
 
 
-def _step_names() -> list[str]:
-    from bitlens.demo import STEPS
-
-    return [s.name for s in STEPS]
-
-
 @click.command("demo")
 @click.option("--out", "out_dir", default="runs/demo", show_default=True, metavar="DIR",
               help="Demo folder: model/, one <step>.json per step, demo.json (manifest), report.html.")
@@ -22,8 +16,11 @@ def _step_names() -> list[str]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed passed to every step.")
 @click.option("--redo", multiple=True, metavar="STEP",
               help="Recompute a finished step instead of reusing its JSON (repeatable).")
+@click.option("--only", multiple=True, metavar="STEP",
+              help="Run only this step (repeatable; training runs if needed); others stay as they are.")
 @json_option
-def demo_cmd(out_dir: str, quick: bool, seed: int, redo: tuple[str, ...], json_out: str | None) -> None:
+def demo_cmd(out_dir: str, quick: bool, seed: int, redo: tuple[str, ...], only: tuple[str, ...],
+             json_out: str | None) -> None:
     """Train the default model on Tiny Shakespeare, run every instrument, write report.html.
 
     Steps, in order: train, compression (bits/byte vs gzip/bzip2/xz/zstd/brotli), surprisal
@@ -36,7 +33,7 @@ def demo_cmd(out_dir: str, quick: bool, seed: int, redo: tuple[str, ...], json_o
     """
     from bitlens.demo import run_demo
 
-    result = run_demo(out_dir, quick=quick, seed=seed, progress=show_progress(), redo=redo,
+    result = run_demo(out_dir, quick=quick, seed=seed, progress=show_progress(), redo=redo, only=only,
                       log=lambda line: click.echo(line, err=True))
     counts: dict[str, int] = {}
     for step in result.steps:

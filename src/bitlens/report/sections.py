@@ -46,9 +46,10 @@ def fmt(x: Any) -> str:
     return str(x)
 
 
-def _pct(a: float, b: float) -> str:
-    """How much smaller a is than b, in percent (negative: larger)."""
-    return f"{100 * (1 - a / b):.0f}%" if b else "–"
+def _relative(a: float, b: float) -> str:
+    """a relative to b in words: "20% fewer bits than" or "18% more bits than"."""
+    change = 100 * (a / b - 1) if b else 0.0
+    return f"{abs(change):.0f}% {'fewer' if change < 0 else 'more'} bits than"
 
 
 # --- Is the model a compressed encoding of its data? ---------------------------------------
@@ -102,7 +103,7 @@ def _compression_reading(r: list[dict]) -> list[str]:
         best_c = min(classical, key=lambda row: row["bits_per_byte"])
         lines.append(
             f"On {fmt(res['input_bytes'])} bytes, {best_l['name']} codes at {fmt(best_l['bits_per_byte'])} "
-            f"bits/byte, {_pct(best_l['bits_per_byte'], best_c['bits_per_byte'])} fewer bits than the best "
+            f"bits/byte, {_relative(best_l['bits_per_byte'], best_c['bits_per_byte'])} the best "
             f"classical compressor ({best_c['name']}, {fmt(best_c['bits_per_byte'])} bits/byte)."
         )
     failed = [row["name"] for row in res["rows"] if not row.get("roundtrip")]
