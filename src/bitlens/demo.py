@@ -311,6 +311,8 @@ def run_demo(
                 raise BitlensError(f"training the default model failed: {error}")
             if result is not None:
                 atomic_write_json(out / f"{step.name}.json", result)
+            else:  # a failed or missing step leaves no stale result behind
+                (out / f"{step.name}.json").unlink(missing_ok=True)
             manifest["steps"][step.name] = {"status": status, "seconds": round(seconds, 3),
                                             "entry_point": step.entry_point, "error": error}
             atomic_write_json(out / MANIFEST_FILE, manifest)

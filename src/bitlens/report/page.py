@@ -86,7 +86,9 @@ def load_states(run_dir: str | Path) -> tuple[dict, dict[str, StepState]]:
             except json.JSONDecodeError:
                 raise BitlensError(f"{path} is not valid JSON; re-run its step with --redo {name}") from None
         status = entry.get("status") or ("done" if result is not None else "not run")
-        if status == "done" and result is None:
+        if status in ("missing", "failed"):
+            result = None  # the manifest is the truth: no stale figures for a step that did not run
+        elif result is None:
             status = "not run"
         states[name] = StepState(name, status, result, entry.get("error"))
     return manifest, states
