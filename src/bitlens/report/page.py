@@ -59,7 +59,7 @@ class StepState:
     """What the demo folder says about one step: its status, error and result (if any)."""
 
     name: str
-    status: str  # "done" | "reused" | "missing" | "failed" | "not run"
+    status: str  # "done" | "missing" | "failed" | "not run"
     result: dict | None
     error: str | None = None
 
@@ -120,14 +120,14 @@ def _figures(section: Section, results: list[dict]) -> tuple[list[str], list[str
     data: Any = results if section.key == "collapse" else results[0]
     uris, notes = [], []
     for plot_name in instrument.plots:
-        own = load_attr(instrument.module, plot_name)
-        if own is not None:
-            try:
+        try:
+            own = load_attr(instrument.module, plot_name)
+            if own is not None:
                 uris.append(figure_data_uri(own, data))
                 continue
-            except Exception as e:  # the instrument's figure failed: still show its numbers
-                notes.append(f"{instrument.module}.{plot_name} failed ({type(e).__name__}: {e}); "
-                             "showing a simple plot of the same JSON instead.")
+        except Exception as e:  # the instrument's figure failed: still show its numbers
+            notes.append(f"{instrument.module}.{plot_name} failed ({type(e).__name__}: {e}); "
+                         "showing a simple plot of the same JSON instead.")
         uris.append(figure_data_uri(FALLBACK_PLOTS[plot_name], data))
     return uris, notes
 
