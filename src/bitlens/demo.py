@@ -283,6 +283,11 @@ def run_demo(
     total = format_duration(eta.seconds_left([s.name for s in todo]))
     emit(f"bitlens demo → {out} ({'quick' if quick else 'full'}, seed {seed}): {len(STEPS)} steps "
          f"+ report, {len(todo)} to run, overall ETA ~{total}")
+    for i, step in enumerate(STEPS, 1):
+        plan = ("reuse" if reusable(step) else "skip" if skipped(step) else
+                f"run, ~{format_duration(expected[step.name])}" if step in todo else
+                "missing from this build")
+        emit(f"  {i:2d}. {step.name:<20} {plan}")
     outcomes: list[StepOutcome] = []
     with _OverallBar(progress, sum(expected[s.name] for s in todo)) as bar:
         for i, step in enumerate(STEPS, 1):

@@ -252,8 +252,8 @@ def _probes_reading(r: list[dict]) -> list[str]:
             for prop in r[0]["properties"] for row in prop["layers"]]
     gap, prop, layer = max(gaps)
     return ["; ".join(parts) + ".",
-            f"The largest lead over a control task is {prop} at layer {layer} ({fmt(gap)}× more compression): "
-            "there the property is encoded, not just learnable by the probe."]
+            f"The largest lead over a control task is {prop} at layer {layer} ({fmt(gap)}× more "
+            "compression): there the property is encoded, not just learnable by the probe."]
 
 
 # --- Does generated data distil or collapse? -------------------------------------------------
