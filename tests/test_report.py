@@ -17,6 +17,7 @@ from bitlens.errors import BitlensError
 from bitlens.instruments import load_attr
 from bitlens.report import build_report, render_report
 from bitlens.report.sections import fmt
+import tests.chromium as chromium
 from tests.chromium import open_page
 
 HOSTILE = '<script>alert("x")</script> & \x01 "quoted"'
@@ -237,3 +238,19 @@ def test_report_in_headless_chromium(full_page, tmp_path):
     shot = tmp_path / "report.png"
     assert open_page(path, shot) == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_browser_test_skips_without_chromium_only_outside_ci(monkeypatch):
+    monkeypatch.setattr(chromium.shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium is not installed"):
+        chromium.require_chromium()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        chromium.require_chromium()
+
+
+@pytest.mark.parametrize("command", ["demo", "report"])
+def test_help_states_units(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert "bits" in capsys.readouterr().out
