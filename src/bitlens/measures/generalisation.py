@@ -23,7 +23,7 @@ import torch
 from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
 from bitlens.measures.cmi import (
-    CmiEstimate,
+    Membership,
     complementary_masks,
     estimate_cmi,
     independence_floor_bits,
@@ -35,7 +35,7 @@ from bitlens.train import TrainConfig, train
 from bitlens.units import surprisal_bits
 
 # Each supersample trains `masks` models per size, so the default model is far smaller than `tiny`.
-MICRO = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
+MICRO = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=32)
 DEFAULT_PRESET = "micro"
 
 
@@ -44,17 +44,18 @@ class GeneralisationConfig:
     sizes: tuple[int, ...] = (75, 250, 1000, 4000)  # n: pairs per supersample = training windows
     supersamples: int = 1  # independent draws of the 2n windows per size
     masks: int = 8  # trainings per supersample (even: complementary pairs)
-    steps: int = 150  # optimizer steps per training, whatever n is
+    steps: int = 300  # optimizer steps per training, whatever n is
     batch_size: int = 32  # windows per step
-    window_bytes: int = 32  # bytes predicted per window (the model sees window_bytes of context)
+    window_bytes: int = 16  # bytes predicted per window (the model sees window_bytes of context)
     lr: float = 1e-2
     preset: str = DEFAULT_PRESET  # "micro" (2 × 32) or a bitlens model preset
+    threads: int | None = 1  # torch threads while training; small models run best on one
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-QUICK = GeneralisationConfig(sizes=(25, 100, 400), masks=6, steps=60)
+QUICK = GeneralisationConfig(sizes=(25, 100, 400), masks=6, steps=120)
 
 
 def model_config(preset: str, window_bytes: int) -> GPTConfig:
@@ -115,14 +116,6 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def _mean_point(n: int, estimates: list[CmiEstimate]) -> dict:
-    point: dict = {"n": n}
-    for key in ("gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits", "cmi_bits_per_window",
-                "train_bits_per_byte", "heldout_bits_per_byte"):
-        point[key] = float(np.mean([getattr(e, key) for e in estimates]))
-    return point
-
-
 def measure_generalisation(
     data: bytes,
     preset: str | None = None,
@@ -150,33 +143,18 @@ def measure_generalisation(
     train_bytes = split_corpus(data, cfg.window_bytes).train
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    points, memorisation = [], None
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     total = len(cfg.sizes) * cfg.supersamples * cfg.masks
-    with progress_bar(total, "f-CMI trainings", enabled=progress) as bar:
-        for n in sorted(cfg.sizes):
-            estimates, correlations = [], []
-            for s in range(cfg.supersamples):
-                windows = draw_supersample(train_bytes, n, cfg.window_bytes, rng)
-                masks = complementary_masks(cfg.masks, n, rng)
-                # A mask and its complement share a training seed (common random numbers), so a
-                # learner that ignores its data gives exactly zero gap and zero CMI.
-                run_seeds = [seed * 1_000_003 + n * 1_009 + s * 101 + j // 2 for j in range(cfg.masks)]
-                losses = np.empty((cfg.masks, n, 2))
-                for j in range(cfg.masks):
-                    losses[j] = train_on_mask(windows, masks[j], cfg, run_seeds[j])
-                    bar.advance(1, status=f"n={n}")
-                estimates.append(estimate_cmi(losses, masks))
-                m = membership(losses, masks)
-                correlations.append(_spearman(m.membership_bits_per_byte.ravel(), m.reference_bits_per_byte.ravel()))
-                if memorisation is None:
-                    memorisation = _memorised_windows(windows, m, n)
-            point = _mean_point(n, estimates)
-            point["cmi_floor_bits_per_window"] = independence_floor_bits(cfg.masks)
-            point["membership_surprisal_correlation"] = float(np.mean(correlations))
-            points.append(point)
+    try:
+        with progress_bar(total, "f-CMI trainings", enabled=progress) as bar:
+            measured = [_measure_size(train_bytes, n, cfg, rng, seed, bar) for n in sorted(cfg.sizes)]
+    finally:
+        torch.set_num_threads(threads_before)
     return {
-        "points": points,
-        "memorisation": memorisation,
+        "points": [point for point, _ in measured],
+        "memorisation": measured[0][1],
         "config": cfg.to_dict(),
         "model_params": GPT(model_config(cfg.preset, cfg.window_bytes)).num_params(),
         "seed": seed,
@@ -185,7 +163,34 @@ def measure_generalisation(
     }
 
 
-def _memorised_windows(windows: torch.Tensor, m, n: int) -> dict:
+def _measure_size(train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, rng: np.random.Generator,
+                  seed: int, bar) -> tuple[dict, dict]:
+    """One n: every supersample's trainings → the averaged point, and the first one's windows."""
+    estimates, correlations, memorisation = [], [], None
+    for s in range(cfg.supersamples):
+        windows = draw_supersample(train_bytes, n, cfg.window_bytes, rng)
+        masks = complementary_masks(cfg.masks, n, rng)
+        losses = np.empty((cfg.masks, n, 2))
+        for j in range(cfg.masks):
+            # A mask and its complement (j, j + 1) share a training seed (common random numbers):
+            # a learner that ignores its data then shows exactly zero gap and zero CMI.
+            run_seed = seed * 1_000_003 + n * 1_009 + s * 101 + j // 2
+            losses[j] = train_on_mask(windows, masks[j], cfg, run_seed)
+            bar.advance(1, status=f"n={n}")
+        estimates.append(estimate_cmi(losses, masks))
+        m = membership(losses, masks)
+        correlations.append(_spearman(m.membership_bits_per_byte.ravel(), m.reference_bits_per_byte.ravel()))
+        memorisation = memorisation or _memorised_windows(windows, m, n)
+    point: dict = {"n": n}
+    for key in ("gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits", "cmi_bits_per_window",
+                "train_bits_per_byte", "heldout_bits_per_byte"):
+        point[key] = float(np.mean([getattr(e, key) for e in estimates]))
+    point["cmi_floor_bits_per_window"] = independence_floor_bits(cfg.masks)
+    point["membership_surprisal_correlation"] = float(np.mean(correlations))
+    return point, memorisation
+
+
+def _memorised_windows(windows: torch.Tensor, m: Membership, n: int) -> dict:
     """Every window of one supersample, most memorised first: text and bits per byte."""
     rows = []
     for i in range(n):
