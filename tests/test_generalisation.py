@@ -75,3 +75,16 @@ def test_cli_json_and_one_line_error(tmp_path, capsys):
     assert main(args[:-6] + ["--sizes", "100000"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "training split" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_quick_protocol_on_the_bundled_corpus_bound_covers_gap_and_both_shrink():
+    from bitlens.data import bundled_corpus_bytes
+
+    points = measure_generalisation(bundled_corpus_bytes(), quick=True)["points"]
+    assert [p["n"] for p in points] == [25, 100, 400]
+    for p in points:
+        assert p["bound_bits_per_byte"] >= p["gap_bits_per_byte"]
+    gaps = [p["gap_bits_per_byte"] for p in points]
+    bounds = [p["bound_bits_per_byte"] for p in points]
+    assert gaps == sorted(gaps, reverse=True) and bounds == sorted(bounds, reverse=True)

@@ -205,32 +205,52 @@ def _memorised_windows(windows: torch.Tensor, m: Membership, n: int) -> dict:
 
 
 def plot_generalisation(result: dict, path: str | Path) -> list[Path]:
-    """Gap and bound vs n (left) and membership bits vs reference surprisal (right); PNG + SVG."""
+    """Three panels from `measure_generalisation`'s dict, saved as PNG and SVG next to `path`:
+    gap and bound vs n (bits/byte), CMI per window vs n with the estimator's floor (bits), and
+    each window's membership bits vs its held-out surprisal (bits/byte). Returns the two paths.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     pts = sorted(result["points"], key=lambda p: p["n"])
     ns = [p["n"] for p in pts]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax.plot(ns, [p["bound_bits_per_byte"] for p in pts], "o-", label="f-CMI bound")
-    ax.plot(ns, [p["gap_bits_per_byte"] for p in pts], "s-", label="measured gap (held-out − train)")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("training windows n")
+    gaps = [p["gap_bits_per_byte"] for p in pts]
+    bounds = [p["bound_bits_per_byte"] for p in pts]
+    fig, (ax, ax_cmi, ax_mem) = plt.subplots(1, 3, figsize=(14, 4))
+    ax.plot(ns, bounds, "o-", label="f-CMI bound")
+    ax.plot(ns, gaps, "s-", label="measured gap (held-out − train)")
+    if min(gaps + bounds) > 0:
+        ax.set_yscale("log")
+    else:
+        ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("bits per byte")
     ax.set_title("Generalisation gap and its f-CMI bound")
     ax.legend()
+    ax_cmi.plot(ns, [p["cmi_bits_per_window"] for p in pts], "o-", label="CMI estimate")
+    ax_cmi.plot(ns, [p["cmi_floor_bits_per_window"] for p in pts], "--", color="grey",
+                label="estimate for a pair the models ignore")
+    ax_cmi.set_ylim(0, 1.05)
+    ax_cmi.set_ylabel("bits per window pair (max 1)")
+    ax_cmi.set_title("Information the models hold about their mask")
+    ax_cmi.legend()
+    for a in (ax, ax_cmi):
+        a.set_xscale("log")
+        a.set_xticks(ns)
+        a.xaxis.set_major_formatter(ScalarFormatter())
+        a.xaxis.set_minor_formatter(NullFormatter())
+        a.set_xlabel("training windows n")
     mem = result.get("memorisation")
     if mem:
         ref = [w["reference_bits_per_byte"] for w in mem["windows"]]
         gain = [w["membership_bits_per_byte"] for w in mem["windows"]]
-        ax2.scatter(ref, gain, s=8, alpha=0.6)
-        ax2.axhline(0, color="grey", lw=0.5)
-        ax2.set_title(f"Membership bits per window (n={mem['n']})")
-    ax2.set_xlabel("surprisal when held out (bits/byte)")
-    ax2.set_ylabel("loss drop when trained on (bits/byte)")
+        ax_mem.scatter(ref, gain, s=8, alpha=0.6)
+        ax_mem.axhline(0, color="grey", lw=0.5)
+        ax_mem.set_title(f"What gets memorised (n={mem['n']})")
+    ax_mem.set_xlabel("surprisal when held out (bits/byte)")
+    ax_mem.set_ylabel("loss drop when trained on (bits/byte)")
     fig.tight_layout()
     base = Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)
