@@ -48,6 +48,7 @@ def test_memorisation_view_matches_the_gap(fast_result):
     assert gains == sorted(gains, reverse=True)
     assert sum(gains) / len(gains) == pytest.approx(fast_result["points"][0]["gap_bits_per_byte"])
     assert all(len(w["text"]) == 16 for w in windows)
+    assert all(w["membership_bits"] == pytest.approx(16 * w["membership_bits_per_byte"]) for w in windows)
 
 
 def test_plot_writes_png_and_svg(fast_result, tmp_path):

@@ -65,7 +65,7 @@ def generalisation_cmd(corpus, preset, sizes, masks, supersamples, steps, window
 
     JSON keys: points [{n, gap_bits_per_byte, bound_bits_per_byte, cmi_bits, cmi_bits_per_window,
     cmi_floor_bits_per_window, train_bits_per_byte, heldout_bits_per_byte,
-    membership_surprisal_correlation}], memorisation {n, windows [{text,
+    membership_surprisal_correlation}], memorisation {n, windows [{text, membership_bits,
     membership_bits_per_byte, reference_bits_per_byte}]}, config, model_params, seconds.
     """
     cfg = QUICK if quick else GeneralisationConfig()

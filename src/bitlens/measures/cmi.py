@@ -16,7 +16,8 @@ generalisation gap:
   its data and runs with the same seed on a mask and its complement), and exactly H(U_i) = 1 bit
   when the split separates the two values of U_i (a lookup table that memorises). For noisy,
   independent ΔL_i it is biased up by `independence_floor_bits(k)` per pair (0.11 bits at k = 8),
-  which floors the CMI; the split also discards what ΔL_i says beyond its side of the median.
+  which floors the CMI; the split also discards what ΔL_i says beyond its side of the median,
+  which pulls the other way (the runs and tests check that the bound still covers the gap).
 - σ_i is the half-range of ΔL_i seen over the k trainings, standing in for its true bound: the
   log loss is unbounded, so the figure is an estimate of the bound, not a certificate.
 Losses are in bits per byte throughout; the bound and the gap come out in bits per byte.
@@ -24,9 +25,8 @@ Losses are in bits per byte throughout; the bound and the gap come out in bits p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

@@ -191,13 +191,16 @@ def _measure_size(train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, 
 
 
 def _memorised_windows(windows: torch.Tensor, m: Membership, n: int) -> dict:
-    """Every window of one supersample, most memorised first: text and bits per byte."""
+    """Every window of one supersample, most memorised first: its predicted bytes and their bits."""
     rows = []
+    predicted = windows.shape[2] - 1
     for i in range(n):
         for member in (0, 1):
+            gain = float(m.membership_bits_per_byte[i, member])
             rows.append({
                 "text": bytes(windows[i, member, 1:].tolist()).decode("utf-8", errors="replace"),
-                "membership_bits_per_byte": float(m.membership_bits_per_byte[i, member]),
+                "membership_bits": gain * predicted,  # the whole window's loss drop
+                "membership_bits_per_byte": gain,
                 "reference_bits_per_byte": float(m.reference_bits_per_byte[i, member]),
             })
     rows.sort(key=lambda r: -r["membership_bits_per_byte"])
