@@ -89,3 +89,24 @@ def test_quick_protocol_on_the_bundled_corpus_bound_covers_gap_and_both_shrink()
     gaps = [p["gap_bits_per_byte"] for p in points]
     bounds = [p["bound_bits_per_byte"] for p in points]
     assert gaps == sorted(gaps, reverse=True) and bounds == sorted(bounds, reverse=True)
+
+
+def test_membership_correlation_is_cross_fitted():
+    import numpy as np
+
+    from bitlens.measures.cmi import complementary_masks
+    from bitlens.measures.generalisation import _membership_surprisal_correlation
+
+    rng = np.random.default_rng(0)
+    k, n = 8, 3000
+    masks = complementary_masks(k, n, rng)
+    # Pure training noise, no membership effect: on the same runs the shared held-out noise alone
+    # would correlate the two; on disjoint halves the correlation must vanish.
+    noise_only = rng.normal(4.0, 0.5, size=(k, n, 2))
+    assert abs(_membership_surprisal_correlation(noise_only, masks)) < 0.05
+    # Harder windows lose more when trained on: a real, positive correlation.
+    difficulty = rng.normal(4.0, 1.0, size=(1, n, 2))
+    trained = np.stack([masks == 0, masks == 1], axis=2)
+    losses = difficulty - 0.3 * (difficulty - 2.0) * trained + rng.normal(0, 0.1, size=(k, n, 2))
+    assert _membership_surprisal_correlation(losses, masks) > 0.8
+    assert _membership_surprisal_correlation(losses[:2], masks[:2]) is None

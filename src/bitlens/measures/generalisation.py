@@ -116,6 +116,21 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def _membership_surprisal_correlation(losses: np.ndarray, masks: np.ndarray) -> float | None:
+    """Spearman correlation of a window's membership bits with its held-out surprisal.
+
+    Each is measured on its own half of the complementary mask pairs: the held-out loss enters
+    both, so on the same runs its noise alone would correlate them. None with fewer than 4 masks.
+    """
+    pair = np.arange(len(masks)) // 2
+    first = pair % 2 == 0
+    if first.all():
+        return None
+    gain = membership(losses[~first], masks[~first]).membership_bits_per_byte
+    reference = membership(losses[first], masks[first]).reference_bits_per_byte
+    return _spearman(gain.ravel(), reference.ravel())
+
+
 def measure_generalisation(
     data: bytes,
     preset: str | None = None,
@@ -130,8 +145,9 @@ def measure_generalisation(
     preset: None → "micro" (2 layers × 32); sizes: None → the config's. `config` overrides the
     defaults (QUICK when quick=True). Keys: `points` (per n: gap_bits_per_byte,
     bound_bits_per_byte, cmi_bits, cmi_bits_per_window, train/heldout_bits_per_byte,
-    membership_surprisal_correlation), `memorisation` (the smallest n's windows, most
-    memorised first), `config`, `model_params`, `seconds`.
+    membership_surprisal_correlation: Spearman, on disjoint halves of the trainings, null with
+    fewer than 4 masks), `memorisation` (the smallest n's windows, most memorised first),
+    `config`, `model_params`, `seconds`.
     """
     cfg = config or (QUICK if quick else GeneralisationConfig())
     if preset is not None:
@@ -178,15 +194,14 @@ def _measure_size(train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, 
             losses[j] = train_on_mask(windows, masks[j], cfg, run_seed)
             bar.advance(1, status=f"n={n}")
         estimates.append(estimate_cmi(losses, masks))
-        m = membership(losses, masks)
-        correlations.append(_spearman(m.membership_bits_per_byte.ravel(), m.reference_bits_per_byte.ravel()))
-        memorisation = memorisation or _memorised_windows(windows, m, n)
+        correlations.append(_membership_surprisal_correlation(losses, masks))
+        memorisation = memorisation or _memorised_windows(windows, membership(losses, masks), n)
     point: dict = {"n": n}
     for key in ("gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits", "cmi_bits_per_window",
                 "train_bits_per_byte", "heldout_bits_per_byte"):
         point[key] = float(np.mean([getattr(e, key) for e in estimates]))
     point["cmi_floor_bits_per_window"] = independence_floor_bits(cfg.masks)
-    point["membership_surprisal_correlation"] = float(np.mean(correlations))
+    point["membership_surprisal_correlation"] = None if None in correlations else float(np.mean(correlations))
     return point, memorisation
 
 
