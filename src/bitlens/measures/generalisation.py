@@ -190,7 +190,7 @@ def _measure_size(train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, 
         for j in range(cfg.masks):
             # A mask and its complement (j, j + 1) share a training seed (common random numbers):
             # a learner that ignores its data then shows exactly zero gap and zero CMI.
-            run_seed = seed * 1_000_003 + n * 1_009 + s * 101 + j // 2
+            run_seed = int(np.random.SeedSequence([seed, n, s, j // 2]).generate_state(1)[0])
             losses[j] = train_on_mask(windows, masks[j], cfg, run_seed)
             bar.advance(1, status=f"n={n}")
         estimates.append(estimate_cmi(losses, masks))
