@@ -55,7 +55,8 @@ def generalisation_cmd(corpus, preset, sizes, masks, supersamples, steps, window
                        plot_path, json_out):
     """Generalisation gap vs its f-CMI bound, in bits/byte; memorised bits per window.
 
-    How much do models know about their own training windows, and does it bound the gap? Supersample protocol (Harutyunyan et al. 2021, f-CMI): 2n windows in pairs; each of k models
+    How much do models know about their own training windows, and does it bound the gap?
+    Supersample protocol (Harutyunyan et al. 2021, f-CMI): 2n windows in pairs; each of k models
     trains on one member of every pair chosen by a mask. Reported per n, all in bits:
     the measured gap (held-out − train loss, bits/byte), the f-CMI bound on it (bits/byte),
     the CMI between the models' losses and the masks (bits, summed over the n pairs; at most 1

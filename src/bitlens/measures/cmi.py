@@ -59,9 +59,10 @@ def median_split_mi_bits(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
     k = labels.shape[0]
     above = values > np.median(values, axis=0)
     u = labels == 1
-    joint = np.stack([(u & above).sum(0), (u & ~above).sum(0), (~u & above).sum(0), (~u & ~above).sum(0)]) / k
-    p_u, p_above = u.mean(axis=0), above.mean(axis=0)
-    return np.maximum(_binary_entropy_bits(p_u) + _binary_entropy_bits(p_above) - _entropy_bits(joint), 0.0)
+    cells = [u & above, u & ~above, ~u & above, ~u & ~above]
+    joint = np.stack([c.sum(axis=0) for c in cells]) / k
+    h_u, h_above = _binary_entropy_bits(u.mean(axis=0)), _binary_entropy_bits(above.mean(axis=0))
+    return np.maximum(h_u + h_above - _entropy_bits(joint), 0.0)
 
 
 def independence_floor_bits(k: int) -> float:

@@ -66,7 +66,9 @@ def model_config(preset: str, window_bytes: int) -> GPTConfig:
     return replace(presets[preset], block_size=window_bytes)
 
 
-def draw_supersample(train_bytes: torch.Tensor, n: int, window_bytes: int, rng: np.random.Generator) -> torch.Tensor:
+def draw_supersample(
+    train_bytes: torch.Tensor, n: int, window_bytes: int, rng: np.random.Generator
+) -> torch.Tensor:
     """2n non-overlapping windows of window_bytes + 1 bytes, as (n, 2, window_bytes + 1) uint8."""
     span = window_bytes + 1
     slots = len(train_bytes) // span
@@ -90,7 +92,9 @@ def window_bits_per_byte(model: GPT, windows: torch.Tensor, batch_size: int = 51
     return np.concatenate(out)
 
 
-def train_on_mask(windows: torch.Tensor, mask: np.ndarray, cfg: GeneralisationConfig, seed: int) -> np.ndarray:
+def train_on_mask(
+    windows: torch.Tensor, mask: np.ndarray, cfg: GeneralisationConfig, seed: int
+) -> np.ndarray:
     """Train a fresh model on the masked member of each pair; losses (n, 2) of all windows, bits/byte."""
     n = windows.shape[0]
     trained = windows[torch.arange(n), torch.as_tensor(mask)]  # (n, W + 1)
@@ -179,8 +183,9 @@ def measure_generalisation(
     }
 
 
-def _measure_size(train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, rng: np.random.Generator,
-                  seed: int, bar) -> tuple[dict, dict]:
+def _measure_size(
+    train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, rng: np.random.Generator, seed: int, bar
+) -> tuple[dict, dict]:
     """One n: every supersample's trainings → the averaged point, and the first one's windows."""
     estimates, correlations, memorisation = [], [], None
     for s in range(cfg.supersamples):
@@ -201,7 +206,10 @@ def _measure_size(train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, 
                 "train_bits_per_byte", "heldout_bits_per_byte"):
         point[key] = float(np.mean([getattr(e, key) for e in estimates]))
     point["cmi_floor_bits_per_window"] = independence_floor_bits(cfg.masks)
-    point["membership_surprisal_correlation"] = None if None in correlations else float(np.mean(correlations))
+    if None in correlations:  # fewer than 4 masks: no disjoint halves
+        point["membership_surprisal_correlation"] = None
+    else:
+        point["membership_surprisal_correlation"] = float(np.mean(correlations))
     return point, memorisation
 
 
