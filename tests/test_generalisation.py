@@ -1,0 +1,112 @@
+"""The supersample experiment end to end on tiny models (bitlens.measures.generalisation)."""
+
+import json
+
+import pytest
+
+from bitlens.cli import main
+from bitlens.errors import BitlensError
+from bitlens.measures.generalisation import GeneralisationConfig, measure_generalisation, plot_generalisation
+
+FAST = GeneralisationConfig(sizes=(6, 96), masks=4, steps=40, batch_size=16, window_bytes=16)
+
+
+def test_a_learner_that_cannot_learn_shows_no_gap_and_no_cmi(shakespeare):
+    # lr = 0: every model stays at its initialisation, which a mask and its complement share.
+    cfg = GeneralisationConfig(sizes=(10,), masks=4, steps=3, batch_size=4, window_bytes=16, lr=0.0)
+    point = measure_generalisation(shakespeare, config=cfg)["points"][0]
+    assert point["cmi_bits"] == 0.0 and point["bound_bits_per_byte"] == 0.0
+    assert point["gap_bits_per_byte"] == pytest.approx(0.0, abs=1e-12)
+    assert 7.0 < point["train_bits_per_byte"] < 9.0  # an untrained model: about uniform
+
+
+@pytest.fixture(scope="module")
+def fast_result():
+    from tests.conftest import DATA_DIR
+
+    return measure_generalisation((DATA_DIR / "shakespeare-20k.txt").read_bytes(), config=FAST, seed=1)
+
+
+def test_bound_covers_the_gap_and_both_shrink_with_n(fast_result):
+    small, large = fast_result["points"]
+    assert (small["n"], large["n"]) == (6, 96)
+    for p in (small, large):
+        assert p["bound_bits_per_byte"] >= p["gap_bits_per_byte"]
+        assert 0.0 <= p["cmi_bits_per_window"] <= 1.0
+        assert p["cmi_bits"] == pytest.approx(p["cmi_bits_per_window"] * p["n"])
+    assert small["gap_bits_per_byte"] > 0.3  # 40 steps of 16 windows on 6 windows: memorised
+    assert large["gap_bits_per_byte"] < small["gap_bits_per_byte"] / 2
+    assert large["bound_bits_per_byte"] < small["bound_bits_per_byte"]
+    assert small["cmi_bits_per_window"] > small["cmi_floor_bits_per_window"]
+
+
+def test_memorisation_view_matches_the_gap(fast_result):
+    mem = fast_result["memorisation"]
+    windows = mem["windows"]
+    assert mem["n"] == 6 and len(windows) == 12
+    gains = [w["membership_bits_per_byte"] for w in windows]
+    assert gains == sorted(gains, reverse=True)
+    assert sum(gains) / len(gains) == pytest.approx(fast_result["points"][0]["gap_bits_per_byte"])
+    assert all(len(w["text"]) == 16 for w in windows)
+    assert all(w["membership_bits"] == pytest.approx(16 * w["membership_bits_per_byte"]) for w in windows)
+
+
+def test_plot_writes_png_and_svg(fast_result, tmp_path):
+    paths = plot_generalisation(json.loads(json.dumps(fast_result)), tmp_path / "gen.png")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_too_many_windows_for_the_corpus(shakespeare):
+    with pytest.raises(BitlensError, match="training split"):
+        measure_generalisation(shakespeare, config=FAST, sizes=(5000,))
+
+
+def test_cli_json_and_one_line_error(tmp_path, capsys):
+    from tests.conftest import DATA_DIR
+
+    corpus = str(DATA_DIR / "shakespeare-20k.txt")
+    args = ["generalisation", "--corpus", corpus, "--quick", "--sizes", "4,8", "--masks", "2",
+            "--steps", "2", "--window", "8"]
+    assert main(args + ["--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["n"] for p in out["points"]] == [4, 8]
+    for key in ("n", "gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits"):
+        assert all(key in p for p in out["points"])
+    assert main(args[:-6] + ["--sizes", "100000"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "training split" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_quick_protocol_on_the_bundled_corpus_bound_covers_gap_and_both_shrink():
+    from bitlens.data import bundled_corpus_bytes
+
+    points = measure_generalisation(bundled_corpus_bytes(), quick=True)["points"]
+    assert [p["n"] for p in points] == [25, 100, 400]
+    for p in points:
+        assert p["bound_bits_per_byte"] >= p["gap_bits_per_byte"]
+    gaps = [p["gap_bits_per_byte"] for p in points]
+    bounds = [p["bound_bits_per_byte"] for p in points]
+    assert gaps == sorted(gaps, reverse=True) and bounds == sorted(bounds, reverse=True)
+
+
+def test_membership_correlation_is_cross_fitted():
+    import numpy as np
+
+    from bitlens.measures.cmi import complementary_masks
+    from bitlens.measures.generalisation import _membership_surprisal_correlation
+
+    rng = np.random.default_rng(0)
+    k, n = 8, 3000
+    masks = complementary_masks(k, n, rng)
+    # Pure training noise, no membership effect: on the same runs the shared held-out noise alone
+    # would correlate the two; on disjoint halves the correlation must vanish.
+    noise_only = rng.normal(4.0, 0.5, size=(k, n, 2))
+    assert abs(_membership_surprisal_correlation(noise_only, masks)) < 0.05
+    # Harder windows lose more when trained on: a real, positive correlation.
+    difficulty = rng.normal(4.0, 1.0, size=(1, n, 2))
+    trained = np.stack([masks == 0, masks == 1], axis=2)
+    losses = difficulty - 0.3 * (difficulty - 2.0) * trained + rng.normal(0, 0.1, size=(k, n, 2))
+    assert _membership_surprisal_correlation(losses, masks) > 0.8
+    assert _membership_surprisal_correlation(losses[:2], masks[:2]) is None
