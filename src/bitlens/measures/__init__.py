@@ -1,0 +1,1 @@
+"""Information measures, one module per measure."""
