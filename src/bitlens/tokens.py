@@ -48,6 +48,11 @@ def byte_stream(data: bytes) -> TokenStream:
     return TokenStream(ids, START_BYTE, np.arange(1, len(data) + 1, dtype=np.int64), len(data))
 
 
+def token_name(model) -> str:
+    """What one token is for `model`: "byte" (bitlens GPT) or "token" (a tokenizer model)."""
+    return "byte" if getattr(model, "encode", None) is None else "token"
+
+
 def token_stream(model, data: bytes) -> TokenStream:
     """`data` as `model` reads it: bytes for a bitlens GPT, its tokenizer for an HF model."""
     if len(data) == 0:

@@ -10,7 +10,7 @@ from bitlens.cli.common import emit_json, json_option, show_progress
 from bitlens.data import load_corpus
 from bitlens.hf import load_any_model
 from bitlens.measures.lens import LensConfig, TunedLens, measure_lens, plot_lens
-from bitlens.measures.probes import PROBE_KINDS, PROPERTIES, ProbeConfig, measure_probes, plot_probes
+from bitlens.measures.probes import PROBE_KINDS, PROPERTIES, measure_probes, plot_probes
 
 model_option = click.option(
     "--model", "model_spec", required=True, metavar="RUN_DIR|hf:PATH",
@@ -80,7 +80,7 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
 @click.option("--probe", "probe_kind", type=click.Choice(list(PROBE_KINDS)), default="linear",
               show_default=True, help="Probe family: linear, or an MLP with one hidden layer.")
 @click.option("--examples", type=click.IntRange(min=64), default=None,
-              help="Tokens probed per property (default 4096, or 1024 with --quick).")
+              help="Tokens probed per property (default 8192, or 1024 with --quick).")
 @seed_option
 @quick_option
 @plot_option
@@ -99,9 +99,8 @@ def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seed, quick,
     """
     model = load_any_model(model_spec)
     data = load_corpus(corpus)
-    config = ProbeConfig(kind=probe_kind, examples=examples or (1024 if quick else 4096))
-    r = measure_probes(model, data, properties=list(properties) or None, seed=seed, progress=show_progress(),
-                       config=config)
+    r = measure_probes(model, data, properties=list(properties) or None, seed=seed, quick=quick,
+                       progress=show_progress(), probe=probe_kind, examples=examples)
     if json_out != "-":
         for prop in r["properties"]:
             click.echo(f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples, "

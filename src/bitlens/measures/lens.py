@@ -24,9 +24,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bitlens.errors import BitlensError
+from bitlens.measures.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 from bitlens.runs import atomic_save_tensors, load_tensors
-from bitlens.tokens import context_windows, token_stream
+from bitlens.tokens import context_windows, token_name, token_stream
 from bitlens.units import nats_to_bits
 
 LENS_FORMAT = "bitlens-tuned-lens-1"
@@ -221,7 +222,7 @@ def measure_lens(model, data: bytes, tuned: bool = True, seed: int = 0, quick: b
     n_bytes = int(token_stream(model, heldout).byte_ends[n_tok - 1])
     return {
         "layers": [asdict(r) for r in rows],
-        "token": "byte" if getattr(model, "encode", None) is None else "token",
+        "token": token_name(model),
         "tokens": n_tok,
         "bytes": n_bytes,
         "bytes_per_token": n_bytes / n_tok,
@@ -233,17 +234,12 @@ def measure_lens(model, data: bytes, tuned: bool = True, seed: int = 0, quick: b
 
 def plot_lens(result: dict, path: str | Path) -> None:
     """KL to the final distribution and cross-entropy per layer, logit vs tuned lens (PNG + SVG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = result["layers"]
     layers = [r["layer"] for r in rows]
-    unit = "bits per " + result.get("token", "byte")
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, title in ((axes[0], "kl", f"KL to the final distribution ({unit})"),
-                           (axes[1], "ce", f"cross-entropy to the next {result.get('token', 'byte')} ({unit})")):
+    token = result.get("token", "byte")
+    fig, axes = new_figure(ncols=2, width=9, height=3.6)
+    for ax, key, title in ((axes[0], "kl", f"KL to the final distribution (bits per {token})"),
+                           (axes[1], "ce", f"cross-entropy to the next {token} (bits per {token})")):
         ax.plot(layers, [r[f"logit_{key}_bits"] for r in rows], "o-", label="logit lens")
         if rows and rows[0].get(f"tuned_{key}_bits") is not None:
             ax.plot(layers, [r[f"tuned_{key}_bits"] for r in rows], "s-", label="tuned lens")
@@ -252,15 +248,4 @@ def plot_lens(result: dict, path: str | Path) -> None:
         ax.set_xticks(layers)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
-
-
-def _save_figure(fig, path: str | Path) -> None:
-    """Save `fig` at `path` and as its PNG and SVG siblings."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for p in {path, path.with_suffix(".png"), path.with_suffix(".svg")}:
-        if p.suffix in (".png", ".svg", ".pdf"):
-            fig.savefig(p, dpi=120)
+    save_figure(fig, path)

@@ -40,8 +40,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bitlens.errors import BitlensError
+from bitlens.measures.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
-from bitlens.tokens import context_windows, token_stream
+from bitlens.tokens import context_windows, token_name, token_stream
 from bitlens.units import nats_to_bits
 
 PORTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
@@ -100,7 +101,7 @@ class ProbeConfig:
     steps: int = 60
     lr: float = 0.1
     weight_decay: float = 1e-3
-    examples: int = 4096  # tokens probed per property
+    examples: int = 8192  # tokens probed per property
     window: int = 128
 
 
@@ -271,7 +272,7 @@ def _standardise(x: torch.Tensor) -> torch.Tensor:
 
 def measure_probes(model, data: bytes, properties: list[str] | None = None, seed: int = 0,
                    quick: bool = False, progress: bool = False, probe: str = "linear",
-                   config: ProbeConfig | None = None) -> dict:
+                   examples: int | None = None, config: ProbeConfig | None = None) -> dict:
     """MDL probes of each property at each layer of `model` on `data`, in bits.
 
     Keys: `properties`: list of {`property`, `classes`, `examples`, `marginal_bits`,
@@ -282,7 +283,7 @@ def measure_probes(model, data: bytes, properties: list[str] | None = None, seed
     unknown = [p for p in names if p not in PROPERTIES]
     if unknown:
         raise BitlensError(f"unknown property {unknown[0]!r}; choose from {', '.join(PROPERTIES)}")
-    cfg = config or ProbeConfig(kind=probe, examples=1024 if quick else 4096)
+    cfg = config or ProbeConfig(kind=probe, examples=examples or (1024 if quick else 8192))
     if cfg.kind not in PROBE_KINDS:
         raise BitlensError(f"unknown probe {cfg.kind!r}; choose from {', '.join(PROBE_KINDS)}")
     reps, at_byte = _representations(model, data, cfg, seed)
@@ -314,20 +315,13 @@ def measure_probes(model, data: bytes, properties: list[str] | None = None, seed
             out.append({"property": name, "classes": k, "examples": len(y), "marginal_bits": marginal,
                         "marginal_compression": uniform / marginal, "layers": rows})
     return {"properties": out, "probe": cfg.kind, "portions": list(PORTIONS), "seed": seed,
-            "token": "byte" if getattr(model, "encode", None) is None else "token"}
+            "token": token_name(model)}
 
 
 def plot_probes(result: dict, path: str | Path) -> None:
     """Compression (uniform / online code length) per layer, one line per property, with the
     shuffled-label controls dashed (PNG + SVG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from bitlens.measures.lens import _save_figure
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = new_figure()
     for i, prop in enumerate(result["properties"]):
         layers = [r["layer"] for r in prop["layers"]]
         color = f"C{i % 10}"
@@ -339,6 +333,4 @@ def plot_probes(result: dict, path: str | Path) -> None:
     ax.set_title(f"MDL probes ({result.get('probe', 'linear')}); dashed: shuffled labels", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
