@@ -140,3 +140,11 @@ def test_cli_probe_json(micro_model, tmp_path, capsys, shakespeare):
     layer = out["properties"][0]["layers"][0]
     assert {"layer", "codelength_bits", "uniform_bits", "compression", "control_compression"} <= set(layer)
     assert main(["probe", "--model", str(run), "--corpus", str(corpus), "--property", "nope"]) == 2
+
+
+def test_same_seed_same_bits(micro_model, shakespeare):
+    cfg = ProbeConfig(kind="mlp", steps=10, examples=256, window=32)
+    a = measure_probes(micro_model, shakespeare, properties=["in-word"], seed=3, config=cfg)
+    b = measure_probes(micro_model, shakespeare, properties=["in-word"], seed=3, config=cfg)
+    c = measure_probes(micro_model, shakespeare, properties=["in-word"], seed=4, config=cfg)
+    assert a == b and a != c

@@ -210,7 +210,6 @@ def measure_lens(model, data: bytes, tuned: bool = True, seed: int = 0, quick: b
     `tuned_lens_steps`, `seed`.
     """
     cfg = config or (LensConfig.quick() if quick else LensConfig())
-    torch.manual_seed(seed)
     head, heldout = _split(data)
     if tuned and lens is None:
         lens = train_tuned_lens(model, head, cfg, seed=seed, progress=progress)

@@ -114,7 +114,8 @@ class Probes(nn.Module):
     frequencies of the training prefix (Krichevsky–Trofimov), so a probe that learns nothing
     from the features codes like the marginal code of the labels."""
 
-    def __init__(self, kind: str, p: int, d: int, k: int, hidden: int, log_prior: torch.Tensor) -> None:
+    def __init__(self, kind: str, p: int, d: int, k: int, hidden: int, log_prior: torch.Tensor,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         if kind not in PROBE_KINDS:
             raise BitlensError(f"unknown probe {kind!r}; choose from {', '.join(PROBE_KINDS)}")
@@ -122,7 +123,7 @@ class Probes(nn.Module):
         width = d if kind == "linear" else hidden
         if kind == "mlp":
             bound = 1 / math.sqrt(d)
-            self.w1 = nn.Parameter(torch.empty(p, d, hidden).uniform_(-bound, bound))
+            self.w1 = nn.Parameter(torch.empty(p, d, hidden).uniform_(-bound, bound, generator=generator))
             self.b1 = nn.Parameter(torch.zeros(p, 1, hidden))
         self.w = nn.Parameter(torch.zeros(p, width, k))
         self.b = nn.Parameter(log_prior.reshape(p, 1, k).clone())
@@ -156,11 +157,11 @@ def train_probes(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig, see
     at its starting point, the label prior: fitting a few examples costs far more on the next
     portion than it saves (measured on shuffled labels: up to 4× the prior's bits on a portion).
     """
-    torch.manual_seed(seed)
     n = x.shape[1]
     n_dev = max(n // 10, MIN_DEV)
     xt, yt, xd, yd = x[:, : n - n_dev], y[:, : n - n_dev], x[:, n - n_dev :], y[:, n - n_dev :]
-    probes = Probes(cfg.kind, x.shape[0], x.shape[2], k, cfg.hidden, _log_prior(y if n < MIN_FIT else yt, k))
+    probes = Probes(cfg.kind, x.shape[0], x.shape[2], k, cfg.hidden, _log_prior(y if n < MIN_FIT else yt, k),
+                    torch.Generator().manual_seed(seed))
     if n < MIN_FIT:
         return probes.eval()
     opt = torch.optim.Adam(probes.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
