@@ -14,6 +14,7 @@ model's own logits at the last layer and `unembed` (final norm + unembedding) be
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def load_hf_model(path: str | Path) -> HFModel:
                            "downloads; save the model with save_pretrained() and pass hf:DIR")
     if not (p / "config.json").exists():
         raise BitlensError(f"{p} has no config.json: not a Hugging Face model directory")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach the hub
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError:
