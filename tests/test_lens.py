@@ -84,7 +84,8 @@ def test_tuned_lens_save_load_round_trip(trained, shakespeare, tmp_path):
     r1 = measure_lens(trained, shakespeare[:6000], seed=1, config=cfg, save_lens=path)
     lens = TunedLens.load(path)
     r2 = measure_lens(trained, shakespeare[:6000], lens=lens, config=cfg)
-    assert [r["tuned_kl_bits"] for r in r1["layers"]] == pytest.approx([r["tuned_kl_bits"] for r in r2["layers"]])
+    kl1, kl2 = ([r["tuned_kl_bits"] for r in res["layers"]] for res in (r1, r2))
+    assert kl1 == pytest.approx(kl2)
     with pytest.raises(BitlensError, match="tuned lens is for"):
         measure_lens(GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)), shakespeare[:6000],
                      lens=lens, config=SMALL)

@@ -107,7 +107,8 @@ class HFModel:
         boundary = np.concatenate([[0], np.cumsum(char_bytes)])
         ends = boundary[np.maximum.accumulate(np.array([e for _, e in enc["offset_mapping"]]))]
         ends[-1] = len(data)
-        return TokenStream(torch.tensor(ids, dtype=torch.long), self.start_id, ends.astype(np.int64), len(data))
+        ids_t = torch.tensor(ids, dtype=torch.long)
+        return TokenStream(ids_t, self.start_id, ends.astype(np.int64), len(data))
 
 
 def _find_final_norm(model):

@@ -64,7 +64,8 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
         for row in r["layers"]:
             cells = [row["logit_kl_bits"], row["tuned_kl_bits"], row["logit_ce_bits"], row["tuned_ce_bits"],
                      row["entropy_bits"]]
-            click.echo(f"{row['layer']:>5} " + " ".join("        -" if c is None else f"{c:9.3f}" for c in cells))
+            text = " ".join("        -" if c is None else f"{c:9.3f}" for c in cells)
+            click.echo(f"{row['layer']:>5} {text}")
         if save_lens:
             click.echo(f"tuned lens → {save_lens}")
     if plot_path:
@@ -105,7 +106,8 @@ def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seed, quick,
         for prop in r["properties"]:
             click.echo(f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples, "
                        f"labels alone ×{prop['marginal_compression']:.2f}")
-            click.echo(f"{'layer':>7} {'online bits':>12} {'uniform bits':>13} {'compression':>12} {'control':>8}")
+            click.echo(f"{'layer':>7} {'online bits':>12} {'uniform bits':>13} {'compression':>12} "
+                       f"{'control':>8}")
             for row in prop["layers"]:
                 click.echo(f"{row['layer']:>7} {row['codelength_bits']:12,.0f} {row['uniform_bits']:13,.0f} "
                            f"{row['compression']:12.2f} {row['control_compression']:8.2f}")

@@ -170,7 +170,8 @@ class LayerLens:
 
 
 @torch.no_grad()
-def lens_figures(model, data: bytes, lens: TunedLens | None, cfg: LensConfig = LensConfig()) -> list[LayerLens]:
+def lens_figures(model, data: bytes, lens: TunedLens | None,
+                 cfg: LensConfig = LensConfig()) -> list[LayerLens]:
     """Logit-lens (and tuned-lens) KL, cross-entropy and entropy per layer on `data`."""
     layers, final_logp, targets = _collect(model, data, cfg, cfg.eval_tokens)
     n_layer = model.config.n_layer
@@ -191,9 +192,10 @@ def lens_figures(model, data: bytes, lens: TunedLens | None, cfg: LensConfig = L
             tuned = logit if lens is not None else None
         else:
             logit = figures(F.log_softmax(model.unembed(layers[l]), -1))
-            tuned = figures(F.log_softmax(model.unembed(lens.transform(layers[l], l)), -1)) if lens else None
-        rows.append(LayerLens(l, logit[0], tuned and tuned[0], logit[1], tuned and tuned[1], logit[2],
-                              tuned and tuned[2]))
+            translated = None if lens is None else model.unembed(lens.transform(layers[l], l))
+            tuned = None if translated is None else figures(F.log_softmax(translated, -1))
+        kl, ce, ent = tuned if tuned is not None else (None, None, None)
+        rows.append(LayerLens(l, logit[0], kl, logit[1], ce, logit[2], ent))
     return rows
 
 
