@@ -90,9 +90,7 @@ def test_long_text_per_byte_surprisal_preserves_the_total(hf_model, shakespeare)
 @given(st.lists(st.tuples(st.integers(0, 3), st.floats(0, 20)), min_size=1, max_size=30))
 def test_spread_over_bytes_keeps_every_bit(tokens):
     lengths = [n for n, _ in tokens]
-    lengths[-1] = max(lengths[-1], 1)
-    if lengths[0] == 0:
-        lengths[0] = 1  # a stream's first token covers at least one byte
+    lengths[-1] = max(lengths[-1], 1)  # the last token ends at the last byte
     ends = np.cumsum(lengths)
     bits = np.array([b for _, b in tokens])
     per_byte = spread_over_bytes(bits, ends, int(ends[-1]))

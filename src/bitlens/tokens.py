@@ -16,7 +16,7 @@ import torch
 
 from bitlens.data import START_BYTE, bytes_to_tensor
 from bitlens.errors import BitlensError
-from bitlens.evaluate import ByteScores, _windows
+from bitlens.evaluate import ByteScores, _windows, score_bytes
 from bitlens.progress import progress_bar
 from bitlens.units import entropy_bits, surprisal_bits
 
@@ -130,9 +130,9 @@ def score_tokens(
 def spread_over_bytes(per_token: np.ndarray, byte_ends: np.ndarray, n_bytes: int) -> np.ndarray:
     """Per-byte values whose sum over each token's bytes is that token's value.
 
-    A token's bits are shared equally by its bytes; a token that covers no whole byte (a
-    tokenizer that splits a UTF-8 character) adds its bits to the bytes of the token before it.
-    The total is preserved exactly.
+    A token's bits are shared equally by its bytes. A token that covers no byte of its own (a
+    tokenizer that splits a UTF-8 character) ends where the token before it ends, so the two
+    share those bytes; a first token with no byte goes to byte 0. The total is preserved exactly.
     """
     ends, inverse = np.unique(byte_ends, return_inverse=True)
     totals = np.bincount(inverse, weights=per_token, minlength=len(ends))
@@ -140,9 +140,9 @@ def spread_over_bytes(per_token: np.ndarray, byte_ends: np.ndarray, n_bytes: int
     out = np.zeros(n_bytes, dtype=np.float64)
     for s, e, t in zip(starts, ends, totals):
         if e > s:
-            out[s:e] = t / (e - s)
-        elif e > 0:  # no byte of its own: only possible for the very first end at 0
-            out[e - 1] += t
+            out[s:e] += t / (e - s)
+        elif n_bytes > 0:  # only the first end can be 0 (ends are unique and sorted)
+            out[0] += t
     return out
 
 
@@ -150,8 +150,6 @@ def score_bytes_any(model, data: bytes, with_entropy: bool = False, progress: bo
     """Per-byte surprisal (and entropy) in bits for any model: exact for byte models; for a
     tokenizer model each token's bits are spread over its bytes (sum preserved)."""
     if getattr(model, "encode", None) is None:
-        from bitlens.evaluate import score_bytes
-
         return score_bytes(model, data, with_entropy=with_entropy, progress=progress)
     t = score_tokens(model, data, with_entropy=with_entropy, progress=progress)
     ent = None if t.entropy_bits is None else spread_over_bytes(t.entropy_bits, t.byte_ends, t.n_bytes)
