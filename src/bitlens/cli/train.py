@@ -6,9 +6,8 @@ import click
 
 from bitlens.cli.common import emit_json, json_option, show_progress
 from bitlens.data import load_corpus
-from bitlens.evaluate import evaluate
 from bitlens.model import MODEL_PRESETS
-from bitlens.runs import load_run
+from bitlens.hf import evaluate_any, load_any_model
 from bitlens.train import train_run
 
 
@@ -44,18 +43,20 @@ def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
 
 
 @click.command("eval")
-@click.option("--model", "model_dir", required=True, metavar="RUN_DIR", help="A trained run directory.")
+@click.option("--model", "model_dir", required=True, metavar="RUN_DIR|hf:PATH",
+              help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline).")
 @click.option("--corpus", default=None, metavar="PATH",
               help="File, directory or '-' (stdin) to score. Default: bundled Tiny Shakespeare.")
 @json_option
 def eval_cmd(model_dir, corpus, json_out):
     """Bits per byte of a corpus under a trained model (its cross-entropy, in bits).
 
-    JSON keys: bits_per_byte, bytes, total_bits (= bits_per_byte × bytes).
+    JSON keys: bits_per_byte, bytes, total_bits (= bits_per_byte × bytes); for hf: models also
+    tokens and bits_per_token (the same total bits over the tokenizer's tokens).
     """
-    model = load_run(model_dir)
+    model = load_any_model(model_dir)
     data = load_corpus(corpus)
-    r = evaluate(model, data, progress=show_progress())
+    r = evaluate_any(model, data, progress=show_progress())
     if json_out != "-":
         click.echo(f"{r.bits_per_byte:.4f} bits/byte over {r.bytes:,} bytes ({r.total_bits:,.0f} bits)")
     emit_json(r.to_dict(), json_out)

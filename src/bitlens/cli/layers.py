@@ -1,0 +1,119 @@
+"""`bitlens lens` and `bitlens probe`: information through the layers, in bits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import click
+
+from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.data import load_corpus
+from bitlens.hf import load_any_model
+from bitlens.measures.lens import LensConfig, TunedLens, measure_lens, plot_lens
+from bitlens.measures.probes import PROBE_KINDS, PROPERTIES, measure_probes, plot_probes
+
+model_option = click.option(
+    "--model", "model_spec", required=True, metavar="RUN_DIR|hf:PATH",
+    help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).")
+corpus_option = click.option(
+    "--corpus", default=None, metavar="PATH",
+    help="File, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+quick_option = click.option("--quick", is_flag=True, help="A small, fast measurement (a few seconds).")
+plot_option = click.option("--plot", "plot_path", default=None, metavar="FILE",
+                           help="Also draw the figure (FILE and its .png/.svg siblings).")
+
+
+@click.command("lens")
+@model_option
+@corpus_option
+@click.option("--tuned", is_flag=True, help="Also train (or load) a tuned lens and show it side by side.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Tuned-lens SGD steps (default 250, or 120 with --quick).")
+@click.option("--load-lens", "load_lens", default=None, metavar="FILE",
+              help="Reuse a tuned lens saved with --save-lens instead of training one (implies --tuned).")
+@click.option("--save-lens", "save_lens", default=None, metavar="FILE",
+              help="Write the trained tuned lens as safetensors.")
+@seed_option
+@quick_option
+@plot_option
+@json_option
+def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick, plot_path, json_out):
+    """Logit lens (and tuned lens) per layer: what each layer's residual stream predicts.
+
+    Per layer (0 = embeddings, last = the output), on the last 10% of the corpus, in bits per
+    token (= bits per byte for bitlens models): KL to the model's final distribution, cross-
+    entropy to the true next token, and entropy of the lens distribution. The tuned lens
+    (Belrose et al. 2023) is trained on the first 90%.
+
+    JSON keys: layers (list of {layer, logit_kl_bits, tuned_kl_bits, logit_ce_bits,
+    tuned_ce_bits, entropy_bits, tuned_entropy_bits}), token, tokens, bytes, bytes_per_token,
+    final_ce_bits.
+    """
+    model = load_any_model(model_spec)
+    data = load_corpus(corpus)
+    base = LensConfig.quick() if quick else LensConfig()
+    config = replace(base, steps=steps) if steps else base
+    lens = TunedLens.load(load_lens) if load_lens else None
+    r = measure_lens(model, data, tuned=tuned or lens is not None, seed=seed, progress=show_progress(),
+                     lens=lens, save_lens=save_lens, config=config)
+    if json_out != "-":
+        unit = f"bits/{r['token']}"
+        click.echo(f"{'layer':>5} {'logit KL':>9} {'tuned KL':>9} {'logit CE':>9} {'tuned CE':>9} "
+                   f"{'entropy':>8}   ({unit}, {r['tokens']:,} held-out {r['token']}s)")
+        for row in r["layers"]:
+            cells = [row["logit_kl_bits"], row["tuned_kl_bits"], row["logit_ce_bits"], row["tuned_ce_bits"],
+                     row["entropy_bits"]]
+            text = " ".join("        -" if c is None else f"{c:9.3f}" for c in cells)
+            click.echo(f"{row['layer']:>5} {text}")
+        if save_lens:
+            click.echo(f"tuned lens → {save_lens}")
+    if plot_path:
+        plot_lens(r, plot_path)
+    emit_json(r, json_out)
+
+
+@click.command("probe")
+@model_option
+@corpus_option
+@click.option("--property", "properties", multiple=True, type=click.Choice(list(PROPERTIES)),
+              help="Property to probe (repeatable). Default: all of them.")
+@click.option("--probe", "probe_kind", type=click.Choice(list(PROBE_KINDS)), default="linear",
+              show_default=True, help="Probe family: linear, or an MLP with one hidden layer.")
+@click.option("--examples", type=click.IntRange(min=64), default=None,
+              help="Tokens probed per property (default 8192, or 1024 with --quick).")
+@seed_option
+@quick_option
+@plot_option
+@json_option
+def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seed, quick, plot_path, json_out):
+    """MDL probes (Voita & Titov 2020): bits to transmit a property given each layer.
+
+    Online code length in bits of the property's labels with a probe retrained on 0.1, 0.2, …,
+    50% of them; compression = uniform bits / online bits. The control is the same code on
+    shuffled labels; it matches marginal_compression (the labels' frequencies alone, ≈ 1 for
+    balanced labels).
+
+    JSON keys: properties (list of {property, classes, examples, marginal_bits,
+    marginal_compression, layers: list of {layer, codelength_bits, uniform_bits, compression,
+    control_codelength_bits, control_compression}}).
+    """
+    model = load_any_model(model_spec)
+    data = load_corpus(corpus)
+    r = measure_probes(model, data, properties=list(properties) or None, seed=seed, quick=quick,
+                       progress=show_progress(), probe=probe_kind, examples=examples)
+    if json_out != "-":
+        for prop in r["properties"]:
+            click.echo(f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples, "
+                       f"labels alone ×{prop['marginal_compression']:.2f}")
+            click.echo(f"{'layer':>7} {'online bits':>12} {'uniform bits':>13} {'compression':>12} "
+                       f"{'control':>8}")
+            for row in prop["layers"]:
+                click.echo(f"{row['layer']:>7} {row['codelength_bits']:12,.0f} {row['uniform_bits']:13,.0f} "
+                           f"{row['compression']:12.2f} {row['control_compression']:8.2f}")
+    if plot_path:
+        plot_probes(r, plot_path)
+    emit_json(r, json_out)
+
+
+COMMANDS = [lens_cmd, probe_cmd]

@@ -1,0 +1,337 @@
+"""MDL probes (Voita & Titov 2020): how many bits it takes to transmit a property of the text
+given a layer's representation, with the online (prequential) code of a probe.
+
+The examples (one per token) are put in a seeded random order and cut at the paper's portions,
+0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.25, 12.5, 25, 50 and 100 % of the targets. The first portion is
+sent with the uniform code, log2 K bits per label (K = the number of label values present: the
+alphabet both sides know). Each later portion is sent with a probe trained from scratch on all
+the labels before it, at −log2 p_probe(label) bits. codelength_bits is their sum;
+compression = uniform_bits / codelength_bits. Probe losses leave PyTorch in nats and are
+converted to bits once, with `nats_to_bits` (the official code adds nats to a log2 term).
+
+Probes start from the label prior: output weights zero, biases the log label frequencies of
+their training data. A probe is fitted (full-batch Adam, early stopping on a dev tenth of its
+prefix) only from MIN_FIT examples on; smaller prefixes cannot be validated and their probe is
+the prior. So a representation that says nothing about the labels codes them like the labels
+alone.
+
+Controls. `control_*`: the same code on randomly shuffled labels (no relation to the
+representation). Shuffling keeps the label frequencies, which the prior captures for free, so
+the control's compression matches `marginal_compression` = uniform_bits / marginal_bits, where
+marginal_bits is an adaptive code of the labels alone (Krichevsky–Trofimov counts, in the same
+order); both are ≈ 1 for balanced labels and above 1 for skewed ones (bytes: ≈ 1.2).
+
+Properties need no labelled data; each is read at the last byte of a token (for a byte model,
+the token itself): the current byte, the previous byte, the next byte, the position in the word
+(0, 1, … capped at 7, whitespace its own class) and whether the byte is inside a word or
+whitespace. Words are maximal runs of non-whitespace bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bitlens.errors import BitlensError
+from bitlens.measures.plotting import new_figure, save_figure
+from bitlens.progress import progress_bar
+from bitlens.tokens import context_windows, token_name, token_stream
+from bitlens.units import nats_to_bits
+
+PORTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
+WHITESPACE = np.zeros(256, dtype=bool)
+WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+MAX_WORD_POSITION = 7
+MIN_FIT = 100  # fewest examples a probe is fitted on (below: the label prior)
+MIN_DEV = 20  # fewest dev examples for early stopping
+
+
+# ---- properties: (bytes as uint8 array, byte index per example) -> (labels, valid mask)
+
+def _current_byte(b: np.ndarray, i: np.ndarray):
+    return b[i].astype(np.int64), np.ones(len(i), dtype=bool)
+
+
+def _previous_byte(b: np.ndarray, i: np.ndarray):
+    return b[np.maximum(i - 1, 0)].astype(np.int64), i >= 1
+
+
+def _next_byte(b: np.ndarray, i: np.ndarray):
+    return b[np.minimum(i + 1, len(b) - 1)].astype(np.int64), i + 1 < len(b)
+
+
+def _position_in_word(b: np.ndarray, i: np.ndarray):
+    space = WHITESPACE[b]
+    # distance to the last whitespace byte at or before each byte
+    last_space = np.maximum.accumulate(np.where(space, np.arange(len(b)), -1))
+    pos = np.minimum(np.arange(len(b)) - last_space - 1, MAX_WORD_POSITION)
+    labels = np.where(space, MAX_WORD_POSITION + 1, pos)
+    return labels[i].astype(np.int64), np.ones(len(i), dtype=bool)
+
+
+def _in_word(b: np.ndarray, i: np.ndarray):
+    return (~WHITESPACE[b[i]]).astype(np.int64), np.ones(len(i), dtype=bool)
+
+
+PROPERTIES: dict[str, Callable] = {
+    "current-byte": _current_byte,
+    "previous-byte": _previous_byte,
+    "next-byte": _next_byte,
+    "position-in-word": _position_in_word,
+    "in-word": _in_word,
+}
+
+
+# ---- probes and the online code
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Probe family and training: full-batch Adam, early stopping on 10 % of the prefix. (Voita &
+    Titov use Adam at 1e-3 over 40 mini-batch epochs; a few full-batch steps need a larger lr.)"""
+
+    kind: str = "linear"  # or "mlp": one hidden ReLU layer
+    hidden: int = 64
+    steps: int = 60
+    lr: float = 0.1
+    weight_decay: float = 1e-3
+    examples: int = 8192  # tokens probed per property
+    window: int = 128
+
+
+PROBE_KINDS = ("linear", "mlp")
+
+
+class Probes(nn.Module):
+    """P independent probes (linear, or one hidden ReLU layer) evaluated as one batched module:
+    probe p maps features x[p] (n, d) to logits (n, k). Output biases start at the log label
+    frequencies of the training prefix (Krichevsky–Trofimov), so a probe that learns nothing
+    from the features codes like the marginal code of the labels."""
+
+    def __init__(self, kind: str, p: int, d: int, k: int, hidden: int, log_prior: torch.Tensor,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if kind not in PROBE_KINDS:
+            raise BitlensError(f"unknown probe {kind!r}; choose from {', '.join(PROBE_KINDS)}")
+        self.kind = kind
+        width = d if kind == "linear" else hidden
+        if kind == "mlp":
+            bound = 1 / math.sqrt(d)
+            self.w1 = nn.Parameter(torch.empty(p, d, hidden).uniform_(-bound, bound, generator=generator))
+            self.b1 = nn.Parameter(torch.zeros(p, 1, hidden))
+        self.w = nn.Parameter(torch.zeros(p, width, k))
+        self.b = nn.Parameter(log_prior.reshape(p, 1, k).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "mlp":
+            x = torch.relu(torch.baddbmm(self.b1, x, self.w1))
+        return torch.baddbmm(self.b, x, self.w)
+
+
+def _log_prior(y: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row of y (P, n): log of the KT label frequencies (count + ½) / (n + k/2)."""
+    counts = torch.zeros(y.shape[0], k).scatter_add_(1, y, torch.ones_like(y, dtype=torch.float))
+    return torch.log((counts + 0.5) / (y.shape[1] + 0.5 * k))
+
+
+def _nats(probes: Probes, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of each probe in nats: (P,) means or sums over its examples."""
+    logits = probes(x)
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+    ce = ce.view(y.shape)
+    return ce.mean(1) if reduction == "mean" else ce.sum(1)
+
+
+def train_probes(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig, seed: int) -> Probes:
+    """Probes for labels y (P, n) in 0..k−1 from features x (P, n, d), trained from scratch.
+
+    The last 10 % of the examples (at least MIN_DEV) is a dev set, and each probe keeps the weights
+    with its lowest dev loss (the starting point included, checked every 10 steps), as in Voita &
+    Titov's early stopping. Below MIN_FIT examples nothing can be validated, so the probe stays
+    at its starting point, the label prior: fitting a few examples costs far more on the next
+    portion than it saves (measured on shuffled labels: up to 4× the prior's bits on a portion).
+    """
+    n = x.shape[1]
+    n_dev = max(n // 10, MIN_DEV)
+    xt, yt, xd, yd = x[:, : n - n_dev], y[:, : n - n_dev], x[:, n - n_dev :], y[:, n - n_dev :]
+    probes = Probes(cfg.kind, x.shape[0], x.shape[2], k, cfg.hidden, _log_prior(y if n < MIN_FIT else yt, k),
+                    torch.Generator().manual_seed(seed))
+    if n < MIN_FIT:
+        return probes.eval()
+    opt = torch.optim.Adam(probes.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best = torch.full((x.shape[0],), math.inf)
+    best_state = {name: v.detach().clone() for name, v in probes.state_dict().items()}
+
+    def keep_best() -> None:
+        with torch.no_grad():
+            dev = _nats(probes, xd, yd)
+            better = dev < best
+            best[better] = dev[better]
+            for name, v in probes.state_dict().items():
+                best_state[name][better] = v[better]
+
+    keep_best()
+    for step in range(cfg.steps):
+        loss = _nats(probes, xt, yt).sum()  # a sum: each probe gets its own gradient
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 10 == 9 or step == cfg.steps - 1:
+            keep_best()
+    probes.load_state_dict(best_state)
+    return probes.eval()
+
+
+@dataclass(frozen=True)
+class OnlineCode:
+    """Online codes of P label sequences of length N, in bits."""
+
+    codelength_bits: list[float]  # per probe
+    uniform_bits: float  # N · log2 K
+    block_bits: list[list[float]]  # per probe: the uniform first block, then each portion
+
+    def compression(self, p: int) -> float:
+        return self.uniform_bits / self.codelength_bits[p]
+
+
+def portion_ends(n: int) -> list[int]:
+    """Example counts at the end of each portion (strictly increasing, the last is n)."""
+    ends = sorted({max(1, int(round(f * n))) for f in PORTIONS})
+    return [e for e in ends if e <= n]
+
+
+def online_codelength(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig = ProbeConfig(),
+                      seed: int = 0) -> OnlineCode:
+    """Online code lengths in bits of labels y (P, N) in 0..k−1, already in random order, given
+    features x (P, N, d): one independent code per probe p."""
+    if x.dim() == 2:  # a single probe
+        x, y = x[None], y[None]
+    n = y.shape[1]
+    ends = portion_ends(n)
+    blocks = [[ends[0] * math.log2(k)] for _ in range(len(y))]
+    for i, (start, end) in enumerate(zip(ends[:-1], ends[1:])):
+        probes = train_probes(x[:, :start], y[:, :start], k, cfg, seed + i)
+        with torch.no_grad():
+            bits = nats_to_bits(_nats(probes, x[:, start:end], y[:, start:end], reduction="sum"))
+        for p, b in enumerate(bits.tolist()):
+            blocks[p].append(b)
+    return OnlineCode([float(sum(b)) for b in blocks], n * math.log2(k), blocks)
+
+
+def marginal_codelength_bits(y: np.ndarray, k: int) -> float:
+    """Adaptive code of the labels alone: Krichevsky–Trofimov, p = (count + ½) / (seen + k/2)."""
+    counts = np.zeros(k)
+    bits = 0.0
+    for i, label in enumerate(y):
+        bits -= math.log2((counts[label] + 0.5) / (i + 0.5 * k))
+        counts[label] += 1
+    return bits
+
+
+# ---- the measurement
+
+@dataclass(frozen=True)
+class LayerProbe:
+    layer: int
+    codelength_bits: float
+    uniform_bits: float
+    compression: float
+    control_codelength_bits: float
+    control_compression: float
+
+
+@torch.no_grad()
+def _representations(model, data: bytes, cfg: ProbeConfig, seed: int):
+    """Every layer's representation (list of (N, d)) and the byte index of each example."""
+    stream = token_stream(model, data)
+    x, _, index = context_windows(stream, min(cfg.window, model.config.block_size), None)
+    # a random subset of whole windows, enough for cfg.examples examples
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(x), generator=gen)[: math.ceil(cfg.examples / x.shape[1]) + 1]
+    x, index = x[order], index[order]
+    layers: list[list[torch.Tensor]] = []
+    for i in range(0, len(x), 16):
+        _, hidden = model.forward_hidden(x[i : i + 16])
+        layers.append([h.reshape(-1, h.shape[-1]).float() for h in hidden])
+    reps = [torch.cat([chunk[l] for chunk in layers]) for l in range(len(layers[0]))]
+    index = index.reshape(-1).numpy()
+    keep = index >= 0  # the start token belongs to no byte
+    at_byte = stream.last_byte()[index[keep]]
+    return [r[torch.from_numpy(keep)] for r in reps], at_byte
+
+
+def _standardise(x: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance per feature (features are known to both sides of the code)."""
+    return (x - x.mean(0)) / (x.std(0) + 1e-6)
+
+
+def measure_probes(model, data: bytes, properties: list[str] | None = None, seed: int = 0,
+                   quick: bool = False, progress: bool = False, probe: str = "linear",
+                   examples: int | None = None, config: ProbeConfig | None = None) -> dict:
+    """MDL probes of each property at each layer of `model` on `data`, in bits.
+
+    Keys: `properties`: list of {`property`, `classes`, `examples`, `marginal_bits`,
+    `marginal_compression`, `layers`: list of {`layer`, `codelength_bits`, `uniform_bits`,
+    `compression`, `control_codelength_bits`, `control_compression`}}; `probe`, `portions`, `seed`.
+    """
+    names = list(properties) if properties else list(PROPERTIES)
+    unknown = [p for p in names if p not in PROPERTIES]
+    if unknown:
+        raise BitlensError(f"unknown property {unknown[0]!r}; choose from {', '.join(PROPERTIES)}")
+    cfg = config or ProbeConfig(kind=probe, examples=examples or (1024 if quick else 8192))
+    if cfg.kind not in PROBE_KINDS:
+        raise BitlensError(f"unknown probe {cfg.kind!r}; choose from {', '.join(PROBE_KINDS)}")
+    reps, at_byte = _representations(model, data, cfg, seed)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    n_layers = len(reps)
+    out = []
+    with progress_bar(len(names), "MDL probes", enabled=progress) as bar:
+        for p_i, name in enumerate(names):
+            labels, valid = PROPERTIES[name](raw, at_byte)
+            rng = np.random.default_rng(seed + 1000 * p_i)
+            order = rng.permutation(np.flatnonzero(valid))[: cfg.examples]
+            if len(order) < 2 * len(PORTIONS):
+                raise BitlensError(f"too little data to probe {name!r}: {len(order)} examples")
+            values, y = np.unique(labels[order], return_inverse=True)
+            k = max(2, len(values))
+            y_t = torch.from_numpy(y.astype(np.int64))
+            y_control = torch.from_numpy(rng.permutation(y).astype(np.int64))
+            marginal = marginal_codelength_bits(y, k)
+            # every layer's probe and its shuffled-label control, trained side by side
+            idx = torch.from_numpy(order)
+            x = torch.stack([_standardise(rep[idx]) for rep in reps])
+            y_all = torch.stack([y_t] * n_layers + [y_control] * n_layers)
+            code = online_codelength(torch.cat([x, x]), y_all, k, cfg, seed)
+            rows = [asdict(LayerProbe(l, code.codelength_bits[l], code.uniform_bits, code.compression(l),
+                                      code.codelength_bits[n_layers + l], code.compression(n_layers + l)))
+                    for l in range(n_layers)]
+            bar.advance(1, status=f"{name}: ×{max(r['compression'] for r in rows):.2f} at best")
+            uniform = len(y) * math.log2(k)
+            out.append({"property": name, "classes": k, "examples": len(y), "marginal_bits": marginal,
+                        "marginal_compression": uniform / marginal, "layers": rows})
+    return {"properties": out, "probe": cfg.kind, "portions": list(PORTIONS), "seed": seed,
+            "token": token_name(model)}
+
+
+def plot_probes(result: dict, path: str | Path) -> None:
+    """Compression (uniform / online code length) per layer, one line per property, with the
+    shuffled-label controls dashed (PNG + SVG)."""
+    fig, ax = new_figure()
+    for i, prop in enumerate(result["properties"]):
+        layers = [r["layer"] for r in prop["layers"]]
+        color = f"C{i % 10}"
+        ax.plot(layers, [r["compression"] for r in prop["layers"]], "o-", color=color, label=prop["property"])
+        ax.plot(layers, [r["control_compression"] for r in prop["layers"]], "--", color=color, alpha=0.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel("compression (uniform bits / online bits)")
+    ax.set_title(f"MDL probes ({result.get('probe', 'linear')}); dashed: shuffled labels", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
