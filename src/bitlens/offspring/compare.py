@@ -17,7 +17,12 @@ import numpy as np
 
 from bitlens.model import GPT
 from bitlens.offspring.figures import new_figure, save_figure
-from bitlens.offspring.policy import CurationPolicy, context_from_model, evaluate_policy
+from bitlens.offspring.policy import (
+    ContextSizes,
+    CurationPolicy,
+    context_from_model,
+    evaluate_policy,
+)
 from bitlens.offspring.select import LEVELS, SCORES, n_kept
 from bitlens.progress import progress_bar
 
@@ -91,6 +96,7 @@ def compare_strategies(
     quick: bool = False,
     progress: bool = False,
     preset: str = "tiny",
+    sizes: ContextSizes | None = None,
 ) -> dict[str, Any]:
     """Every selection strategy and distillation target against random selection, in bits.
 
@@ -104,7 +110,7 @@ def compare_strategies(
     surprisal of a hard byte, under the parent).
     """
     seeds = tuple(seeds)
-    ctx = context_from_model(parent, data, seed=seeds[0], quick=quick)
+    ctx = context_from_model(parent, data, seed=seeds[0], quick=quick, sizes=sizes)
     window, batch = ctx.window, ctx.sizes.batch_size
     kept_tokens = n_kept(len(ctx.pool), keep_ratio) * window
     budget = max(batch * window, round(kept_tokens / (batch * window)) * batch * window)
