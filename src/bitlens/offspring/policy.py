@@ -105,7 +105,7 @@ class ContextSizes:
 QUICK_SIZES = ContextSizes(pool_bytes=32_000, reference_bytes=8_000, test_bytes=4_096,
                            reference_steps=20)
 FULL_SIZES = ContextSizes(pool_bytes=320_000, reference_bytes=40_000, test_bytes=49_152,
-                          reference_steps=300)
+                          reference_steps=150)
 
 
 @dataclass
