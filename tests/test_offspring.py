@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -196,6 +197,8 @@ def test_evaluate_policy_is_deterministic_and_accounts_cost(shakespeare, micro_p
     r = evaluate_policy(random_policy, ctx, seed=1)
     assert r["fitness"] == 0.0 and r["cost"]["parent_flops"] == 0.0
     assert r["heldout_bits_per_byte"] == a["baseline_bits_per_byte"]
+    restored = pickle.loads(pickle.dumps(ctx))  # contexts travel to worker processes
+    assert evaluate_policy(policy, restored, seed=1) == a
     model_result, model = evaluate_policy(CurationPolicy(synthetic_share=0.5, target="mix",
                                                          budget_tokens=128), ctx, 0,
                                           return_model=True)

@@ -122,10 +122,12 @@ def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, qu
     if json_out != "-":
         for r in runs:
             click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}")
-            click.echo(f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} {'tail mass':>10}")
+            click.echo(f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
+                       f"{'tail mass':>10} {'real bytes < 2^-10':>19}")
             for g in r["generations"]:
                 click.echo(f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
-                           f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f}")
+                           f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
+                           f"{g['heldout_share_below_threshold']:19.4f}")
     if plot_path:
         plot_collapse(runs, plot_path)
     emit_json(runs[0] if len(runs) == 1 else {"runs": runs}, json_out)

@@ -12,7 +12,10 @@ virtual start byte), with temperature and top-p. Per generation:
   them (untempered, untruncated): its entropy rate on its own text, bits/byte;
 - tail_mass: share of the samples' byte bigrams that fall in the real data's tail, the rarest
   bigram types that together hold `tail_share` (10 %) of the real bigrams. Real data has
-  tail_mass ≈ tail_share by construction; tail cutting drives it down.
+  tail_mass ≈ tail_share by construction; tail cutting drives it down;
+- heldout_share_below_threshold: share of real held-out bytes to which the model gives
+  probability below 2^-`surprise_threshold_bits` (the real data the model has pushed into its
+  tail; forgetting drives it up).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class CollapseSizes:
     window: int = 128
     batch_size: int = 16
     tail_share: float = 0.1
+    surprise_threshold_bits: float = 10.0  # a byte of probability < 2^-10 counts as forgotten
 
 
 QUICK_COLLAPSE = CollapseSizes(real_bytes=12_800, test_bytes=4_096, budget_tokens=16_384)
@@ -93,7 +97,7 @@ def run_collapse(
     """Train generation 0 on real data and `generations` more on generated data; report bits.
 
     Keys: mode, generations (generation, heldout_bits_per_byte, sample_entropy_bits, tail_mass,
-    sample_unigram_entropy_bits, train_windows), real_tail_mass, real_unigram_entropy_bits,
+    heldout_share_below_threshold, sample_unigram_entropy_bits, train_windows), real_tail_mass, real_unigram_entropy_bits,
     tail_share, temperature, top_p, budget_tokens, seed.
     """
     if mode not in MODES:
@@ -132,6 +136,8 @@ def run_collapse(
                 "heldout_bits_per_byte": heldout.bits_per_byte,
                 "sample_entropy_bits": s.mean_surprisal_bits,
                 "tail_mass": tail_mass(samples_prev, tail),
+                "heldout_share_below_threshold":
+                    float((heldout.surprisal_bits > sizes.surprise_threshold_bits).mean()),
                 "sample_unigram_entropy_bits": unigram_entropy_bits(s.tokens),
                 "train_windows": len(train_windows),
             })
@@ -142,6 +148,7 @@ def run_collapse(
         "real_tail_mass": tail_mass(real, tail),
         "real_unigram_entropy_bits": unigram_entropy_bits(real[:, 1:]),
         "tail_share": sizes.tail_share,
+        "surprise_threshold_bits": sizes.surprise_threshold_bits,
         "temperature": temperature,
         "top_p": top_p,
         "budget_tokens": sizes.budget_tokens,
@@ -156,14 +163,16 @@ def plot_collapse(results: list[dict], path) -> list:
     """Held-out bits/byte, sample entropy and tail mass per generation, one line per mode."""
     if isinstance(results, dict):
         results = [results]
-    fig, axes = new_figure(3, width=4.2, height=3.6)
+    fig, axes = new_figure(4, width=3.8, height=3.6)
     panels = [("heldout_bits_per_byte", "held-out bits/byte (real data)"),
               ("sample_entropy_bits", "sample entropy (bits/byte)"),
-              ("tail_mass", "tail mass of samples")]
+              ("tail_mass", "tail mass of samples"),
+              ("heldout_share_below_threshold", "real bytes below threshold")]
     for ax, (key, label) in zip(axes[0], panels):
         for r in results:
             gens = [row["generation"] for row in r["generations"]]
-            ax.plot(gens, [row[key] for row in r["generations"]], marker="o", label=r["mode"])
+            ax.plot(gens, [row.get(key, np.nan) for row in r["generations"]], marker="o",
+                    label=r["mode"])
         if key == "tail_mass" and results:
             ax.axhline(results[0]["real_tail_mass"], ls="--", color="grey", lw=0.8,
                        label="real data")

@@ -11,7 +11,9 @@ target decides the loss (returned in nats, PyTorch's unit; convert once with nat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
 from bitlens.train import Batch, LossFn
-from bitlens.units import nats_to_bits
+from bitlens.units import nats_to_bits, surprisal_bits
 
 # Weight of the soft-label (KL) term; the hard cross-entropy gets 1 − weight.
 SOFT_WEIGHT: dict[str, float] = {"hard": 0.0, "soft": 1.0, "mix": 0.5}
@@ -63,6 +65,7 @@ class HeldoutScore:
     bits_per_byte: float
     kl_to_parent_bits: float | None  # None when no parent was given
     bytes: int
+    surprisal_bits: np.ndarray = field(repr=False, compare=False)  # per target byte, (n, T)
 
 
 @torch.no_grad()
@@ -82,11 +85,10 @@ def heldout_score(
 ) -> HeldoutScore:
     """Bits/byte of the windows' targets under `model`, and its mean KL(p_parent ‖ q) in bits."""
     logits = window_logits(model, windows)
-    targets = windows[:, 1:].long()
-    n = targets.numel()
-    nats = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
+    surprisal = surprisal_bits(logits, windows[:, 1:].long()).double().numpy()
+    n = surprisal.size
     kl = None
     if parent_logits is not None:
         kl = float(nats_to_bits(float(_kl_nats(parent_logits, logits).double().sum()) / n))
-    return HeldoutScore(bits_per_byte=float(nats_to_bits(float(nats) / n)),
-                        kl_to_parent_bits=kl, bytes=n)
+    return HeldoutScore(bits_per_byte=float(surprisal.mean()), kl_to_parent_bits=kl, bytes=n,
+                        surprisal_bits=surprisal)
