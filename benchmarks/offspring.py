@@ -17,9 +17,17 @@ import torch
 
 from bitlens.data import bundled_corpus_bytes
 from bitlens.offspring.collapse import MODES, plot_collapse, run_collapse
-from bitlens.offspring.compare import compare_strategies, plot_strategies
+from bitlens.offspring.compare import compare_distillation, compare_strategies, plot_strategies
+from bitlens.offspring.policy import context_from_model
 from bitlens.runs import WEIGHTS_FILE, load_run
 from bitlens.train import train_run
+
+
+def _print_distillation(rows: list[dict]) -> None:
+    for d in rows:
+        print(f"{d['target']:6} {d['heldout_bits_per_byte']:.4f} ± {d['heldout_bits_per_byte_std']:.4f} "
+              f"KL {d['kl_to_parent_bits']:.4f} absorbed/token {d['bits_per_token_from_parent']:.4f} "
+              f"label {d['label_bits_per_token']:.3f}")
 
 
 def main() -> None:
@@ -31,6 +39,8 @@ def main() -> None:
     ap.add_argument("--keep-ratio", type=float, default=0.3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip", choices=["compare", "collapse"], default=None)
+    ap.add_argument("--distill-budget", type=int, default=0,
+                    help="Only the distillation targets, at this many training tokens.")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -41,6 +51,16 @@ def main() -> None:
                   resume=(parent_dir / "config.json").exists(), corpus_name="tinyshakespeare",
                   train_overrides={"threads": 1})
     seeds = tuple(int(s) for s in args.seeds.split(","))
+    if args.distill_budget:
+        t0 = time.perf_counter()
+        ctx = context_from_model(load_run(parent_dir), data, seed=seeds[0], quick=args.quick)
+        rows = compare_distillation(ctx, args.distill_budget, seeds)
+        result = {"distillation": rows, "budget_tokens": args.distill_budget, "seeds": list(seeds),
+                  "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(),
+                  "seconds": time.perf_counter() - t0}
+        (out / f"distill-{args.distill_budget}.json").write_text(json.dumps(result, indent=2))
+        _print_distillation(rows)
+        return
     if args.skip != "compare":
         t0 = time.perf_counter()
         r = compare_strategies(load_run(parent_dir), data, keep_ratio=args.keep_ratio,
@@ -54,10 +74,7 @@ def main() -> None:
                   f"{s['heldout_bits_per_byte_std']:.4f}  gain {s['gain_over_random_bits']:9.1f} "
                   f"± {s['gain_over_random_bits_std']:.1f} bits of ≤ {s['choice_bits']:.4g}; "
                   f"better than random in {s['seeds_better_than_random']}/{len(seeds)} seeds")
-        for d in r["distillation"]:
-            print(f"{d['target']:6} {d['heldout_bits_per_byte']:.4f} ± {d['heldout_bits_per_byte_std']:.4f} "
-                  f"KL {d['kl_to_parent_bits']:.4f} absorbed/token {d['bits_per_token_from_parent']:.4f} "
-                  f"label {d['label_bits_per_token']:.3f}")
+        _print_distillation(r["distillation"])
     if args.skip != "collapse":
         runs = []
         for mode in MODES:

@@ -20,11 +20,12 @@ from bitlens.offspring.figures import new_figure, save_figure
 from bitlens.offspring.policy import (
     ContextSizes,
     CurationPolicy,
+    OffspringContext,
     context_from_model,
     evaluate_policy,
 )
 from bitlens.offspring.select import LEVELS, SCORES, n_kept
-from bitlens.progress import progress_bar
+from bitlens.progress import Bar, progress_bar
 
 # Distillation targets: the policy that trains on each (all of the pool, same budget).
 DISTILLATION_TARGETS: dict[str, dict[str, Any]] = {
@@ -88,6 +89,26 @@ def _distillation_row(target: str, runs: list[dict]) -> dict[str, Any]:
     }
 
 
+def compare_distillation(
+    ctx: OffspringContext, budget_tokens: int, seeds: Sequence[int], preset: str = "tiny",
+    bar: Bar | None = None,
+) -> list[dict[str, Any]]:
+    """One row per distillation target: offspring trained on all of the pool at one budget."""
+    rows = []
+    for target, genes in DISTILLATION_TARGETS.items():
+        policy = CurationPolicy(keep_ratio=1.0, offspring_preset=preset,
+                                budget_tokens=budget_tokens, **genes)
+        runs = []
+        for seed in seeds:
+            r = evaluate_policy(policy, ctx, seed)
+            r["kl_init_bits"] = ctx.initial_kl_bits(preset, seed)
+            runs.append(r)
+            if bar is not None:
+                bar.advance(1, status=target)
+        rows.append(_distillation_row(target, runs))
+    return rows
+
+
 def compare_strategies(
     parent: GPT,
     data: bytes,
@@ -116,7 +137,7 @@ def compare_strategies(
     budget = max(batch * window, round(kept_tokens / (batch * window)) * batch * window)
     strategies = [(level, score) for level in LEVELS for score in SCORES]
     n_runs = (len(strategies) + len(DISTILLATION_TARGETS)) * len(seeds)
-    rows, distillation = [], []
+    rows = []
     with progress_bar(n_runs, "offspring", enabled=progress) as bar:
         for level, score in strategies:
             policy = CurationPolicy(score=score, level=level, keep_ratio=keep_ratio,
@@ -126,21 +147,12 @@ def compare_strategies(
                 runs.append(evaluate_policy(policy, ctx, seed))
                 bar.advance(1, status=f"{score}/{level}")
             rows.append(_strategy_row(f"{score}/{level}", runs))
-        for target, genes in DISTILLATION_TARGETS.items():
-            policy = CurationPolicy(keep_ratio=1.0, offspring_preset=preset, budget_tokens=budget,
-                                    **genes)
-            runs = []
-            for seed in seeds:
-                r = evaluate_policy(policy, ctx, seed)
-                r["kl_init_bits"] = ctx.initial_kl_bits(preset, seed)
-                runs.append(r)
-                bar.advance(1, status=target)
-            distillation.append(_distillation_row(target, runs))
+        distillation = compare_distillation(ctx, budget, seeds, preset, bar)
     return {
         "strategies": rows,
         "distillation": distillation,
         "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(),
-        "heldout_bytes": len(ctx.test),
+        "heldout_bytes": ctx.test_windows()[:, 1:].numel(),
         "pool_windows": len(ctx.pool),
         "window_bytes": window,
         "budget_tokens": budget,
@@ -179,7 +191,8 @@ def plot_strategies(result: dict, path) -> list:
     ax.set_yticks(y, names)
     ax.set_xlabel("held-out bits gained over random")
     for yi, r in zip(y, rows):
-        ax.annotate(f"ceiling {r['choice_bits']:.3g} bits", (0, yi), fontsize=7, va="center")
+        ax.annotate(f"≤ {r['choice_bits']:.3g} bits of choice", (1.0, yi), fontsize=7,
+                    va="center", ha="right", xycoords=("axes fraction", "data"))
     ax.set_title("does the choice carry information?")
     ax = axes[0][2]
     d = result.get("distillation", [])
