@@ -49,6 +49,15 @@ MICRO_SIZES = ContextSizes(pool_bytes=4_096, reference_bytes=600, test_bytes=1_0
                            batch_size=4, reference_steps=2, prompt_bytes=4)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread is faster than two fighting over a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @given(st.integers(0, 60), st.data())
 def test_choice_bits_is_log2_binomial(n, data):
     k = data.draw(st.integers(0, n))
@@ -206,7 +215,7 @@ def test_evaluate_policy_is_deterministic_and_accounts_cost(shakespeare, micro_p
 
 
 def test_compare_strategies_keys_and_plot(shakespeare, micro_parent, tmp_path):
-    r = compare_strategies(micro_parent, shakespeare, keep_ratio=0.3, seeds=(0,),
+    r = compare_strategies(micro_parent, shakespeare, keep_ratio=0.05, seeds=(0,),
                            sizes=MICRO_SIZES)
     names = [s["name"] for s in r["strategies"]]
     assert "random/document" in names and "excess/token" in names and len(names) == 10
@@ -224,7 +233,7 @@ def test_compare_strategies_keys_and_plot(shakespeare, micro_parent, tmp_path):
 
 
 def test_collapse_rows_and_plot(shakespeare, tmp_path):
-    sizes = CollapseSizes(real_bytes=2_048, test_bytes=1_024, budget_tokens=512, window=32,
+    sizes = CollapseSizes(real_bytes=1_024, test_bytes=512, budget_tokens=256, window=32,
                           batch_size=4)
     runs = [run_collapse(shakespeare, mode=m, generations=2, sizes=sizes, preset="tiny")
             for m in ("replace", "accumulate")]
@@ -233,7 +242,7 @@ def test_collapse_rows_and_plot(shakespeare, tmp_path):
         assert all(0 <= g["tail_mass"] <= 1 and 0 < g["sample_entropy_bits"] <= 8
                    for g in r["generations"])
         assert 0 < r["real_tail_mass"] <= 0.1
-    assert [g["train_windows"] for g in runs[1]["generations"]] == [64, 128, 192]
+    assert [g["train_windows"] for g in runs[1]["generations"]] == [32, 64, 96]
     assert runs[0]["generations"][0] == runs[1]["generations"][0]  # same generation 0
     written = plot_collapse(runs, tmp_path / "collapse.png")
     assert all(p.exists() for p in written)
