@@ -10,7 +10,7 @@ the same budget. Everything is a pure function of (policy, context, seed).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -211,10 +211,7 @@ def context_from_model(
         raise BitlensError(
             f"held-out split of {len(val)} bytes is too small for a reference and a test set")
     test = val[n_ref : n_ref + sizes.test_bytes]
-    parent = parent.eval()
-    for p in parent.parameters():
-        p.requires_grad_(False)
-    return OffspringContext(parent=parent, pool=windows[pick], reference_data=val[:n_ref],
+    return OffspringContext(parent=parent.eval(), pool=windows[pick], reference_data=val[:n_ref],
                             test=test, sizes=sizes, seed=seed, quick=quick)
 
 
