@@ -83,6 +83,7 @@ def _distillation_row(target: str, runs: list[dict]) -> dict[str, Any]:
         "flops": float(np.mean([r["flops"] for r in runs])),
         "heldout_bits_per_byte": mean_bpb,
         "heldout_bits_per_byte_std": std_bpb,
+        "heldout_bits_per_byte_per_seed": [r["heldout_bits_per_byte"] for r in runs],
         "kl_to_parent_bits": kl,
         "bits_per_token_from_parent": float(np.mean(absorbed)),
         "label_bits_per_token": float(np.mean([r["label_bits_per_token"] for r in runs])),
