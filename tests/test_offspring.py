@@ -258,6 +258,25 @@ def test_cli_help_and_missing_parent(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_cli_evaluate_policy(tmp_path, shakespeare, capsys):
+    from bitlens.train import train_run
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(shakespeare)
+    train_run(shakespeare, tmp_path / "parent", preset="tiny", steps=2)
+    out = tmp_path / "eval.json"
+    args = ["offspring", "evaluate", "--parent", str(tmp_path / "parent"), "--corpus", str(corpus),
+            "--quick", "--json", str(out)]
+    assert main(args + ["--policy", '{"score": "surprisal", "budget_tokens": 2048}']) == 0
+    r = json.loads(out.read_text())
+    assert r["policy"]["score"] == "surprisal" and r["tokens"] == 2048
+    assert r["fitness"] == pytest.approx(
+        (r["baseline_bits_per_byte"] - r["heldout_bits_per_byte"]) / (r["flops"] / 1e12))
+    capsys.readouterr()
+    assert main(args + ["--policy", '{"score": "psychic"}']) == 1
+    assert "score must be one of" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_cli_quick_runs(tmp_path):
     from bitlens.data import bundled_corpus_bytes

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from bitlens.cli.common import emit_json, json_option, show_progress
@@ -10,6 +13,7 @@ from bitlens.errors import BitlensError
 from bitlens.model import MODEL_PRESETS
 from bitlens.offspring.collapse import MODES, plot_collapse, run_collapse
 from bitlens.offspring.compare import compare_strategies, plot_strategies
+from bitlens.offspring.policy import CurationPolicy, build_context, evaluate_policy
 from bitlens.runs import load_run
 
 corpus_option = click.option(
@@ -84,6 +88,43 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
                        f"{d['label_bits_per_token']:11.4f}")
     if plot_path:
         plot_strategies(r, plot_path)
+    emit_json(r, json_out)
+
+
+@offspring_group.command("evaluate")
+@click.option("--parent", "parent_dir", required=True, metavar="RUN_DIR",
+              help="Trained parent run directory (bitlens train).")
+@corpus_option
+@click.option("--policy", "policy_text", default="{}", show_default=True, metavar="JSON|FILE",
+              help="CurationPolicy genes as a JSON object or a JSON file; missing genes take "
+                   "their defaults.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@quick_option
+@json_option
+def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
+    """Train one offspring under a curation policy and score it (what the evolution search does).
+
+    Units: held-out bits/byte (offspring, random-selection baseline, parent), FLOPs of the whole
+    run, fitness in bits/byte gained over the baseline per TFLOP.
+
+    JSON keys: heldout_bits_per_byte, baseline_bits_per_byte, tokens, flops, fitness,
+    improvement_vs_parent_bits_per_byte, cost, choice_bits, kl_to_parent_bits, policy.
+    """
+    text = Path(policy_text).read_text() if Path(policy_text).is_file() else policy_text
+    try:
+        genes = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BitlensError(f"--policy is neither a JSON object nor a JSON file: {e}") from None
+    if not isinstance(genes, dict):
+        raise BitlensError("--policy must be a JSON object of genes")
+    policy = CurationPolicy.from_dict(genes)
+    ctx = build_context(parent_dir, load_corpus(corpus), seed=seed, quick=quick)
+    r = evaluate_policy(policy, ctx, seed)
+    if json_out != "-":
+        click.echo(f"offspring {r['heldout_bits_per_byte']:.4f} bits/byte, random selection "
+                   f"{r['baseline_bits_per_byte']:.4f}, parent {r['parent_bits_per_byte']:.4f}; "
+                   f"{r['tokens']:,} tokens, {r['flops']:.3g} FLOPs, fitness {r['fitness']:+.4f} "
+                   f"{r['fitness_unit']}")
     emit_json(r, json_out)
 
 
