@@ -11,12 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from bitlens.data import bundled_corpus_bytes
-from bitlens.offspring.collapse import MODES, plot_collapse, run_collapse
+from bitlens.offspring.collapse import (
+    FULL_COLLAPSE,
+    MODES,
+    QUICK_COLLAPSE,
+    plot_collapse,
+    run_collapse,
+)
 from bitlens.offspring.compare import compare_distillation, compare_strategies, plot_strategies
 from bitlens.offspring.policy import context_from_model
 from bitlens.runs import WEIGHTS_FILE, load_run
@@ -39,6 +46,8 @@ def main() -> None:
     ap.add_argument("--keep-ratio", type=float, default=0.3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip", choices=["compare", "collapse"], default=None)
+    ap.add_argument("--collapse-budget", type=int, default=0,
+                    help="Training tokens per collapse generation (default: the full preset's).")
     ap.add_argument("--distill-budget", type=int, default=0,
                     help="Only the distillation targets, at this many training tokens.")
     args = ap.parse_args()
@@ -79,15 +88,20 @@ def main() -> None:
         runs = []
         for mode in MODES:
             t0 = time.perf_counter()
+            sizes = None
+            if args.collapse_budget:
+                sizes = replace(QUICK_COLLAPSE if args.quick else FULL_COLLAPSE,
+                                budget_tokens=args.collapse_budget)
             c = run_collapse(data, mode=mode, generations=args.generations, seed=seeds[0],
-                             quick=args.quick)
+                             quick=args.quick, sizes=sizes)
             c["seconds"] = time.perf_counter() - t0
             runs.append(c)
             for g in c["generations"]:
                 print(f"{mode:10} gen {g['generation']} {g['heldout_bits_per_byte']:.4f} "
                       f"entropy {g['sample_entropy_bits']:.4f} tail {g['tail_mass']:.4f}")
-        (out / "collapse.json").write_text(json.dumps({"runs": runs}, indent=2))
-        plot_collapse(runs, out / "collapse.png")
+        name = f"collapse-{args.collapse_budget}" if args.collapse_budget else "collapse"
+        (out / f"{name}.json").write_text(json.dumps({"runs": runs}, indent=2))
+        plot_collapse(runs, out / f"{name}.png")
 
 
 if __name__ == "__main__":
