@@ -50,7 +50,7 @@ class CollapseSizes:
 
 
 QUICK_COLLAPSE = CollapseSizes(real_bytes=12_800, test_bytes=4_096, budget_tokens=16_384)
-FULL_COLLAPSE = CollapseSizes(real_bytes=96_000, test_bytes=32_768, budget_tokens=131_072)
+FULL_COLLAPSE = CollapseSizes(real_bytes=96_000, test_bytes=32_768, budget_tokens=393_216)
 
 
 def bigram_ids(windows: torch.Tensor) -> np.ndarray:
