@@ -10,8 +10,9 @@ generation. Outcomes are reported as they complete (the driver stores each at on
 of completion does not matter because each evaluation is seeded by its task alone.
 
 Failures: `run_task` turns exceptions into failed outcomes inside the worker. A worker that dies
-(killed, out of memory) breaks a process pool: the tasks that were in flight are re-run one at a
-time in a fresh process, and one that kills its process again is recorded as failed. On Ray, a
+(killed, out of memory) breaks a process pool: a task alone in flight is recorded as failed; when
+several were in flight, each is re-run alone in a fresh process, and one that kills its process
+again is recorded as failed. On Ray, a
 crashed task is recorded as failed (Ray does not retry it: max_retries=0).
 """
 
@@ -115,9 +116,12 @@ class LocalBackend:
             if broken and self._pool is not None and not in_flight:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
-                for task in broken:  # isolate each one: only the culprit fails again
-                    if not should_stop():
-                        on_result(self._isolated(task))
+                if len(broken) == 1:  # it was alone in flight: it is the culprit
+                    on_result(EvalOutcome(broken[0].id, "failed", None, WORKER_DIED, 0.0, None))
+                else:  # isolate each one: only the culprit fails again
+                    for task in broken:
+                        if not should_stop():
+                            on_result(self._isolated(task))
                 broken = []
 
     def _isolated(self, task: EvalTask) -> EvalOutcome:

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,8 +119,9 @@ class SyntheticEvaluator:
     − noise·N(0,1) seeded by the evaluation seed. Optimum: `target`, fitness 0.
 
     Held-out bits/byte = 2 − fitness/10 and FLOPs = 1e6 × budget_tokens, so a Pareto front exists.
-    Genomes whose `score` is in `fail_scores` raise; those in `nan_scores` return NaN; each call
-    sleeps `sleep_seconds` (for timing and kill tests).
+    Genomes whose `score` is in `fail_scores` raise; those in `nan_scores` return NaN; those in
+    `crash_scores` kill their process (as the out-of-memory killer would: only use in a worker);
+    each call sleeps `sleep_seconds` (for timing and kill tests).
     """
 
     target: Genome
@@ -127,6 +129,7 @@ class SyntheticEvaluator:
     noise: float = 0.0
     fail_scores: tuple[str, ...] = ()
     nan_scores: tuple[str, ...] = ()
+    crash_scores: tuple[str, ...] = ()
     sleep_seconds: float = 0.0
 
     def __call__(self, genome: Genome, seed: int, parent_model: str | None,
@@ -134,6 +137,8 @@ class SyntheticEvaluator:
         self.space.check(genome)
         if self.sleep_seconds:
             time.sleep(self.sleep_seconds)
+        if genome["score"] in self.crash_scores:
+            os._exit(137)
         if genome["score"] in self.fail_scores:
             raise RuntimeError(f"synthetic failure for score={genome['score']}")
         u, t = _unit(self.space, genome), _unit(self.space, self.target)

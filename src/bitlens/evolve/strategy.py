@@ -55,7 +55,11 @@ def sample_population(space: GeneSpace, n: int, rng: np.random.Generator) -> lis
 def tournament(pool: Sequence[Scored], k: int, rng: np.random.Generator) -> Scored:
     """The fittest of k members drawn with replacement (k=1 is uniform choice)."""
     picks = [pool[int(i)] for i in rng.integers(len(pool), size=max(1, k))]
-    return max(picks, key=lambda s: (s.fitness, -s.id))
+    return max(picks, key=lambda s: (_rank(s.fitness), -s.id))
+
+
+def _rank(fitness: float) -> float:
+    return fitness if fitness == fitness else float("-inf")  # NaN loses every comparison
 
 
 def propose_es(space: GeneSpace, survivors: Sequence[Scored], cfg: ESConfig,
