@@ -1,0 +1,134 @@
+"""Selecting training data from a pool: per-token scores in bits, document and token level.
+
+The pool is a corpus cut into windows of `block_size + 1` bytes (one training example each:
+inputs window[:-1], targets window[1:]). Every score is a (n_windows, block_size) array of bits,
+one per target byte, high = keep first:
+
+- random: uniform noise (the baseline);
+- surprisal: the parent's surprisal −log2 p_parent(x_t | window prefix);
+- low-surprisal: minus the parent's surprisal (easy bytes first);
+- excess: parent surprisal − reference surprisal (RHO-LOSS reducible loss; the reference is a
+  small model trained on a clean held-out set);
+- learnability: byte-bigram surprisal − parent surprisal (the bits the parent's context model
+  saves over bigram statistics: what the parent knows that counting pairs does not).
+
+Document level keeps the top windows by mean score; token level keeps the top bytes over the
+whole pool as a loss mask (Rho-1's selective language modelling, with static scores).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+
+from bitlens.data import VOCAB_SIZE
+from bitlens.errors import BitlensError
+from bitlens.model import GPT
+from bitlens.units import entropy_bits, surprisal_bits
+
+LEVELS = ("document", "token")
+
+# The per-token figures a score may combine, each (n_windows, block_size) bits.
+TokenBits = Mapping[str, np.ndarray]
+ScoreFn = Callable[[TokenBits, np.random.Generator], np.ndarray]
+
+SCORES: dict[str, ScoreFn] = {
+    "random": lambda b, rng: rng.random(b["parent"].shape),
+    "surprisal": lambda b, rng: b["parent"],
+    "low-surprisal": lambda b, rng: -b["parent"],
+    "excess": lambda b, rng: b["parent"] - b["reference"],
+    "learnability": lambda b, rng: b["bigram"] - b["parent"],
+}
+# Which per-token figures each score needs (so a context computes only what is asked for).
+SCORE_NEEDS: dict[str, tuple[str, ...]] = {
+    "random": (),
+    "surprisal": ("parent",),
+    "low-surprisal": ("parent",),
+    "excess": ("parent", "reference"),
+    "learnability": ("parent", "bigram"),
+}
+
+
+def make_windows(data: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Cut a uint8 tensor into (n, block_size + 1) windows that overlap by one byte."""
+    n = (len(data) - 1) // block_size
+    if n < 1:
+        raise BitlensError(f"{len(data)} bytes hold no window of {block_size + 1} bytes")
+    idx = torch.arange(n)[:, None] * block_size + torch.arange(block_size + 1)[None, :]
+    return data[idx]
+
+
+@torch.no_grad()
+def window_bits(
+    model: GPT, windows: torch.Tensor, batch_size: int = 64, with_entropy: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per target byte of every window (each scored on its own): surprisal and, if asked, the
+    entropy of the model's next-byte distribution, both (n, block_size) in bits."""
+    was_training = model.training
+    model.eval()
+    surprisal, entropy = [], []
+    try:
+        for i in range(0, len(windows), batch_size):
+            w = windows[i : i + batch_size].long()
+            logits = model(w[:, :-1])
+            surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
+            if with_entropy:
+                entropy.append(entropy_bits(logits).double().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(surprisal), (np.concatenate(entropy) if with_entropy else None)
+
+
+def bigram_surprisal_bits(windows: torch.Tensor, fit_data: torch.Tensor) -> np.ndarray:
+    """Surprisal in bits of each target byte under an add-one byte-bigram model fit on fit_data."""
+    a = fit_data[:-1].long().numpy()
+    b = fit_data[1:].long().numpy()
+    counts = np.ones((VOCAB_SIZE, VOCAB_SIZE))
+    np.add.at(counts, (a, b), 1.0)
+    log_p = np.log2(counts / counts.sum(axis=1, keepdims=True))
+    w = windows.long().numpy()
+    return -log_p[w[:, :-1], w[:, 1:]]
+
+
+def token_scores(score: str, bits: TokenBits, seed: int) -> np.ndarray:
+    """The (n_windows, block_size) score array of a named strategy (high = keep first)."""
+    if score not in SCORES:
+        raise BitlensError(f"unknown selection score {score!r}; choose from {', '.join(SCORES)}")
+    missing = [k for k in SCORE_NEEDS[score] if k not in bits]
+    if missing:
+        raise BitlensError(f"score {score!r} needs per-token bits for {', '.join(missing)}")
+    rng = np.random.default_rng(seed)
+    return np.asarray(SCORES[score](bits, rng), dtype=np.float64)
+
+
+def n_kept(n: int, keep_ratio: float) -> int:
+    """How many of n items a keep ratio keeps (at least one)."""
+    if not 0.0 < keep_ratio <= 1.0:
+        raise BitlensError(f"keep ratio must be in (0, 1], got {keep_ratio}")
+    return max(1, min(n, round(keep_ratio * n)))
+
+
+def select_documents(scores: np.ndarray, keep_ratio: float) -> np.ndarray:
+    """Indices of the windows with the highest mean score (sorted), keep_ratio of them."""
+    k = n_kept(len(scores), keep_ratio)
+    order = np.argsort(-scores.mean(axis=1), kind="stable")
+    return np.sort(order[:k])
+
+
+def select_tokens(scores: np.ndarray, keep_ratio: float) -> np.ndarray:
+    """A boolean loss mask of the scores' shape keeping the top keep_ratio of all bytes."""
+    flat = scores.ravel()
+    k = n_kept(flat.size, keep_ratio)
+    mask = np.zeros(flat.size, dtype=bool)
+    mask[np.argsort(-flat, kind="stable")[:k]] = True
+    return mask.reshape(scores.shape)
+
+
+def choice_bits(n: int, k: int) -> float:
+    """log2 C(n, k): the most information a choice of k items out of n can carry, in bits."""
+    if not 0 <= k <= n:
+        raise BitlensError(f"cannot choose {k} of {n}")
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(2.0)
