@@ -144,25 +144,27 @@ class GeneSpace:
             gene.check(genome[gene.name])
 
 
-SCORES = ("random", "surprisal", "low-surprisal", "excess", "learnability")
-
-
 def policy_gene_space(quick: bool = False) -> GeneSpace:
     """The genes of `CurationPolicy` with their bounds (quick: tiny offspring, smaller budgets).
+
+    The choices come from the offspring registries, so a new score rule becomes a gene value.
 
     Bounds follow research/evolution.md: keep ratios that worked lie in 0.1–0.7, sampling at
     T ≈ 1 with top-p ≈ 0.9; token budgets span a 16× range on a log scale.
     """
+    from bitlens.offspring.distill import SOFT_WEIGHT
+    from bitlens.offspring.select import LEVELS, SCORES
+
     budget = Integer("budget_tokens", 8_192, 65_536, 0.15) if quick else \
         Integer("budget_tokens", 32_768, 524_288, 0.15)
     return GeneSpace((
-        Choice("score", SCORES),
-        Choice("level", ("document", "token")),
+        Choice("score", tuple(SCORES)),
+        Choice("level", LEVELS),
         Real("keep_ratio", 0.1, 1.0, 0.1),
         Real("synthetic_share", 0.0, 1.0, 0.1),
         Real("temperature", 0.5, 1.5, 0.1),
         Real("top_p", 0.5, 1.0, 0.1),
-        Choice("target", ("hard", "soft", "mix")),
+        Choice("target", tuple(SOFT_WEIGHT)),
         Choice("offspring_preset", ("tiny",) if quick else ("tiny", "small")),
         budget,
     ))

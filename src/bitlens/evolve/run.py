@@ -69,7 +69,7 @@ def _prepare_parent(out: Path, corpus: bytes, seed: int, quick: bool, progress: 
 
     parent = out / "parent"
     if not (parent / WEIGHTS_FILE).exists() or not (parent / "result.json").exists():
-        train_run(corpus, parent, preset=PARENT_PRESET, steps=150 if quick else None, seed=seed,
+        train_run(corpus, parent, preset=PARENT_PRESET, steps=60 if quick else None, seed=seed,
                   resume=(parent / CONFIG_FILE).exists(), progress=progress, corpus_name="evolve")
     return str(parent)
 
