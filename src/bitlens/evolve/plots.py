@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> None:
@@ -36,6 +37,7 @@ def plot_fitness(result: dict[str, Any], path: str | Path) -> None:
     so_far = [(g["generation"], g.get("best_so_far_fitness")) for g in gens if g.get("best_so_far_fitness") is not None]
     if so_far:
         ax.plot(*zip(*so_far), "k:", label="best so far (survivors)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness (held-out bits/byte gain per unit cost)")
     ax.set_title(f"evolution: {result.get('config', {}).get('strategy', 'es')}")
@@ -55,7 +57,7 @@ def plot_pareto(result: dict[str, Any], path: str | Path) -> None:
     ax.step([p["flops"] for p in front], [p["heldout_bits_per_byte"] for p in front], "r-o",
             where="post", label="Pareto front")
     ax.set_xscale("log")
-    ax.set_xlabel("FLOPs (offspring cost)")
+    ax.set_xlabel("FLOPs (total cost of the offspring run)")
     ax.set_ylabel("held-out bits/byte")
     ax.legend()
     _save(fig, path)
@@ -84,6 +86,8 @@ def plot_lineage(result: dict[str, Any], path: str | Path) -> None:
     best = result.get("best")
     if best:
         ax.scatter(*pos[best["id"]], s=160, facecolors="none", edgecolors="g", lw=2, zorder=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("genome index")
     ax.set_title("lineage (lines: child → parents; green ring: best)")
