@@ -121,10 +121,18 @@ KILL_SCRIPT = textwrap.dedent("""
     from bitlens.evolve.run import run_evolution
     target = policy_gene_space().sample(np.random.default_rng(7))
     ev = SyntheticEvaluator(target=target, noise=0.05, sleep_seconds=0.3)
-    run_evolution(sys.argv[1], backend="serial", population=4, generations=3, seed=3, evaluator=ev)
+    if __name__ == "__main__":
+        run_evolution(sys.argv[1], backend="local", workers=2, population=4, generations=3, seed=3,
+                      evaluator=ev)
 """)
 
 
+def _children(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(k) for k in kids]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
@@ -141,10 +149,15 @@ def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
                             "SELECT id, finished_at FROM evaluations WHERE status='done'").fetchall()
                 except sqlite3.OperationalError:
                     pass  # schema not written yet
+        workers = _children(proc.pid)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert 5 <= len(finished) < 12, "the run was not killed mid-way"
+    deadline = time.time() + 15  # orphaned pool workers notice the dead driver and exit
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.2)
+    assert workers and not any(Path(f"/proc/{p}").exists() for p in workers)
     resumed = run_evolution(out, backend="serial", population=4, generations=3, seed=3,
                             evaluator=synthetic(), resume=True)
     with sqlite3.connect(out / STORE_FILE) as con:

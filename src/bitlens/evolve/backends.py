@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -66,12 +68,20 @@ class SerialBackend:
 _WORKER_EVALUATOR: Evaluator | None = None
 
 
-def _init_worker(evaluator: Evaluator, threads: int) -> None:
+def _init_worker(evaluator: Evaluator, threads: int, driver_pid: int) -> None:
     global _WORKER_EVALUATOR
     import torch
 
     torch.set_num_threads(threads)
     _WORKER_EVALUATOR = evaluator
+    threading.Thread(target=_exit_with_driver, args=(driver_pid,), daemon=True).start()
+
+
+def _exit_with_driver(driver_pid: int) -> None:
+    """A worker whose driver was killed would finish its task for nobody: exit instead."""
+    while os.getppid() == driver_pid:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _pool_task(task: EvalTask) -> EvalOutcome:
@@ -92,7 +102,8 @@ class LocalBackend:
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.evaluator, self.threads))
+                                   initializer=_init_worker,
+                                   initargs=(self.evaluator, self.threads, os.getpid()))
 
     def evaluate(self, tasks: Sequence[EvalTask], on_result: OnResult, should_stop: ShouldStop) -> None:
         queue = list(tasks)
