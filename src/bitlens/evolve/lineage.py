@@ -90,7 +90,7 @@ class Evaluation:
             "status": self.status, "fitness": self.fitness,
             "heldout_bits_per_byte": self.heldout_bits_per_byte, "flops": self.flops,
             "tokens": self.tokens, "seconds": self.seconds, "error": self.error,
-            "weights": self.weights,
+            "weights": self.weights, "metrics": self.result,
         }
 
 
