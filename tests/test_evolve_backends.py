@@ -58,3 +58,9 @@ def test_dead_worker_is_recorded_and_the_run_goes_on(tmp_path):
 def test_unknown_backend_is_a_clear_error(evaluator):
     with pytest.raises(BitlensError, match="unknown backend"):
         make_backend("slurm", evaluator)
+
+
+def test_ray_is_optional(monkeypatch, evaluator):
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # `import ray` now fails
+    with pytest.raises(BitlensError, match=r"pip install 'bitlens\[ray\]'"):
+        make_backend("ray", evaluator)
