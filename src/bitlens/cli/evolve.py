@@ -36,8 +36,8 @@ from bitlens.evolve.strategy import STRATEGIES
 @click.option("--lineage", is_flag=True,
               help="The best offspring of each generation becomes the next generation's parent.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
-@click.option("--budget-flops", type=float, default=None, help="Stop once evaluations used this many FLOPs.")
-@click.option("--time-limit", type=float, default=None, help="Stop after this many wall-clock seconds.")
+@click.option("--budget-flops", type=float, default=None, help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).")
+@click.option("--time-limit", type=float, default=None, help="Stop after this many wall-clock seconds (summed over resumes).")
 @click.option("--quick", is_flag=True, help="A small run (tiny offspring, 3 × 2 genomes) for tests.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR; finished evaluations are kept.")
 @json_option

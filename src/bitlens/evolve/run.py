@@ -19,12 +19,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.backends import make_backend
+from bitlens.evolve.backends import Backend, make_backend
 from bitlens.evolve.evaluators import EvalOutcome, EvalTask, Evaluator, PolicyEvaluator
 from bitlens.evolve.genome import policy_gene_space
 from bitlens.evolve.lineage import Evaluation, LineageStore
@@ -192,8 +192,10 @@ def _lineage_parent(store: LineageStore, generation: int) -> str | None:
     return max(done, key=lambda e: (e.fitness, -e.id)).weights
 
 
-def _evaluate_generation(store: LineageStore, engine, g: int, out: Path, save_weights: bool,
-                         progress: bool, elapsed, stop_reason) -> None:
+def _evaluate_generation(store: LineageStore, engine: Backend, g: int, out: Path, save_weights: bool,
+                         progress: bool, elapsed: Callable[[], float],
+                         stop_reason: Callable[[], str | None]) -> None:
+    """Evaluate generation g's pending genomes, storing each outcome the moment it arrives."""
     rows = store.evaluations(g)
     pending = [e for e in rows if e.status == "pending"]
     tasks = [EvalTask(e.id, e.genome, e.seed, e.parent_model,
