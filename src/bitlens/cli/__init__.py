@@ -34,9 +34,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from bitlens.cli import demo, evolve, train
+    from bitlens.cli import demo, evolve, offspring, train
 
-    for module in (train, demo, evolve):
+    for module in (train, demo, offspring, evolve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

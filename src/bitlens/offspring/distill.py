@@ -11,14 +11,17 @@ target decides the loss (returned in nats, PyTorch's unit; convert once with nat
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+
 import torch
 import torch.nn.functional as F
 
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
 from bitlens.train import Batch, LossFn
-from bitlens.units import nats_to_bits
+from bitlens.units import nats_to_bits, surprisal_bits
 
 # Weight of the soft-label (KL) term; the hard cross-entropy gets 1 − weight.
 SOFT_WEIGHT: dict[str, float] = {"hard": 0.0, "soft": 1.0, "mix": 0.5}
@@ -55,26 +58,37 @@ def distill_loss(target: str, parent: GPT | None = None) -> LossFn:
     return loss
 
 
+@dataclass(frozen=True)
+class HeldoutScore:
+    """A model on held-out windows: cross-entropy and KL to the parent, bits per byte."""
+
+    bits_per_byte: float
+    kl_to_parent_bits: float | None  # None when no parent was given
+    bytes: int
+    surprisal_bits: np.ndarray = field(repr=False, compare=False)  # per target byte, (n, T)
+
+
 @torch.no_grad()
-def kl_to_parent_bits(parent: GPT, model: GPT, windows: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean KL(p_parent ‖ q_model) in bits per byte over every target position of `windows`."""
-    was = parent.training, model.training
-    parent.eval()
+def window_logits(model: GPT, windows: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Next-byte logits (n, T, V) for the inputs of every window, each window on its own."""
+    was = model.training
     model.eval()
-    total, n = 0.0, 0
     try:
-        for i in range(0, len(windows), batch_size):
-            x = windows[i : i + batch_size, :-1].long()
-            kl = _kl_nats(parent(x), model(x))
-            total += float(kl.double().sum())
-            n += kl.numel()
+        return torch.cat([model(windows[i : i + batch_size, :-1].long())
+                          for i in range(0, len(windows), batch_size)])
     finally:
-        parent.train(was[0])
-        model.train(was[1])
-    return float(nats_to_bits(total / n))
+        model.train(was)
 
 
-def mean_bits(values: np.ndarray | torch.Tensor, mask: np.ndarray | None = None) -> float:
-    """Mean of per-token bits, over the masked entries when a mask is given."""
-    v = values.double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
-    return float(v[mask].mean() if mask is not None else v.mean())
+def heldout_score(
+    model: GPT, windows: torch.Tensor, parent_logits: torch.Tensor | None = None
+) -> HeldoutScore:
+    """Bits/byte of the windows' targets under `model`, and its mean KL(p_parent ‖ q) in bits."""
+    logits = window_logits(model, windows)
+    surprisal = surprisal_bits(logits, windows[:, 1:].long()).double().numpy()
+    n = surprisal.size
+    kl = None
+    if parent_logits is not None:
+        kl = float(nats_to_bits(float(_kl_nats(parent_logits, logits).double().sum()) / n))
+    return HeldoutScore(bits_per_byte=float(surprisal.mean()), kl_to_parent_bits=kl, bytes=n,
+                        surprisal_bits=surprisal)

@@ -10,7 +10,7 @@ the same budget. Everything is a pure function of (policy, context, seed).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -18,16 +18,21 @@ import torch
 
 from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
-from bitlens.evaluate import evaluate
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.budget import (
     FITNESS_UNIT,
     Cost,
     fitness,
     inference_flops,
-    steps_for_budget,
 )
-from bitlens.offspring.distill import SOFT_WEIGHT, distill_loss, kl_to_parent_bits
+from bitlens.offspring.batches import WindowSource, train_on_windows
+from bitlens.offspring.distill import (
+    SOFT_WEIGHT,
+    HeldoutScore,
+    distill_loss,
+    heldout_score,
+    window_logits,
+)
 from bitlens.offspring.select import (
     LEVELS,
     SCORE_NEEDS,
@@ -42,7 +47,6 @@ from bitlens.offspring.select import (
 )
 from bitlens.offspring.synth import synthesize_windows
 from bitlens.runs import load_run
-from bitlens.train import TRAIN_PRESETS, TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,10 @@ class ContextSizes:
     max_synthetic_windows: int = 2048
 
 
-QUICK_SIZES = ContextSizes(pool_bytes=48_000, reference_bytes=16_000, test_bytes=8_192,
-                           reference_steps=40)
+QUICK_SIZES = ContextSizes(pool_bytes=32_000, reference_bytes=8_000, test_bytes=4_096,
+                           reference_steps=20)
 FULL_SIZES = ContextSizes(pool_bytes=320_000, reference_bytes=40_000, test_bytes=49_152,
-                          reference_steps=300)
+                          reference_steps=150)
 
 
 @dataclass
@@ -121,8 +125,9 @@ class OffspringContext:
     quick: bool = False
     token_bits: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     helper_flops: dict[str, float] = field(default_factory=dict, repr=False)
-    baselines: dict[tuple, float] = field(default_factory=dict, repr=False)
+    baselines: dict[tuple, float] = field(default_factory=dict, repr=False)  # by policy, seed
     parent_bits_per_byte: float | None = None
+    parent_test_logits: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def window(self) -> int:
@@ -151,9 +156,26 @@ class OffspringContext:
         else:
             raise BitlensError(f"no per-token figure named {name!r}")
 
+    def heldout(self, model: GPT) -> HeldoutScore:
+        """Score a model on the test windows: bits/byte and KL to the parent (one forward)."""
+        if self.parent_test_logits is None:
+            self.parent_test_logits = window_logits(self.parent, self.test_windows())
+        return heldout_score(model, self.test_windows(), self.parent_test_logits)
+
+    def initial_kl_bits(self, preset: str, seed: int) -> float:
+        """KL(parent ‖ offspring at initialisation) in bits per held-out byte (cached)."""
+        key = ("initial_kl", preset, seed)
+        if key not in self.baselines:
+            torch.manual_seed(seed)
+            self.baselines[key] = self.heldout(GPT(MODEL_PRESETS[preset])).kl_to_parent_bits
+        return self.baselines[key]
+
+    def test_windows(self) -> torch.Tensor:
+        return make_windows(self.test, self.window)
+
     def parent_heldout_bits_per_byte(self) -> float:
         if self.parent_bits_per_byte is None:
-            self.parent_bits_per_byte = evaluate(self.parent, self.test).bits_per_byte
+            self.parent_bits_per_byte = self.heldout(self.parent).bits_per_byte
         return self.parent_bits_per_byte
 
 
@@ -165,10 +187,10 @@ class _Reference:
 
 def _train_reference(data: torch.Tensor, sizes: ContextSizes, seed: int) -> _Reference:
     """The reference (irreducible-loss) model: a tiny model trained on the clean held-out set."""
-    torch.manual_seed(seed)
-    model = GPT(replace(MODEL_PRESETS["tiny"], block_size=sizes.window))
-    cfg = _offspring_train_config("tiny", sizes.reference_steps, sizes.batch_size, seed)
-    result = train(model, data, cfg)
+    windows = make_windows(data, sizes.window)
+    budget = sizes.reference_steps * sizes.batch_size * sizes.window
+    model, result = train_on_windows("tiny", [WindowSource.unmasked(windows, sizes.batch_size)],
+                                     budget, seed, block_size=sizes.window)
     return _Reference(model=model.eval(), flops=result.flops)
 
 
@@ -189,10 +211,7 @@ def context_from_model(
         raise BitlensError(
             f"held-out split of {len(val)} bytes is too small for a reference and a test set")
     test = val[n_ref : n_ref + sizes.test_bytes]
-    parent = parent.eval()
-    for p in parent.parameters():
-        p.requires_grad_(False)
-    return OffspringContext(parent=parent, pool=windows[pick], reference_data=val[:n_ref],
+    return OffspringContext(parent=parent.eval(), pool=windows[pick], reference_data=val[:n_ref],
                             test=test, sizes=sizes, seed=seed, quick=quick)
 
 
@@ -201,24 +220,16 @@ def build_context(parent_dir: str, corpus: bytes, seed: int, quick: bool) -> Off
     return context_from_model(load_run(parent_dir), corpus, seed=seed, quick=quick)
 
 
-def _offspring_train_config(preset: str, steps: int, batch_size: int, seed: int) -> TrainConfig:
-    base = TRAIN_PRESETS[preset]
-    return replace(base, steps=steps, batch_size=batch_size, warmup_steps=min(base.warmup_steps,
-                   max(1, steps // 10)), eval_interval=10**9, log_interval=max(1, steps),
-                   checkpoint_interval=10**9, seed=seed)
-
-
 @dataclass
 class OffspringRun:
     """One trained offspring and what it cost (bits per byte on the context's test set)."""
 
     model: GPT
-    heldout_bits_per_byte: float
+    heldout: HeldoutScore
     tokens: int
     loss_tokens: int  # tokens that carried loss (fewer than `tokens` under a token mask)
     cost: Cost
     choice_bits: float
-    kl_to_parent_bits: float
     label_bits_per_token: float  # what one training label states: H(p_parent) for soft labels,
     # −log2 p_parent(byte) for hard ones (≈ H for parent samples), averaged over loss tokens
 
@@ -226,9 +237,6 @@ class OffspringRun:
 def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> OffspringRun:
     """Select, synthesise, train an offspring from scratch on the policy's budget, score it."""
     sizes, pool, window = ctx.sizes, ctx.pool, ctx.window
-    if MODEL_PRESETS[policy.offspring_preset].block_size < window:
-        raise BitlensError(f"offspring preset {policy.offspring_preset!r} has a context shorter "
-                           f"than the pool's {window}-byte windows")
     needs = SCORE_NEEDS[policy.score]
     bits = ctx.bits(tuple(dict.fromkeys(needs + ("parent", "parent_entropy"))))
     scores = token_scores(policy.score, bits, seed)
@@ -253,8 +261,9 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
     real_label_bits = float(((1 - soft) * parent_s + soft * parent_h)[real_mask].mean())
 
     gen = torch.Generator().manual_seed(seed * 1_000_003 + 17)
-    synthetic, synth_mask, synth_label_bits = None, None, 0.0
     n_synth_per_batch = round(policy.synthetic_share * sizes.batch_size)
+    sources = [WindowSource(real, real_mask, sizes.batch_size - n_synth_per_batch)]
+    synth_label_bits, synth_mask_share = 0.0, 0.0
     if n_synth_per_batch > 0:
         want = math.ceil(policy.synthetic_share * policy.budget_tokens / window)
         n_windows = max(1, min(sizes.max_synthetic_windows, want))
@@ -263,46 +272,25 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
                                                 policy.temperature, policy.top_p, gen)
         synth_mask = np.zeros((n_windows, window), dtype=bool)
         synth_mask[:, sizes.prompt_bytes - 1 :] = True  # targets that the parent wrote
+        sources.append(WindowSource(synthetic, synth_mask, n_synth_per_batch))
         parent_flops += inference_flops(ctx.parent, n_windows * window)
         synth_label_bits = float(((1 - soft) * samples.surprisal_bits
                                   + soft * samples.entropy_bits).double().mean())
-    n_real_per_batch = sizes.batch_size - n_synth_per_batch
-    real_mask_t = torch.from_numpy(real_mask).float()
-    synth_mask_t = torch.from_numpy(synth_mask).float() if synth_mask is not None else None
-
-    def batch_fn(step: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-        parts, masks = [], []
-        if n_real_per_batch > 0:
-            i = torch.randint(len(real), (n_real_per_batch,), generator=g)
-            parts.append(real[i])
-            masks.append(real_mask_t[i])
-        if synthetic is not None:
-            i = torch.randint(len(synthetic), (n_synth_per_batch,), generator=g)
-            parts.append(synthetic[i])
-            masks.append(synth_mask_t[i])
-        w = torch.cat(parts).long()
-        return w[:, :-1], w[:, 1:], torch.cat(masks)
-
-    steps = steps_for_budget(policy.budget_tokens, sizes.batch_size, window)
-    torch.manual_seed(seed)
-    model = GPT(MODEL_PRESETS[policy.offspring_preset])
-    cfg = _offspring_train_config(policy.offspring_preset, steps, sizes.batch_size, seed)
-    result = train(model, real.flatten(), cfg, batch_fn=batch_fn,
-                   loss_fn=distill_loss(policy.target, ctx.parent))
+        synth_mask_share = float(synth_mask.mean())
+    model, result = train_on_windows(policy.offspring_preset, sources, policy.budget_tokens, seed,
+                                     loss_fn=distill_loss(policy.target, ctx.parent))
     if soft > 0:
         parent_flops += inference_flops(ctx.parent, result.tokens)
-    real_share = n_real_per_batch / sizes.batch_size
-    loss_share = real_share * real_mask.mean() + (1 - real_share) * (
-        synth_mask.mean() if synth_mask is not None else 0.0)
+    real_share = sources[0].per_batch / sizes.batch_size
+    loss_share = real_share * real_mask.mean() + (1 - real_share) * synth_mask_share
     return OffspringRun(
         model=model,
-        heldout_bits_per_byte=evaluate(model, ctx.test).bits_per_byte,
+        heldout=ctx.heldout(model),
         tokens=result.tokens,
         loss_tokens=round(result.tokens * loss_share),
         cost=Cost(offspring_train_flops=result.flops, parent_flops=parent_flops,
                   reference_flops=reference_flops),
         choice_bits=choice,
-        kl_to_parent_bits=kl_to_parent_bits(ctx.parent, model, make_windows(ctx.test, window)),
         label_bits_per_token=real_share * real_label_bits + (1 - real_share) * synth_label_bits,
     )
 
@@ -328,28 +316,28 @@ def evaluate_policy(
     base = baseline_policy(policy)
     key = (*sorted(base.to_dict().items()), seed)
     if policy == base:
-        ctx.baselines[key] = run.heldout_bits_per_byte
+        ctx.baselines[key] = run.heldout.bits_per_byte
     elif key not in ctx.baselines:
-        ctx.baselines[key] = train_offspring(base, ctx, seed).heldout_bits_per_byte
+        ctx.baselines[key] = train_offspring(base, ctx, seed).heldout.bits_per_byte
     baseline = ctx.baselines[key]
     flops = run.cost.total_flops
     result = {
         "policy": policy.to_dict(),
         "seed": seed,
-        "heldout_bits_per_byte": run.heldout_bits_per_byte,
+        "heldout_bits_per_byte": run.heldout.bits_per_byte,
         "baseline_bits_per_byte": baseline,
         "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(),
         "improvement_vs_parent_bits_per_byte":
-            ctx.parent_heldout_bits_per_byte() - run.heldout_bits_per_byte,
+            ctx.parent_heldout_bits_per_byte() - run.heldout.bits_per_byte,
         "tokens": run.tokens,
         "loss_tokens": run.loss_tokens,
         "flops": flops,
         "cost": run.cost.to_dict(),
-        "fitness": fitness(baseline, run.heldout_bits_per_byte, flops),
+        "fitness": fitness(baseline, run.heldout.bits_per_byte, flops),
         "fitness_unit": FITNESS_UNIT,
         "choice_bits": run.choice_bits,
-        "heldout_bytes": len(ctx.test),
-        "kl_to_parent_bits": run.kl_to_parent_bits,
+        "heldout_bytes": run.heldout.bytes,
+        "kl_to_parent_bits": run.heldout.kl_to_parent_bits,
         "label_bits_per_token": run.label_bits_per_token,
     }
     return (result, run.model) if return_model else result

@@ -36,7 +36,7 @@ TokenBits = Mapping[str, np.ndarray]
 ScoreFn = Callable[[TokenBits, np.random.Generator], np.ndarray]
 
 SCORES: dict[str, ScoreFn] = {
-    "random": lambda b, rng: rng.random(b["parent"].shape),
+    "random": lambda b, rng: rng.random(next(iter(b.values())).shape),
     "surprisal": lambda b, rng: b["parent"],
     "low-surprisal": lambda b, rng: -b["parent"],
     "excess": lambda b, rng: b["parent"] - b["reference"],

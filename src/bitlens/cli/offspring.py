@@ -1,0 +1,136 @@
+"""`bitlens offspring compare` and `bitlens collapse`."""
+
+from __future__ import annotations
+
+import click
+
+from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.data import load_corpus
+from bitlens.errors import BitlensError
+from bitlens.model import MODEL_PRESETS
+from bitlens.offspring.collapse import MODES, plot_collapse, run_collapse
+from bitlens.offspring.compare import compare_strategies, plot_strategies
+from bitlens.runs import load_run
+
+corpus_option = click.option(
+    "--corpus", default=None, metavar="PATH",
+    help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
+preset_option = click.option(
+    "--preset", type=click.Choice(list(MODEL_PRESETS)), default="tiny", show_default=True,
+    help="Offspring model size.")
+quick_option = click.option("--quick", is_flag=True, help="Small pool and budgets (seconds, for tests).")
+plot_option = click.option("--plot", "plot_path", default=None, metavar="FILE",
+                           help="Also save the figure as FILE.png and FILE.svg.")
+
+
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise BitlensError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise BitlensError("--seeds needs at least one seed")
+    return seeds
+
+
+@click.group("offspring")
+def offspring_group() -> None:
+    """Parent → offspring: a trained parent selects and writes data, an offspring learns from it."""
+
+
+@offspring_group.command("compare")
+@click.option("--parent", "parent_dir", required=True, metavar="RUN_DIR",
+              help="Trained parent run directory (bitlens train).")
+@corpus_option
+@click.option("--keep-ratio", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.3,
+              show_default=True, help="Share of pool windows (or tokens) each strategy keeps.")
+@click.option("--seeds", default="0", show_default=True, metavar="S1,S2,...",
+              help="Offspring seeds; means and spreads are over them.")
+@preset_option
+@quick_option
+@plot_option
+@json_option
+def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path, json_out):
+    """Selection strategies (random, surprisal, low-surprisal, excess, learnability; document and
+    token level) and distillation targets (raw, hard samples, soft labels, mix) at one budget.
+
+    Units: held-out bits/byte of the offspring on real data the parent never saw; FLOPs (6·N·D
+    + attention for training, 2·N + attention per token the parent scores or writes); fitness in
+    bits/byte gained over random selection per TFLOP; choice_bits = log2 C(n, k), the most a
+    selection can carry; gain_over_random_bits = bits/byte gained × held-out bytes; KL to the
+    parent in bits/byte.
+
+    JSON keys: strategies [name, keep_ratio, tokens, flops, heldout_bits_per_byte, fitness,
+    choice_bits, gain_over_random_bits, ...], distillation [target, tokens,
+    heldout_bits_per_byte, kl_to_parent_bits, bits_per_token_from_parent, ...].
+    """
+    parent = load_run(parent_dir)
+    data = load_corpus(corpus)
+    r = compare_strategies(parent, data, keep_ratio=keep_ratio, seeds=_parse_seeds(seeds),
+                           quick=quick, progress=show_progress(), preset=preset)
+    if json_out != "-":
+        click.echo(f"parent: {r['parent_bits_per_byte']:.4f} bits/byte; pool {r['pool_windows']} "
+                   f"windows; budget {r['budget_tokens']:,} tokens; seeds {r['seeds']}")
+        click.echo(f"{'strategy':26} {'bits/byte':>16} {'TFLOPs':>8} {'fitness':>9} "
+                   f"{'choice bits':>12} {'gain bits':>10}")
+        for s in r["strategies"]:
+            click.echo(f"{s['name']:26} {s['heldout_bits_per_byte']:8.4f} ±{s['heldout_bits_per_byte_std']:.4f} "
+                       f"{s['flops'] / 1e12:8.3f} {s['fitness']:9.4f} {s['choice_bits']:12.4g} "
+                       f"{s['gain_over_random_bits']:10.1f}")
+        click.echo(f"{'target':8} {'bits/byte':>16} {'KL→parent':>10} {'absorbed/tok':>13} {'label bits':>11}")
+        for d in r["distillation"]:
+            click.echo(f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} ±{d['heldout_bits_per_byte_std']:.4f} "
+                       f"{d['kl_to_parent_bits']:10.4f} {d['bits_per_token_from_parent']:13.4f} "
+                       f"{d['label_bits_per_token']:11.4f}")
+    if plot_path:
+        plot_strategies(r, plot_path)
+    emit_json(r, json_out)
+
+
+@click.command("collapse")
+@corpus_option
+@click.option("--mode", type=click.Choice([*MODES, "both"]), default="replace", show_default=True,
+              help="replace: train only on the last generation's samples; accumulate: on real "
+                   "data and all samples so far.")
+@click.option("--generations", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Generations after generation 0 (which trains on real data).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0,
+              show_default=True, help="Sampling temperature.")
+@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.9,
+              show_default=True, help="Nucleus sampling mass.")
+@preset_option
+@quick_option
+@plot_option
+@json_option
+def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, quick, plot_path,
+                 json_out):
+    """Model collapse: train each generation on the previous generation's samples.
+
+    Per generation, in bits: held-out bits/byte on real data, the samples' entropy (their mean
+    surprisal under the model that wrote them, bits/byte) and their tail mass (share of sample
+    bigrams among the rarest real bigrams that hold 10 % of real data; real data ≈ 0.10).
+
+    JSON keys: mode, generations [generation, heldout_bits_per_byte, sample_entropy_bits,
+    tail_mass, ...]; with --mode both: {"runs": [replace, accumulate]}.
+    """
+    data = load_corpus(corpus)
+    modes = MODES if mode == "both" else (mode,)
+    runs = [run_collapse(data, mode=m, generations=generations, seed=seed, quick=quick,
+                         progress=show_progress(), preset=preset, temperature=temperature,
+                         top_p=top_p) for m in modes]
+    if json_out != "-":
+        for r in runs:
+            click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}")
+            click.echo(f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
+                       f"{'tail mass':>10} {'real bytes < 2^-10':>19}")
+            for g in r["generations"]:
+                click.echo(f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
+                           f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
+                           f"{g['heldout_share_below_threshold']:19.4f}")
+    if plot_path:
+        plot_collapse(runs, plot_path)
+    emit_json(runs[0] if len(runs) == 1 else {"runs": runs}, json_out)
+
+
+COMMANDS = [offspring_group, collapse_cmd]
