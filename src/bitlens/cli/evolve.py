@@ -1,0 +1,84 @@
+"""`bitlens evolve`: evolve data-curation policies (locally or on Ray)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.data import load_corpus
+from bitlens.evolve.backends import BACKENDS
+from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
+from bitlens.evolve.run import run_evolution
+from bitlens.evolve.strategy import STRATEGIES
+
+
+@click.command("evolve")
+@click.option("--corpus", default=None, metavar="PATH",
+              help="Text file, directory or '-'. Default: bundled Tiny Shakespeare.")
+@click.option("--out", "out_dir", required=True, metavar="RUN_DIR",
+              help="Run directory: lineage.sqlite, offspring weights, parent, result.json, figures.")
+@click.option("--parent", "parent_dir", default=None, metavar="RUN_DIR",
+              help="A trained parent model (default: train a tiny one into RUN_DIR/parent).")
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True,
+              help="local: process pool; ray: Ray tasks; serial: this process.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Evaluations in flight at once (processes or Ray tasks, 1 thread each).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Join an existing Ray cluster (default: start Ray on this machine).")
+@click.option("--population", type=click.IntRange(min=1), default=None,
+              help="Survivors μ = children λ per generation (default 8; 3 with --quick).")
+@click.option("--generations", type=click.IntRange(min=1), default=None,
+              help="Generations including the random first one (default 6; 2 with --quick).")
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="es", show_default=True,
+              help="es: (μ+λ) with tournament selection; random: random search control.")
+@click.option("--lineage", is_flag=True,
+              help="The best offspring of each generation becomes the next generation's parent.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
+@click.option("--budget-flops", type=float, default=None, help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).")
+@click.option("--time-limit", type=float, default=None, help="Stop after this many wall-clock seconds (summed over resumes).")
+@click.option("--quick", is_flag=True, help="A small run (tiny offspring, 3 × 2 genomes) for tests.")
+@click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR; finished evaluations are kept.")
+@json_option
+def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, population, generations,
+               strategy, lineage, seed, budget_flops, time_limit, quick, resume, json_out):
+    """Evolve data-curation policies under selective pressure.
+
+    A genome is a curation policy (selection score and keep ratio, document or token level,
+    synthetic share, temperature, top-p, distillation target, offspring size, token budget).
+    Fitness is the offspring's held-out improvement in bits/byte per unit cost (FLOPs), higher is
+    better. Prints one line per generation (best and mean fitness, best held-out bits/byte) and
+    the Pareto front of held-out bits/byte vs FLOPs; writes fitness.png, pareto.png, lineage.png
+    (+ .svg) into RUN_DIR.
+
+    JSON keys: generations [{generation, best_fitness, mean_fitness, best_genome, ...}],
+    pareto [{heldout_bits_per_byte, flops, genome, ...}], evaluations, best, totals, stopped.
+    """
+    data = load_corpus(corpus)
+    r = run_evolution(out_dir, corpus=data, backend=backend, population=population,
+                      generations=generations, seed=seed, quick=quick, resume=resume,
+                      progress=show_progress(), workers=workers, strategy=strategy, lineage=lineage,
+                      budget_flops=budget_flops, time_limit=time_limit, ray_address=ray_address,
+                      parent_dir=parent_dir)
+    out = Path(out_dir)
+    plot_fitness(r, out / "fitness.png")
+    plot_pareto(r, out / "pareto.png")
+    plot_lineage(r, out / "lineage.png")
+    if json_out != "-":
+        for g in r["generations"]:
+            best = "—" if g["best_fitness"] is None else f"{g['best_fitness']:.4g}"
+            mean = "—" if g["mean_fitness"] is None else f"{g['mean_fitness']:.4g}"
+            bpb = "—" if g["best_heldout_bits_per_byte"] is None else f"{g['best_heldout_bits_per_byte']:.4f}"
+            click.echo(f"generation {g['generation']}: best fitness {best}, mean {mean}, "
+                       f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}")
+        for p in r["pareto"]:
+            click.echo(f"pareto: {p['heldout_bits_per_byte']:.4f} bits/byte at {p['flops']:.3g} FLOPs")
+        t = r["totals"]
+        click.echo(f"{t['done']} evaluations ({t['failed']} failed), {t['flops']:.3g} FLOPs, "
+                   f"{t['wall_seconds']:.0f} s" + (f"; stopped: {r['stopped']}" if r["stopped"] else "")
+                   + f" → {out}")
+    emit_json(r, json_out)
+
+
+COMMANDS = [evolve_cmd]

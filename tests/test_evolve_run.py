@@ -1,0 +1,174 @@
+"""run_evolution on a known-answer objective: store, resume after a kill, failures, caps, lineage."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bitlens.errors import BitlensError
+from bitlens.evolve.evaluators import SyntheticEvaluator
+from bitlens.evolve.genome import policy_gene_space
+from bitlens.evolve.lineage import LineageStore
+from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
+from bitlens.evolve.run import STORE_FILE, run_evolution
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TARGET = policy_gene_space().sample(np.random.default_rng(7))
+
+
+def synthetic(**kw) -> SyntheticEvaluator:
+    return SyntheticEvaluator(target=TARGET, noise=0.05, **kw)
+
+
+def evolve(tmp_path, name="run", **kw):
+    args = dict(backend="serial", population=4, generations=3, seed=3, evaluator=synthetic())
+    args.update(kw)
+    return run_evolution(tmp_path / name, **args)
+
+
+def fingerprint(result):
+    return [(e["generation"], e["genome"], e["parents"], e["seed"], e["status"], e["fitness"])
+            for e in result["evaluations"]]
+
+
+def test_result_keys_pareto_and_store(tmp_path):
+    r = evolve(tmp_path)
+    assert [g["generation"] for g in r["generations"]] == [0, 1, 2]
+    for g in r["generations"]:
+        assert {"generation", "best_fitness", "mean_fitness", "best_genome"} <= set(g)
+        fits = [e["fitness"] for e in r["evaluations"] if e["generation"] == g["generation"]]
+        assert g["best_fitness"] == max(fits) and g["mean_fitness"] == pytest.approx(np.mean(fits))
+    assert len(r["evaluations"]) == 12 and r["totals"]["done"] == 12
+    # (μ+λ): the best so far never gets worse; children name their parents
+    so_far = [g["best_so_far_fitness"] for g in r["generations"]]
+    assert so_far == sorted(so_far)
+    assert all(e["parents"] for e in r["evaluations"] if e["generation"] > 0)
+    # Pareto front = exactly the non-dominated points (brute force)
+    pts = [(e["heldout_bits_per_byte"], e["flops"]) for e in r["evaluations"]]
+    nondom = {p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)}
+    assert {(p["heldout_bits_per_byte"], p["flops"]) for p in r["pareto"]} == nondom
+    assert all({"heldout_bits_per_byte", "flops", "genome"} <= set(p) for p in r["pareto"])
+    # weights saved for every offspring; result.json is the returned dict
+    assert all((Path(e["weights"]) / "model.safetensors").exists() for e in r["evaluations"])
+    assert json.loads((tmp_path / "run" / "result.json").read_text()) == json.loads(json.dumps(r))
+    # the same seed gives the same run; another seed does not
+    assert fingerprint(evolve(tmp_path, "again")) == fingerprint(r)
+    assert fingerprint(evolve(tmp_path, "other", seed=4)) != fingerprint(r)
+
+
+def test_failed_evaluations_are_recorded_and_the_run_goes_on(tmp_path):
+    ev = synthetic(fail_scores=("excess", "random"), nan_scores=("surprisal",))
+    r = evolve(tmp_path, evaluator=ev, generations=4)
+    failed = [e for e in r["evaluations"] if e["status"] == "failed"]
+    assert failed and len(r["generations"]) == 4 and all(g["complete"] for g in r["generations"])
+    for e in failed:
+        if e["genome"]["score"] == "surprisal":
+            assert "non-finite" in e["error"]
+        else:
+            assert e["error"] == f"RuntimeError: synthetic failure for score={e['genome']['score']}"
+    assert r["totals"]["failed"] == len(failed)
+    with LineageStore(tmp_path / "run" / STORE_FILE) as store:
+        survivors = {i for g in range(4) for i in store.survivors(g)}
+    assert survivors.isdisjoint(e["id"] for e in failed)
+
+
+def test_flops_budget_stops_and_resume_finishes_the_same_run(tmp_path):
+    full = evolve(tmp_path, "full")
+    total = full["totals"]["flops"]
+    part = evolve(tmp_path, "cut", budget_flops=0.4 * total)
+    assert part["stopped"] == "flops budget reached"
+    assert 0.4 * total <= part["totals"]["flops"] < total
+    with pytest.raises(BitlensError, match="already holds"):
+        evolve(tmp_path, "cut")
+    with pytest.raises(BitlensError, match="population"):
+        evolve(tmp_path, "cut", resume=True, population=5)
+    resumed = evolve(tmp_path, "cut", resume=True)
+    assert resumed["stopped"] is None
+    assert fingerprint(resumed) == fingerprint(full)
+
+
+def test_time_limit_stops_between_evaluations(tmp_path):
+    r = evolve(tmp_path, evaluator=synthetic(sleep_seconds=0.1), time_limit=0.35)
+    assert r["stopped"] == "time limit reached"
+    assert 2 <= r["totals"]["done"] <= 6
+
+
+def test_lineage_mode_uses_the_best_offspring_as_next_parent(tmp_path):
+    r = evolve(tmp_path, lineage=True)
+    by_id = {e["id"]: e for e in r["evaluations"]}
+    assert r["generations"][0]["parent_model"] is None
+    for g in r["generations"][1:]:
+        prev = [e for e in by_id.values() if e["generation"] == g["generation"] - 1]
+        best = max(prev, key=lambda e: e["fitness"])
+        assert g["parent_model"] == best["weights"]
+        assert all(e["parent_model"] == best["weights"] for e in by_id.values()
+                   if e["generation"] == g["generation"])
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from bitlens.evolve.evaluators import SyntheticEvaluator
+    from bitlens.evolve.genome import policy_gene_space
+    from bitlens.evolve.run import run_evolution
+    target = policy_gene_space().sample(np.random.default_rng(7))
+    ev = SyntheticEvaluator(target=target, noise=0.05, sleep_seconds=0.3)
+    if __name__ == "__main__":
+        run_evolution(sys.argv[1], backend="local", workers=2, population=4, generations=3, seed=3,
+                      evaluator=ev)
+""")
+
+
+def _children(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(k) for k in kids]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(out)], env=env)
+    db, finished = out / STORE_FILE, []
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and len(finished) < 5:
+            time.sleep(0.1)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as con:
+                        finished = con.execute(
+                            "SELECT id, finished_at FROM evaluations WHERE status='done'").fetchall()
+                except sqlite3.OperationalError:
+                    pass  # schema not written yet
+        workers = _children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert 5 <= len(finished) < 12, "the run was not killed mid-way"
+    deadline = time.time() + 15  # orphaned pool workers notice the dead driver and exit
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.2)
+    assert workers and not any(Path(f"/proc/{p}").exists() for p in workers)
+    resumed = run_evolution(out, backend="serial", population=4, generations=3, seed=3,
+                            evaluator=synthetic(), resume=True)
+    with sqlite3.connect(out / STORE_FILE) as con:
+        after = dict(con.execute("SELECT id, finished_at FROM evaluations WHERE status='done'").fetchall())
+    assert all(after[i] == t for i, t in finished)  # finished before the kill: kept, not redone
+    assert fingerprint(resumed) == fingerprint(evolve(tmp_path, "clean"))
+
+
+def test_plots_write_png_and_svg(tmp_path):
+    r = evolve(tmp_path, evaluator=synthetic(fail_scores=("excess",)))
+    for plot, name in ((plot_fitness, "fitness"), (plot_pareto, "pareto"), (plot_lineage, "lineage")):
+        plot(r, tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+        assert (tmp_path / f"{name}.svg").read_text().lstrip().startswith("<?xml")
