@@ -1,0 +1,9 @@
+"""Information measures, one module per measure, every figure in bits.
+
+- `sources`: synthetic byte sources with an exactly known entropy rate (the known answers).
+- `surprisal`: per-byte surprisal and predictive entropy of a trained model.
+- `prequential`: the online (prequential) description length of a corpus, and two-part codes.
+- `dynamics`: information gained per token during training (Rho-1's four classes).
+- `capacity`: memorisation capacity in bits per parameter on uniformly random bytes.
+- `validate`: the known-answer checks, runnable from the CLI.
+"""
