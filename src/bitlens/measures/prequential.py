@@ -174,13 +174,14 @@ def plot_prequential(result: dict, path: str | Path) -> None:
               bpb["two_part_bits"]["fp16"], bpb["two_part_bits"]["fp32"]]
     bars = ax1.bar(names, values, color=["grey", "C0", "C2", "C3", "C3"])
     ax1.bar_label(bars, fmt="%.2f")
-    ax1.set_ylabel("bits/byte")
+    ax1.set_yscale("log")  # two-part codes are tens of times larger than the rest
+    ax1.set_ylabel("bits/byte (log scale)")
     ax1.set_title(f"{result['bytes']:,} bytes; information in weights "
                   f"{result['information_in_weights_bits'] / 8192:,.1f} KiB")
     ax1.tick_params(axis="x", rotation=20)
     blocks = result["blocks"]
-    ax2.step([b["end"] for b in blocks], [b["bits_per_byte"] for b in blocks], where="pre",
-             label="prequential block")
+    ax2.hlines([b["bits_per_byte"] for b in blocks], [max(b["start"], 1) for b in blocks],
+               [b["end"] for b in blocks], label="prequential block")
     ax2.axhline(bpb["final_model_bits"], color="C2", ls="--", label="final model")
     ax2.set_xscale("log")
     ax2.set_xlabel("bytes seen (block end)")
