@@ -46,13 +46,13 @@ def test_surprisal_cli(run_dir, corpus_path, capsys, tmp_path):
 
 def test_prequential_cli(corpus_path, capsys):
     r = run_json(capsys, ["measure", "prequential", "--corpus", str(corpus_path), "--quick",
-                          "--max-bytes", "4096"])
+                          "--max-bytes", "2048"])
     keys = {"uniform_bits", "prequential_bits", "two_part_bits", "final_model_bits",
             "information_in_weights_bits", "bytes", "bits_per_byte"}
     assert keys <= set(r)
     assert set(r["two_part_bits"]) == {"fp32", "fp16"}
     assert set(r["bits_per_byte"]) == keys - {"bytes", "bits_per_byte"}
-    assert r["bytes"] == 4096 and r["uniform_bits"] == 8 * 4096
+    assert r["bytes"] == 2048 and r["uniform_bits"] == 8 * 2048
 
 
 def test_dynamics_cli(corpus_path, capsys):

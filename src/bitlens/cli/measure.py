@@ -26,6 +26,12 @@ plot_option = click.option("--plot", "plot_path", default=None, metavar="PATH",
                            help="Also draw the figure to PATH.png and PATH.svg.")
 
 
+def _config(quick: bool, quick_cfg, default_cfg, **overrides):
+    """The quick or default config of a measure, with the options the user gave replaced."""
+    return replace(quick_cfg if quick else default_cfg,
+                   **{k: v for k, v in overrides.items() if v is not None})
+
+
 def _finish(result: dict, json_out: str | None, plot_path: str | None, plot_fn) -> None:
     if plot_path:
         plot_fn(result, plot_path)
@@ -93,9 +99,7 @@ def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out)
     """
     from bitlens.measures.prequential import QUICK, PrequentialConfig, measure_prequential, plot_prequential
 
-    cfg = QUICK if quick else PrequentialConfig()
-    if max_bytes is not None:
-        cfg = replace(cfg, max_bytes=max_bytes)
+    cfg = _config(quick, QUICK, PrequentialConfig(), max_bytes=max_bytes)
     r = measure_prequential(load_corpus(corpus), preset=preset, seed=seed, quick=quick,
                             progress=show_progress(), config=cfg)
     bpb = r["bits_per_byte"]
@@ -129,9 +133,7 @@ def dynamics_cmd(corpus, preset, steps, seed, quick, plot_path, json_out):
     """
     from bitlens.measures.dynamics import QUICK, DynamicsConfig, measure_dynamics, plot_dynamics
 
-    cfg = QUICK if quick else DynamicsConfig()
-    if steps is not None:
-        cfg = replace(cfg, steps=steps)
+    cfg = _config(quick, QUICK, DynamicsConfig(), steps=steps)
     r = measure_dynamics(load_corpus(corpus), preset=preset, seed=seed, quick=quick,
                          progress=show_progress(), config=cfg)
     _echo(json_out, f"{r['tokens']:,} held-out tokens, start step {r['start_step']}, end step "
@@ -160,9 +162,7 @@ def capacity_cmd(steps, seed, quick, plot_path, json_out):
     """
     from bitlens.measures.capacity import QUICK, CapacityConfig, measure_capacity, plot_capacity
 
-    cfg = QUICK if quick else CapacityConfig()
-    if steps is not None:
-        cfg = replace(cfg, steps=steps)
+    cfg = _config(quick, QUICK, CapacityConfig(), steps=steps)
     r = measure_capacity(seed=seed, quick=quick, progress=show_progress(), config=cfg)
     for m in r["models"]:
         flag = "" if m["plateau_reached"] else "  (no plateau: sweep more sequences)"

@@ -119,38 +119,50 @@ def check_capacity_plateau(cfg: CapacityConfig, seed: int = 0) -> Check:
                   saturated=saturated, points=[asdict(p) for p in m.points])
 
 
+@dataclass(frozen=True)
+class ValidationPlan:
+    """Sizes of the known-answer checks: bytes of each source, training steps, sweep."""
+
+    markov_order: int
+    markov_bytes: int
+    model_steps: int
+    prequential_bytes: int
+    random_bytes: int
+    random_steps: int
+    capacity_sequences: tuple[int, ...]
+    capacity_steps: int
+
+
+QUICK_PLAN = ValidationPlan(markov_order=1, markov_bytes=65_536, model_steps=300,
+                            prequential_bytes=65_536, random_bytes=16_384, random_steps=100,
+                            capacity_sequences=(4, 64, 128), capacity_steps=300)
+FULL_PLAN = ValidationPlan(markov_order=2, markov_bytes=1_048_576, model_steps=1500,
+                           prequential_bytes=262_144, random_bytes=65_536, random_steps=300,
+                           capacity_sequences=(4, 64, 128, 256), capacity_steps=600)
+
+
 def validate_measures(seed: int = 0, quick: bool = False, progress: bool = False) -> dict:
     """Run the known-answer checks. quick: small sources (seconds each); default: the 1 MB
     order-2 check of the issue, and larger prequential and capacity runs.
     Keys: checks (list of {name, source, expected_bits_per_byte, measured_bits_per_byte,
     relative_error, tolerance, passed, seconds, details}), passed (all of them).
     """
-    if quick:
-        markov = random_markov_source(order=1, alphabet_size=8, seed=seed)
-        runs = [
-            lambda: check_model_vs_entropy_rate(markov, 65_536, steps=300, seed=seed),
-            lambda: check_prequential_vs_entropy_rate(
-                markov, PrequentialConfig(max_bytes=65_536, first_block_bytes=1_024, min_steps=20,
-                                          epochs_per_stage=8.0, lr=1e-2), seed=seed),
-            lambda: check_random_bytes_incompressible(16_384, steps=100, seed=seed),
-            lambda: check_capacity_plateau(CapacityConfig(sizes=((1, 8),), n_sequences=(4, 64, 128),
-                                                          steps=300), seed=seed),
-        ]
-    else:
-        markov = random_markov_source(order=2, alphabet_size=8, seed=seed)
-        runs = [
-            lambda: check_model_vs_entropy_rate(markov, 1_048_576, steps=1500, seed=seed),
-            lambda: check_prequential_vs_entropy_rate(
-                markov, PrequentialConfig(max_bytes=262_144, first_block_bytes=1_024, min_steps=20,
-                                          epochs_per_stage=8.0, lr=1e-2), seed=seed),
-            lambda: check_random_bytes_incompressible(65_536, steps=300, seed=seed),
-            lambda: check_capacity_plateau(CapacityConfig(sizes=((1, 8),), n_sequences=(4, 64, 128, 256),
-                                                          steps=600), seed=seed),
-        ]
+    plan = QUICK_PLAN if quick else FULL_PLAN
+    markov = random_markov_source(order=plan.markov_order, alphabet_size=8, seed=seed)
+    preq = PrequentialConfig(max_bytes=plan.prequential_bytes, first_block_bytes=1_024,
+                             min_steps=20, epochs_per_stage=8.0, lr=1e-2)
+    capacity = CapacityConfig(sizes=((1, 8),), n_sequences=plan.capacity_sequences,
+                              steps=plan.capacity_steps)
+    runs = [
+        lambda: check_model_vs_entropy_rate(markov, plan.markov_bytes, plan.model_steps, seed=seed),
+        lambda: check_prequential_vs_entropy_rate(markov, preq, seed=seed),
+        lambda: check_random_bytes_incompressible(plan.random_bytes, plan.random_steps, seed=seed),
+        lambda: check_capacity_plateau(capacity, seed=seed),
+    ]
     checks = []
     with progress_bar(len(runs), "validating", enabled=progress) as bar:
         for run in runs:
             checks.append(run())
             bar.advance(1, status=f"{checks[-1].name}: {'ok' if checks[-1].passed else 'FAILED'}")
-    return {"seed": seed, "quick": quick, "passed": all(c.passed for c in checks),
+    return {"seed": seed, "quick": quick, "plan": asdict(plan), "passed": all(c.passed for c in checks),
             "checks": [asdict(c) for c in checks]}
