@@ -235,9 +235,8 @@ def plot_dynamics(result: dict, path: str | Path) -> None:
     ax2.set_ylabel("held-out bits/byte")
     ax2.legend()
     bins = result["by_start_surprisal"]
-    centers = [(b["start_bits_lo"] + b["start_bits_hi"]) / 2 for b in bins]
-    ax3.plot(centers, [b["mean_gain_bits"] for b in bins], marker="o", label="by start surprisal")
-    ax3.set_xlabel("start surprisal (bits)")
+    ax3.plot([b["mean_start_bits"] for b in bins], [b["mean_gain_bits"] for b in bins], marker="o")
+    ax3.set_xlabel("start surprisal (bits, mean of each equal-count bin)")
     ax3.set_ylabel("mean information gained (bits/token)")
     ax3.set_title(f"Spearman ρ = {result['spearman_start_surprisal_vs_gain']:.2f}")
     save_figure(fig, path)
