@@ -14,10 +14,11 @@ def test_model_reaches_order1_markov_entropy_rate():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("order", [1, 2])
-def test_model_reaches_markov_entropy_rate_on_1mb(order):
-    source = random_markov_source(order=order, alphabet_size=8, seed=order)
-    check = check_model_vs_entropy_rate(source, 1_048_576, steps=1500)
+def test_model_reaches_order2_markov_entropy_rate_on_1mb():
+    # The validate --full setting. At lr 1e-2 this model stalls at the order-0 entropy
+    # (2.985 bits/byte); at 3e-3 and 3000 steps it reached 2.271 on 128 KiB (rate 2.248).
+    source = random_markov_source(order=2, alphabet_size=8, seed=0)
+    check = check_model_vs_entropy_rate(source, 1_048_576, steps=3000, lr=3e-3)
     assert check.passed, check
 
 
