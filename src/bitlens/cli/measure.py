@@ -26,6 +26,13 @@ plot_option = click.option("--plot", "plot_path", default=None, metavar="PATH",
                            help="Also draw the figure to PATH.png and PATH.svg.")
 
 
+def training_measure_options(f):
+    """The options every measure that trains its own model takes."""
+    for option in (json_option, plot_option, quick_option, seed_option, preset_option, corpus_option):
+        f = option(f)
+    return f
+
+
 def _config(quick: bool, quick_cfg, default_cfg, **overrides):
     """The quick or default config of a measure, with the options the user gave replaced."""
     return replace(quick_cfg if quick else default_cfg,
@@ -82,14 +89,9 @@ def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path
 
 
 @measure.command("prequential")
-@corpus_option
-@preset_option
+@training_measure_options
 @click.option("--max-bytes", type=click.IntRange(min=0), default=None,
               help="Code the first N bytes (0 = all). Default: 256 KiB, 32 KiB with --quick.")
-@seed_option
-@quick_option
-@plot_option
-@json_option
 def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out):
     """Prequential (online) description length vs uniform and two-part codes, in bits.
 
@@ -115,14 +117,9 @@ def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out)
 
 
 @measure.command("dynamics")
-@corpus_option
-@preset_option
+@training_measure_options
 @click.option("--steps", type=click.IntRange(min=2), default=None,
               help="Training steps (default: the preset's; 150 with --quick).")
-@seed_option
-@quick_option
-@plot_option
-@json_option
 def dynamics_cmd(corpus, preset, steps, seed, quick, plot_path, json_out):
     """Information gained per held-out token during training, in bits, by Rho-1 class.
 
