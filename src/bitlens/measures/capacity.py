@@ -45,7 +45,7 @@ class CapacityConfig:
         return asdict(self)
 
 
-QUICK = CapacityConfig(sizes=((1, 8), (1, 16)), n_sequences=(8, 32, 128, 256), steps=300)
+QUICK = CapacityConfig(sizes=((1, 8), (1, 16)), n_sequences=(8, 32, 128), steps=300)
 
 
 def random_sequences(n: int, seq_len: int, seed: int) -> torch.Tensor:
@@ -141,7 +141,7 @@ def measure_capacity(
 ) -> dict:
     """Memorisation capacity of several model sizes on uniformly random bytes, in bits/param.
 
-    quick: 2 sizes × 4 dataset sizes × 300 steps; default: 3 sizes × 5 × 400.
+    quick: 2 sizes × 3 dataset sizes × 300 steps; default: 3 sizes × 5 × 400.
     Keys: models (list of {params, bits_per_parameter, points, …}),
     reference_bits_per_parameter {morris_2025: 3.6, allen_zhu_li: 2.0}.
     """

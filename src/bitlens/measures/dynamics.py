@@ -50,7 +50,7 @@ class DynamicsConfig:
         return asdict(self)
 
 
-QUICK = DynamicsConfig(steps=150, heldout_bytes=8_192, checkpoints=12)
+QUICK = DynamicsConfig(steps=150, heldout_bytes=4_096, checkpoints=10)
 
 
 def checkpoint_steps(steps: int, n: int) -> list[int]:
@@ -195,7 +195,7 @@ def measure_dynamics(
 ) -> dict:
     """Per-token information gained while training a `preset` model on `data`, in bits.
 
-    quick: 150 steps, 8 KB held out; default: the preset's steps, 64 KB held out.
+    quick: 150 steps, 4 KB held out; default: the preset's steps, 64 KB held out.
     Keys: classes {L->L, H->L, L->H, H->H: {proportion, information_gained_bits}},
     rho1_proportions, tokens, checkpoints, by_frequency, by_start_surprisal.
     """
