@@ -66,7 +66,7 @@ def test_cli_json_and_one_line_error(tmp_path, capsys):
     from tests.conftest import DATA_DIR
 
     corpus = str(DATA_DIR / "shakespeare-20k.txt")
-    args = ["generalisation", "--corpus", corpus, "--quick", "--sizes", "4,8", "--masks", "2",
+    args = ["measure", "generalisation", "--corpus", corpus, "--quick", "--sizes", "4,8", "--masks", "2",
             "--steps", "2", "--window", "8"]
     assert main(args + ["--json", "-"]) == 0
     out = json.loads(capsys.readouterr().out)

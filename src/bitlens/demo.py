@@ -139,7 +139,7 @@ _RUNS: dict[str, StepFn] = {
     "collapse_replace": _collapse("replace"),
     "collapse_accumulate": _collapse("accumulate"),
     "evolution": _evolution,
-    "generalisation": lambda c, fn: fn(data=c.corpus, preset="tiny", **_common(c)),
+    "generalisation": lambda c, fn: fn(data=c.corpus, **_common(c)),
 }
 # Budgets from the contracts: ≲20 s per instrument with --quick, ≲90 s (compression ≲150 s) in full.
 _EXPECTED = {"compression": (20, 150), "collapse_replace": (10, 45), "collapse_accumulate": (10, 45)}

@@ -34,9 +34,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from bitlens.cli import demo, evolve, layers, measure_generalisation, offspring, train
+    from bitlens.cli import demo, evolve, layers, measure, offspring, train
 
-    for module in (train, demo, layers, offspring, evolve, measure_generalisation):
+    for module in (train, demo, measure, layers, offspring, evolve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

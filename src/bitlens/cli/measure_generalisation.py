@@ -1,4 +1,4 @@
-"""`bitlens generalisation` (to become `bitlens measure generalisation`): the f-CMI experiment."""
+"""`bitlens measure generalisation`: the f-CMI experiment."""
 
 from __future__ import annotations
 
@@ -100,5 +100,3 @@ def _print_table(result: dict) -> None:
         click.echo(f"  {w['membership_bits_per_byte']:6.2f} · {w['reference_bits_per_byte']:5.2f} bits/byte  "
                    f"{w['text']!r}")
 
-
-COMMANDS = [generalisation_cmd]

@@ -1,1 +1,12 @@
-"""Information measures, one module per measure."""
+"""Information measures, one module per measure, every figure in bits.
+
+- `sources`: synthetic byte sources with an exactly known entropy rate (the known answers).
+- `surprisal`: per-byte surprisal and predictive entropy of a trained model.
+- `prequential`: the online (prequential) description length of a corpus, and two-part codes.
+- `dynamics`: information gained per token during training (Rho-1's four classes).
+- `capacity`: memorisation capacity in bits per parameter on uniformly random bytes.
+- `validate`: the known-answer checks, runnable from the CLI.
+- `lens`: logit lens and tuned lens, per layer (cross-entropy, entropy, KL to the output).
+- `probes`: MDL probes (online codelength per layer, with shuffled-label controls).
+- `generalisation` and `cmi`: the f-CMI generalisation bound and per-window membership bits.
+"""

@@ -1,0 +1,190 @@
+"""Prequential (online) description length of a corpus, after Blier & Ollivier (2018).
+
+The data is cut at doubling boundaries 0 = t_0 < t_1 < … < t_S = n. The first block is sent with
+the uniform code (8 bits/byte). Then, for each s ≥ 1, a model trained on the first t_s bytes codes
+block (t_s, t_{s+1}] at its surprisal. Sender and receiver run the same deterministic training,
+so no weights are sent: L_preq = 8·t_1 + Σ_s Σ_{x ∈ block s+1} −log2 p_θs(x).
+
+Training is continual: θ_s starts from θ_{s−1} and trains on the first t_s bytes only (a
+deterministic function of what the receiver holds, so the code stays decodable). The final
+model, trained on all n bytes, is not part of the code; its cross-entropy on the data gives
+information_in_weights = L_preq − L_final (B&O §3.4), and the two-part codes
+L_final + (32 or 16) × parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bitlens.data import bytes_to_tensor
+from bitlens.errors import BitlensError
+from bitlens.evaluate import score_bytes
+from bitlens.model import GPT, GPTConfig, MODEL_PRESETS
+from bitlens.progress import progress_bar
+from bitlens.train import TrainConfig, train
+
+UNIFORM_BITS_PER_BYTE = 8.0
+
+
+@dataclass(frozen=True)
+class PrequentialConfig:
+    """How the online code is built. Data sizes in bytes; training length in passes over data."""
+
+    max_bytes: int = 262_144  # code the first max_bytes of the data (0 = all)
+    first_block_bytes: int = 2_048
+    epochs_per_stage: float = 4.0  # steps at stage s ≈ epochs × t_s / (batch × block)
+    min_steps: int = 20
+    batch_size: int = 32
+    lr: float = 3e-3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+QUICK = PrequentialConfig(max_bytes=32_768, first_block_bytes=1_024, epochs_per_stage=4.0,
+                          min_steps=15)
+
+
+def block_boundaries(n: int, first: int) -> list[int]:
+    """Doubling boundaries [0, first, 2·first, 4·first, …, n]."""
+    if n <= first:
+        raise BitlensError(f"need more than {first} bytes for a prequential code, got {n}")
+    out = [0, first]
+    while out[-1] < n:
+        out.append(min(2 * out[-1], n))
+    return out
+
+
+def _stage_steps(prefix_bytes: int, model_cfg: GPTConfig, cfg: PrequentialConfig) -> int:
+    per_step = cfg.batch_size * model_cfg.block_size
+    return max(cfg.min_steps, math.ceil(cfg.epochs_per_stage * prefix_bytes / per_step))
+
+
+def _score_block(model: GPT, data: torch.Tensor, start: int, end: int) -> np.ndarray:
+    """Surprisal in bits of data[start:end], with up to half a context of preceding bytes."""
+    a = max(0, start - model.config.block_size // 2)
+    return score_bytes(model, data[a:end]).surprisal_bits[start - a :]
+
+
+def _fp16_rounded(model: GPT) -> GPT:
+    """A copy of `model` whose weights are rounded to float16 (computed in float32)."""
+    copy = GPT(model.config)
+    copy.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    return copy.eval()
+
+
+def prequential_code(
+    data: bytes,
+    model_cfg: GPTConfig,
+    cfg: PrequentialConfig = PrequentialConfig(),
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Build the online code of `data` with `model_cfg` models; every figure in bits."""
+    if cfg.max_bytes > 0:
+        data = data[: cfg.max_bytes]
+    first = max(cfg.first_block_bytes, model_cfg.block_size + 1)
+    bounds = block_boundaries(len(data), first)
+    t = bytes_to_tensor(data)
+    n = len(t)
+    torch.manual_seed(seed)
+    model = GPT(model_cfg)
+    train_cfg = TrainConfig(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=0.0, seed=seed,
+                            eval_interval=10**9, log_interval=10**9, checkpoint_interval=10**9)
+    blocks = [{"start": 0, "end": first, "bytes": first, "bits": UNIFORM_BITS_PER_BYTE * first,
+               "bits_per_byte": UNIFORM_BITS_PER_BYTE, "train_steps": 0}]
+    stages = bounds[1:]  # train on [0, t_s), code [t_s, t_{s+1}); the last stage is the final model
+    total_steps = 0
+    with progress_bar(len(stages), "prequential", enabled=progress) as bar:
+        for s, prefix in enumerate(stages):
+            steps = _stage_steps(prefix, model_cfg, cfg)
+            stage_cfg = replace(train_cfg, steps=steps, warmup_steps=min(10, steps),
+                                seed=seed * 1_000 + s)
+            train(model, t[:prefix], stage_cfg)
+            total_steps += steps
+            if prefix < n:
+                end = bounds[s + 2]
+                bits = float(_score_block(model, t, prefix, end).sum())
+                blocks.append({"start": prefix, "end": end, "bytes": end - prefix, "bits": bits,
+                               "bits_per_byte": bits / (end - prefix), "train_steps": steps})
+                bar.advance(1, status=f"block {prefix:,}–{end:,}: {bits / (end - prefix):.3f} bits/byte")
+            else:
+                bar.advance(1, status="final model")
+    final_bits = float(score_bytes(model, t).surprisal_bits.sum())
+    final_fp16_bits = float(score_bytes(_fp16_rounded(model), t).surprisal_bits.sum())
+    params = model.num_params()
+    uniform = UNIFORM_BITS_PER_BYTE * n
+    preq = float(sum(b["bits"] for b in blocks))
+    figures = {
+        "uniform_bits": uniform,
+        "prequential_bits": preq,
+        "two_part_bits": {"fp32": final_bits + 32.0 * params, "fp16": final_fp16_bits + 16.0 * params},
+        "final_model_bits": final_bits,
+        "information_in_weights_bits": preq - final_bits,
+    }
+    per_byte = {k: ({kk: vv / n for kk, vv in v.items()} if isinstance(v, dict) else v / n)
+                for k, v in figures.items()}
+    return {
+        **figures,
+        "bytes": n,
+        "bits_per_byte": per_byte,
+        "compression_ratio": preq / uniform,  # B&O's ratio: prequential / uniform
+        "params": params,
+        "train_steps": total_steps,
+        "blocks": blocks,
+        "model": model_cfg.to_dict(),
+        "config": cfg.to_dict(),
+    }
+
+
+def measure_prequential(
+    data: bytes,
+    preset: str = "tiny",
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = False,
+    config: PrequentialConfig | None = None,
+) -> dict:
+    """The prequential, uniform and two-part description lengths of `data`, in bits.
+
+    Uses a `preset` model (see MODEL_PRESETS). quick: the first 32 KB; default: the first 256 KB.
+    Keys: uniform_bits, prequential_bits, two_part_bits {fp32, fp16}, final_model_bits,
+    information_in_weights_bits, bytes, bits_per_byte (same names → bits/byte), blocks.
+    """
+    if preset not in MODEL_PRESETS:
+        raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+    cfg = config or (QUICK if quick else PrequentialConfig())
+    result = prequential_code(data, MODEL_PRESETS[preset], cfg, seed=seed, progress=progress)
+    return {"preset": preset, "seed": seed, **result}
+
+
+def plot_prequential(result: dict, path: str | Path) -> None:
+    """Bits/byte of each code (bars) and of each prequential block (the online learning curve)."""
+    from bitlens.measures.plotting import new_figure, save_figure
+
+    fig, (ax1, ax2) = new_figure(ncols=2, width=11)
+    bpb = result["bits_per_byte"]
+    names = ["uniform", "prequential", "final model", "two-part fp16", "two-part fp32"]
+    values = [bpb["uniform_bits"], bpb["prequential_bits"], bpb["final_model_bits"],
+              bpb["two_part_bits"]["fp16"], bpb["two_part_bits"]["fp32"]]
+    bars = ax1.bar(names, values, color=["grey", "C0", "C2", "C3", "C3"])
+    ax1.bar_label(bars, fmt="%.2f")
+    ax1.set_yscale("log")  # two-part codes are tens of times larger than the rest
+    ax1.set_ylabel("bits/byte (log scale)")
+    ax1.set_title(f"{result['bytes']:,} bytes; information in weights "
+                  f"{result['information_in_weights_bits'] / 8192:,.1f} KiB")
+    ax1.tick_params(axis="x", rotation=20)
+    blocks = result["blocks"]
+    ax2.hlines([b["bits_per_byte"] for b in blocks], [max(b["start"], 1) for b in blocks],
+               [b["end"] for b in blocks], label="prequential block")
+    ax2.axhline(bpb["final_model_bits"], color="C2", ls="--", label="final model")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("bytes seen (block end)")
+    ax2.set_ylabel("bits/byte")
+    ax2.legend()
+    save_figure(fig, path)

@@ -1,0 +1,49 @@
+"""The prequential code: exact bookkeeping, and known answers on Markov and random sources."""
+
+import pytest
+
+from bitlens.measures.prequential import (
+    PrequentialConfig,
+    block_boundaries,
+    plot_prequential,
+    prequential_code,
+)
+from bitlens.measures.sources import random_bytes_source, random_markov_source
+from bitlens.measures.validate import VALIDATION_MODEL, check_prequential_vs_entropy_rate
+
+
+def test_block_boundaries_double():
+    assert block_boundaries(10_000, 1000) == [0, 1000, 2000, 4000, 8000, 10_000]
+    assert block_boundaries(4000, 1000) == [0, 1000, 2000, 4000]
+
+
+def test_random_bytes_are_not_compressed(tmp_path):
+    data = random_bytes_source().sample(8192, seed=1)
+    cfg = PrequentialConfig(max_bytes=0, first_block_bytes=1024, min_steps=10)
+    r = prequential_code(data, VALIDATION_MODEL, cfg, seed=0)
+    n = len(data)
+    assert r["bytes"] == n
+    assert r["uniform_bits"] == 8.0 * n
+    assert r["prequential_bits"] == pytest.approx(sum(b["bits"] for b in r["blocks"]))
+    assert r["blocks"][0]["bits"] == 8.0 * 1024
+    assert [b["start"] for b in r["blocks"]] == [0, 1024, 2048, 4096]
+    assert r["information_in_weights_bits"] == pytest.approx(r["prequential_bits"] - r["final_model_bits"])
+    assert r["two_part_bits"]["fp32"] == pytest.approx(r["final_model_bits"] + 32 * r["params"])
+    bpb = r["bits_per_byte"]
+    assert bpb["prequential_bits"] == pytest.approx(r["prequential_bits"] / n)
+    # The known answer: nothing beats 8 bits/byte on random bytes (up to sampling noise).
+    assert bpb["prequential_bits"] >= 8.0 - 0.02
+    assert bpb["two_part_bits"]["fp16"] > 8.0 and bpb["two_part_bits"]["fp32"] > 8.0
+    plot_prequential(r, tmp_path / "preq")
+    assert (tmp_path / "preq.png").exists() and (tmp_path / "preq.svg").exists()
+
+
+def test_prequential_rate_approaches_markov_entropy_rate():
+    source = random_markov_source(order=1, alphabet_size=8, seed=0)
+    cfg = PrequentialConfig(max_bytes=32_768, first_block_bytes=1024, min_steps=20,
+                            epochs_per_stage=8.0, lr=1e-2)
+    check = check_prequential_vs_entropy_rate(source, cfg, tolerance=0.10)
+    assert check.passed, check
+    d = check.details
+    # The whole code pays for learning: it costs more than the true entropy, less than uniform.
+    assert d["true_total_bits"] < d["prequential_bits"] < 8.0 * d["bytes"]

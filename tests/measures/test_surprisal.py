@@ -1,0 +1,61 @@
+"""Surprisal and entropy: a uniform model costs exactly 8 bits/byte; spans are found exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from bitlens.evaluate import evaluate
+from bitlens.measures.surprisal import extreme_spans, measure_surprisal, plot_surprisal
+from bitlens.model import GPT
+
+
+def uniform_model(config) -> GPT:
+    """Zero (tied) embeddings → zero logits → p = 1/256 for every byte."""
+    model = GPT(config).eval()
+    with torch.no_grad():
+        model.wte.weight.zero_()
+    return model
+
+
+def test_uniform_model_costs_eight_bits_per_byte(micro_config, shakespeare):
+    r = measure_surprisal(uniform_model(micro_config), shakespeare[:2000])
+    assert r["bytes"] == 2000
+    assert r["bits_per_byte"] == pytest.approx(8.0, abs=1e-5)
+    assert r["entropy_bits_per_byte"] == pytest.approx(8.0, abs=1e-5)
+    assert sum(r["histogram"]["surprisal_counts"]) == 2000
+
+
+def test_averages_match_evaluate(micro_model, shakespeare, tmp_path):
+    data = shakespeare[:3000]
+    r = measure_surprisal(micro_model, data, npz_path=tmp_path / "s.npz")
+    assert r["bits_per_byte"] == pytest.approx(evaluate(micro_model, data).bits_per_byte, rel=1e-9)
+    arrays = np.load(tmp_path / "s.npz")
+    assert arrays["surprisal_bits"].mean() == pytest.approx(r["bits_per_byte"])
+    assert arrays["entropy_bits"].mean() == pytest.approx(r["entropy_bits_per_byte"])
+    assert bytes(arrays["bytes"]) == data
+    for key in ("most_surprising", "least_surprising"):
+        assert len(r[key]) == 5 and set(r[key][0]) == {"text", "start", "mean_surprisal_bits"}
+    assert r["most_surprising"][0]["mean_surprisal_bits"] >= r["least_surprising"][0]["mean_surprisal_bits"]
+
+
+def test_extreme_spans_find_planted_spans_without_overlap():
+    values = np.ones(100)
+    values[40:44] = 9.0  # the most surprising 4-byte span
+    values[10:14] = 5.0  # the second
+    values[70:74] = 0.0  # the least surprising
+    data = bytes(range(100))
+    most = extreme_spans(values, data, span=4, k=2, most=True)
+    assert [s["start"] for s in most] == [40, 10]
+    assert most[0]["mean_surprisal_bits"] == pytest.approx(9.0)
+    assert most[0]["text"] == data[40:44].decode()
+    least = extreme_spans(values, data, span=4, k=3, most=False)
+    assert least[0]["start"] == 70 and least[0]["mean_surprisal_bits"] == 0.0
+    starts = sorted(s["start"] for s in least)
+    assert all(b - a >= 4 for a, b in zip(starts, starts[1:]))
+
+
+def test_plot_writes_png_and_svg(micro_model, shakespeare, tmp_path):
+    r = measure_surprisal(micro_model, shakespeare[:1000])
+    plot_surprisal(r, tmp_path / "surprisal")
+    assert (tmp_path / "surprisal.png").stat().st_size > 0
+    assert (tmp_path / "surprisal.svg").stat().st_size > 0
