@@ -34,9 +34,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from bitlens.cli import demo, train
+    from bitlens.cli import compress, demo, train
 
-    for module in (train, demo):
+    for module in (train, demo, compress):
         for command in module.COMMANDS:
             cli.add_command(command)
 
