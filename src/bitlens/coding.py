@@ -25,7 +25,7 @@ import math
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from typing import Callable, Iterator
 
 import constriction
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from bitlens.container import Header, crc32, pack_header, unpack
 from bitlens.data import START_BYTE
 from bitlens.errors import BitlensError
-from bitlens.model import GPT, KVCache, MODEL_PRESETS
+from bitlens.model import GPT, GPTConfig, KVCache, MODEL_PRESETS
 from bitlens.progress import progress_bar
 from bitlens.runs import weights_fingerprint
 from bitlens.train import TrainConfig, make_optimizer
@@ -49,7 +49,10 @@ _FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 @dataclass(frozen=True)
 class OnlineConfig:
-    """How the model learns while coding (online and adaptive modes). Recorded in the header."""
+    """How the model learns while coding (online and adaptive modes).
+
+    Recorded in the header as a list in field order (so the field order is part of the format).
+    """
 
     lr: float
     segment: int = 64  # bytes per stream coded between two updates
@@ -63,10 +66,6 @@ class OnlineConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "OnlineConfig":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
 
 ONLINE_SCHEDULE = OnlineConfig(lr=2e-3, warmup_rounds=10)
 ADAPTIVE_SCHEDULE = OnlineConfig(lr=3e-4)
@@ -74,6 +73,9 @@ ADAPTIVE_SCHEDULE = OnlineConfig(lr=3e-4)
 OFFLINE_STREAM_BYTES = 4096  # target bytes per stream when cutting a file (offline)
 ONLINE_STREAM_BYTES = 8192
 MAX_STREAMS = 256
+# One byte per stream per step is a small matmul: a second thread rarely pays for its
+# synchronisation, and on a busy machine OpenMP spin-waits make it 10× slower.
+DEFAULT_THREADS = 1
 
 
 @dataclass
@@ -119,7 +121,10 @@ def _deterministic(threads: int) -> Iterator[None]:
     """Fix the torch thread count and deterministic algorithms; restore both afterwards."""
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(threads)
+    try:
+        torch.set_num_threads(threads)
+    except RuntimeError:
+        pass
     if torch.get_num_threads() != threads:
         torch.set_num_threads(old_threads)
         raise BitlensError(f"cannot run torch with {threads} threads, which this file needs")
@@ -226,35 +231,41 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
     return float(nats_to_bits(model_bits))
 
 
+_MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd")  # online model, in header order
+
+
 def _mode_model(mode: str, model: GPT | None, params: dict) -> GPT:
     """The model the coding loop runs: the frozen model, a copy to adapt, or a fresh init."""
     if mode == "offline":
         return model
     if mode == "adaptive":
         return copy.deepcopy(model)
-    preset = params["preset"]
-    if preset not in MODEL_PRESETS:
-        raise BitlensError(f"unknown online preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(params["seed"])
-        return GPT(MODEL_PRESETS[preset]).eval()
+    try:
+        config = GPTConfig(**dict(zip(_MODEL_FIELDS, params["model"], strict=True)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(params["seed"])
+            return GPT(config).eval()
+    except (KeyError, TypeError, ValueError, AssertionError):
+        raise BitlensError("corrupted file: invalid online model in the header") from None
 
 
-def compress(data: bytes, model: GPT | None = None, online: bool = False, preset: str = "tiny",
+def compress(data: bytes, model: GPT | None = None, online: bool = False,
+             preset: str | GPTConfig = "tiny",
              seed: int = 0, n_streams: int | None = None, threads: int | None = None,
              schedule: OnlineConfig | None = None, progress: bool = False,
              trace: list | None = None) -> tuple[bytes, CompressResult]:
     """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
 
     model and not online → offline (decode needs the same weights); online without a model →
-    online from `preset` initialised with `seed` (decode needs nothing); online with a model →
+    online from `preset` (a MODEL_PRESETS name or a GPTConfig) initialised with `seed` (decode
+    needs nothing); online with a model →
     adaptive (decode needs the same starting weights). n_streams overrides the stream count;
-    threads (default: torch's current count) is recorded and must be reproducible on decode.
+    threads (default DEFAULT_THREADS = 1) is recorded and decoding uses the same count.
     """
     if model is None and not online:
         raise BitlensError("offline compression needs a model (or use online mode)")
     mode = "offline" if not online else ("adaptive" if model is not None else "online")
-    threads = threads or torch.get_num_threads()
+    threads = threads or DEFAULT_THREADS
     t0 = time.perf_counter()
     n = len(data)
     stream_bytes = OFFLINE_STREAM_BYTES if mode == "offline" else ONLINE_STREAM_BYTES
@@ -266,10 +277,14 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False, preset
     params: dict = {"torch": torch.__version__}
     if mode != "offline":
         schedule = schedule or (ADAPTIVE_SCHEDULE if mode == "adaptive" else ONLINE_SCHEDULE)
-        params["schedule"] = schedule.to_dict()
+        params["schedule"] = list(astuple(schedule))
         params["seed"] = seed
     if mode == "online":
-        params["preset"] = preset
+        if isinstance(preset, str):
+            if preset not in MODEL_PRESETS:
+                raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+            preset = MODEL_PRESETS[preset]
+        params["model"] = [getattr(preset, f) for f in _MODEL_FIELDS]
     encoder = constriction.stream.queue.RangeEncoder()
     model_bits = 0.0
     if n:
@@ -364,7 +379,12 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
     def decode(p: np.ndarray) -> np.ndarray:
         return decoder.decode(_FAMILY, p)
 
-    schedule = OnlineConfig.from_dict(params["schedule"]) if header.mode != "offline" else None
+    schedule = None
+    if header.mode != "offline":
+        try:
+            schedule = OnlineConfig(*params["schedule"])
+        except (KeyError, TypeError):
+            raise BitlensError("corrupted file: invalid online schedule in the header") from None
     with _deterministic(header.threads):
         coder_model = _mode_model(header.mode, model, params)
         _code(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,

@@ -40,7 +40,7 @@ def _check_output(path: str, force: bool) -> None:
 @click.option("--streams", type=click.IntRange(min=1), default=None,
               help="Parallel streams the file is cut into (default: from the file size).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads (recorded; decoding uses the same). Default: torch's.")
+              help="Torch threads (recorded; decoding uses the same). Default: 1.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @json_option
 def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, threads, force,
