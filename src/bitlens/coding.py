@@ -378,7 +378,10 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
     def decode(p: np.ndarray) -> np.ndarray:
-        return decoder.decode(_FAMILY, p)
+        try:
+            return decoder.decode(_FAMILY, p)
+        except (ValueError, RuntimeError, AssertionError) as e:
+            raise BitlensError(f"corrupted file: the code stream cannot be decoded ({e})") from None
 
     schedule = None
     if header.mode != "offline":

@@ -55,7 +55,8 @@ def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "ti
         def enc(b: bytes):
             blob, r = compress(b, coder_model, online=online, preset=online_preset, seed=seed,
                                progress=progress)
-            extra = {"model_bits": r.model_bits, "overhead_bits": r.overhead_bits}
+            extra = {"model_bits": r.model_bits, "overhead_bits": r.overhead_bits,
+                     "coder_overhead_bits": r.coder_overhead_bits, "n_streams": r.n_streams}
             if r.bits_per_byte_with_model is not None:
                 extra["bits_per_byte_with_model"] = r.bits_per_byte_with_model
             return blob, extra
