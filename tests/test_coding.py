@@ -105,13 +105,14 @@ def test_online_round_trip_property_many(data, streams, seed):
 def test_online_learns_and_decoder_probabilities_match(shakespeare):
     data = (b"the cat sat on the mat. " * 60)[:1400]
     enc, dec = [], []
-    blob, r = compress(data, None, online=True, preset=MICRO, schedule=FAST, trace=enc)
+    blob, r = compress(data, None, online=True, preset=MICRO, schedule=FAST, n_streams=1, trace=enc)
     assert decompress(blob, trace=dec) == data
     assert all(a.tobytes() == b.tobytes() for a, b in zip(enc, dec)) and len(enc) == len(dec)
     assert r.mode == "online" and read_header(blob).params["seed"] == 0
     assert r.bits_per_byte < 4.0  # a 24-byte period, learned while coding (8 = uniform)
     # Without learning (lr 0) the same random model is near-uniform.
-    _, frozen = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0))
+    _, frozen = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0),
+                         n_streams=1)
     assert frozen.bits_per_byte > 7.0
 
 

@@ -14,21 +14,24 @@ from bitlens.coding import compress, decompress
 from bitlens.model import GPT
 
 QUICK_BYTES = 8192  # quick mode codes only this prefix
-DEFAULT_BYTES = 65536  # the full demo's budget for the learned coders on 2 cores
+DEFAULT_BYTES = 32768  # fits the full demo's ~150 s budget for the learned coders on 2 cores
 
 
 def _row(name: str, data: bytes, enc, dec) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     blob, extra = enc(data)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     out = dec(blob)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     row = {
         "name": name,
         "bits_per_byte": 8 * len(blob) / len(data) if data else None,
         "output_bytes": len(blob),
         "compress_seconds": t1 - t0,
         "decompress_seconds": t2 - t1,
+        # CPU time of this process: on a shared machine, closer to what an idle core would take
+        "compress_cpu_seconds": c1 - c0,
+        "decompress_cpu_seconds": c2 - c1,
         "roundtrip": out == data,
     }
     row.update(extra)
@@ -38,7 +41,7 @@ def _row(name: str, data: bytes, enc, dec) -> dict:
 def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "tiny", seed: int = 0,
                         quick: bool = False, progress: bool = False,
                         max_bytes: int | None = None) -> dict:
-    """Compress `data` (its first max_bytes: default 8 KB if quick, else 64 KB) with every
+    """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with every
     classical baseline and the learned coders, decode each output, and report bits per byte.
 
     Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`;
