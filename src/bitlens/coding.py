@@ -21,6 +21,7 @@ reads a byte and codes it, the decoder decodes it. One range coder (constriction
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 import zlib
@@ -62,9 +63,6 @@ class OnlineConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # Tuned on 20 KB of enwik8 (tiny preset online, the small books model adaptive): small files
@@ -260,11 +258,12 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
              trace: list | None = None) -> tuple[bytes, CompressResult]:
     """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
 
-    model and not online → offline (decode needs the same weights); online without a model →
-    online from `preset` (a MODEL_PRESETS name or a GPTConfig) initialised with `seed` (decode
-    needs nothing); online with a model →
-    adaptive (decode needs the same starting weights). n_streams overrides the stream count;
-    threads (default DEFAULT_THREADS = 1) is recorded and decoding uses the same count.
+    - model, not online → offline (decoding needs the same weights);
+    - online, no model → online from `preset` (a MODEL_PRESETS name or a GPTConfig) initialised
+      with `seed` (decoding needs nothing);
+    - online and a model → adaptive (decoding needs the same starting weights).
+    n_streams overrides the stream count; threads (default 1) is recorded and decoding uses the
+    same count. trace, if given, receives every step's probabilities (see `_code`).
     """
     if model is None and not online:
         raise BitlensError("offline compression needs a model (or use online mode)")
@@ -297,11 +296,10 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
         grid = grid.reshape(S, L)
         seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
         lengths = _stream_lengths(n, S, L)
-        pos_box = [0]
+        steps = itertools.count()
 
         def encode(p: np.ndarray) -> np.ndarray:
-            pos = pos_box[0]
-            pos_box[0] += 1
+            pos = next(steps)
             col = grid[:, pos] if len(p) == S else grid[pos < lengths, pos]
             sym = col.astype(np.int32)
             encoder.encode(sym, _FAMILY, p)
