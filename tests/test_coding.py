@@ -76,7 +76,8 @@ def test_model_bits_match_cross_entropy_and_overhead_is_small(shakespeare, micro
     _, r = roundtrip(data, micro_model)
     assert r.model_bits == pytest.approx(evaluate(micro_model, data).total_bits, rel=1e-5)
     _, r = roundtrip(shakespeare[:4000], micro_model, n_streams=4)
-    assert -1 <= r.coder_overhead_bits <= 0.001 * r.model_bits + 64
+    # |coded bits − Σ −log2 p| is tiny: 24-bit quantisation can even give a byte more mass.
+    assert abs(r.coder_overhead_bits) <= 0.001 * r.model_bits + 64
     assert r.overhead_bits == pytest.approx(8 * r.output_bytes - r.model_bits)
     assert r.bits_per_byte == pytest.approx(8 * r.output_bytes / 4000)
     assert r.bits_per_byte_with_model == pytest.approx(
