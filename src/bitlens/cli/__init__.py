@@ -34,9 +34,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from bitlens.cli import demo, evolve, layers, measure, offspring, train
+    from bitlens.cli import compress, demo, evolve, layers, measure, offspring, train
 
-    for module in (train, demo, measure, layers, offspring, evolve):
+    for module in (train, demo, compress, measure, layers, offspring, evolve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

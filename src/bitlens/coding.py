@@ -1,0 +1,403 @@
+"""Lossless compression with a byte-level model: its cross-entropy, made into a real file.
+
+Three modes share one coding loop:
+- offline:  a trained model, frozen; the decoder needs the same weights (checked by fingerprint).
+- online:   no model is transmitted. Encoder and decoder start from the same seeded initial
+            weights, code a segment, then take the same training steps on it (as NNCP does), so
+            the output size is the prequential description length of the file.
+- adaptive: online, but starting from a trained model (dynamic evaluation).
+
+The contract that makes decoding possible: the encoder and the decoder compute every
+probability through the identical code path (`_code`): the file is cut into S contiguous
+streams that advance in lockstep, one byte per stream per step, through the KV cache with batch
+shape (S, 1); when a stream's context fills the window both sides re-prime it with the same
+prefill of the last block/2 inputs; both sides use the same dtype and torch thread count. Batched
+full-sequence logits differ from step-by-step ones in the last bits, which is why nothing here
+uses them. The only difference between the two sides is the `symbols` callback: the encoder
+reads a byte and codes it, the decoder decodes it. One range coder (constriction's
+`RangeEncoder`, `Categorical(perfect=False)`) codes all streams interleaved, step by step.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import asdict, astuple, dataclass
+from typing import Callable, Iterator
+
+import constriction
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bitlens.container import Header, crc32, pack_header, unpack
+from bitlens.data import START_BYTE
+from bitlens.errors import BitlensError
+from bitlens.model import GPT, GPTConfig, KVCache, MODEL_PRESETS
+from bitlens.progress import progress_bar
+from bitlens.runs import weights_fingerprint
+from bitlens.train import TrainConfig, make_optimizer
+from bitlens.units import nats_to_bits
+
+# Quantisation of probabilities to frequencies happens once, inside constriction, identically on
+# both sides. perfect=False is the fast quantiser; the library's default is perfect=True.
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """How the model learns while coding (online and adaptive modes).
+
+    Recorded in the header as a list in field order (so the field order is part of the format).
+    """
+
+    lr: float
+    segment: int = 64  # bytes per stream coded between two updates
+    train_steps: int = 1  # optimizer steps after each segment
+    replay: int = 8  # extra random windows of already-coded text per step
+    warmup_rounds: int = 0  # linear learning-rate warm-up, in segments
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+
+
+# Tuned on 20 KB of enwik8 (tiny preset online, the small books model adaptive): small files
+# need many updates, so a few bytes per stream between two optimizer steps.
+ONLINE_SCHEDULE = OnlineConfig(lr=3e-3, segment=16, replay=16, warmup_rounds=20)
+ADAPTIVE_SCHEDULE = OnlineConfig(lr=1e-3, segment=32, replay=16)
+
+# Target bytes per stream, and most streams, when cutting a file. Offline, more streams run the
+# model on bigger batches (faster per byte) and cost almost nothing: 16 or 64 streams on 20 KB
+# of enwik8 gave the same bits per byte. Online, fewer streams mean more updates per byte.
+STREAM_BYTES = {"offline": 256, "online": 1024, "adaptive": 1024}
+MAX_STREAMS = {"offline": 256, "online": 32, "adaptive": 32}
+# One byte per stream per step is a small matmul: a second thread rarely pays for its
+# synchronisation, and on a busy machine OpenMP spin-waits make it 10× slower.
+DEFAULT_THREADS = 1
+
+
+@dataclass
+class CompressResult:
+    """What a compression run measured. Sizes in bytes, code lengths in bits."""
+
+    mode: str
+    input_bytes: int
+    output_bytes: int
+    bits_per_byte: float | None  # 8 · output_bytes / input_bytes (None for empty input)
+    model_bits: float  # Σ −log2 p(byte) under the model's float probabilities
+    overhead_bits: float  # 8 · output_bytes − model_bits (header + range coder)
+    header_bytes: int
+    coder_overhead_bits: float  # 32 · payload words − model_bits (the range coder alone)
+    n_streams: int
+    seconds: float
+    bytes_per_second: float
+    params: int | None = None  # model parameters (offline, adaptive)
+    bits_per_byte_with_model: float | None = None  # offline: weights at 2 bytes per parameter
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "bits_per_byte"}
+
+
+def plan_streams(n: int, stream_bytes: int, max_streams: int) -> tuple[int, int]:
+    """Cut n bytes into S contiguous streams of L bytes (the last may be shorter): (S, L).
+
+    No stream is empty; S is at most max_streams and about n / stream_bytes.
+    """
+    if n == 0:
+        return 0, 0
+    s = min(max_streams, max(1, math.ceil(n / stream_bytes)))
+    length = math.ceil(n / s)
+    return math.ceil(n / length), length
+
+
+def _stream_lengths(n: int, s: int, length: int) -> np.ndarray:
+    return np.clip(n - length * np.arange(s), 0, length)
+
+
+@contextmanager
+def _deterministic(threads: int) -> Iterator[None]:
+    """Fix the torch thread count and deterministic algorithms; restore both afterwards."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.set_num_threads(threads)
+    except RuntimeError:
+        pass
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(old_threads)
+        raise BitlensError(f"cannot run torch with {threads} threads, which this file needs")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det)
+
+
+# A callback that receives the probabilities (m, 256) of the active streams at one step and
+# returns their m bytes: the encoder codes known bytes, the decoder decodes them.
+SymbolFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _train_round(model: GPT, opt: torch.optim.Optimizer, seq: torch.Tensor, lengths: torch.Tensor,
+                 t: int, cfg: OnlineConfig, lr: float, gen: torch.Generator) -> None:
+    """Optimizer steps on the text coded so far (seq[:, 1 : t+1] of every stream).
+
+    Each batch holds, per stream, the window ending at the newest coded byte, plus `replay`
+    random windows from older coded text. Targets past a stream's end are ignored.
+    """
+    S = seq.shape[0]
+    T = min(model.config.block_size, t)
+    offsets = torch.arange(T)
+    model.train()
+    for group in opt.param_groups:
+        group["lr"] = lr
+    for _ in range(cfg.train_steps):
+        rows = torch.arange(S)
+        ends = torch.full((S,), t)
+        if cfg.replay:
+            rows = torch.cat([rows, torch.randint(S, (cfg.replay,), generator=gen)])
+            ends = torch.cat([ends, torch.randint(T, t + 1, (cfg.replay,), generator=gen)])
+        cols = ends[:, None] - T + offsets[None, :]  # input positions in seq
+        x = seq[rows[:, None], cols].long()
+        y = seq[rows[:, None], cols + 1].long()
+        y[cols >= lengths[rows][:, None]] = -1  # beyond the stream's last byte
+        logits = model(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+    model.eval()
+
+
+@torch.no_grad()
+def _predict(model: GPT, cache: KVCache, inputs: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities (S, 256) in nats of the next byte after feeding `inputs` (S, T)."""
+    logits = model(inputs.long(), cache)[:, -1, :]
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
+          online: OnlineConfig | None, seed: int, progress: bool,
+          trace: list | None = None) -> float:
+    """The coding loop shared by the encoder and the decoder; returns model_bits.
+
+    seq (S, L+1) uint8: column 0 is START_BYTE, column t+1 holds byte t of each stream (the
+    decoder fills it as it goes). With `online`, the model is trained after every segment.
+    trace, if given, receives every step's probability array (for the bit-for-bit test).
+    """
+    S, L = seq.shape[0], seq.shape[1] - 1
+    block = model.config.block_size
+    keep = max(1, block // 2)
+    cache = KVCache(model.config, S)
+    lengths_t = torch.as_tensor(lengths)
+    segment = online.segment if online else L
+    opt = None
+    if online is not None:
+        opt = make_optimizer(model, TrainConfig(lr=online.lr, weight_decay=0.0,
+                                                beta1=online.beta1, beta2=online.beta2))
+    model.eval()
+    model_bits = 0.0
+    with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
+        for round_index, start in enumerate(range(0, L, segment)):
+            for pos in range(start, min(L, start + segment)):
+                if pos == start or cache.length == block:  # (re-)prime: a new round or a full window
+                    cache.reset()
+                    logp = _predict(model, cache, seq[:, max(0, pos + 1 - keep) : pos + 1])
+                else:
+                    logp = _predict(model, cache, seq[:, pos : pos + 1])
+                logp_np = logp.numpy()
+                probs = np.exp(logp_np)
+                active = pos < lengths
+                p_active = probs if active.all() else probs[active]
+                if trace is not None:
+                    trace.append(p_active)
+                got = symbols(p_active)
+                seq[torch.as_tensor(active), pos + 1] = torch.as_tensor(got.astype(np.uint8))
+                lp = logp_np if len(got) == S else logp_np[active]
+                model_bits -= float(lp[np.arange(len(got)), got].astype(np.float64).sum())
+                bar.advance(int(active.sum()))
+            end = min(L, start + segment)
+            if online is not None and end < L:
+                warm = online.warmup_rounds
+                lr = online.lr * min(1.0, (round_index + 1) / warm) if warm else online.lr
+                gen = torch.Generator().manual_seed(seed * 1_000_003 + round_index)
+                with torch.enable_grad():
+                    _train_round(model, opt, seq, lengths_t, end, online, lr, gen)
+    return float(nats_to_bits(model_bits))
+
+
+_MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd")  # online model, in header order
+
+
+def _mode_model(mode: str, model: GPT | None, params: dict) -> GPT:
+    """The model the coding loop runs: the frozen model, a copy to adapt, or a fresh init."""
+    if mode == "offline":
+        return model
+    if mode == "adaptive":
+        return copy.deepcopy(model)
+    try:
+        config = GPTConfig(**dict(zip(_MODEL_FIELDS, params["model"], strict=True)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(params["seed"])
+            return GPT(config).eval()
+    except (KeyError, TypeError, ValueError, AssertionError):
+        raise BitlensError("corrupted file: invalid online model in the header") from None
+
+
+def compress(data: bytes, model: GPT | None = None, online: bool = False,
+             preset: str | GPTConfig = "tiny",
+             seed: int = 0, n_streams: int | None = None, threads: int | None = None,
+             schedule: OnlineConfig | None = None, progress: bool = False,
+             trace: list | None = None) -> tuple[bytes, CompressResult]:
+    """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
+
+    - model, not online → offline (decoding needs the same weights);
+    - online, no model → online from `preset` (a MODEL_PRESETS name or a GPTConfig) initialised
+      with `seed` (decoding needs nothing);
+    - online and a model → adaptive (decoding needs the same starting weights).
+    n_streams overrides the stream count; threads (default 1) is recorded and decoding uses the
+    same count. trace, if given, receives every step's probabilities (see `_code`).
+    """
+    if model is None and not online:
+        raise BitlensError("offline compression needs a model (or use online mode)")
+    mode = "offline" if not online else ("adaptive" if model is not None else "online")
+    threads = threads or DEFAULT_THREADS
+    t0 = time.perf_counter()
+    n = len(data)
+    stream_bytes = STREAM_BYTES[mode]
+    if n_streams is not None:
+        if n_streams < 1:
+            raise BitlensError("the number of streams must be at least 1")
+        stream_bytes = max(1, math.ceil(n / n_streams))
+    S, L = plan_streams(n, stream_bytes, max_streams=max(MAX_STREAMS[mode], n_streams or 0))
+    params: dict = {"torch": torch.__version__}
+    if mode != "offline":
+        schedule = schedule or (ADAPTIVE_SCHEDULE if mode == "adaptive" else ONLINE_SCHEDULE)
+        params["schedule"] = list(astuple(schedule))
+        params["seed"] = seed
+    if mode == "online":
+        if isinstance(preset, str):
+            if preset not in MODEL_PRESETS:
+                raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+            preset = MODEL_PRESETS[preset]
+        params["model"] = [getattr(preset, f) for f in _MODEL_FIELDS]
+    encoder = constriction.stream.queue.RangeEncoder()
+    model_bits = 0.0
+    if n:
+        grid = np.zeros(S * L, dtype=np.uint8)
+        grid[:n] = np.frombuffer(data, dtype=np.uint8)
+        grid = grid.reshape(S, L)
+        seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
+        lengths = _stream_lengths(n, S, L)
+        steps = itertools.count()
+
+        def encode(p: np.ndarray) -> np.ndarray:
+            pos = next(steps)
+            col = grid[:, pos] if len(p) == S else grid[pos < lengths, pos]
+            sym = col.astype(np.int32)
+            encoder.encode(sym, _FAMILY, p)
+            return sym
+
+        with _deterministic(threads):
+            coder_model = _mode_model(mode, model, params)
+            model_bits = _code(coder_model, seq, lengths, encode,
+                               schedule if mode != "offline" else None, seed, progress, trace)
+    payload = encoder.get_compressed().astype("<u4").tobytes()
+    header = Header(
+        mode=mode, threads=threads, original_length=n, original_crc32=crc32(data), n_streams=S,
+        payload_words=len(payload) // 4, payload_crc32=crc32(payload),
+        fingerprint=bytes.fromhex(weights_fingerprint(model)) if model is not None else bytes(32),
+        params=params,
+    )
+    head = pack_header(header)
+    blob = head + payload
+    seconds = time.perf_counter() - t0
+    result = CompressResult(
+        mode=mode, input_bytes=n, output_bytes=len(blob),
+        bits_per_byte=8 * len(blob) / n if n else None, model_bits=model_bits,
+        overhead_bits=8 * len(blob) - model_bits, header_bytes=len(head),
+        coder_overhead_bits=8 * len(payload) - model_bits, n_streams=S, seconds=seconds,
+        bytes_per_second=n / max(seconds, 1e-9),
+    )
+    if model is not None:
+        result.params = model.num_params()
+    if mode == "offline":
+        result.bits_per_byte_with_model = (
+            (8 * len(blob) + 16 * model.num_params()) / n if n else None
+        )
+    return blob, result
+
+
+def read_header(blob: bytes) -> Header:
+    """The verified header of a compressed file (see `bitlens.container`)."""
+    return unpack(blob)[0]
+
+
+def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
+               trace: list | None = None) -> bytes:
+    """Decode a file made by `compress`. Verifies the container, the model fingerprint, the
+    torch version and thread count, and the CRC-32 of the output; any mismatch is a
+    BitlensError, never silently wrong bytes.
+    """
+    header, payload = unpack(blob)
+    params = header.params
+    if header.mode in ("offline", "adaptive"):
+        if model is None:
+            raise BitlensError(
+                f"this file was compressed in {header.mode} mode with a model "
+                f"(weights {header.fingerprint.hex()[:12]}…); pass the same model (--model RUN_DIR)"
+            )
+        have = weights_fingerprint(model)
+        if bytes.fromhex(have) != header.fingerprint:
+            raise BitlensError(
+                f"wrong model: the file needs weights {header.fingerprint.hex()[:12]}…, "
+                f"the given model has {have[:12]}…"
+            )
+    if params.get("torch") != torch.__version__:
+        raise BitlensError(
+            f"the file was compressed with torch {params.get('torch')}, this is torch "
+            f"{torch.__version__}; the model's probabilities would differ, decode with that version"
+        )
+    n = header.original_length
+    if n == 0:
+        if header.original_crc32 != crc32(b""):
+            raise BitlensError("corrupted file: empty output fails its CRC-32 check")
+        return b""
+    S = header.n_streams
+    L = math.ceil(n / S) if S else 0
+    if S < 1 or math.ceil(n / L) != S:
+        raise BitlensError("corrupted file: inconsistent stream layout")
+    lengths = _stream_lengths(n, S, L)
+    seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+
+    def decode(p: np.ndarray) -> np.ndarray:
+        try:
+            return decoder.decode(_FAMILY, p)
+        except (ValueError, RuntimeError, AssertionError) as e:
+            raise BitlensError(f"corrupted file: the code stream cannot be decoded ({e})") from None
+
+    schedule = None
+    if header.mode != "offline":
+        try:
+            schedule = OnlineConfig(*params["schedule"])
+        except (KeyError, TypeError):
+            raise BitlensError("corrupted file: invalid online schedule in the header") from None
+    with _deterministic(header.threads):
+        coder_model = _mode_model(header.mode, model, params)
+        _code(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,
+              trace)
+    out = seq[:, 1:].numpy().reshape(-1)[:n].tobytes()
+    if zlib.crc32(out) & 0xFFFFFFFF != header.original_crc32:
+        raise BitlensError(
+            "decoded data fails its CRC-32 check: the model's probabilities differed from the "
+            "encoder's (different hardware or library build?)"
+        )
+    return out

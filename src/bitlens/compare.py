@@ -1,0 +1,103 @@
+"""Learned coders beside classical compressors on the same bytes, every row a real round trip.
+
+`compare_compressors` is the entry point shared by the benchmark and `bitlens demo`; it returns
+a JSON-able dict and `plot_compression` draws it (bits per byte, lower is better).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bitlens.baselines import BASELINES
+from bitlens.coding import compress, decompress
+from bitlens.model import GPT
+
+QUICK_BYTES = 8192  # quick mode codes only this prefix
+DEFAULT_BYTES = 32768  # fits the full demo's ~150 s budget for the learned coders on 2 cores
+
+
+def _row(name: str, data: bytes, enc, dec) -> dict:
+    t0, c0 = time.perf_counter(), time.process_time()
+    blob, extra = enc(data)
+    t1, c1 = time.perf_counter(), time.process_time()
+    out = dec(blob)
+    t2, c2 = time.perf_counter(), time.process_time()
+    row = {
+        "name": name,
+        "bits_per_byte": 8 * len(blob) / len(data) if data else None,
+        "output_bytes": len(blob),
+        "compress_seconds": t1 - t0,
+        "decompress_seconds": t2 - t1,
+        # CPU time of this process: on a shared machine, closer to what an idle core would take
+        "compress_cpu_seconds": c1 - c0,
+        "decompress_cpu_seconds": c2 - c1,
+        "roundtrip": out == data,
+    }
+    row.update(extra)
+    return row
+
+
+def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "tiny", seed: int = 0,
+                        quick: bool = False, progress: bool = False,
+                        max_bytes: int | None = None) -> dict:
+    """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with every
+    classical baseline and the learned coders, decode each output, and report bits per byte.
+
+    Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`;
+    offline rows also carry bits_per_byte_with_model (weights at 2 bytes per parameter).
+    """
+    limit = max_bytes or (QUICK_BYTES if quick else DEFAULT_BYTES)
+    data = data[:limit]
+    rows = [
+        _row(name, data, lambda b, c=c: (c.compress(b), {}), c.decompress)
+        for name, c in BASELINES.items()
+    ]
+
+    def learned(name: str, coder_model: GPT | None, online: bool) -> dict:
+        def enc(b: bytes):
+            blob, r = compress(b, coder_model, online=online, preset=online_preset, seed=seed,
+                               progress=progress)
+            extra = {"model_bits": r.model_bits, "overhead_bits": r.overhead_bits,
+                     "coder_overhead_bits": r.coder_overhead_bits, "n_streams": r.n_streams}
+            if r.bits_per_byte_with_model is not None:
+                extra["bits_per_byte_with_model"] = r.bits_per_byte_with_model
+            return blob, extra
+
+        return _row(name, data, enc, lambda blob: decompress(blob, coder_model, progress=progress))
+
+    if model is not None:
+        rows.append(learned("bitlens offline", model, online=False))
+    rows.append(learned("bitlens online", None, online=True))
+    if model is not None:
+        rows.append(learned("bitlens adaptive", model, online=True))
+    return {"input_bytes": len(data), "online_preset": online_preset, "seed": seed, "rows": rows}
+
+
+def plot_compression(result: dict, path: str | Path) -> None:
+    """Bar chart of bits per byte per compressor; writes path as .png and .svg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r.get("bits_per_byte") is not None]
+    names = [r["name"] for r in rows]
+    values = [r["bits_per_byte"] for r in rows]
+    colors = ["#4c72b0" if n.startswith("bitlens") else "#999999" for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    bars = ax.barh(names, values, color=colors)
+    for bar, r in zip(bars, rows):
+        label = f"{r['bits_per_byte']:.3f}" + ("" if r.get("roundtrip", True) else " (FAILED)")
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " " + label, va="center",
+                fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("bits per byte (lower is better)")
+    ax.set_title(f"lossless compression of {result['input_bytes']:,} bytes")
+    ax.set_xlim(0, max(values + [1.0]) * 1.18)
+    fig.tight_layout()
+    base = Path(path).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for ext in (".png", ".svg"):
+        fig.savefig(base.with_suffix(ext))
+    plt.close(fig)

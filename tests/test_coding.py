@@ -1,0 +1,178 @@
+"""Lossless coding with the model: round trips, bit-identical probabilities, overhead, errors."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bitlens.coding import OnlineConfig, compress, decompress, plan_streams, read_header
+from bitlens.container import Header, crc32, pack_header, unpack
+from bitlens.errors import BitlensError
+from bitlens.evaluate import evaluate
+from bitlens.model import GPT, GPTConfig
+
+MICRO = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
+FAST = OnlineConfig(lr=3e-3, segment=16, replay=2)
+
+
+def micro(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(MICRO).eval()
+
+
+def roundtrip(data: bytes, model: GPT | None, **kw) -> tuple[bytes, object]:
+    blob, result = compress(data, model, **kw)
+    assert decompress(blob, model) == data
+    return blob, result
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"x", b"\x00", bytes(range(256)), bytes(range(255, 127, -1)) * 3,
+     np.random.default_rng(0).bytes(700)],
+    ids=["empty", "one", "zero", "all-bytes", "high-bytes", "random"],
+)
+def test_offline_edge_cases_round_trip(data, micro_model):
+    blob, r = roundtrip(data, micro_model)
+    assert r.input_bytes == len(data) and r.output_bytes == len(blob)
+
+
+def test_stream_plan_covers_the_file_without_empty_streams():
+    for n in (1, 5, 4095, 4097, 100_000, 5_000_000):
+        s, length = plan_streams(n, 4096, max_streams=256)
+        assert s <= 256 and (s - 1) * length < n <= s * length
+
+
+def test_long_text_slides_the_window_and_many_streams(shakespeare, micro_model):
+    data = shakespeare[:3000]  # ~100 bytes per stream: three window re-primes per stream
+    blob, r = roundtrip(data, micro_model, n_streams=29)
+    assert r.n_streams == 29
+
+
+def test_decoder_probabilities_equal_encoder_bit_for_bit(shakespeare, micro_model):
+    enc, dec = [], []
+    blob, _ = compress(shakespeare[:500], micro_model, n_streams=3, trace=enc)
+    decompress(blob, micro_model, trace=dec)
+    assert len(enc) == len(dec) == 167  # ceil(500 / 3) steps
+    for a, b in zip(enc, dec):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_uniform_model_costs_exactly_eight_bits_per_byte():
+    model = micro()
+    with torch.no_grad():
+        model.wte.weight.zero_()  # tied unembedding: every logit is 0
+    data = np.random.default_rng(1).bytes(2000)
+    blob, r = roundtrip(data, model)
+    assert r.model_bits == pytest.approx(8 * 2000, rel=1e-6)
+    assert 0 <= r.coder_overhead_bits <= 64
+
+
+def test_model_bits_match_cross_entropy_and_overhead_is_small(shakespeare, micro_model):
+    data = shakespeare[:31]  # one window: the coder's contexts are exactly evaluate's
+    _, r = roundtrip(data, micro_model)
+    assert r.model_bits == pytest.approx(evaluate(micro_model, data).total_bits, rel=1e-5)
+    _, r = roundtrip(shakespeare[:4000], micro_model, n_streams=4)
+    # |coded bits − Σ −log2 p| is tiny: 24-bit quantisation can even give a byte more mass.
+    assert abs(r.coder_overhead_bits) <= 0.001 * r.model_bits + 64
+    assert r.overhead_bits == pytest.approx(8 * r.output_bytes - r.model_bits)
+    assert r.bits_per_byte == pytest.approx(8 * r.output_bytes / 4000)
+    assert r.bits_per_byte_with_model == pytest.approx(
+        (8 * r.output_bytes + 16 * micro_model.num_params()) / 4000)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300), streams=st.integers(1, 5))
+def test_offline_round_trip_property(data, streams, micro_model):
+    roundtrip(data, micro_model, n_streams=streams)
+
+
+@settings(max_examples=4, deadline=None)
+@given(data=st.binary(max_size=120), streams=st.integers(1, 3))
+def test_online_round_trip_property(data, streams):
+    roundtrip(data, None, online=True, preset=MICRO, n_streams=streams, schedule=FAST)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None)
+@given(data=st.binary(max_size=600), streams=st.integers(1, 4), seed=st.integers(0, 3))
+def test_online_round_trip_property_many(data, streams, seed):
+    roundtrip(data, None, online=True, preset=MICRO, n_streams=streams, seed=seed, schedule=FAST)
+
+
+def test_online_learns_and_decoder_probabilities_match(shakespeare):
+    data = (b"the cat sat on the mat. " * 60)[:1400]
+    enc, dec = [], []
+    blob, r = compress(data, None, online=True, preset=MICRO, schedule=FAST, n_streams=1, trace=enc)
+    assert decompress(blob, trace=dec) == data
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(enc, dec)) and len(enc) == len(dec)
+    assert r.mode == "online" and read_header(blob).params["seed"] == 0
+    assert r.bits_per_byte < 4.0  # a 24-byte period, learned while coding (8 = uniform)
+    # Without learning (lr 0) the same random model is near-uniform.
+    _, frozen = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0),
+                         n_streams=1)
+    assert frozen.bits_per_byte > 7.0
+
+
+def test_adaptive_needs_and_checks_the_starting_model(shakespeare, micro_model):
+    data = shakespeare[:600]
+    blob, r = roundtrip(data, micro_model, online=True, schedule=FAST)
+    assert r.mode == "adaptive"
+    with pytest.raises(BitlensError, match="pass the same model"):
+        decompress(blob)
+    with pytest.raises(BitlensError, match="wrong model"):
+        decompress(blob, micro(seed=1))
+
+
+def test_offline_wrong_or_missing_model(shakespeare, micro_model):
+    blob, _ = compress(shakespeare[:200], micro_model)
+    with pytest.raises(BitlensError, match="wrong model"):
+        decompress(blob, micro(seed=1))
+    with pytest.raises(BitlensError, match="--model"):
+        decompress(blob)
+    with pytest.raises(BitlensError, match="needs a model"):
+        compress(b"abc", None)
+
+
+def _rewrite(blob: bytes, payload: bytes | None = None, **fields) -> bytes:
+    header, old = unpack(blob)
+    payload = old if payload is None else payload
+    fields.setdefault("payload_crc32", crc32(payload))
+    return pack_header(Header(**{**header.__dict__, **fields})) + payload
+
+
+def test_other_torch_version_is_refused(micro_model):
+    blob, _ = compress(b"hello world", micro_model)
+    params = {**read_header(blob).params, "torch": "1.0.0"}
+    with pytest.raises(BitlensError, match="torch 1.0.0"):
+        decompress(_rewrite(blob, params=params), micro_model)
+
+
+def test_threads_are_recorded_and_used(micro_model):
+    blob, _ = compress(b"hello world", micro_model, threads=1)
+    assert read_header(blob).threads == 1
+    before = torch.get_num_threads()
+    assert decompress(blob, micro_model) == b"hello world"
+    assert torch.get_num_threads() == before
+    impossible = _rewrite(blob, threads=0)
+    with pytest.raises(BitlensError, match="threads"):
+        decompress(impossible, micro_model)
+
+
+def test_wrong_bytes_are_never_returned_silently(shakespeare, micro_model):
+    blob, _ = compress(shakespeare[:400], micro_model)
+    header, payload = unpack(blob)
+    bad = bytearray(payload)
+    bad[len(bad) // 2] ^= 0xFF  # a valid-looking container around a damaged code stream
+    with pytest.raises(BitlensError, match="CRC-32"):
+        decompress(_rewrite(blob, bytes(bad)), micro_model)
+
+
+@pytest.mark.slow
+def test_fifty_megabytes_round_trip(micro_model):
+    data = os.urandom(1 << 20) * 50  # 50 MiB; coded in 256 streams
+    blob, r = roundtrip(data, micro_model)
+    assert r.n_streams == 256

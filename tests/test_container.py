@@ -1,0 +1,63 @@
+"""The container format: golden bytes, and every defect caught before decoding starts."""
+
+import struct
+
+import pytest
+
+from bitlens.container import FORMAT_VERSION, MAGIC, Header, crc32, pack_header, unpack
+from bitlens.errors import BitlensError
+
+# magic | version 1 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
+# 5 payload words | payload crc 0xCAFEBABE | fingerprint 00..1f | 27 bytes of JSON | header crc
+GOLDEN = bytes.fromhex(
+    "89424c5a" "01" "01" "0200" "e803000000000000" "78563412" "03000000" "0500000000000000"
+    "bebafeca" "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" "1b00"
+) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("87abea4f")
+
+HEADER = Header(mode="online", threads=2, original_length=1000, original_crc32=0x12345678,
+                n_streams=3, payload_words=5, payload_crc32=0xCAFEBABE,
+                fingerprint=bytes(range(32)), params={"torch": "2.13.0", "seed": 7})
+
+
+def _file(payload: bytes = bytes(range(20))) -> bytes:
+    h = Header(**{**HEADER.__dict__, "payload_words": len(payload) // 4,
+                  "payload_crc32": crc32(payload)})
+    return pack_header(h) + payload
+
+
+def test_golden_bytes():
+    assert FORMAT_VERSION == 1 and MAGIC == b"\x89BLZ"
+    assert pack_header(HEADER) == GOLDEN
+    assert HEADER.size == len(GOLDEN) == 101
+
+
+def test_round_trip():
+    payload = bytes(range(20))
+    header, got = unpack(_file(payload))
+    assert got == payload
+    assert header.mode == "online" and header.threads == 2 and header.n_streams == 3
+    assert header.original_length == 1000 and header.original_crc32 == 0x12345678
+    assert header.fingerprint == bytes(range(32)) and header.params == {"torch": "2.13.0", "seed": 7}
+
+
+@pytest.mark.parametrize(
+    "mangle,message",
+    [
+        (lambda b: b"PK\x03\x04" + b[4:], "not a bitlens compressed file"),
+        (lambda b: b"", "not a bitlens compressed file"),
+        (lambda b: b[:30], "truncated file: the header is incomplete"),
+        (lambda b: b[:-3], "truncated file"),
+        (lambda b: b + b"\x00" * 4, "corrupted file"),
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "payload fails its CRC-32"),
+        (lambda b: b[:12] + bytes([b[12] ^ 0x40]) + b[13:], "header fails its CRC-32"),
+        (lambda b: b[:4] + bytes([FORMAT_VERSION + 1]) + b[5:], "format version 2 is not supported"),
+    ],
+)
+def test_defects_are_clear_errors(mangle, message):
+    with pytest.raises(BitlensError, match=message):
+        unpack(mangle(_file()))
+
+
+def test_fixed_fields_are_little_endian():
+    (length,) = struct.unpack_from("<Q", GOLDEN, 8)
+    assert length == 1000
