@@ -1,31 +1,21 @@
-"""Saving figures: matplotlib's Agg backend, one PNG and one SVG per figure.
+"""Figures for the offspring instruments: matplotlib's Agg backend, one PNG and one SVG each.
 
-matplotlib is imported on first use, so the CLI starts without it.
+matplotlib is imported on first use, so the CLI starts without it; saving is shared with the
+measures (`bitlens.measures.plotting.save_figure`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from bitlens.measures.plotting import save_figure
+
+__all__ = ["new_figure", "save_figure"]
 
 
 def new_figure(ncols: int = 1, width: float = 6.0, height: float = 4.0):
+    """A row of `ncols` axes (always a 2-D array), `width` inches per axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-
-
-def save_figure(fig, path: str | Path) -> list[Path]:
-    """Save `fig` as PNG and SVG next to each other (path's suffix is replaced); close it."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = [path.with_suffix(".png"), path.with_suffix(".svg")]
-    fig.tight_layout()
-    for p in out:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return out
