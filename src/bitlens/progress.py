@@ -38,7 +38,7 @@ def progress_bar(
 ) -> Iterator[Bar]:
     """Show a rich progress bar on stderr with a free-text `status` field (e.g. '2.31 bits/byte').
 
-    Disabled bars (enabled=False, or stderr not a terminal and no forced display) cost nothing.
+    A disabled bar (enabled=False; callers pass show_progress()) costs nothing.
     """
     if not enabled:
         yield Bar(None, None)

@@ -283,7 +283,7 @@ def train(
                 if ckpt_path and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):
                     meta = {"step": done, "tokens": tokens, "flops": flops, "seconds": elapsed}
                     save_checkpoint(ckpt_path, model, opt, meta)
-                rate = (tokens - 0) / max(elapsed, 1e-9)
+                rate = tokens / max(elapsed, 1e-9)
                 status = f"{last_train_bpb:.3f} bits/byte" if last_train_bpb else ""
                 if last_val_bpb is not None:
                     status += f" · val {last_val_bpb:.3f}"
