@@ -40,7 +40,7 @@ def fingerprint(result):
 
 
 def test_result_keys_pareto_and_store(tmp_path):
-    r = evolve(tmp_path)
+    r = evolve(tmp_path, reevaluate=False)
     assert [g["generation"] for g in r["generations"]] == [0, 1, 2]
     for g in r["generations"]:
         assert {"generation", "best_fitness", "mean_fitness", "best_genome"} <= set(g)
@@ -60,8 +60,29 @@ def test_result_keys_pareto_and_store(tmp_path):
     assert all((Path(e["weights"]) / "model.safetensors").exists() for e in r["evaluations"])
     assert json.loads((tmp_path / "run" / "result.json").read_text()) == json.loads(json.dumps(r))
     # the same seed gives the same run; another seed does not
-    assert fingerprint(evolve(tmp_path, "again")) == fingerprint(r)
-    assert fingerprint(evolve(tmp_path, "other", seed=4)) != fingerprint(r)
+    assert fingerprint(evolve(tmp_path, "again", reevaluate=False)) == fingerprint(r)
+    assert fingerprint(evolve(tmp_path, "other", seed=4, reevaluate=False)) != fingerprint(r)
+
+
+@pytest.mark.parametrize("strategy", ["es", "random"])
+def test_survivors_are_rescored_and_selected_on_fresh_scores(tmp_path, strategy):
+    ev = synthetic()
+    r = evolve(tmp_path, strategy=strategy, evaluator=ev)
+    by_id = {e["id"]: e for e in r["evaluations"]}
+    assert [g["evaluations"] for g in r["generations"]] == [4, 8, 8]
+    assert [g["reevaluations"] for g in r["generations"]] == [0, 4, 4]
+    with LineageStore(tmp_path / "run" / STORE_FILE) as store:
+        for g in (1, 2):
+            rows = [e for e in by_id.values() if e["generation"] == g]
+            again = [e for e in rows if e["kind"] == "reevaluation"]
+            # each re-scored genome is exactly a survivor of g-1, scored on generation g's seed
+            assert sorted(e["parents"][0] for e in again) == sorted(store.survivors(g - 1))
+            for e in again:
+                assert e["genome"] == by_id[e["parents"][0]]["genome"] and e["seed"] == rows[0]["seed"]
+                assert e["fitness"] == ev(e["genome"], e["seed"], None, None)["fitness"]
+            # selection sees only this generation's (common-seed) scores: the survivors are its top 4
+            top = sorted(rows, key=lambda e: (-e["fitness"], e["id"]))[:4]
+            assert store.survivors(g) == [e["id"] for e in top]
 
 
 def test_failed_evaluations_are_recorded_and_the_run_goes_on(tmp_path):

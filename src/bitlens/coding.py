@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 import time
 import zlib
 from contextlib import contextmanager
@@ -130,12 +131,42 @@ def _deterministic(threads: int) -> Iterator[None]:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(old_threads)
         raise BitlensError(f"cannot run torch with {threads} threads, which this file needs")
+    # cuBLAS is only deterministic with a fixed workspace (read when CUDA starts up).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
+
+
+def _device_name(device: str) -> str:
+    """What the header records about a device: "cpu", or "cuda:<GPU model>"."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        raise BitlensError(f"device {device!r} is not available here (use cpu, or cuda on a machine with a GPU)")
+    return f"cuda:{torch.cuda.get_device_name(dev)}"
+
+
+def _coding_device(recorded: str) -> str:
+    """The device to decode a file made on `recorded` (see _device_name), or a clear error."""
+    if recorded == "cpu":
+        return "cpu"
+    gpu = recorded.split(":", 1)[1]
+    if not torch.cuda.is_available() or torch.cuda.get_device_name(0) != gpu:
+        here = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+        raise BitlensError(f"this file was compressed on a {gpu} GPU and decodes only on the same "
+                           f"GPU model (here: {here}); GPU and CPU probabilities differ in the last bits")
+    return "cuda"
+
+
+def _on_device(model: GPT, mode: str, device: str) -> GPT:
+    if torch.device(device).type == "cpu":
+        return model
+    return (copy.deepcopy(model) if mode == "offline" else model).to(device)
 
 
 # A callback that receives the probabilities (m, 256) of the active streams at one step and
@@ -153,6 +184,7 @@ def _train_round(model: GPT, opt: torch.optim.Optimizer, seq: torch.Tensor, leng
     S = seq.shape[0]
     T = min(model.config.block_size, t)
     offsets = torch.arange(T)
+    lengths = lengths.cpu()
     model.train()
     for group in opt.param_groups:
         group["lr"] = lr
@@ -163,9 +195,11 @@ def _train_round(model: GPT, opt: torch.optim.Optimizer, seq: torch.Tensor, leng
             rows = torch.cat([rows, torch.randint(S, (cfg.replay,), generator=gen)])
             ends = torch.cat([ends, torch.randint(T, t + 1, (cfg.replay,), generator=gen)])
         cols = ends[:, None] - T + offsets[None, :]  # input positions in seq
+        beyond = (cols >= lengths[rows][:, None]).to(seq.device)  # past the stream's last byte
+        rows, cols = rows.to(seq.device), cols.to(seq.device)
         x = seq[rows[:, None], cols].long()
         y = seq[rows[:, None], cols + 1].long()
-        y[cols >= lengths[rows][:, None]] = -1  # beyond the stream's last byte
+        y[beyond] = -1
         logits = model(x)
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
         opt.zero_grad(set_to_none=True)
@@ -180,22 +214,52 @@ def _train_round(model: GPT, opt: torch.optim.Optimizer, seq: torch.Tensor, leng
 def _predict(model: GPT, cache: KVCache, inputs: torch.Tensor) -> torch.Tensor:
     """Log-probabilities (S, 256) in nats of the next byte after feeding `inputs` (S, T)."""
     logits = model(inputs.long(), cache)[:, -1, :]
-    return torch.log_softmax(logits.float(), dim=-1)
+    return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def _round_lr(online: OnlineConfig, round_index: int) -> float:
+    warm = online.warmup_rounds
+    return online.lr * min(1.0, (round_index + 1) / warm) if warm else online.lr
+
+
+def _round_generator(seed: int, round_index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + round_index)
+
+
+def _context_chunks(start: int, end: int, block: int, keep: int) -> Iterator[tuple[int, int, int]]:
+    """The coder's contexts over positions [start, end): (first input column, first, last+1 position).
+
+    At `start` the cache is primed with the last `keep` inputs; each later position adds one
+    input until the window is full, then the cache is re-primed. So one chunk's inputs are
+    seq[:, a : stop] and its logits at offsets (first - a) … predict positions first … stop-1.
+    """
+    first = start
+    while first < end:
+        a = max(0, first + 1 - keep)
+        stop = min(end, a + block)
+        yield a, first, stop
+        first = stop
 
 
 def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
           online: OnlineConfig | None, seed: int, progress: bool,
-          trace: list | None = None) -> float:
+          trace: list | None = None, estimate: bool = False) -> float:
     """The coding loop shared by the encoder and the decoder; returns model_bits.
 
     seq (S, L+1) uint8: column 0 is START_BYTE, column t+1 holds byte t of each stream (the
     decoder fills it as it goes). With `online`, the model is trained after every segment.
     trace, if given, receives every step's probability array (for the bit-for-bit test).
+    estimate=True (seq already full, nothing coded): each context chunk's log-probabilities
+    come from one full-sequence forward instead of KV-cache steps, the same contexts and the
+    same training, so model_bits matches the coder's to float rounding at a fraction of the
+    cost. It only measures; `symbols` is not called. Used to tune online schedules.
     """
     S, L = seq.shape[0], seq.shape[1] - 1
     block = model.config.block_size
     keep = max(1, block // 2)
-    cache = KVCache(model.config, S)
+    device = next(model.parameters()).device
+    seq_host, seq = seq, seq.to(device)  # the model reads seq on its device; the caller gets seq_host
+    cache = KVCache(model.config, S, device=device)
     lengths_t = torch.as_tensor(lengths)
     segment = online.segment if online else L
     opt = None
@@ -206,7 +270,18 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
     model_bits = 0.0
     with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
         for round_index, start in enumerate(range(0, L, segment)):
-            for pos in range(start, min(L, start + segment)):
+            end = min(L, start + segment)
+            if estimate:
+                for a, first, stop in _context_chunks(start, end, block, keep):
+                    with torch.no_grad():
+                        logits = model(seq[:, a:stop].long())[:, first - a :, :]
+                    logp = torch.log_softmax(logits.float(), dim=-1)
+                    target = seq[:, first + 1 : stop + 1].long()
+                    lp = logp.gather(-1, target[..., None])[..., 0].cpu()
+                    valid = torch.arange(first, stop)[None, :] < lengths_t[:, None]
+                    model_bits -= float(lp[valid].double().sum())
+                    bar.advance(int(valid.sum()))
+            for pos in range(start, end) if not estimate else ():
                 if pos == start or cache.length == block:  # (re-)prime: a new round or a full window
                     cache.reset()
                     logp = _predict(model, cache, seq[:, max(0, pos + 1 - keep) : pos + 1])
@@ -219,17 +294,16 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
                 if trace is not None:
                     trace.append(p_active)
                 got = symbols(p_active)
-                seq[torch.as_tensor(active), pos + 1] = torch.as_tensor(got.astype(np.uint8))
+                seq[torch.as_tensor(active).to(device), pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
                 lp = logp_np if len(got) == S else logp_np[active]
                 model_bits -= float(lp[np.arange(len(got)), got].astype(np.float64).sum())
                 bar.advance(int(active.sum()))
-            end = min(L, start + segment)
             if online is not None and end < L:
-                warm = online.warmup_rounds
-                lr = online.lr * min(1.0, (round_index + 1) / warm) if warm else online.lr
-                gen = torch.Generator().manual_seed(seed * 1_000_003 + round_index)
                 with torch.enable_grad():
-                    _train_round(model, opt, seq, lengths_t, end, online, lr, gen)
+                    _train_round(model, opt, seq, lengths_t, end, online, _round_lr(online, round_index),
+                                 _round_generator(seed, round_index))
+    if seq is not seq_host:
+        seq_host.copy_(seq.cpu())
     return float(nats_to_bits(model_bits))
 
 
@@ -251,26 +325,21 @@ def _mode_model(mode: str, model: GPT | None, params: dict) -> GPT:
         raise BitlensError("corrupted file: invalid online model in the header") from None
 
 
-def compress(data: bytes, model: GPT | None = None, online: bool = False,
-             preset: str | GPTConfig = "tiny",
-             seed: int = 0, n_streams: int | None = None, threads: int | None = None,
-             schedule: OnlineConfig | None = None, progress: bool = False,
-             trace: list | None = None) -> tuple[bytes, CompressResult]:
-    """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
+@dataclass
+class _Plan:
+    mode: str
+    n_streams: int
+    stream_length: int
+    params: dict  # the header's mode parameters
+    schedule: OnlineConfig | None
 
-    - model, not online → offline (decoding needs the same weights);
-    - online, no model → online from `preset` (a MODEL_PRESETS name or a GPTConfig) initialised
-      with `seed` (decoding needs nothing);
-    - online and a model → adaptive (decoding needs the same starting weights).
-    n_streams overrides the stream count; threads (default 1) is recorded and decoding uses the
-    same count. trace, if given, receives every step's probabilities (see `_code`).
-    """
+
+def _plan(n: int, model: GPT | None, online: bool, preset: str | GPTConfig, seed: int,
+          n_streams: int | None, schedule: OnlineConfig | None) -> _Plan:
+    """Mode, stream layout and header parameters of a compression run over n bytes."""
     if model is None and not online:
         raise BitlensError("offline compression needs a model (or use online mode)")
     mode = "offline" if not online else ("adaptive" if model is not None else "online")
-    threads = threads or DEFAULT_THREADS
-    t0 = time.perf_counter()
-    n = len(data)
     stream_bytes = STREAM_BYTES[mode]
     if n_streams is not None:
         if n_streams < 1:
@@ -282,20 +351,52 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
         schedule = schedule or (ADAPTIVE_SCHEDULE if mode == "adaptive" else ONLINE_SCHEDULE)
         params["schedule"] = list(astuple(schedule))
         params["seed"] = seed
+    else:
+        schedule = None
     if mode == "online":
         if isinstance(preset, str):
             if preset not in MODEL_PRESETS:
                 raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
             preset = MODEL_PRESETS[preset]
         params["model"] = [getattr(preset, f) for f in _MODEL_FIELDS]
+    return _Plan(mode, S, L, params, schedule)
+
+
+def _grid(data: bytes, S: int, L: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """The bytes as S rows of L (zero-padded), the coder's seq array, and the stream lengths."""
+    grid = np.zeros(S * L, dtype=np.uint8)
+    grid[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    grid = grid.reshape(S, L)
+    seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
+    return grid, seq, _stream_lengths(len(data), S, L)
+
+
+def compress(data: bytes, model: GPT | None = None, online: bool = False,
+             preset: str | GPTConfig = "tiny",
+             seed: int = 0, n_streams: int | None = None, threads: int | None = None,
+             schedule: OnlineConfig | None = None, progress: bool = False,
+             trace: list | None = None, device: str = "cpu") -> tuple[bytes, CompressResult]:
+    """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
+
+    - model, not online → offline (decoding needs the same weights);
+    - online, no model → online from `preset` (a MODEL_PRESETS name or a GPTConfig) initialised
+      with `seed` (decoding needs nothing);
+    - online and a model → adaptive (decoding needs the same starting weights).
+    n_streams overrides the stream count; threads (default 1) is recorded and decoding uses the
+    same count. trace, if given, receives every step's probabilities (see `_code`). device
+    "cuda" runs the model on the GPU; the file then decodes only on the same GPU model.
+    """
+    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule)
+    mode, S, L, params = plan.mode, plan.n_streams, plan.stream_length, plan.params
+    if (where := _device_name(device)) != "cpu":
+        params["device"] = where
+    threads = threads or DEFAULT_THREADS
+    t0 = time.perf_counter()
+    n = len(data)
     encoder = constriction.stream.queue.RangeEncoder()
     model_bits = 0.0
     if n:
-        grid = np.zeros(S * L, dtype=np.uint8)
-        grid[:n] = np.frombuffer(data, dtype=np.uint8)
-        grid = grid.reshape(S, L)
-        seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
-        lengths = _stream_lengths(n, S, L)
+        grid, seq, lengths = _grid(data, S, L)
         steps = itertools.count()
 
         def encode(p: np.ndarray) -> np.ndarray:
@@ -306,9 +407,8 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
             return sym
 
         with _deterministic(threads):
-            coder_model = _mode_model(mode, model, params)
-            model_bits = _code(coder_model, seq, lengths, encode,
-                               schedule if mode != "offline" else None, seed, progress, trace)
+            coder_model = _on_device(_mode_model(mode, model, params), mode, device)
+            model_bits = _code(coder_model, seq, lengths, encode, plan.schedule, seed, progress, trace)
     payload = encoder.get_compressed().astype("<u4").tobytes()
     header = Header(
         mode=mode, threads=threads, original_length=n, original_crc32=crc32(data), n_streams=S,
@@ -333,6 +433,34 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
             (8 * len(blob) + 16 * model.num_params()) / n if n else None
         )
     return blob, result
+
+
+def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = False,
+                        preset: str | GPTConfig = "tiny", seed: int = 0,
+                        n_streams: int | None = None, threads: int | None = None,
+                        schedule: OnlineConfig | None = None, progress: bool = False,
+                        device: str = "cpu") -> float:
+    """The model_bits `compress` would report with these arguments, without coding (bits).
+
+    Same streams, contexts and training as `compress`, but every context's probabilities come
+    from one full-sequence forward instead of step-by-step KV-cache calls, so it runs several
+    times faster and agrees with the real coder to float rounding (tested). A measurement for
+    tuning online schedules; only a real `compress` proves the code length.
+    """
+    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule)
+    if not data:
+        return 0.0
+    _, seq, lengths = _grid(data, plan.n_streams, plan.stream_length)
+    seq[:, 1:] = torch.as_tensor(_grid(data, plan.n_streams, plan.stream_length)[0])
+
+    def no_symbols(p: np.ndarray) -> np.ndarray:
+        raise AssertionError("estimate mode codes nothing")
+
+    _device_name(device)
+    with _deterministic(threads or DEFAULT_THREADS):
+        coder_model = _on_device(_mode_model(plan.mode, model, plan.params), plan.mode, device)
+        return _code(coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress,
+                     estimate=True)
 
 
 def read_header(blob: bytes) -> Header:
@@ -376,6 +504,7 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
         raise BitlensError("corrupted file: inconsistent stream layout")
     lengths = _stream_lengths(n, S, L)
     seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
+    device = _coding_device(str(params.get("device", "cpu")))
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
     def decode(p: np.ndarray) -> np.ndarray:
@@ -391,7 +520,7 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
         except (KeyError, TypeError):
             raise BitlensError("corrupted file: invalid online schedule in the header") from None
     with _deterministic(header.threads):
-        coder_model = _mode_model(header.mode, model, params)
+        coder_model = _on_device(_mode_model(header.mode, model, params), header.mode, device)
         _code(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,
               trace)
     out = seq[:, 1:].numpy().reshape(-1)[:n].tobytes()

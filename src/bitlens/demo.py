@@ -121,8 +121,10 @@ def _collapse(mode: str) -> StepFn:
 def _evolution(ctx: DemoContext, fn: Callable) -> dict:
     out = ctx.out_dir / "evolution"
     # The demo shows the loop at work, not a converged search: one evaluation of full-size genes
-    # takes 20-30 s here, so even the full demo evolves quick genes (4 × 3 offspring).
+    # takes 20-30 s here, so even the full demo evolves quick genes (4 × 3 offspring, survivors
+    # not re-scored).
     sizes = {} if ctx.quick else {"population": 4, "generations": 3}
+    sizes.update(_accepted(fn, reevaluate=False))
     return fn(out_dir=str(out), corpus=ctx.corpus, backend="local", resume=out.exists(), workers=1,
               **_accepted(fn, parent_dir=str(ctx.model_dir)), seed=ctx.seed, quick=True,
               progress=ctx.progress, **sizes)

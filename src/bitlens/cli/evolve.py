@@ -35,6 +35,9 @@ from bitlens.evolve.strategy import STRATEGIES
               help="es: (μ+λ) with tournament selection; random: random search control.")
 @click.option("--lineage", is_flag=True,
               help="The best offspring of each generation becomes the next generation's parent.")
+@click.option("--reevaluate/--no-reevaluate", default=True, show_default=True,
+              help="Score the survivors again on each new generation's seed and select on those "
+                   "fresh scores (fitness is noisy; this stops lucky genomes from surviving forever).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
 @click.option("--budget-flops", type=float, default=None, help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many wall-clock seconds (summed over resumes).")
@@ -42,7 +45,7 @@ from bitlens.evolve.strategy import STRATEGIES
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR; finished evaluations are kept.")
 @json_option
 def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, population, generations,
-               strategy, lineage, seed, budget_flops, time_limit, quick, resume, json_out):
+               strategy, lineage, reevaluate, seed, budget_flops, time_limit, quick, resume, json_out):
     """Evolve data-curation policies under selective pressure.
 
     A genome is a curation policy (selection score and keep ratio, document or token level,
@@ -60,6 +63,7 @@ def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, popul
                       generations=generations, seed=seed, quick=quick, resume=resume,
                       progress=show_progress(), workers=workers, strategy=strategy, lineage=lineage,
                       budget_flops=budget_flops, time_limit=time_limit, ray_address=ray_address,
+                      reevaluate=reevaluate,
                       parent_dir=parent_dir)
     out = Path(out_dir)
     plot_fitness(r, out / "fitness.png")
@@ -71,7 +75,8 @@ def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, popul
             mean = "—" if g["mean_fitness"] is None else f"{g['mean_fitness']:.4g}"
             bpb = "—" if g["best_heldout_bits_per_byte"] is None else f"{g['best_heldout_bits_per_byte']:.4f}"
             click.echo(f"generation {g['generation']}: best fitness {best}, mean {mean}, "
-                       f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}")
+                       f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}"
+                       + (f" ({g['reevaluations']} survivors re-scored)" if g["reevaluations"] else ""))
         for p in r["pareto"]:
             click.echo(f"pareto: {p['heldout_bits_per_byte']:.4f} bits/byte at {p['flops']:.3g} FLOPs")
         t = r["totals"]

@@ -46,18 +46,26 @@ class Backend(Protocol):
 
 
 class SerialBackend:
-    """Evaluate in the calling process, one at a time (debugging, tests)."""
+    """Evaluate in the calling process, one at a time (debugging, tests), with the same torch
+    thread count as a pool worker, so that its results equal the other backends' bit for bit."""
 
     name = "serial"
 
-    def __init__(self, evaluator: Evaluator, workers: int = 1, **_: object) -> None:
-        self.evaluator, self.workers = evaluator, 1
+    def __init__(self, evaluator: Evaluator, workers: int = 1, threads: int = 1, **_: object) -> None:
+        self.evaluator, self.workers, self.threads = evaluator, 1, threads
 
     def evaluate(self, tasks: Sequence[EvalTask], on_result: OnResult, should_stop: ShouldStop) -> None:
-        for task in tasks:
-            if should_stop():
-                return
-            on_result(run_task(self.evaluator, task))
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            for task in tasks:
+                if should_stop():
+                    return
+                on_result(run_task(self.evaluator, task))
+        finally:
+            torch.set_num_threads(before)
 
     def close(self) -> None:
         pass

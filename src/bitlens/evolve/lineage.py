@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     error TEXT,
     weights TEXT,
     result TEXT,
+    kind TEXT NOT NULL DEFAULT 'new',
     UNIQUE (generation, idx)
 );
 """
@@ -79,6 +80,7 @@ class Evaluation:
     error: str | None
     weights: str | None
     result: dict[str, Any] | None
+    kind: str = "new"  # "new": a proposed genome; "reevaluation": a survivor scored again
 
     def scored(self) -> Scored:
         return Scored(self.id, self.genome, self.fitness)
@@ -90,12 +92,12 @@ class Evaluation:
             "status": self.status, "fitness": self.fitness,
             "heldout_bits_per_byte": self.heldout_bits_per_byte, "flops": self.flops,
             "tokens": self.tokens, "seconds": self.seconds, "error": self.error,
-            "weights": self.weights, "metrics": self.result,
+            "weights": self.weights, "metrics": self.result, "kind": self.kind,
         }
 
 
 _COLUMNS = ("id, generation, idx, genome, parents, seed, parent_model, status, fitness, "
-            "heldout_bits_per_byte, flops, tokens, seconds, error, weights, result")
+            "heldout_bits_per_byte, flops, tokens, seconds, error, weights, result, kind")
 
 
 def _row(r: tuple) -> Evaluation:
@@ -103,7 +105,7 @@ def _row(r: tuple) -> Evaluation:
         id=r[0], generation=r[1], idx=r[2], genome=json.loads(r[3]), parents=tuple(json.loads(r[4])),
         seed=r[5], parent_model=r[6], status=r[7], fitness=r[8], heldout_bits_per_byte=r[9],
         flops=r[10], tokens=r[11], seconds=r[12], error=r[13], weights=r[14],
-        result=json.loads(r[15]) if r[15] else None,
+        result=json.loads(r[15]) if r[15] else None, kind=r[16],
     )
 
 
@@ -118,6 +120,9 @@ class LineageStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(evaluations)")}
+            if "kind" not in columns:  # a store written before re-evaluations existed
+                self._db.execute("ALTER TABLE evaluations ADD COLUMN kind TEXT NOT NULL DEFAULT 'new'")
         except sqlite3.DatabaseError as e:
             raise BitlensError(f"cannot open lineage store {self.path}: {e}") from None
 
@@ -155,8 +160,9 @@ class LineageStore:
         for i, (p, seed) in enumerate(zip(proposals, seeds)):
             stmts.append((
                 "INSERT INTO evaluations (generation, idx, genome, parents, seed, parent_model, status, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (generation, i, json.dumps(p.genome), json.dumps(list(p.parents)), seed, parent_model, now),
+                "created_at, kind) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (generation, i, json.dumps(p.genome), json.dumps(list(p.parents)), seed, parent_model, now,
+                 p.kind),
             ))
         self._write(stmts)
 

@@ -10,7 +10,11 @@ evaluator returns (higher is better): for policies, the offspring's held-out bit
 FLOP defined by `bitlens.offspring.policy.evaluate_policy`.
 
 All evaluations of one generation share one training seed (common random numbers: genomes are
-compared on the same initialisation and batches). Lineage mode: the best offspring of generation
+compared on the same initialisation and batches). With `reevaluate` (the default), each later
+generation also scores the previous survivors again on its seed, and selection uses only this
+generation's scores, so a survivor must keep earning its place instead of living on one lucky
+evaluation. Random search re-evaluates its best the same way, so both strategies spend the same
+number of evaluations. Lineage mode: the best offspring of generation
 g becomes the parent (the model that scores and generates data) of generation g+1.
 """
 
@@ -29,7 +33,8 @@ from bitlens.evolve.evaluators import EvalOutcome, EvalTask, Evaluator, PolicyEv
 from bitlens.evolve.genome import policy_gene_space
 from bitlens.evolve.lineage import Evaluation, LineageStore
 from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto  # noqa: F401 (contract)
-from bitlens.evolve.strategy import STRATEGIES, ESConfig, generation_rng, sample_population, select_survivors
+from bitlens.evolve.strategy import (STRATEGIES, ESConfig, generation_rng, reevaluations, sample_population,
+                                     select_survivors)
 from bitlens.progress import progress_bar
 from bitlens.runs import CONFIG_FILE, WEIGHTS_FILE, atomic_write_json
 
@@ -49,6 +54,7 @@ class EvolveConfig:
     tournament_size: int = 2
     crossover_rate: float = 0.5
     quick: bool = False
+    reevaluate: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +87,7 @@ def _check_resume(store: LineageStore, cfg: EvolveConfig, genes: list[str]) -> N
         store.set_meta("genes", genes)
         return
     fixed = {k: v for k, v in cfg.to_dict().items() if k != "generations"}
+    saved = {"reevaluate": False, **saved}  # runs stored before re-evaluation existed
     diff = [k for k, v in fixed.items() if saved.get(k) != v]
     if diff or store.get_meta("genes") != genes:
         what = ", ".join(f"{k}={saved.get(k)!r} (now {fixed[k]!r})" for k in diff) or "gene space"
@@ -104,6 +111,7 @@ def run_evolution(
     lineage: bool = False,
     budget_flops: float | None = None,
     time_limit: float | None = None,
+    reevaluate: bool = True,
     ray_address: str | None = None,
     parent_dir: str | None = None,
     evaluator: Evaluator | None = None,
@@ -111,6 +119,7 @@ def run_evolution(
 ) -> dict[str, Any]:
     """Evolve curation policies; returns (and writes to RUN_DIR/result.json) the run's summary.
 
+    reevaluate: score the survivors again in every later generation (see the module docstring).
     budget_flops caps the FLOPs of all finished evaluations (offspring training + data costs, as
     the evaluator counts them); time_limit caps the run's wall-clock seconds, summed over resumes.
     Both stop the run between evaluations; `--resume` with a larger cap continues it.
@@ -119,7 +128,7 @@ def run_evolution(
     """
     d_pop, d_gen = default_sizes(quick)
     cfg = EvolveConfig(population=population or d_pop, generations=generations or d_gen, seed=seed,
-                       strategy=strategy, lineage=lineage, quick=quick)
+                       strategy=strategy, lineage=lineage, quick=quick, reevaluate=reevaluate)
     if cfg.population < 1 or cfg.generations < 1:
         raise BitlensError("population and generations must be at least 1")
     if strategy not in STRATEGIES:
@@ -167,6 +176,8 @@ def run_evolution(
                         proposals = sample_population(space, cfg.population, rng)
                     else:
                         proposals = STRATEGIES[strategy](space, [e.scored() for e in previous], es, rng)
+                        if cfg.reevaluate:
+                            proposals += reevaluations([e.scored() for e in previous])
                     parent_model = _lineage_parent(store, g) if lineage else None
                     seeds = [evaluation_seed(cfg.seed, g)] * len(proposals)
                     store.add_generation(g, proposals, seeds, parent_model)
@@ -174,7 +185,8 @@ def run_evolution(
                 if store.evaluations(g, "pending"):
                     stopped = stop_reason() or "interrupted"
                     break
-                candidates = [e.scored() for e in previous + store.evaluations(g, "done")]
+                pool = store.evaluations(g, "done") if cfg.reevaluate else previous + store.evaluations(g, "done")
+                candidates = [e.scored() for e in pool]
                 store.complete_generation(g, [s.id for s in select_survivors(candidates, cfg.population)])
         finally:
             engine.close()
@@ -245,6 +257,7 @@ def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None, **ext
             "best_heldout_bits_per_byte": best.heldout_bits_per_byte if best else None,
             "best_so_far_fitness": survivors[0].fitness if survivors else None,
             "evaluations": len(rows),
+            "reevaluations": sum(e.kind == "reevaluation" for e in rows),
             "failed": sum(e.status == "failed" for e in rows),
             "pending": sum(e.status == "pending" for e in rows),
             "flops": float(sum(e.flops for e in ok)),

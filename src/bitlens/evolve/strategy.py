@@ -33,6 +33,17 @@ class Scored:
 class Proposal:
     genome: Genome
     parents: tuple[int, ...]  # ids of the evaluations it was bred from (empty: sampled)
+    kind: str = "new"  # "reevaluation": the survivor `parents[0]`, scored again on a new seed
+
+
+def reevaluations(survivors: Sequence[Scored]) -> list[Proposal]:
+    """The survivors, to be scored again on the new generation's seed.
+
+    Fitness is noisy (the same genome moves by a few tenths between seeds), so a survivor kept
+    on its old score is often just lucky; scoring it again next to the children (common random
+    numbers) and selecting on the fresh scores lets luck wash out (research/evolution.md §4.4).
+    """
+    return [Proposal(s.genome, (s.id,), "reevaluation") for s in survivors]
 
 
 @dataclass(frozen=True)
