@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from bitlens.container import Header, crc32, pack_header, unpack
 from bitlens.data import START_BYTE
 from bitlens.errors import BitlensError
+from bitlens.mixing import ContextMixer, MixConfig, mixture_code_bits
 from bitlens.model import GPT, GPTConfig, KVCache, MODEL_PRESETS
 from bitlens.progress import progress_bar
 from bitlens.runs import weights_fingerprint
@@ -98,6 +99,7 @@ class CompressResult:
     bytes_per_second: float
     params: int | None = None  # model parameters (offline, adaptive)
     bits_per_byte_with_model: float | None = None  # offline: weights at 2 bytes per parameter
+    network_bits: float | None = None  # with mixing: Σ −log2 p under the network alone
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "bits_per_byte"}
@@ -241,18 +243,28 @@ def _context_chunks(start: int, end: int, block: int, keep: int) -> Iterator[tup
         first = stop
 
 
+@dataclass
+class CodeLengths:
+    """Code lengths accumulated by the coding loop, in bits."""
+
+    coded: float = 0.0  # Σ −log2 p under the probabilities handed to the coder
+    network: float = 0.0  # Σ −log2 p under the network alone (= coded without mixing)
+
+
 def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
           online: OnlineConfig | None, seed: int, progress: bool,
-          trace: list | None = None, estimate: bool = False) -> float:
-    """The coding loop shared by the encoder and the decoder; returns model_bits.
+          trace: list | None = None, estimate: bool = False,
+          mix: MixConfig | None = None) -> CodeLengths:
+    """The coding loop shared by the encoder and the decoder; returns the code lengths.
 
     seq (S, L+1) uint8: column 0 is START_BYTE, column t+1 holds byte t of each stream (the
     decoder fills it as it goes). With `online`, the model is trained after every segment.
-    trace, if given, receives every step's probability array (for the bit-for-bit test).
-    estimate=True (seq already full, nothing coded): each context chunk's log-probabilities
-    come from one full-sequence forward instead of KV-cache steps, the same contexts and the
-    same training, so model_bits matches the coder's to float rounding at a fraction of the
-    cost. It only measures; `symbols` is not called. Used to tune online schedules.
+    With `mix`, the coder gets the network's distribution mixed with count models
+    (`bitlens.mixing`). trace, if given, receives every step's probability array (for the
+    bit-for-bit test). estimate=True (seq already full, nothing coded): each context chunk's
+    log-probabilities come from one full-sequence forward instead of KV-cache steps, the same
+    contexts and the same training, so the code lengths match the coder's to float rounding at
+    a fraction of the cost. It only measures; `symbols` is not called. Used to tune schedules.
     """
     S, L = seq.shape[0], seq.shape[1] - 1
     block = model.config.block_size
@@ -262,12 +274,34 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
     cache = KVCache(model.config, S, device=device)
     lengths_t = torch.as_tensor(lengths)
     segment = online.segment if online else L
+    mixer = ContextMixer(S, mix) if mix is not None else None
     opt = None
     if online is not None:
         opt = make_optimizer(model, TrainConfig(lr=online.lr, weight_decay=0.0,
                                                 beta1=online.beta1, beta2=online.beta2))
     model.eval()
-    model_bits = 0.0
+    bits = CodeLengths()
+
+    def step(logp_np: np.ndarray, pos: int, known: np.ndarray | None) -> np.ndarray:
+        """Code one byte per active stream from the network's log-probabilities (S, 256) nats."""
+        active = pos < lengths
+        if mixer is not None:
+            p_active = mixer.predict(logp_np, active)
+        else:
+            probs = np.exp(logp_np)
+            p_active = probs if active.all() else probs[active]
+        if trace is not None:
+            trace.append(p_active)
+        got = symbols(p_active) if known is None else known[active]
+        rows = np.arange(len(got))
+        lp = logp_np if len(got) == S else logp_np[active]
+        bits.network -= float(nats_to_bits(lp[rows, got].astype(np.float64).sum()))
+        if mixer is not None:
+            bits.coded += mixture_code_bits(p_active, got)
+            mixer.update(got)
+        bar.advance(int(active.sum()))
+        return got
+
     with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
         for round_index, start in enumerate(range(0, L, segment)):
             end = min(L, start + segment)
@@ -277,34 +311,33 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
                         logits = model(seq[:, a:stop].long())[:, first - a :, :]
                     logp = torch.log_softmax(logits.float(), dim=-1)
                     target = seq[:, first + 1 : stop + 1].long()
-                    lp = logp.gather(-1, target[..., None])[..., 0].cpu()
-                    valid = torch.arange(first, stop)[None, :] < lengths_t[:, None]
-                    model_bits -= float(lp[valid].double().sum())
-                    bar.advance(int(valid.sum()))
+                    if mixer is None:  # the network alone: all positions at once
+                        lp = logp.gather(-1, target[..., None])[..., 0].cpu()
+                        valid = torch.arange(first, stop)[None, :] < lengths_t[:, None]
+                        bits.network -= float(nats_to_bits(lp[valid].double().sum()))
+                        bar.advance(int(valid.sum()))
+                        continue
+                    logp_np, target_np = logp.cpu().numpy(), target.cpu().numpy()
+                    for j, pos in enumerate(range(first, stop)):
+                        step(logp_np[:, j], pos, target_np[:, j])
             for pos in range(start, end) if not estimate else ():
                 if pos == start or cache.length == block:  # (re-)prime: a new round or a full window
                     cache.reset()
                     logp = _predict(model, cache, seq[:, max(0, pos + 1 - keep) : pos + 1])
                 else:
                     logp = _predict(model, cache, seq[:, pos : pos + 1])
-                logp_np = logp.numpy()
-                probs = np.exp(logp_np)
-                active = pos < lengths
-                p_active = probs if active.all() else probs[active]
-                if trace is not None:
-                    trace.append(p_active)
-                got = symbols(p_active)
-                seq[torch.as_tensor(active).to(device), pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
-                lp = logp_np if len(got) == S else logp_np[active]
-                model_bits -= float(lp[np.arange(len(got)), got].astype(np.float64).sum())
-                bar.advance(int(active.sum()))
+                got = step(logp.numpy(), pos, None)
+                active = torch.as_tensor(pos < lengths).to(device)
+                seq[active, pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
             if online is not None and end < L:
                 with torch.enable_grad():
                     _train_round(model, opt, seq, lengths_t, end, online, _round_lr(online, round_index),
                                  _round_generator(seed, round_index))
     if seq is not seq_host:
         seq_host.copy_(seq.cpu())
-    return float(nats_to_bits(model_bits))
+    if mixer is None:
+        bits.coded = bits.network
+    return bits
 
 
 _MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd")  # online model, in header order
@@ -335,11 +368,13 @@ class _Plan:
 
 
 def _plan(n: int, model: GPT | None, online: bool, preset: str | GPTConfig, seed: int,
-          n_streams: int | None, schedule: OnlineConfig | None) -> _Plan:
+          n_streams: int | None, schedule: OnlineConfig | None, mix: MixConfig | None) -> _Plan:
     """Mode, stream layout and header parameters of a compression run over n bytes."""
     if model is None and not online:
         raise BitlensError("offline compression needs a model (or use online mode)")
     mode = "offline" if not online else ("adaptive" if model is not None else "online")
+    if mix is not None and mode == "offline":
+        raise BitlensError("mixing with count models is for the online and adaptive modes (add --online)")
     stream_bytes = STREAM_BYTES[mode]
     if n_streams is not None:
         if n_streams < 1:
@@ -359,7 +394,19 @@ def _plan(n: int, model: GPT | None, online: bool, preset: str | GPTConfig, seed
                 raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
             preset = MODEL_PRESETS[preset]
         params["model"] = [getattr(preset, f) for f in _MODEL_FIELDS]
+    if mix is not None:
+        params["mix"] = [list(mix.orders), mix.hash_bits, mix.rate]
     return _Plan(mode, S, L, params, schedule)
+
+
+def _header_mix(params: dict) -> MixConfig | None:
+    if "mix" not in params:
+        return None
+    try:
+        orders, hash_bits, rate = params["mix"]
+        return MixConfig(tuple(int(k) for k in orders), int(hash_bits), float(rate))
+    except (TypeError, ValueError):
+        raise BitlensError("corrupted file: invalid mixing settings in the header") from None
 
 
 def _grid(data: bytes, S: int, L: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
@@ -375,7 +422,8 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
              preset: str | GPTConfig = "tiny",
              seed: int = 0, n_streams: int | None = None, threads: int | None = None,
              schedule: OnlineConfig | None = None, progress: bool = False,
-             trace: list | None = None, device: str = "cpu") -> tuple[bytes, CompressResult]:
+             trace: list | None = None, device: str = "cpu",
+             mix: MixConfig | None = None) -> tuple[bytes, CompressResult]:
     """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
 
     - model, not online → offline (decoding needs the same weights);
@@ -384,9 +432,11 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
     - online and a model → adaptive (decoding needs the same starting weights).
     n_streams overrides the stream count; threads (default 1) is recorded and decoding uses the
     same count. trace, if given, receives every step's probabilities (see `_code`). device
-    "cuda" runs the model on the GPU; the file then decodes only on the same GPU model.
+    "cuda" runs the model on the GPU; the file then decodes only on the same GPU model. mix
+    (online and adaptive) codes with the network mixed with count models (`bitlens.mixing`);
+    model_bits is then the mixture's code length and network_bits the network's alone.
     """
-    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule)
+    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
     mode, S, L, params = plan.mode, plan.n_streams, plan.stream_length, plan.params
     if (where := _device_name(device)) != "cpu":
         params["device"] = where
@@ -394,7 +444,7 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
     t0 = time.perf_counter()
     n = len(data)
     encoder = constriction.stream.queue.RangeEncoder()
-    model_bits = 0.0
+    lengths_bits = CodeLengths()
     if n:
         grid, seq, lengths = _grid(data, S, L)
         steps = itertools.count()
@@ -408,7 +458,9 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
 
         with _deterministic(threads):
             coder_model = _on_device(_mode_model(mode, model, params), mode, device)
-            model_bits = _code(coder_model, seq, lengths, encode, plan.schedule, seed, progress, trace)
+            lengths_bits = _code(coder_model, seq, lengths, encode, plan.schedule, seed, progress, trace,
+                                 mix=mix)
+    model_bits = lengths_bits.coded
     payload = encoder.get_compressed().astype("<u4").tobytes()
     header = Header(
         mode=mode, threads=threads, original_length=n, original_crc32=crc32(data), n_streams=S,
@@ -425,6 +477,7 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
         overhead_bits=8 * len(blob) - model_bits, header_bytes=len(head),
         coder_overhead_bits=8 * len(payload) - model_bits, n_streams=S, seconds=seconds,
         bytes_per_second=n / max(seconds, 1e-9),
+        network_bits=lengths_bits.network if mix is not None else None,
     )
     if model is not None:
         result.params = model.num_params()
@@ -439,17 +492,18 @@ def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = Fa
                         preset: str | GPTConfig = "tiny", seed: int = 0,
                         n_streams: int | None = None, threads: int | None = None,
                         schedule: OnlineConfig | None = None, progress: bool = False,
-                        device: str = "cpu") -> float:
-    """The model_bits `compress` would report with these arguments, without coding (bits).
+                        device: str = "cpu", mix: MixConfig | None = None) -> CodeLengths:
+    """The code lengths `compress` would measure with these arguments, without coding (bits):
+    `.coded` is its model_bits, `.network` the network's own code length.
 
     Same streams, contexts and training as `compress`, but every context's probabilities come
     from one full-sequence forward instead of step-by-step KV-cache calls, so it runs several
     times faster and agrees with the real coder to float rounding (tested). A measurement for
     tuning online schedules; only a real `compress` proves the code length.
     """
-    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule)
+    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
     if not data:
-        return 0.0
+        return CodeLengths()
     _, seq, lengths = _grid(data, plan.n_streams, plan.stream_length)
     seq[:, 1:] = torch.as_tensor(_grid(data, plan.n_streams, plan.stream_length)[0])
 
@@ -460,7 +514,7 @@ def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = Fa
     with _deterministic(threads or DEFAULT_THREADS):
         coder_model = _on_device(_mode_model(plan.mode, model, plan.params), plan.mode, device)
         return _code(coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress,
-                     estimate=True)
+                     estimate=True, mix=mix)
 
 
 def read_header(blob: bytes) -> Header:
@@ -522,7 +576,7 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
     with _deterministic(header.threads):
         coder_model = _on_device(_mode_model(header.mode, model, params), header.mode, device)
         _code(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,
-              trace)
+              trace, mix=_header_mix(params))
     out = seq[:, 1:].numpy().reshape(-1)[:n].tobytes()
     if zlib.crc32(out) & 0xFFFFFFFF != header.original_crc32:
         raise BitlensError(
