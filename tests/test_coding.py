@@ -8,10 +8,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitlens.coding import OnlineConfig, compress, decompress, plan_streams, read_header
+from bitlens.coding import OnlineConfig, compress, decompress, estimate_model_bits, plan_streams, read_header
 from bitlens.container import Header, crc32, pack_header, unpack
 from bitlens.errors import BitlensError
 from bitlens.evaluate import evaluate
+from bitlens.mixing import MixConfig
 from bitlens.model import GPT, GPTConfig
 
 MICRO = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
@@ -176,3 +177,74 @@ def test_fifty_megabytes_round_trip(micro_model):
     data = os.urandom(1 << 20) * 50  # 50 MiB; coded in 256 streams
     blob, r = roundtrip(data, micro_model)
     assert r.n_streams == 256
+
+
+# --- estimates, context mixing, devices -------------------------------------------------
+
+
+@pytest.mark.parametrize("mix", [None, MixConfig()], ids=["network", "mixed"])
+def test_estimate_equals_the_real_coders_code_length(shakespeare, mix):
+    data = shakespeare[:1500]
+    kw = dict(online=True, preset=MICRO, schedule=FAST, n_streams=3, mix=mix)
+    _, r = compress(data, None, **kw)
+    est = estimate_model_bits(data, None, **kw)
+    assert est.coded == pytest.approx(r.model_bits, abs=1e-3)
+    if mix is not None:
+        assert est.network == pytest.approx(r.network_bits, abs=1e-3)
+    # offline too: the frozen network, several context chunks per stream
+    _, off = compress(data, micro(), n_streams=2)
+    assert estimate_model_bits(data, micro(), n_streams=2).coded == pytest.approx(off.model_bits, abs=1e-3)
+
+
+@settings(max_examples=4, deadline=None)
+@given(data=st.binary(max_size=200), streams=st.integers(1, 3))
+def test_mixed_online_round_trip_property(data, streams):
+    blob, r = roundtrip(data, None, online=True, preset=MICRO, n_streams=streams, schedule=FAST,
+                        mix=MixConfig())
+    assert read_header(blob).params.get("mix") is not None or not data
+
+
+def test_mixing_learns_a_periodic_source_and_cannot_compress_noise():
+    period = bytes(np.random.default_rng(1).integers(0, 256, 37, dtype=np.uint8))
+    data = (period * 80)[:2960]
+    enc, dec = [], []
+    blob, r = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0),
+                       n_streams=1, mix=MixConfig(), trace=enc)
+    assert decompress(blob, trace=dec) == data
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(enc, dec))
+    # a frozen random network codes at ≈ 8 bits/byte; the counts learn the 37-byte period: after
+    # the first periods, each byte is determined by its order-6 context
+    assert r.network_bits / len(data) > 7.5
+    assert r.model_bits / len(data) < 1.0
+    noise = np.random.default_rng(2).bytes(3000)
+    _, rn = compress(noise, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0),
+                     n_streams=1, mix=MixConfig())
+    assert 7.9 < rn.model_bits / len(noise) < 8.3  # nothing to learn, little lost to the mixer
+
+
+def test_mixing_is_refused_offline_and_a_damaged_mix_header_is_an_error(micro_model):
+    with pytest.raises(BitlensError, match="online"):
+        compress(b"abc", micro_model, mix=MixConfig())
+    blob, _ = compress(b"hello hello hello", None, online=True, preset=MICRO, schedule=FAST,
+                       mix=MixConfig())
+    params = {**read_header(blob).params, "mix": "nonsense"}
+    with pytest.raises(BitlensError, match="mixing"):
+        decompress(_rewrite(blob, params=params))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only errors")
+def test_a_gpu_file_or_device_is_a_clear_error_without_a_gpu(micro_model):
+    with pytest.raises(BitlensError, match="not available"):
+        compress(b"abc", micro_model, device="cuda")
+    blob, _ = compress(b"hello world", micro_model)
+    params = {**read_header(blob).params, "device": "cuda:NVIDIA H200"}
+    with pytest.raises(BitlensError, match="same GPU model"):
+        decompress(_rewrite(blob, params=params), micro_model)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_round_trip(shakespeare):
+    data = shakespeare[:2000]
+    blob, r = compress(data, None, online=True, preset=MICRO, schedule=FAST, n_streams=4, device="cuda")
+    assert read_header(blob).params["device"].startswith("cuda:")
+    assert decompress(blob) == data

@@ -9,6 +9,7 @@ import click
 from bitlens.cli.common import emit_json, json_option, show_progress
 from bitlens.coding import compress, decompress, read_header
 from bitlens.errors import BitlensError
+from bitlens.mixing import MixConfig
 from bitlens.model import MODEL_PRESETS
 from bitlens.runs import atomic_write_bytes, load_run
 
@@ -41,10 +42,16 @@ def _check_output(path: str, force: bool) -> None:
               help="Parallel streams the file is cut into (default: from the file size).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads (recorded; decoding uses the same). Default: 1.")
+@click.option("--mix", is_flag=True,
+              help="Online/adaptive: mix the network with count models of orders 1-6 (far better "
+                   "on small files; the code length is then the mixture's, and network_bits "
+                   "reports the network alone).")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu or cuda. A file coded on a GPU decodes only on the same GPU model.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @json_option
-def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, threads, force,
-                 json_out):
+def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, threads, mix, device,
+                 force, json_out):
     """Compress IN losslessly into OUT with a byte-level model and a range coder.
 
     \b
@@ -54,16 +61,20 @@ def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, th
 
     Prints sizes in bytes and rates in bits per byte. JSON keys: input_bytes, output_bytes,
     bits_per_byte, model_bits (Σ −log2 p of the coded bytes), overhead_bits
-    (8·output_bytes − model_bits), seconds, bytes_per_second, and offline
-    bits_per_byte_with_model (weights counted at 2 bytes per parameter).
+    (8·output_bytes − model_bits), seconds, bytes_per_second, offline
+    bits_per_byte_with_model (weights counted at 2 bytes per parameter), and with --mix
+    network_bits (the network's own Σ −log2 p).
     """
     if model_dir is None and not online:
         raise BitlensError("pass --model RUN_DIR (offline mode) or --online")
+    if mix and not online:
+        raise BitlensError("--mix needs --online (online or adaptive mode)")
     _check_output(out_path, force)
     data = _read_input(in_path)
     model = load_run(model_dir) if model_dir else None
     blob, r = compress(data, model, online=online, preset=preset, seed=seed, n_streams=streams,
-                       threads=threads, progress=show_progress())
+                       threads=threads, progress=show_progress(), device=device,
+                       mix=MixConfig() if mix else None)
     atomic_write_bytes(out_path, blob)
     if json_out != "-":
         rate = "n/a" if r.bits_per_byte is None else f"{r.bits_per_byte:.4f} bits/byte"
@@ -71,6 +82,9 @@ def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, th
                    f"({r.seconds:.1f} s, {r.bytes_per_second:,.0f} bytes/s, {r.n_streams} streams)")
         click.echo(f"model: {r.model_bits:,.0f} bits; overhead {r.overhead_bits:,.0f} bits "
                    f"(header {8 * r.header_bytes} bits, coder {r.coder_overhead_bits:,.0f} bits)")
+        if r.network_bits is not None:
+            click.echo(f"network alone: {r.network_bits / max(r.input_bytes, 1):.4f} bits/byte "
+                       f"(mixing saved {r.network_bits - r.model_bits:,.0f} bits)")
         if r.bits_per_byte_with_model is not None:
             click.echo(f"with the model counted (2 bytes/parameter): "
                        f"{r.bits_per_byte_with_model:.4f} bits/byte")
