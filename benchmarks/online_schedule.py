@@ -35,6 +35,7 @@ def point(job: dict) -> dict:
     import torch
 
     from bitlens.coding import OnlineConfig, estimate_model_bits
+    from bitlens.mixing import MixConfig
     from bitlens.model import GPTConfig
 
     torch.set_num_threads(1)
@@ -48,12 +49,14 @@ def point(job: dict) -> dict:
     t0 = time.perf_counter()
     try:
         bits = estimate_model_bits(data, online=True, preset=cfg, seed=0, n_streams=job["streams"],
-                                   threads=1, schedule=sch, device=job["device"])
+                                   threads=1, schedule=sch, device=job["device"],
+                                   mix=MixConfig(rate=job["mix_rate"]) if job["mix_rate"] else None)
     except Exception as e:  # one failing point must not lose the others
         return {**job, "bytes": len(data), "bits_per_byte": float("nan"), "seconds": 0.0,
                 "error": f"{type(e).__name__}: {e}"}
     seconds = time.perf_counter() - t0
-    return {**job, "bytes": len(data), "bits_per_byte": bits / len(data), "seconds": seconds}
+    return {**job, "bytes": len(data), "bits_per_byte": bits.coded / len(data),
+            "network_bits_per_byte": bits.network / len(data), "seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", nargs="+", type=int, default=[1])
     ap.add_argument("--warmups", nargs="+", type=int, default=[0])
     ap.add_argument("--beta2s", nargs="+", type=float, default=[0.99])
+    ap.add_argument("--mix-rates", nargs="+", type=float, default=[0.0],
+                    help="context-mixing learning rates (0: the network alone)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--nondeterministic", action="store_true",
@@ -79,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping: no corpora at {args.corpora}")
         return 0
     jobs = [dict(path=str(args.corpora / f), file=f, max_bytes=args.max_bytes, model=m, lr=lr, streams=s,
-                 segment=g, replay=r, steps=k, warmup=w, beta2=b2, device=args.device,
+                 segment=g, replay=r, steps=k, warmup=w, beta2=b2, mix_rate=mr, device=args.device,
                  nondeterministic=args.nondeterministic)
-            for f, m, lr, s, g, r, k, w, b2 in itertools.product(
+            for f, m, lr, s, g, r, k, w, b2, mr in itertools.product(
                 args.files, args.models, args.lrs, args.streams, args.segments, args.replays,
-                args.steps, args.warmups, args.beta2s)]
+                args.steps, args.warmups, args.beta2s, args.mix_rates)]
     print(f"{len(jobs)} points, {args.jobs} at a time", flush=True)
     rows = []
     with mp.get_context("spawn").Pool(args.jobs) as pool:
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"{row['file']:<22}{row['model']:<7} lr {row['lr']:<7g} S {row['streams']:<3} "
                   f"seg {row['segment']:<4} replay {row['replay']:<3} steps {row['steps']} "
-                  f"warm {row['warmup']:<3} b2 {row['beta2']:<6g} {row['bits_per_byte']:.4f} bits/byte "
+                  f"warm {row['warmup']:<3} b2 {row['beta2']:<6g} mix {row['mix_rate']:<6g} "
+                  f"{row['bits_per_byte']:.4f} bits/byte (network {row['network_bits_per_byte']:.4f}) "
                   f"{row['seconds']:.0f} s", flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         best = min(ok, key=lambda r: r["bits_per_byte"])
         print(f"best on {f}: {best['bits_per_byte']:.4f} bits/byte with "
               + ", ".join(f"{k}={best[k]}" for k in ("model", "lr", "streams", "segment", "replay",
-                                                      "steps", "warmup", "beta2")))
+                                                      "steps", "warmup", "beta2", "mix_rate")))
     return 0
 
 

@@ -80,11 +80,13 @@ def test_compare_rows_round_trip_and_plot(run_dir, shakespeare, tmp_path):
     assert r["input_bytes"] == 300
     names = [row["name"] for row in r["rows"]]
     assert names == ["gzip -9", "bzip2 -9", "xz -9e", "zstd -19", "brotli -q 11",
-                     "bitlens offline", "bitlens online", "bitlens adaptive"]
+                     "bitlens offline", "bitlens online", "bitlens online+mix", "bitlens adaptive"]
     assert all(row["roundtrip"] for row in r["rows"])
     for row in r["rows"]:
         assert row["bits_per_byte"] == pytest.approx(8 * row["output_bytes"] / 300)
     assert "bits_per_byte_with_model" in r["rows"][5]
+    mixed = r["rows"][7]
+    assert mixed["network_bits"] > mixed["model_bits"]  # on 300 bytes the counts beat a fresh network
     plot_compression(json.loads(json.dumps(r)), tmp_path / "compression.png")
     assert (tmp_path / "compression.png").stat().st_size > 0
     assert (tmp_path / "compression.svg").stat().st_size > 0

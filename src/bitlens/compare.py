@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bitlens.baselines import BASELINES
 from bitlens.coding import compress, decompress
+from bitlens.mixing import MixConfig
 from bitlens.model import GPT
 
 QUICK_BYTES = 8192  # quick mode codes only this prefix
@@ -40,12 +41,14 @@ def _row(name: str, data: bytes, enc, dec) -> dict:
 
 def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "tiny", seed: int = 0,
                         quick: bool = False, progress: bool = False,
-                        max_bytes: int | None = None) -> dict:
+                        max_bytes: int | None = None, mix: bool = True) -> dict:
     """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with every
     classical baseline and the learned coders, decode each output, and report bits per byte.
 
     Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`;
     offline rows also carry bits_per_byte_with_model (weights at 2 bytes per parameter).
+    mix adds "bitlens online+mix" (the online network mixed with count models; its row also
+    carries network_bits, the network's own code length).
     """
     limit = max_bytes or (QUICK_BYTES if quick else DEFAULT_BYTES)
     data = data[:limit]
@@ -54,12 +57,14 @@ def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "ti
         for name, c in BASELINES.items()
     ]
 
-    def learned(name: str, coder_model: GPT | None, online: bool) -> dict:
+    def learned(name: str, coder_model: GPT | None, online: bool, mixing: bool = False) -> dict:
         def enc(b: bytes):
             blob, r = compress(b, coder_model, online=online, preset=online_preset, seed=seed,
-                               progress=progress)
+                               progress=progress, mix=MixConfig() if mixing else None)
             extra = {"model_bits": r.model_bits, "overhead_bits": r.overhead_bits,
                      "coder_overhead_bits": r.coder_overhead_bits, "n_streams": r.n_streams}
+            if r.network_bits is not None:
+                extra["network_bits"] = r.network_bits
             if r.bits_per_byte_with_model is not None:
                 extra["bits_per_byte_with_model"] = r.bits_per_byte_with_model
             return blob, extra
@@ -69,6 +74,8 @@ def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "ti
     if model is not None:
         rows.append(learned("bitlens offline", model, online=False))
     rows.append(learned("bitlens online", None, online=True))
+    if mix:
+        rows.append(learned("bitlens online+mix", None, online=True, mixing=True))
     if model is not None:
         rows.append(learned("bitlens adaptive", model, online=True))
     return {"input_bytes": len(data), "online_preset": online_preset, "seed": seed, "rows": rows}

@@ -67,32 +67,43 @@ def score_bytes(
     stride = stride or max(1, block // 2)
     if not 0 < stride <= block:
         raise BitlensError(f"stride must be in 1..{block}, got {stride}")
-    seq = with_start(t)  # inputs: seq[i] predicts t[i]
-    targets = t.long()
-    surprisal = np.zeros(n, dtype=np.float64)
-    entropy = np.zeros(n, dtype=np.float64) if with_entropy else None
     was_training = model.training
     model.eval()
-    windows = _windows(n, block, stride)
-    # The first window may be short; every later window has length exactly `block`.
-    groups = [windows[:1]] + [windows[i : i + batch_size] for i in range(1, len(windows), batch_size)]
-    groups = [g for g in groups if g]
     try:
-        with progress_bar(n, "scoring", enabled=progress) as bar:
-            for group in groups:
-                x = torch.stack([seq[a:e] for a, _, e in group])
-                y = torch.stack([targets[a:e] for a, _, e in group])
-                logits = model(x)
-                s = surprisal_bits(logits, y)
-                h = entropy_bits(logits) if with_entropy else None
-                for row, (a, lo, e) in enumerate(group):
-                    surprisal[lo:e] = s[row, lo - a :].double().numpy()
-                    if entropy is not None and h is not None:
-                        entropy[lo:e] = h[row, lo - a :].double().numpy()
-                    bar.advance(e - lo)
+        surprisal, entropy = score_windows(model, with_start(t), t.long(), block, stride, batch_size,
+                                           with_entropy, progress, "scoring")
     finally:
         model.train(was_training)
     return ByteScores(surprisal_bits=surprisal, entropy_bits=entropy)
+
+
+def score_windows(model, seq: torch.Tensor, targets: torch.Tensor, block: int, stride: int,
+                  batch_size: int, with_entropy: bool, progress: bool,
+                  label: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Surprisal (and entropy) in bits of every target, seq[i] predicting targets[i], scored in
+    overlapping windows of `block` shifted by `stride` (see `_windows`), `batch_size` at a time.
+
+    The model is any callable mapping (B, T) ids to (B, T, V) logits (bytes or tokens).
+    """
+    n = len(targets)
+    surprisal = np.zeros(n, dtype=np.float64)
+    entropy = np.zeros(n, dtype=np.float64) if with_entropy else None
+    windows = _windows(n, block, stride)
+    # The first window may be short; every later window has length exactly `block`.
+    groups = [windows[:1]] + [windows[i : i + batch_size] for i in range(1, len(windows), batch_size)]
+    with progress_bar(n, label, enabled=progress) as bar:
+        for group in (g for g in groups if g):
+            x = torch.stack([seq[a:e] for a, _, e in group])
+            y = torch.stack([targets[a:e] for a, _, e in group])
+            logits = model(x)
+            s = surprisal_bits(logits, y)
+            h = entropy_bits(logits) if entropy is not None else None
+            for row, (a, lo, e) in enumerate(group):
+                surprisal[lo:e] = s[row, lo - a :].double().numpy()
+                if entropy is not None and h is not None:
+                    entropy[lo:e] = h[row, lo - a :].double().numpy()
+                bar.advance(e - lo)
+    return surprisal, entropy
 
 
 def evaluate(

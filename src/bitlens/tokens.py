@@ -16,9 +16,7 @@ import torch
 
 from bitlens.data import START_BYTE, bytes_to_tensor
 from bitlens.errors import BitlensError
-from bitlens.evaluate import ByteScores, _windows, score_bytes
-from bitlens.progress import progress_bar
-from bitlens.units import entropy_bits, surprisal_bits
+from bitlens.evaluate import ByteScores, score_bytes, score_windows
 
 
 @dataclass(frozen=True)
@@ -107,23 +105,8 @@ def score_tokens(
     n = len(stream)
     block = model.config.block_size
     stride = max(1, block // 2)
-    seq, targets = stream.inputs(), stream.ids
-    surprisal = np.zeros(n, dtype=np.float64)
-    entropy = np.zeros(n, dtype=np.float64) if with_entropy else None
-    windows = _windows(n, block, stride)
-    groups = [windows[:1]] + [windows[i : i + batch_size] for i in range(1, len(windows), batch_size)]
-    with progress_bar(n, "scoring tokens", enabled=progress) as bar:
-        for group in (g for g in groups if g):
-            x = torch.stack([seq[a:e] for a, _, e in group])
-            y = torch.stack([targets[a:e] for a, _, e in group])
-            logits = model(x)
-            s = surprisal_bits(logits, y)
-            h = entropy_bits(logits) if entropy is not None else None
-            for row, (a, lo, e) in enumerate(group):
-                surprisal[lo:e] = s[row, lo - a :].double().numpy()
-                if entropy is not None and h is not None:
-                    entropy[lo:e] = h[row, lo - a :].double().numpy()
-                bar.advance(e - lo)
+    surprisal, entropy = score_windows(model, stream.inputs(), stream.ids, block, stride, batch_size,
+                                       with_entropy, progress, "scoring tokens")
     return TokenScores(surprisal, entropy, stream.byte_ends, stream.n_bytes)
 
 

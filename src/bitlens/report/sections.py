@@ -89,6 +89,12 @@ def _compression_table(r: list[dict]) -> Table:
     if extra:
         headers.append("bits/byte incl. model")
         keys.append("bits_per_byte_with_model")
+    n = r[0]["input_bytes"]
+    if any("network_bits" in row for row in rows) and n:
+        headers.append("network alone (bits/byte)")
+        rows = [{**row, "network_bpb": row["network_bits"] / n} if "network_bits" in row else row
+                for row in rows]
+        keys.append("network_bpb")
     return Table(headers, [[row.get(k) for k in keys] for row in rows])
 
 
