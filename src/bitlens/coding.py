@@ -395,7 +395,7 @@ def _plan(n: int, model: GPT | None, online: bool, preset: str | GPTConfig, seed
             preset = MODEL_PRESETS[preset]
         params["model"] = [getattr(preset, f) for f in _MODEL_FIELDS]
     if mix is not None:
-        params["mix"] = [list(mix.orders), mix.hash_bits, mix.rate]
+        params["mix"] = {**asdict(mix), "orders": list(mix.orders)}
     return _Plan(mode, S, L, params, schedule)
 
 
@@ -403,9 +403,9 @@ def _header_mix(params: dict) -> MixConfig | None:
     if "mix" not in params:
         return None
     try:
-        orders, hash_bits, rate = params["mix"]
-        return MixConfig(tuple(int(k) for k in orders), int(hash_bits), float(rate))
-    except (TypeError, ValueError):
+        fields = dict(params["mix"])
+        return MixConfig(**{**fields, "orders": tuple(int(k) for k in fields["orders"])})
+    except (TypeError, ValueError, KeyError):
         raise BitlensError("corrupted file: invalid mixing settings in the header") from None
 
 

@@ -40,8 +40,10 @@ class MixConfig:
     hashed order at hash_bits 17)."""
 
     orders: tuple[int, ...] = (1, 2, 3, 4, 6)
-    hash_bits: int = 17
+    hash_bits: int = 18
     rate: float = 0.002  # mixer learning rate per byte (nats of log-likelihood gradient)
+    word: bool = True  # add a model whose context is the current word (letters since a non-letter)
+    count_buckets: int = 3  # weight sets per confidence level, by the top context's count
 
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
@@ -58,12 +60,16 @@ class ContextMixer:
         if not self.orders or self.orders[0] < 1:
             raise ValueError("mixing orders must be positive")
         self.rows = [256**k if k <= 2 else 1 << config.hash_bits for k in self.orders]
+        if config.word:
+            self.rows.append(1 << config.hash_bits)
         self.counts = [np.zeros((r, 256), dtype=np.uint8) for r in self.rows]
         self.order0 = np.zeros(256, dtype=np.float64)
         self.history = np.zeros((n_streams, max(self.orders)), dtype=np.uint64)  # newest last
-        m = len(self.orders) + 1  # network + one input per order
-        self.weights = np.zeros((len(self.orders) + 1, m))  # one row per confidence level
-        self.weights[:, -1] = 1.0
+        self.word_hash = np.zeros(n_streams, dtype=np.uint64)
+        m = len(self.rows) + 1  # network + one input per count model
+        levels = (len(self.orders) + 1) * config.count_buckets
+        self.weights = np.zeros((levels, m))  # one row per confidence level (× count bucket)
+        self.weights[:, len(self.orders)] = 1.0  # start on the highest order
         self._pending: tuple | None = None
 
     def _contexts(self) -> list[np.ndarray]:
@@ -79,6 +85,9 @@ class ContextMixer:
                 for j in range(1, k + 1):
                     acc = acc * _PRIME + h[:, -j] + np.uint64(1)
                 out.append(((acc * _MULT) >> np.uint64(64 - self.config.hash_bits)).astype(np.int64))
+        if self.config.word:
+            acc = (self.word_hash + np.uint64(7)) * _MULT
+            out.append((acc >> np.uint64(64 - self.config.hash_bits)).astype(np.int64))
         return out
 
     def predict(self, net_logp: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -87,14 +96,26 @@ class ContextMixer:
         lower = np.broadcast_to((self.order0 + 1.0) / (self.order0.sum() + 256.0), (self.S, 256))
         inputs = [net_logp.astype(np.float64)]
         confidence = np.zeros(self.S, dtype=np.int64)
+        top_total = np.zeros(self.S)
+        below_word = lower
         for i, (table, c_idx) in enumerate(zip(self.counts, ctx)):
+            word = i == len(self.orders)
+            if word:  # the word model backs off to order 2 (or the highest order below it)
+                lower = below_word
             c = table[c_idx].astype(np.float64)
             total = c.sum(axis=1, keepdims=True)
             distinct = np.count_nonzero(c, axis=1)[:, None].astype(np.float64)
             seen = total > 0
             lower = np.where(seen, (c + distinct * lower) / np.maximum(total + distinct, 1.0), lower)
             inputs.append(np.log(lower))
-            confidence = np.where(seen[:, 0], i + 1, confidence)
+            if not word:
+                confidence = np.where(seen[:, 0], i + 1, confidence)
+                top_total = np.where(seen[:, 0], total[:, 0], top_total)
+                if self.orders[i] <= 2:
+                    below_word = lower
+        if self.config.count_buckets > 1:
+            bucket = np.minimum(np.log2(top_total + 1).astype(np.int64) // 2, self.config.count_buckets - 1)
+            confidence = confidence * self.config.count_buckets + bucket
         stack = np.stack(inputs, axis=1)[active]  # (m, inputs, 256)
         conf = confidence[active]
         z = np.einsum("mi,miv->mv", self.weights[conf], stack)
@@ -123,6 +144,10 @@ class ContextMixer:
             np.add.at(table, (at, x), 1)
         hist = self.history[active]
         self.history[active] = np.concatenate([hist[:, 1:], x[:, None].astype(np.uint64)], axis=1)
+        if self.config.word:
+            letter = ((x | 32) >= ord("a")) & ((x | 32) <= ord("z")) | (x >= 128)
+            grown = (self.word_hash[active] + np.uint64(1)) * _PRIME + (x | 32).astype(np.uint64)
+            self.word_hash[active] = np.where(letter, grown, np.uint64(0))
         self._pending = None
 
 
