@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from bitlens.compare import compare_compressors
+from bitlens.compare import DEFAULT_LEARNED, LEARNED, compare_compressors
 from bitlens.runs import load_run
 
 CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
@@ -30,10 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpora", type=Path, default=CORPORA)
     ap.add_argument("--files", nargs="*", default=FILES)
-    ap.add_argument("--max-bytes", type=int, default=20_000, help="slice of each file to code")
+    ap.add_argument("--max-bytes", type=int, default=20_000, help="slice of each file to code (0: all)")
     ap.add_argument("--model", default=None, help="run dir for offline/adaptive (optional)")
     ap.add_argument("--preset", default="small", help="online preset")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--learned", nargs="*", default=list(DEFAULT_LEARNED), choices=list(LEARNED),
+                    help="learned coders to run (+mix: mixed with count models)")
+    ap.add_argument("--no-baselines", action="store_true", help="skip the classical compressors")
     ap.add_argument("--json", default=None, help="write all results to this JSON file")
     args = ap.parse_args(argv)
     if not args.corpora.is_dir():
@@ -45,17 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.files:
         data = (args.corpora / name).read_bytes()
         r = compare_compressors(data, model, online_preset=args.preset,
-                                max_bytes=args.max_bytes, progress=sys.stderr.isatty())
+                                max_bytes=args.max_bytes or len(data),
+                                progress=sys.stderr.isatty(), learned=tuple(args.learned),
+                                baselines=not args.no_baselines)
         results[name] = r
         print(f"\n{name}: first {r['input_bytes']:,} bytes")
-        print(f"{'compressor':<18}{'bits/byte':>10}{'w/ model':>10}{'enc KB/s':>10}"
+        print(f"{'compressor':<20}{'bits/byte':>10}{'w/ model':>10}{'network':>9}{'enc KB/s':>10}"
               f"{'dec KB/s':>10}{'overhead':>10}  roundtrip")
         for row in r["rows"]:
             kb = r["input_bytes"] / 1000
             with_model = row.get("bits_per_byte_with_model")
             overhead = row.get("overhead_bits")
-            print(f"{row['name']:<18}{row['bits_per_byte']:>10.4f}"
-                  f"{'' if with_model is None else f'{with_model:.2f}':>10}"
+            network = "" if "network_bits" not in row else f"{row['network_bits'] / r['input_bytes']:.3f}"
+            print(f"{row['name']:<20}{row['bits_per_byte']:>10.4f}"
+                  f"{'' if with_model is None else f'{with_model:.2f}':>10}{network:>9}"
                   f"{kb / row['compress_seconds']:>10.1f}{kb / row['decompress_seconds']:>10.1f}"
                   f"{'' if overhead is None else f'{overhead:.0f}':>10}  {row['roundtrip']}")
         sys.stdout.flush()

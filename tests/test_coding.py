@@ -248,3 +248,14 @@ def test_gpu_round_trip(shakespeare):
     blob, r = compress(data, None, online=True, preset=MICRO, schedule=FAST, n_streams=4, device="cuda")
     assert read_header(blob).params["device"].startswith("cuda:")
     assert decompress(blob) == data
+
+
+def test_default_schedule_is_cheaper_for_long_files():
+    from bitlens.coding import LONG_FILE, default_schedule
+
+    for mode in ("online", "adaptive"):
+        short, long = default_schedule(mode, LONG_FILE - 1), default_schedule(mode, LONG_FILE)
+        # trained windows per coded byte per stream: (streams + replay) / (streams · segment)
+        assert long.segment > short.segment and long.replay < short.replay
+    blob, _ = compress(b"a short file", None, online=True, preset=MICRO)
+    assert OnlineConfig(*read_header(blob).params["schedule"]) == default_schedule("online", 12)

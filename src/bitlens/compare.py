@@ -16,6 +16,8 @@ from bitlens.model import GPT
 
 QUICK_BYTES = 8192  # quick mode codes only this prefix
 DEFAULT_BYTES = 32768  # fits the full demo's ~150 s budget for the learned coders on 2 cores
+LEARNED = ("offline", "online", "online+mix", "adaptive", "adaptive+mix")
+DEFAULT_LEARNED = ("offline", "online", "online+mix", "adaptive")
 
 
 def _row(name: str, data: bytes, enc, dec) -> dict:
@@ -41,23 +43,28 @@ def _row(name: str, data: bytes, enc, dec) -> dict:
 
 def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "tiny", seed: int = 0,
                         quick: bool = False, progress: bool = False,
-                        max_bytes: int | None = None, mix: bool = True) -> dict:
+                        max_bytes: int | None = None,
+                        learned: tuple[str, ...] = DEFAULT_LEARNED, baselines: bool = True) -> dict:
     """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with every
     classical baseline and the learned coders, decode each output, and report bits per byte.
 
     Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`;
     offline rows also carry bits_per_byte_with_model (weights at 2 bytes per parameter).
-    mix adds "bitlens online+mix" (the online network mixed with count models; its row also
-    carries network_bits, the network's own code length).
+    `learned` picks the learned rows from LEARNED; "+mix" rows mix the network with count
+    models (`bitlens.mixing`) and also carry network_bits, the network's own code length.
+    Rows that need a model are skipped without one.
     """
     limit = max_bytes or (QUICK_BYTES if quick else DEFAULT_BYTES)
     data = data[:limit]
+    unknown = set(learned) - set(LEARNED)
+    if unknown:
+        raise ValueError(f"unknown learned rows {sorted(unknown)}; choose from {LEARNED}")
     rows = [
         _row(name, data, lambda b, c=c: (c.compress(b), {}), c.decompress)
         for name, c in BASELINES.items()
-    ]
+    ] if baselines else []
 
-    def learned(name: str, coder_model: GPT | None, online: bool, mixing: bool = False) -> dict:
+    def learned_row(name: str, coder_model: GPT | None, online: bool, mixing: bool = False) -> dict:
         def enc(b: bytes):
             blob, r = compress(b, coder_model, online=online, preset=online_preset, seed=seed,
                                progress=progress, mix=MixConfig() if mixing else None)
@@ -71,13 +78,12 @@ def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "ti
 
         return _row(name, data, enc, lambda blob: decompress(blob, coder_model, progress=progress))
 
-    if model is not None:
-        rows.append(learned("bitlens offline", model, online=False))
-    rows.append(learned("bitlens online", None, online=True))
-    if mix:
-        rows.append(learned("bitlens online+mix", None, online=True, mixing=True))
-    if model is not None:
-        rows.append(learned("bitlens adaptive", model, online=True))
+    for kind in learned:
+        mode, mixing = kind.removesuffix("+mix"), kind.endswith("+mix")
+        if mode in ("offline", "adaptive") and model is None:
+            continue
+        rows.append(learned_row(f"bitlens {kind}", None if mode == "online" else model,
+                                online=mode != "offline", mixing=mixing))
     return {"input_bytes": len(data), "online_preset": online_preset, "seed": seed, "rows": rows}
 
 
