@@ -251,7 +251,7 @@ def test_gpu_round_trip(shakespeare):
 
 
 def test_default_schedule_is_cheaper_for_long_files():
-    from bitlens.coding import LONG_FILE, default_schedule
+    from bitlens.online import LONG_FILE, default_schedule
 
     for mode in ("online", "adaptive"):
         short, long = default_schedule(mode, LONG_FILE - 1), default_schedule(mode, LONG_FILE)

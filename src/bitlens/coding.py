@@ -23,67 +23,30 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import os
 import time
 import zlib
-from contextlib import contextmanager
 from dataclasses import asdict, astuple, dataclass
 from typing import Callable, Iterator
 
 import constriction
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bitlens.container import Header, crc32, pack_header, unpack
 from bitlens.data import START_BYTE
+from bitlens.determinism import decoding_device, deterministic, device_name, on_device
 from bitlens.errors import BitlensError
 from bitlens.mixing import ContextMixer, MixConfig, mixture_code_bits
 from bitlens.model import GPT, GPTConfig, KVCache, MODEL_PRESETS
+from bitlens.online import (OnlineConfig, default_schedule, make_online_optimizer,
+                            round_generator, round_lr, train_round)
 from bitlens.progress import progress_bar
 from bitlens.runs import weights_fingerprint
-from bitlens.train import TrainConfig, make_optimizer
 from bitlens.units import nats_to_bits
 
 # Quantisation of probabilities to frequencies happens once, inside constriction, identically on
 # both sides. perfect=False is the fast quantiser; the library's default is perfect=True.
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
-
-
-@dataclass(frozen=True)
-class OnlineConfig:
-    """How the model learns while coding (online and adaptive modes).
-
-    Recorded in the header as a list in field order (so the field order is part of the format).
-    """
-
-    lr: float
-    segment: int = 64  # bytes per stream coded between two updates
-    train_steps: int = 1  # optimizer steps after each segment
-    replay: int = 8  # extra random windows of already-coded text per step
-    warmup_rounds: int = 0  # linear learning-rate warm-up, in segments
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-
-
-# Short files need many small updates: a few bytes per stream between two optimizer steps,
-# plus replayed windows (tuned on 20 KB of enwik8: tiny preset online, the small books model
-# adaptive). That costs ~12 trained tokens per coded byte; from LONG_FILE bytes on, the long
-# schedules train ~2 tokens per coded byte (one window of the newest text per stream after
-# every 64 bytes per stream), so coding runs several times faster.
-SHORT_ONLINE_SCHEDULE = OnlineConfig(lr=3e-3, segment=16, replay=16, warmup_rounds=20)
-SHORT_ADAPTIVE_SCHEDULE = OnlineConfig(lr=1e-3, segment=32, replay=16)
-ONLINE_SCHEDULE = OnlineConfig(lr=3e-3, segment=64, replay=0)
-ADAPTIVE_SCHEDULE = OnlineConfig(lr=1e-3, segment=64, replay=0)
-LONG_FILE = 256 * 1024
-
-
-def default_schedule(mode: str, n: int) -> OnlineConfig:
-    """The online/adaptive schedule used for an n-byte file unless one is given."""
-    if mode == "adaptive":
-        return ADAPTIVE_SCHEDULE if n >= LONG_FILE else SHORT_ADAPTIVE_SCHEDULE
-    return ONLINE_SCHEDULE if n >= LONG_FILE else SHORT_ONLINE_SCHEDULE
 
 
 # Target bytes per stream, and most streams, when cutting a file. Offline, more streams run the
@@ -135,95 +98,9 @@ def _stream_lengths(n: int, s: int, length: int) -> np.ndarray:
     return np.clip(n - length * np.arange(s), 0, length)
 
 
-@contextmanager
-def _deterministic(threads: int) -> Iterator[None]:
-    """Fix the torch thread count and deterministic algorithms; restore both afterwards."""
-    old_threads = torch.get_num_threads()
-    old_det = torch.are_deterministic_algorithms_enabled()
-    try:
-        torch.set_num_threads(threads)
-    except RuntimeError:
-        pass
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(old_threads)
-        raise BitlensError(f"cannot run torch with {threads} threads, which this file needs")
-    # cuBLAS is only deterministic with a fixed workspace (read when CUDA starts up).
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det)
-
-
-def _device_name(device: str) -> str:
-    """What the header records about a device: "cpu", or "cuda:<GPU model>"."""
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        return "cpu"
-    if dev.type != "cuda" or not torch.cuda.is_available():
-        raise BitlensError(f"device {device!r} is not available here (use cpu, or cuda on a machine with a GPU)")
-    return f"cuda:{torch.cuda.get_device_name(dev)}"
-
-
-def _coding_device(recorded: str) -> str:
-    """The device to decode a file made on `recorded` (see _device_name), or a clear error."""
-    if recorded == "cpu":
-        return "cpu"
-    gpu = recorded.split(":", 1)[1]
-    if not torch.cuda.is_available() or torch.cuda.get_device_name(0) != gpu:
-        here = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-        raise BitlensError(f"this file was compressed on a {gpu} GPU and decodes only on the same "
-                           f"GPU model (here: {here}); GPU and CPU probabilities differ in the last bits")
-    return "cuda"
-
-
-def _on_device(model: GPT, mode: str, device: str) -> GPT:
-    if torch.device(device).type == "cpu":
-        return model
-    return (copy.deepcopy(model) if mode == "offline" else model).to(device)
-
-
 # A callback that receives the probabilities (m, 256) of the active streams at one step and
 # returns their m bytes: the encoder codes known bytes, the decoder decodes them.
 SymbolFn = Callable[[np.ndarray], np.ndarray]
-
-
-def _train_round(model: GPT, opt: torch.optim.Optimizer, seq: torch.Tensor, lengths: torch.Tensor,
-                 t: int, cfg: OnlineConfig, lr: float, gen: torch.Generator) -> None:
-    """Optimizer steps on the text coded so far (seq[:, 1 : t+1] of every stream).
-
-    Each batch holds, per stream, the window ending at the newest coded byte, plus `replay`
-    random windows from older coded text. Targets past a stream's end are ignored.
-    """
-    S = seq.shape[0]
-    T = min(model.config.block_size, t)
-    offsets = torch.arange(T)
-    lengths = lengths.cpu()
-    model.train()
-    for group in opt.param_groups:
-        group["lr"] = lr
-    for _ in range(cfg.train_steps):
-        rows = torch.arange(S)
-        ends = torch.full((S,), t)
-        if cfg.replay:
-            rows = torch.cat([rows, torch.randint(S, (cfg.replay,), generator=gen)])
-            ends = torch.cat([ends, torch.randint(T, t + 1, (cfg.replay,), generator=gen)])
-        cols = ends[:, None] - T + offsets[None, :]  # input positions in seq
-        beyond = (cols >= lengths[rows][:, None]).to(seq.device)  # past the stream's last byte
-        rows, cols = rows.to(seq.device), cols.to(seq.device)
-        x = seq[rows[:, None], cols].long()
-        y = seq[rows[:, None], cols + 1].long()
-        y[beyond] = -1
-        logits = model(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-    model.eval()
 
 
 @torch.no_grad()
@@ -231,15 +108,6 @@ def _predict(model: GPT, cache: KVCache, inputs: torch.Tensor) -> torch.Tensor:
     """Log-probabilities (S, 256) in nats of the next byte after feeding `inputs` (S, T)."""
     logits = model(inputs.long(), cache)[:, -1, :]
     return torch.log_softmax(logits.float(), dim=-1).cpu()
-
-
-def _round_lr(online: OnlineConfig, round_index: int) -> float:
-    warm = online.warmup_rounds
-    return online.lr * min(1.0, (round_index + 1) / warm) if warm else online.lr
-
-
-def _round_generator(seed: int, round_index: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + round_index)
 
 
 def _context_chunks(start: int, end: int, block: int, keep: int) -> Iterator[tuple[int, int, int]]:
@@ -291,8 +159,7 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
     mixer = ContextMixer(S, mix) if mix is not None else None
     opt = None
     if online is not None:
-        opt = make_optimizer(model, TrainConfig(lr=online.lr, weight_decay=0.0,
-                                                beta1=online.beta1, beta2=online.beta2))
+        opt = make_online_optimizer(model, online)
     model.eval()
     bits = CodeLengths()
 
@@ -345,8 +212,8 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
                 seq[active, pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
             if online is not None and end < L:
                 with torch.enable_grad():
-                    _train_round(model, opt, seq, lengths_t, end, online, _round_lr(online, round_index),
-                                 _round_generator(seed, round_index))
+                    train_round(model, opt, seq, lengths_t, end, online, round_lr(online, round_index),
+                                round_generator(seed, round_index))
     if seq is not seq_host:
         seq_host.copy_(seq.cpu())
     if mixer is None:
@@ -452,7 +319,7 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
     """
     plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
     mode, S, L, params = plan.mode, plan.n_streams, plan.stream_length, plan.params
-    if (where := _device_name(device)) != "cpu":
+    if (where := device_name(device)) != "cpu":
         params["device"] = where
     threads = threads or DEFAULT_THREADS
     t0 = time.perf_counter()
@@ -470,8 +337,8 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
             encoder.encode(sym, _FAMILY, p)
             return sym
 
-        with _deterministic(threads):
-            coder_model = _on_device(_mode_model(mode, model, params), mode, device)
+        with deterministic(threads):
+            coder_model = on_device(_mode_model(mode, model, params), mode, device)
             lengths_bits = _code(coder_model, seq, lengths, encode, plan.schedule, seed, progress, trace,
                                  mix=mix)
     model_bits = lengths_bits.coded
@@ -524,9 +391,9 @@ def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = Fa
     def no_symbols(p: np.ndarray) -> np.ndarray:
         raise AssertionError("estimate mode codes nothing")
 
-    _device_name(device)
-    with _deterministic(threads or DEFAULT_THREADS):
-        coder_model = _on_device(_mode_model(plan.mode, model, plan.params), plan.mode, device)
+    device_name(device)
+    with deterministic(threads or DEFAULT_THREADS):
+        coder_model = on_device(_mode_model(plan.mode, model, plan.params), plan.mode, device)
         return _code(coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress,
                      estimate=True, mix=mix)
 
@@ -572,7 +439,7 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
         raise BitlensError("corrupted file: inconsistent stream layout")
     lengths = _stream_lengths(n, S, L)
     seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
-    device = _coding_device(str(params.get("device", "cpu")))
+    device = decoding_device(str(params.get("device", "cpu")))
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
     def decode(p: np.ndarray) -> np.ndarray:
@@ -587,8 +454,8 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
             schedule = OnlineConfig(*params["schedule"])
         except (KeyError, TypeError):
             raise BitlensError("corrupted file: invalid online schedule in the header") from None
-    with _deterministic(header.threads):
-        coder_model = _on_device(_mode_model(header.mode, model, params), header.mode, device)
+    with deterministic(header.threads):
+        coder_model = on_device(_mode_model(header.mode, model, params), header.mode, device)
         _code(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,
               trace, mix=_header_mix(params))
     out = seq[:, 1:].numpy().reshape(-1)[:n].tobytes()

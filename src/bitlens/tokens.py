@@ -102,7 +102,6 @@ def score_tokens(
     at least half a context.
     """
     stream = token_stream(model, data)
-    n = len(stream)
     block = model.config.block_size
     stride = max(1, block // 2)
     surprisal, entropy = score_windows(model, stream.inputs(), stream.ids, block, stride, batch_size,
