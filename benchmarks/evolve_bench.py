@@ -109,6 +109,10 @@ def summarise_compare(rows: list[dict]) -> dict:
     for k in ("es", "random"):
         found = [r["arms"][k]["last_generation_best"] for r in rows]
         out[k]["last_generation_best_mean"] = float(np.mean(found))
+        # Does the search move its proposals to better policies? Mean fitness of the genomes it
+        # proposes (not the re-scored survivors): last three generations minus the first.
+        curves = [r["arms"][k]["new_mean_curve"] for r in rows]
+        out[k]["proposal_gain_per_seed"] = [float(np.mean(c[-3:]) - c[0]) for c in curves]
     out["es_minus_random_per_seed"] = [r["arms"]["es"]["recheck_mean"] - r["arms"]["random"]["recheck_mean"]
                                        for r in rows]
     out["es_minus_hand_per_seed"] = [r["arms"]["es"]["recheck_mean"] - r["arms"]["hand"]["recheck_mean"]
