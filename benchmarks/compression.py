@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{kb / row['compress_seconds']:>10.1f}{kb / row['decompress_seconds']:>10.1f}"
                   f"{'' if overhead is None else f'{overhead:.0f}':>10}  {row['roundtrip']}")
         sys.stdout.flush()
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        if args.json:  # after every file, so a long run that stops keeps what it measured
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
