@@ -1,0 +1,69 @@
+"""Coding speed: KB/s of compress and decompress per mode and torch thread count, same bytes.
+
+Run it on an idle machine: it times wall clock. Every row is a real round trip. Reads
+../shared/corpora (skips cleanly without it).
+
+    python benchmarks/coding_speed.py --model RUN_DIR --bytes 262144 --threads 1 2 \
+        --modes offline online online+mix --json speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpora", type=Path, default=CORPORA)
+    ap.add_argument("--file", default="enwik8-head.txt")
+    ap.add_argument("--bytes", type=int, default=262_144, help="prefix to code (≥ 256 KiB: long schedules)")
+    ap.add_argument("--model", default=None, help="run dir for offline/adaptive rows")
+    ap.add_argument("--preset", default="small", help="online preset")
+    ap.add_argument("--modes", nargs="+", default=["offline", "online", "online+mix"],
+                    choices=["offline", "online", "online+mix", "adaptive", "adaptive+mix"])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if not (args.corpora / args.file).exists():
+        print(f"skipping: no {args.file} under {args.corpora}")
+        return 0
+    from bitlens.coding import compress, decompress
+    from bitlens.mixing import MixConfig
+    from bitlens.runs import load_run
+
+    data = (args.corpora / args.file).read_bytes()[: args.bytes]
+    model = load_run(args.model) if args.model else None
+    rows = []
+    print(f"{args.file}, first {len(data):,} bytes")
+    print(f"{'mode':<14}{'threads':>8}{'bits/byte':>11}{'enc KB/s':>10}{'dec KB/s':>10}  roundtrip")
+    for mode in args.modes:
+        base, mixing = mode.removesuffix("+mix"), mode.endswith("+mix")
+        if base != "online" and model is None:
+            print(f"{mode:<14} skipped: needs --model")
+            continue
+        for threads in args.threads:
+            t0 = time.perf_counter()
+            blob, r = compress(data, None if base == "online" else model, online=base != "offline",
+                               preset=args.preset, threads=threads, mix=MixConfig() if mixing else None)
+            t1 = time.perf_counter()
+            out = decompress(blob, None if base == "online" else model)
+            t2 = time.perf_counter()
+            row = {"mode": mode, "threads": threads, "bytes": len(data), "bits_per_byte": r.bits_per_byte,
+                   "compress_kb_per_s": len(data) / 1000 / (t1 - t0),
+                   "decompress_kb_per_s": len(data) / 1000 / (t2 - t1), "roundtrip": out == data,
+                   "n_streams": r.n_streams}
+            rows.append(row)
+            print(f"{mode:<14}{threads:>8}{row['bits_per_byte']:>11.4f}{row['compress_kb_per_s']:>10.2f}"
+                  f"{row['decompress_kb_per_s']:>10.2f}  {row['roundtrip']}", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
