@@ -13,7 +13,7 @@ All evaluations of one generation share one training seed (common random numbers
 compared on the same initialisation and batches). With `reevaluate` (the default), each later
 generation also scores the previous survivors again on its seed, and selection uses only this
 generation's scores, so a survivor must keep earning its place instead of living on one lucky
-evaluation. Random search re-evaluates its best the same way, so both strategies spend the same
+evaluation. Random search re-evaluates its survivors the same way, so both strategies spend the same
 number of evaluations. Lineage mode: the best offspring of generation
 g becomes the parent (the model that scores and generates data) of generation g+1.
 """
