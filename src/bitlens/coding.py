@@ -385,8 +385,8 @@ def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = Fa
     plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
     if not data:
         return CodeLengths()
-    _, seq, lengths = _grid(data, plan.n_streams, plan.stream_length)
-    seq[:, 1:] = torch.as_tensor(_grid(data, plan.n_streams, plan.stream_length)[0])
+    grid, seq, lengths = _grid(data, plan.n_streams, plan.stream_length)
+    seq[:, 1:] = torch.as_tensor(grid)
 
     def no_symbols(p: np.ndarray) -> np.ndarray:
         raise AssertionError("estimate mode codes nothing")
