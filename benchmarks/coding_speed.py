@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
@@ -32,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.corpora / args.file).exists():
         print(f"skipping: no {args.file} under {args.corpora}")
         return 0
-    from bitlens.coding import compress, decompress
-    from bitlens.mixing import MixConfig
+    from bitlens.compare import compare_compressors
     from bitlens.runs import load_run
 
     data = (args.corpora / args.file).read_bytes()[: args.bytes]
@@ -42,21 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.file}, first {len(data):,} bytes")
     print(f"{'mode':<14}{'threads':>8}{'bits/byte':>11}{'enc KB/s':>10}{'dec KB/s':>10}  roundtrip")
     for mode in args.modes:
-        base, mixing = mode.removesuffix("+mix"), mode.endswith("+mix")
-        if base != "online" and model is None:
+        if not mode.startswith("online") and model is None:
             print(f"{mode:<14} skipped: needs --model")
             continue
         for threads in args.threads:
-            t0 = time.perf_counter()
-            blob, r = compress(data, None if base == "online" else model, online=base != "offline",
-                               preset=args.preset, threads=threads, mix=MixConfig() if mixing else None)
-            t1 = time.perf_counter()
-            out = decompress(blob, None if base == "online" else model)
-            t2 = time.perf_counter()
-            row = {"mode": mode, "threads": threads, "bytes": len(data), "bits_per_byte": r.bits_per_byte,
-                   "compress_kb_per_s": len(data) / 1000 / (t1 - t0),
-                   "decompress_kb_per_s": len(data) / 1000 / (t2 - t1), "roundtrip": out == data,
-                   "n_streams": r.n_streams}
+            r = compare_compressors(data, model, online_preset=args.preset, max_bytes=len(data),
+                                    learned=(mode,), baselines=False, threads=threads)["rows"][0]
+            row = {"mode": mode, "threads": threads, "bytes": len(data), "bits_per_byte": r["bits_per_byte"],
+                   "compress_kb_per_s": len(data) / 1000 / r["compress_seconds"],
+                   "decompress_kb_per_s": len(data) / 1000 / r["decompress_seconds"],
+                   "roundtrip": r["roundtrip"], "n_streams": r["n_streams"]}
             rows.append(row)
             print(f"{mode:<14}{threads:>8}{row['bits_per_byte']:>11.4f}{row['compress_kb_per_s']:>10.2f}"
                   f"{row['decompress_kb_per_s']:>10.2f}  {row['roundtrip']}", flush=True)

@@ -163,8 +163,9 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
     model.eval()
     bits = CodeLengths()
 
-    def step(logp_np: np.ndarray, pos: int, known: np.ndarray | None) -> np.ndarray:
-        """Code one byte per active stream from the network's log-probabilities (S, 256) nats."""
+    def step(logp_np: np.ndarray, pos: int, known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Code one byte per active stream from the network's log-probabilities (S, 256) nats;
+        returns (the bytes, the active-stream mask)."""
         active = pos < lengths
         if mixer is not None:
             p_active = mixer.predict(logp_np, active)
@@ -181,7 +182,7 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
             bits.coded += mixture_code_bits(p_active, got)
             mixer.update(got)
         bar.advance(int(active.sum()))
-        return got
+        return got, active
 
     with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
         for round_index, start in enumerate(range(0, L, segment)):
@@ -207,9 +208,8 @@ def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
                     logp = _predict(model, cache, seq[:, max(0, pos + 1 - keep) : pos + 1])
                 else:
                     logp = _predict(model, cache, seq[:, pos : pos + 1])
-                got = step(logp.numpy(), pos, None)
-                active = torch.as_tensor(pos < lengths).to(device)
-                seq[active, pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
+                got, active = step(logp.numpy(), pos, None)
+                seq[torch.as_tensor(active).to(device), pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
             if online is not None and end < L:
                 with torch.enable_grad():
                     train_round(model, opt, seq, lengths_t, end, online, round_lr(online, round_index),

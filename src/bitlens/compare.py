@@ -44,7 +44,8 @@ def _row(name: str, data: bytes, enc, dec) -> dict:
 def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "tiny", seed: int = 0,
                         quick: bool = False, progress: bool = False,
                         max_bytes: int | None = None,
-                        learned: tuple[str, ...] = DEFAULT_LEARNED, baselines: bool = True) -> dict:
+                        learned: tuple[str, ...] = DEFAULT_LEARNED, baselines: bool = True,
+                        threads: int | None = None) -> dict:
     """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with every
     classical baseline and the learned coders, decode each output, and report bits per byte.
 
@@ -52,7 +53,8 @@ def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "ti
     offline rows also carry bits_per_byte_with_model (weights at 2 bytes per parameter).
     `learned` picks the learned rows from LEARNED; "+mix" rows mix the network with count
     models (`bitlens.mixing`) and also carry network_bits, the network's own code length.
-    Rows that need a model are skipped without one.
+    Rows that need a model are skipped without one. threads: torch threads of the learned
+    coders (default: `bitlens.coding`'s).
     """
     limit = max_bytes or (QUICK_BYTES if quick else DEFAULT_BYTES)
     data = data[:limit]
@@ -67,7 +69,8 @@ def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "ti
     def learned_row(name: str, coder_model: GPT | None, online: bool, mixing: bool = False) -> dict:
         def enc(b: bytes):
             blob, r = compress(b, coder_model, online=online, preset=online_preset, seed=seed,
-                               progress=progress, mix=MixConfig() if mixing else None)
+                               progress=progress, mix=MixConfig() if mixing else None,
+                               threads=threads)
             extra = {"model_bits": r.model_bits, "overhead_bits": r.overhead_bits,
                      "coder_overhead_bits": r.coder_overhead_bits, "n_streams": r.n_streams}
             if r.network_bits is not None:

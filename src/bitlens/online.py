@@ -62,12 +62,12 @@ def train_round(model: GPT, opt: torch.optim.Optimizer, seq: torch.Tensor, lengt
     """Optimizer steps on the text coded so far (seq[:, 1 : t+1] of every stream).
 
     Each batch holds, per stream, the window ending at the newest coded byte, plus `replay`
-    random windows from older coded text. Targets past a stream's end are ignored.
+    random windows from older coded text. Targets past a stream's end are ignored. seq may
+    live on the model's device; lengths and the sampled indices stay on the CPU.
     """
     S = seq.shape[0]
     T = min(model.config.block_size, t)
     offsets = torch.arange(T)
-    lengths = lengths.cpu()
     model.train()
     for group in opt.param_groups:
         group["lr"] = lr
