@@ -50,6 +50,44 @@ def _windows(n: int, block: int, stride: int) -> list[tuple[int, int, int]]:
 
 
 @torch.no_grad()
+def window_logits(model: GPT, windows: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Next-byte logits (n, T, V) for the inputs windows[:, :-1] of every (n, T + 1) window,
+    each window scored on its own, in eval mode (the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(w[:, :-1].long()) for w in windows.split(batch_size)])
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def window_scores(
+    model: GPT, windows: torch.Tensor, batch_size: int = 64, with_entropy: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per target byte of every (n, T + 1) window, each window scored on its own: the surprisal
+    −log2 p(x_t | window prefix) and, if asked, the entropy of the next-byte distribution, both
+    (n, T) float64 arrays in bits. Runs in eval mode (the model's mode is restored).
+
+    The one scorer of independent windows: selection, distillation, capacity and the
+    generalisation measure all use it.
+    """
+    was_training = model.training
+    model.eval()
+    surprisal, entropy = [], []
+    try:
+        for chunk in windows.split(batch_size):
+            w = chunk.long()
+            logits = model(w[:, :-1])
+            surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
+            if with_entropy:
+                entropy.append(entropy_bits(logits).double().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(surprisal), (np.concatenate(entropy) if with_entropy else None)
+
+
+@torch.no_grad()
 def score_bytes(
     model: GPT,
     data: bytes | torch.Tensor,
