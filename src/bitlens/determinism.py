@@ -16,8 +16,10 @@ from bitlens.model import GPT
 
 
 @contextmanager
-def deterministic(threads: int) -> Iterator[None]:
-    """Fix the torch thread count and deterministic algorithms; restore both afterwards."""
+def deterministic(threads: int, kernels: bool = True) -> Iterator[None]:
+    """Fix the torch thread count and (with `kernels`) turn on deterministic algorithms; restore
+    both afterwards. `kernels=False` keeps the caller's kernel setting (for estimates that never
+    have to decode, e.g. schedule sweeps, where the faster non-deterministic kernels are fine)."""
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     try:
@@ -29,7 +31,8 @@ def deterministic(threads: int) -> Iterator[None]:
         raise BitlensError(f"cannot run torch with {threads} threads, which this file needs")
     # cuBLAS is only deterministic with a fixed workspace (read when CUDA starts up).
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
+    if kernels:
+        torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
