@@ -39,9 +39,9 @@ def hf_dir(tmp_path_factory, shakespeare):
 
 @pytest.fixture(scope="module")
 def hf_model(hf_dir):
-    from bitlens.hf import load_any_model
+    from bitlens.runs import load_model
 
-    return load_any_model(f"hf:{hf_dir}")
+    return load_model(f"hf:{hf_dir}")
 
 
 def test_token_byte_spans_cover_the_bytes(hf_model):
@@ -76,7 +76,7 @@ def test_eval_bits_per_byte_is_total_token_bits_over_bytes(hf_model, hf_dir, sha
 
 
 def test_long_text_per_byte_surprisal_preserves_the_total(hf_model, shakespeare):
-    from bitlens.hf import evaluate_any
+    from bitlens.tokens import evaluate_any
 
     data = shakespeare[:3000]  # several windows of the 64-token context
     r = evaluate_any(hf_model, data)
@@ -115,10 +115,10 @@ def test_lens_and_probes_on_hf(hf_model, shakespeare):
 
 
 def test_hub_name_is_a_clear_offline_error(capsys):
-    from bitlens.hf import load_any_model
+    from bitlens.runs import load_model
 
     with pytest.raises(BitlensError, match="offline"):
-        load_any_model("hf:gpt2")
+        load_model("hf:gpt2")
     assert main(["eval", "--model", "hf:openai-community/gpt2", "--corpus", "-"]) == 1
     err = capsys.readouterr().err
     assert "offline" in err and err.count("\n") == 1
@@ -127,3 +127,23 @@ def test_hub_name_is_a_clear_offline_error(capsys):
 def test_non_utf8_data_is_refused(hf_model):
     with pytest.raises(BitlensError, match="UTF-8"):
         token_stream(hf_model, b"abc\xff\xfe")
+
+
+def test_pickled_weights_are_refused_without_unpickling(hf_dir, tmp_path, capsys):
+    """A directory holding only pytorch_model.bin (a pickle) is refused before anything loads it,
+    with a one-line error that says how to convert."""
+    import shutil
+
+    from bitlens.runs import load_model
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(hf_dir, pickled)
+    for f in pickled.glob("*.safetensors"):
+        f.unlink()
+    # Not a real pickle: loading it would fail loudly, refusing it must not read it at all.
+    (pickled / "pytorch_model.bin").write_bytes(b"not a pickle, must never be opened")
+    with pytest.raises(BitlensError, match="never unpickles.*safe_serialization"):
+        load_model(f"hf:{pickled}")
+    assert main(["eval", "--model", f"hf:{pickled}", "--corpus", "-"]) == 1
+    err = capsys.readouterr().err
+    assert "pytorch_model.bin" in err and err.count("\n") == 1

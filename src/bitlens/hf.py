@@ -15,15 +15,14 @@ model's own logits at the last layer and `unembed` (final norm + unembedding) be
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bitlens.errors import BitlensError
-from bitlens.evaluate import EvalResult, evaluate
-from bitlens.tokens import TokenStream, score_tokens
+from bitlens.tokens import TokenStream
 
 HF_PREFIX = "hf:"
 # Where common architectures keep their final norm (the lens decodes through it).
@@ -120,10 +119,6 @@ def _find_final_norm(model):
     return None
 
 
-def is_hf_spec(spec: str) -> bool:
-    return str(spec).startswith(HF_PREFIX)
-
-
 def load_hf_model(path: str | Path) -> HFModel:
     """Load a causal LM and its tokenizer from a local directory, offline (never a download)."""
     p = Path(path).expanduser()
@@ -132,6 +127,13 @@ def load_hf_model(path: str | Path) -> HFModel:
                            "downloads; save the model with save_pretrained() and pass hf:DIR")
     if not (p / "config.json").exists():
         raise BitlensError(f"{p} has no config.json: not a Hugging Face model directory")
+    if not any(p.glob("*.safetensors")):
+        pickled = sorted(f.name for f in p.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        found = f" (found {', '.join(pickled)}: pickled weights)" if pickled else ""
+        raise BitlensError(
+            f"{p} has no .safetensors weights{found}; bitlens never unpickles weights. Convert once "
+            "where you trust the file: AutoModelForCausalLM.from_pretrained(DIR)"
+            ".save_pretrained(DIR, safe_serialization=True)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach the hub
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -139,45 +141,11 @@ def load_hf_model(path: str | Path) -> HFModel:
         raise BitlensError("Hugging Face models need the optional extra: pip install 'bitlens[hf]'") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True,
+                                                     use_safetensors=True)
     except (OSError, ValueError, KeyError) as e:
         raise BitlensError(f"cannot load a causal LM from {p}: {str(e).splitlines()[0]}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise BitlensError(f"{p}: bitlens needs a fast tokenizer (tokenizer.json) for byte offsets")
     model.requires_grad_(False)
     return HFModel(model, tokenizer, name=str(p))
-
-
-def load_any_model(spec: str | Path):
-    """A bitlens run directory → GPT; `hf:PATH` → HFModel. Both in eval mode."""
-    if is_hf_spec(str(spec)):
-        return load_hf_model(str(spec)[len(HF_PREFIX) :])
-    from bitlens.runs import load_run
-
-    return load_run(spec)
-
-
-@dataclass(frozen=True)
-class TokenEvalResult:
-    """Bits per byte of a tokenizer model, with its bits per token (same total bits)."""
-
-    bits_per_byte: float
-    bytes: int
-    total_bits: float
-    tokens: int
-    bits_per_token: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def evaluate_any(model, data: bytes, progress: bool = False) -> EvalResult | TokenEvalResult:
-    """Cross-entropy of `data` in bits: per byte for a GPT; per byte and per token for HF."""
-    if not isinstance(model, HFModel):
-        return evaluate(model, data, progress=progress)
-    with torch.no_grad():
-        scores = score_tokens(model, data, progress=progress)
-    total = scores.total_bits
-    n_tok = len(scores.surprisal_bits)
-    return TokenEvalResult(bits_per_byte=total / len(data), bytes=len(data), total_bits=total,
-                           tokens=n_tok, bits_per_token=total / n_tok)

@@ -182,3 +182,13 @@ def load_run(run_dir: str | Path) -> GPT:
     load_model_weights(model, weights)
     model.eval()
     return model
+
+
+def load_model(spec: str | Path) -> Any:
+    """A bitlens run directory → GPT; `hf:PATH` → a local Hugging Face model (`bitlens.hf.HFModel`,
+    needs `bitlens[hf]`). Both in eval mode."""
+    from bitlens.hf import HF_PREFIX, load_hf_model
+
+    if str(spec).startswith(HF_PREFIX):
+        return load_hf_model(str(spec)[len(HF_PREFIX) :])
+    return load_run(spec)

@@ -9,14 +9,14 @@ the divisor changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from bitlens.data import START_BYTE, bytes_to_tensor
 from bitlens.errors import BitlensError
-from bitlens.evaluate import ByteScores, score_bytes, score_windows
+from bitlens.evaluate import ByteScores, EvalResult, evaluate, score_bytes, score_windows
 
 
 @dataclass(frozen=True)
@@ -136,3 +136,30 @@ def score_bytes_any(model, data: bytes, with_entropy: bool = False, progress: bo
     t = score_tokens(model, data, with_entropy=with_entropy, progress=progress)
     ent = None if t.entropy_bits is None else spread_over_bytes(t.entropy_bits, t.byte_ends, t.n_bytes)
     return ByteScores(spread_over_bytes(t.surprisal_bits, t.byte_ends, t.n_bytes), ent)
+
+
+@dataclass(frozen=True)
+class TokenEvalResult:
+    """Bits per byte of a tokenizer model, with its bits per token (same total bits)."""
+
+    bits_per_byte: float
+    bytes: int
+    total_bits: float
+    tokens: int
+    bits_per_token: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_any(model, data: bytes, progress: bool = False) -> EvalResult | TokenEvalResult:
+    """Cross-entropy of `data` in bits: per byte for a byte model; per byte and per token for a
+    tokenizer model (one with `encode`, e.g. `bitlens.hf.HFModel`)."""
+    if getattr(model, "encode", None) is None:
+        return evaluate(model, data, progress=progress)
+    with torch.no_grad():
+        scores = score_tokens(model, data, progress=progress)
+    total = scores.total_bits
+    n_tok = len(scores.surprisal_bits)
+    return TokenEvalResult(bits_per_byte=total / len(data), bytes=len(data), total_bits=total,
+                           tokens=n_tok, bits_per_token=total / n_tok)

@@ -1,7 +1,8 @@
 """The `bitlens` command line: a thin layer that parses arguments and calls the library.
 
-Each area registers its commands from its own module. Library errors (BitlensError) become a
-one-line message and exit code 1; `--debug` shows the traceback instead.
+Subcommands are imported only when used (`COMMANDS` names where each lives), and the CLI modules
+import the library inside their commands, so `bitlens --help` starts without torch. Library
+errors (BitlensError) become a one-line message and exit code 1; `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -11,10 +12,28 @@ import sys
 import click
 
 from bitlens import __version__
+from bitlens.cli.common import LazyGroup
 from bitlens.errors import BitlensError
 
+# command name → "module:click command", in the order a new user meets them.
+COMMANDS = {
+    "train": "bitlens.cli.train:train_cmd",
+    "eval": "bitlens.cli.train:eval_cmd",
+    "demo": "bitlens.cli.demo:demo_cmd",
+    "report": "bitlens.cli.demo:report_cmd",
+    "compress": "bitlens.cli.compress:compress_cmd",
+    "decompress": "bitlens.cli.compress:decompress_cmd",
+    "measure": "bitlens.cli.measure:measure",
+    "lens": "bitlens.cli.layers:lens_cmd",
+    "probe": "bitlens.cli.layers:probe_cmd",
+    "offspring": "bitlens.cli.offspring:offspring_group",
+    "collapse": "bitlens.cli.offspring:collapse_cmd",
+    "evolve": "bitlens.cli.evolve:evolve_cmd",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bitlens")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
@@ -31,17 +50,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-def _register() -> None:
-    from bitlens.cli import compress, demo, evolve, layers, measure, offspring, train
-
-    for module in (train, demo, compress, measure, layers, offspring, evolve):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:
