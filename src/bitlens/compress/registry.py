@@ -1,8 +1,9 @@
 """Every compressor bitlens can run, behind one protocol, in one dict.
 
-`COMPRESSORS` maps a key (the CLI's and the benchmarks' choice) to a factory that builds the
-compressor from `CoderSettings`: the classical tools ignore them, the learned coders take their
-model, online preset, seed and thread count from them. Tables use each compressor's `name`.
+`COMPRESSORS` maps a key (the choice of the comparison table and the benchmarks) to a factory
+that builds the compressor from `CoderSettings`: the classical tools ignore them, the learned
+coders take their model, online preset, seed and thread count from them. Tables use each
+compressor's `name`.
 """
 
 from __future__ import annotations
