@@ -13,6 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
+from bitlens.compress.compare import compare_compressors
+from bitlens.compress.registry import LEARNED
+from bitlens.runs import load_run
+
 CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
 
 
@@ -23,29 +27,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bytes", type=int, default=262_144, help="prefix to code (≥ 256 KiB: long schedules)")
     ap.add_argument("--model", default=None, help="run dir for offline/adaptive rows")
     ap.add_argument("--preset", default="small", help="online preset")
-    ap.add_argument("--modes", nargs="+", default=["offline", "online", "online+mix"],
-                    choices=["offline", "online", "online+mix", "adaptive", "adaptive+mix"])
+    ap.add_argument("--modes", nargs="+", default=["offline", "online", "online+mix"], choices=LEARNED)
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if not (args.corpora / args.file).exists():
         print(f"skipping: no {args.file} under {args.corpora}")
         return 0
-    from bitlens.compare import compare_compressors
-    from bitlens.runs import load_run
-
     data = (args.corpora / args.file).read_bytes()[: args.bytes]
     model = load_run(args.model) if args.model else None
     rows = []
     print(f"{args.file}, first {len(data):,} bytes")
     print(f"{'mode':<14}{'threads':>8}{'bits/byte':>11}{'enc KB/s':>10}{'dec KB/s':>10}  roundtrip")
     for mode in args.modes:
-        if not mode.startswith("online") and model is None:
-            print(f"{mode:<14} skipped: needs --model")
-            continue
         for threads in args.threads:
-            r = compare_compressors(data, model, online_preset=args.preset, max_bytes=len(data),
-                                    learned=(mode,), baselines=False, threads=threads)["rows"][0]
+            coded = compare_compressors(data, model, online_preset=args.preset, max_bytes=len(data),
+                                        compressors=(mode,), threads=threads)["rows"]
+            if not coded:
+                print(f"{mode:<14} skipped: needs --model")
+                break
+            r = coded[0]
             row = {"mode": mode, "threads": threads, "bytes": len(data), "bits_per_byte": r["bits_per_byte"],
                    "compress_kb_per_s": len(data) / 1000 / r["compress_seconds"],
                    "decompress_kb_per_s": len(data) / 1000 / r["decompress_seconds"],

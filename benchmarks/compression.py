@@ -17,9 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from bitlens.compare import DEFAULT_LEARNED, LEARNED, compare_compressors
+from bitlens.compress.baselines import BASELINES
+from bitlens.compress.compare import DEFAULT_LEARNED, compare_compressors
+from bitlens.compress.registry import LEARNED
 from bitlens.runs import load_run
 
 CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-bytes", type=int, default=20_000, help="slice of each file to code (0: all)")
     ap.add_argument("--model", default=None, help="run dir for offline/adaptive (optional)")
     ap.add_argument("--preset", default="small", help="online preset")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned coders")
     ap.add_argument("--learned", nargs="*", default=list(DEFAULT_LEARNED), choices=list(LEARNED),
                     help="learned coders to run (+mix: mixed with count models)")
     ap.add_argument("--no-baselines", action="store_true", help="skip the classical compressors")
@@ -42,15 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.corpora.is_dir():
         print(f"skipping: no corpora at {args.corpora}")
         return 0
-    torch.set_num_threads(args.threads)
     model = load_run(args.model) if args.model else None
+    compressors = (*(() if args.no_baselines else BASELINES), *args.learned)
     results = {}
     for name in args.files:
         data = (args.corpora / name).read_bytes()
         r = compare_compressors(data, model, online_preset=args.preset,
                                 max_bytes=args.max_bytes or len(data),
-                                progress=sys.stderr.isatty(), learned=tuple(args.learned),
-                                baselines=not args.no_baselines)
+                                progress=sys.stderr.isatty(), compressors=compressors,
+                                threads=args.threads)
         results[name] = r
         print(f"\n{name}: first {r['input_bytes']:,} bytes")
         print(f"{'compressor':<20}{'bits/byte':>10}{'w/ model':>10}{'network':>9}{'enc KB/s':>10}"

@@ -1,6 +1,6 @@
 """Tune online (prequential) compression: estimated bits per byte over a grid of schedules.
 
-Each grid point runs `bitlens.coding.estimate_model_bits`: the same streams, contexts and
+Each grid point runs `bitlens.compress.estimate_bits`: the same streams, contexts and
 training steps as `bitlens compress --online`, but probabilities come from full-sequence
 forwards instead of step-by-step decoding, so a point costs a fraction of a real compression
 and agrees with it to float rounding (tests/test_coding.py checks that). The winner still has
@@ -32,15 +32,9 @@ MODELS = {
 
 
 def point(job: dict) -> dict:
-    import torch
-
-    from bitlens.coding import OnlineConfig, estimate_model_bits
-    from bitlens.mixing import MixConfig
+    from bitlens.compress import MixConfig, OnlineConfig, estimate_bits
     from bitlens.model import GPTConfig
 
-    torch.set_num_threads(1)
-    if job["nondeterministic"]:  # a tuning estimate needs no bit-exact replay; some GPU ops refuse it
-        torch.use_deterministic_algorithms = lambda *a, **k: None
     data = Path(job["path"]).read_bytes()[: job["max_bytes"]]
     block, layers, heads, embd = MODELS[job["model"]]
     cfg = GPTConfig(block_size=block, n_layer=layers, n_head=heads, n_embd=embd)
@@ -48,9 +42,11 @@ def point(job: dict) -> dict:
                        replay=job["replay"], warmup_rounds=job["warmup"], beta2=job["beta2"])
     t0 = time.perf_counter()
     try:
-        bits = estimate_model_bits(data, online=True, preset=cfg, seed=0, n_streams=job["streams"],
-                                   threads=1, schedule=sch, device=job["device"],
-                                   mix=MixConfig(rate=job["mix_rate"]) if job["mix_rate"] else None)
+        bits = estimate_bits(data, online=True, preset=cfg, seed=0, n_streams=job["streams"],
+                             threads=1, schedule=sch, device=job["device"],
+                             mix=MixConfig(rate=job["mix_rate"]) if job["mix_rate"] else None,
+                             # a tuning estimate needs no bit-exact replay; some GPU ops refuse it
+                             deterministic_kernels=not job["nondeterministic"])
     except Exception as e:  # one failing point must not lose the others
         return {**job, "bytes": len(data), "bits_per_byte": float("nan"), "seconds": 0.0,
                 "error": f"{type(e).__name__}: {e}"}

@@ -1,14 +1,22 @@
 """`bitlens compress` / `decompress` in-process, and the compare entry point with its plot."""
 
+import importlib.util
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 import torch
 
 from bitlens.cli import main
-from bitlens.compare import compare_compressors, plot_compression
+from bitlens.compress import COMPRESSORS, CoderSettings, MixConfig
+from bitlens.compress.compare import compare_compressors, plot_compression
+from bitlens.errors import BitlensError
 from bitlens.model import GPT, GPTConfig
 from bitlens.runs import atomic_write_json, save_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 KEYS = {"input_bytes", "output_bytes", "bits_per_byte", "model_bits", "overhead_bits", "seconds",
         "bytes_per_second"}
@@ -90,3 +98,75 @@ def test_compare_rows_round_trip_and_plot(run_dir, shakespeare, tmp_path):
     plot_compression(json.loads(json.dumps(r)), tmp_path / "compression.png")
     assert (tmp_path / "compression.png").stat().st_size > 0
     assert (tmp_path / "compression.svg").stat().st_size > 0
+
+
+def test_registry_keys_names_and_factories(run_dir):
+    from bitlens.runs import load_run
+
+    assert list(COMPRESSORS) == ["gzip", "bzip2", "xz", "zstd", "brotli", "offline", "online",
+                                 "online+mix", "adaptive", "adaptive+mix"]
+    model = load_run(run_dir)
+    built = {key: factory(CoderSettings(model=model)) for key, factory in COMPRESSORS.items()}
+    assert [c.name for c in built.values()] == [
+        "gzip -9", "bzip2 -9", "xz -9e", "zstd -19", "brotli -q 11", "bitlens offline",
+        "bitlens online", "bitlens online+mix", "bitlens adaptive", "bitlens adaptive+mix"]
+    # without a model, the coders that need one are not built; online needs none
+    alone = {key for key, factory in COMPRESSORS.items() if factory(CoderSettings()) is None}
+    assert alone == {"offline", "adaptive", "adaptive+mix"}
+    blob, result = built["gzip"].compress(b"abc" * 50)
+    assert result is None and built["gzip"].decompress(blob) == b"abc" * 50
+    with pytest.raises(BitlensError, match="unknown compressors"):
+        compare_compressors(b"abc", model, compressors=("gzip", "online-mix"))
+
+
+def _mix_orders_phrase() -> str:
+    *low, top = MixConfig().orders
+    return f"orders {', '.join(map(str, low))} and {top}"
+
+
+def test_help_and_readme_state_the_default_mixing_orders(capsys):
+    assert main(["compress", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert _mix_orders_phrase() in help_text  # "orders 1, 2, 3, 4 and 6"
+    assert _mix_orders_phrase() in " ".join((ROOT / "README.md").read_text().split())
+
+
+def test_written_files_get_the_umask_mode(run_dir, tmp_path):
+    src, packed, back, report = tmp_path / "in", tmp_path / "in.blz", tmp_path / "out", tmp_path / "r.json"
+    src.write_bytes(b"a file to compress, " * 20)
+    old = os.umask(0o022)
+    try:
+        assert main(["compress", str(src), str(packed), "--model", str(run_dir), "--json", str(report)]) == 0
+        assert main(["decompress", str(packed), str(back), "--model", str(run_dir)]) == 0
+        torch.manual_seed(0)
+        save_model(GPT(GPTConfig(block_size=32, n_layer=1, n_head=1, n_embd=8)), tmp_path / "w.safetensors")
+    finally:
+        os.umask(old)
+    for path in (packed, back, report, tmp_path / "w.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name  # as gzip gives, not 0600
+
+
+def test_compression_benchmark_passes_threads_to_the_learned_coders(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("compression_bench", ROOT / "benchmarks" / "compression.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (tmp_path / "a.txt").write_bytes(b"the cat sat on the mat. " * 10)
+    seen: list[int] = []
+    forward = GPT.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(GPT, "forward", spy)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert bench.main(["--corpora", str(tmp_path), "--files", "a.txt", "--max-bytes", "100",
+                           "--preset", "tiny", "--learned", "online", "--no-baselines",
+                           "--threads", "2", "--json", str(tmp_path / "out.json")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {2}
+    rows = json.loads((tmp_path / "out.json").read_text())["a.txt"]["rows"]
+    assert [row["name"] for row in rows] == ["bitlens online"] and rows[0]["roundtrip"]

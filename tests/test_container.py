@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from bitlens.container import FORMAT_VERSION, MAGIC, Header, crc32, pack_header, unpack
+from bitlens.compress.container import FORMAT_VERSION, MAGIC, Header, crc32, pack_header, unpack
 from bitlens.errors import BitlensError
 
 # magic | version 1 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |

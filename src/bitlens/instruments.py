@@ -31,7 +31,7 @@ class Instrument:
 
 # name, title, module, entry point, plot functions, mandatory result keys (all from contracts.md)
 _TABLE = [
-    ("compression", "compression against classical compressors", "bitlens.compare",
+    ("compression", "compression against classical compressors", "bitlens.compress.compare",
      "compare_compressors", "plot_compression", "input_bytes rows"),
     ("surprisal", "surprisal and entropy", "bitlens.measures.surprisal",
      "measure_surprisal", "plot_surprisal",

@@ -30,13 +30,22 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
+def _new_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the umask (mkstemp's temp files are 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    """Write to a temp file in the same folder, fsync, then rename over `path`; the file gets the
+    umask's mode, as a plain write would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _new_file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -67,13 +76,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def atomic_save_tensors(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Save tensors as safetensors atomically (temp file, fsync, rename)."""
+    """Save tensors as safetensors atomically (temp file, fsync, rename), with the umask's mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
+        os.chmod(tmp, _new_file_mode())  # after save_file, which creates the file anew
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -7,11 +7,8 @@ from pathlib import Path
 import click
 
 from bitlens.cli.common import emit_json, json_option, show_progress
-from bitlens.coding import compress, decompress, read_header
 from bitlens.errors import BitlensError
-from bitlens.mixing import MixConfig
-from bitlens.model import MODEL_PRESETS
-from bitlens.runs import atomic_write_bytes, load_run
+from bitlens.model import MODEL_PRESETS  # for --preset's choices (the library is imported in the commands)
 
 
 def _read_input(path: str) -> bytes:
@@ -43,9 +40,9 @@ def _check_output(path: str, force: bool) -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads (recorded; decoding uses the same). Default: 1.")
 @click.option("--mix", is_flag=True,
-              help="Online/adaptive: mix the network with count models of orders 1-6 (beats xz on "
-                   "megabyte text files; the code length is then the mixture's, and network_bits "
-                   "reports the network alone).")
+              help="Online/adaptive: mix the network with count models of orders 1, 2, 3, 4 and 6 "
+                   "and a word model (beats xz on megabyte text files; the code length is then the "
+                   "mixture's, and network_bits reports the network alone).")
 @click.option("--device", default="cpu", show_default=True,
               help="cpu or cuda. A file coded on a GPU decodes only on the same GPU model.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
@@ -65,6 +62,9 @@ def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, th
     bits_per_byte_with_model (weights counted at 2 bytes per parameter), and with --mix
     network_bits (the network's own Σ −log2 p).
     """
+    from bitlens.compress import MixConfig, compress
+    from bitlens.runs import atomic_write_bytes, load_run
+
     if model_dir is None and not online:
         raise BitlensError("pass --model RUN_DIR (offline mode) or --online")
     if mix and not online:
@@ -103,6 +103,9 @@ def decompress_cmd(in_path, out_path, model_dir, force):
     Any mismatch (wrong model, other torch version, corrupted or truncated file) is a one-line
     error and OUT is left untouched. Sizes are in bytes.
     """
+    from bitlens.compress import decompress, read_header
+    from bitlens.runs import atomic_write_bytes, load_run
+
     _check_output(out_path, force)
     blob = _read_input(in_path)
     header = read_header(blob)

@@ -130,6 +130,8 @@ class ContextMixer:
 
     def update(self, symbols: np.ndarray) -> None:
         """Learn from the bytes just coded (one per active stream, in `predict`'s order)."""
+        if self._pending is None:
+            raise RuntimeError("ContextMixer.update needs a predict first")
         ctx, active, stack, conf, p = self._pending
         x = np.asarray(symbols, dtype=np.int64)
         rows = np.arange(len(x))

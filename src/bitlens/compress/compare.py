@@ -7,27 +7,29 @@ a JSON-able dict and `plot_compression` draws it (bits per byte, lower is better
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from bitlens.baselines import BASELINES
-from bitlens.coding import compress, decompress
-from bitlens.mixing import MixConfig
+from bitlens.compress.baselines import BASELINES
+from bitlens.compress.registry import COMPRESSORS, CoderSettings, Compressor
+from bitlens.errors import BitlensError
 from bitlens.model import GPT
 
 QUICK_BYTES = 8192  # quick mode codes only this prefix
 DEFAULT_BYTES = 32768  # fits the full demo's ~150 s budget for the learned coders on 2 cores
-LEARNED = ("offline", "online", "online+mix", "adaptive", "adaptive+mix")
 DEFAULT_LEARNED = ("offline", "online", "online+mix", "adaptive")
+DEFAULT_COMPRESSORS = (*BASELINES, *DEFAULT_LEARNED)
 
 
-def _row(name: str, data: bytes, enc, dec) -> dict:
+def _row(coder: Compressor, data: bytes) -> dict:
+    """One table row: sizes, times and the round trip of `coder` on `data`."""
     t0, c0 = time.perf_counter(), time.process_time()
-    blob, extra = enc(data)
+    blob, result = coder.compress(data)
     t1, c1 = time.perf_counter(), time.process_time()
-    out = dec(blob)
+    out = coder.decompress(blob)
     t2, c2 = time.perf_counter(), time.process_time()
     row = {
-        "name": name,
+        "name": coder.name,
         "bits_per_byte": 8 * len(blob) / len(data) if data else None,
         "output_bytes": len(blob),
         "compress_seconds": t1 - t0,
@@ -37,56 +39,37 @@ def _row(name: str, data: bytes, enc, dec) -> dict:
         "decompress_cpu_seconds": c2 - c1,
         "roundtrip": out == data,
     }
-    row.update(extra)
+    if result is not None:
+        row.update(model_bits=result.model_bits, overhead_bits=result.overhead_bits,
+                   coder_overhead_bits=result.coder_overhead_bits, n_streams=result.n_streams)
+        if result.network_bits is not None:
+            row["network_bits"] = result.network_bits
+        if result.bits_per_byte_with_model is not None:
+            row["bits_per_byte_with_model"] = result.bits_per_byte_with_model
     return row
 
 
 def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "tiny", seed: int = 0,
                         quick: bool = False, progress: bool = False,
                         max_bytes: int | None = None,
-                        learned: tuple[str, ...] = DEFAULT_LEARNED, baselines: bool = True,
+                        compressors: Sequence[str] = DEFAULT_COMPRESSORS,
                         threads: int | None = None) -> dict:
-    """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with every
-    classical baseline and the learned coders, decode each output, and report bits per byte.
+    """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with each of
+    `compressors` (keys of COMPRESSORS, in row order), decode each output, and report bits per byte.
 
-    Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`;
-    offline rows also carry bits_per_byte_with_model (weights at 2 bytes per parameter).
-    `learned` picks the learned rows from LEARNED; "+mix" rows mix the network with count
-    models (`bitlens.mixing`) and also carry network_bits, the network's own code length.
-    Rows that need a model are skipped without one. threads: torch threads of the learned
-    coders (default: `bitlens.coding`'s).
+    Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`
+    and are skipped without one; offline rows also carry bits_per_byte_with_model (weights at 2
+    bytes per parameter), "+mix" rows network_bits (the network's own code length, bits).
+    threads: torch threads of the learned coders (default: the coder's).
     """
-    limit = max_bytes or (QUICK_BYTES if quick else DEFAULT_BYTES)
-    data = data[:limit]
-    unknown = set(learned) - set(LEARNED)
+    unknown = [key for key in compressors if key not in COMPRESSORS]
     if unknown:
-        raise ValueError(f"unknown learned rows {sorted(unknown)}; choose from {LEARNED}")
-    rows = [
-        _row(name, data, lambda b, c=c: (c.compress(b), {}), c.decompress)
-        for name, c in BASELINES.items()
-    ] if baselines else []
-
-    def learned_row(name: str, coder_model: GPT | None, online: bool, mixing: bool = False) -> dict:
-        def enc(b: bytes):
-            blob, r = compress(b, coder_model, online=online, preset=online_preset, seed=seed,
-                               progress=progress, mix=MixConfig() if mixing else None,
-                               threads=threads)
-            extra = {"model_bits": r.model_bits, "overhead_bits": r.overhead_bits,
-                     "coder_overhead_bits": r.coder_overhead_bits, "n_streams": r.n_streams}
-            if r.network_bits is not None:
-                extra["network_bits"] = r.network_bits
-            if r.bits_per_byte_with_model is not None:
-                extra["bits_per_byte_with_model"] = r.bits_per_byte_with_model
-            return blob, extra
-
-        return _row(name, data, enc, lambda blob: decompress(blob, coder_model, progress=progress))
-
-    for kind in learned:
-        mode, mixing = kind.removesuffix("+mix"), kind.endswith("+mix")
-        if mode in ("offline", "adaptive") and model is None:
-            continue
-        rows.append(learned_row(f"bitlens {kind}", None if mode == "online" else model,
-                                online=mode != "offline", mixing=mixing))
+        raise BitlensError(f"unknown compressors {unknown}; choose from {', '.join(COMPRESSORS)}")
+    data = data[: max_bytes or (QUICK_BYTES if quick else DEFAULT_BYTES)]
+    settings = CoderSettings(model=model, preset=online_preset, seed=seed, threads=threads,
+                             progress=progress)
+    coders = [COMPRESSORS[key](settings) for key in compressors]
+    rows = [_row(coder, data) for coder in coders if coder is not None]
     return {"input_bytes": len(data), "online_preset": online_preset, "seed": seed, "rows": rows}
 
 

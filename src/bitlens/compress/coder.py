@@ -1,21 +1,15 @@
 """Lossless compression with a byte-level model: its cross-entropy, made into a real file.
 
-Three modes share one coding loop:
+Three modes share one coding loop (`bitlens.compress.loop`):
 - offline:  a trained model, frozen; the decoder needs the same weights (checked by fingerprint).
 - online:   no model is transmitted. Encoder and decoder start from the same seeded initial
             weights, code a segment, then take the same training steps on it (as NNCP does), so
             the output size is the prequential description length of the file.
 - adaptive: online, but starting from a trained model (dynamic evaluation).
 
-The contract that makes decoding possible: the encoder and the decoder compute every
-probability through the identical code path (`_code`): the file is cut into S contiguous
-streams that advance in lockstep, one byte per stream per step, through the KV cache with batch
-shape (S, 1); when a stream's context fills the window both sides re-prime it with the same
-prefill of the last block/2 inputs; both sides use the same dtype and torch thread count. Batched
-full-sequence logits differ from step-by-step ones in the last bits, which is why nothing here
-uses them. The only difference between the two sides is the `symbols` callback: the encoder
-reads a byte and codes it, the decoder decodes it. One range coder (constriction's
-`RangeEncoder`, `Categorical(perfect=False)`) codes all streams interleaved, step by step.
+One range coder (constriction's `RangeEncoder`, `Categorical(perfect=False)`) codes all streams
+interleaved, step by step; the file's header (`bitlens.compress.container`) records everything
+decoding must repeat, and decoding checks it.
 """
 
 from __future__ import annotations
@@ -26,23 +20,21 @@ import math
 import time
 import zlib
 from dataclasses import asdict, astuple, dataclass
-from typing import Callable, Iterator
 
 import constriction
 import numpy as np
 import torch
 
-from bitlens.container import Header, crc32, pack_header, unpack
+from bitlens.compress.container import Header, crc32, pack_header, unpack
+from bitlens.compress.device import decoding_device, device_name, on_device
+from bitlens.compress.loop import CodeLengths, code_streams, plan_streams, stream_lengths
+from bitlens.compress.mixing import MixConfig
+from bitlens.compress.online import OnlineConfig, default_schedule
 from bitlens.data import START_BYTE
-from bitlens.determinism import decoding_device, deterministic, device_name, on_device
+from bitlens.determinism import deterministic
 from bitlens.errors import BitlensError
-from bitlens.mixing import ContextMixer, MixConfig, mixture_code_bits
-from bitlens.model import GPT, GPTConfig, KVCache, MODEL_PRESETS
-from bitlens.online import (OnlineConfig, default_schedule, make_online_optimizer,
-                            round_generator, round_lr, train_round)
-from bitlens.progress import progress_bar
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.runs import weights_fingerprint
-from bitlens.units import nats_to_bits
 
 # Quantisation of probabilities to frequencies happens once, inside constriction, identically on
 # both sides. perfect=False is the fast quantiser; the library's default is perfect=True.
@@ -82,154 +74,15 @@ class CompressResult:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "bits_per_byte"}
 
 
-def plan_streams(n: int, stream_bytes: int, max_streams: int) -> tuple[int, int]:
-    """Cut n bytes into S contiguous streams of L bytes (the last may be shorter): (S, L).
-
-    No stream is empty; S is at most max_streams and about n / stream_bytes.
-    """
-    if n == 0:
-        return 0, 0
-    s = min(max_streams, max(1, math.ceil(n / stream_bytes)))
-    length = math.ceil(n / s)
-    return math.ceil(n / length), length
-
-
-def _stream_lengths(n: int, s: int, length: int) -> np.ndarray:
-    return np.clip(n - length * np.arange(s), 0, length)
-
-
-# A callback that receives the probabilities (m, 256) of the active streams at one step and
-# returns their m bytes: the encoder codes known bytes, the decoder decodes them.
-SymbolFn = Callable[[np.ndarray], np.ndarray]
-
-
-@torch.no_grad()
-def _predict(model: GPT, cache: KVCache, inputs: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities (S, 256) in nats of the next byte after feeding `inputs` (S, T)."""
-    logits = model(inputs.long(), cache)[:, -1, :]
-    return torch.log_softmax(logits.float(), dim=-1).cpu()
-
-
-def _context_chunks(start: int, end: int, block: int, keep: int) -> Iterator[tuple[int, int, int]]:
-    """The coder's contexts over positions [start, end): (first input column, first, last+1 position).
-
-    At `start` the cache is primed with the last `keep` inputs; each later position adds one
-    input until the window is full, then the cache is re-primed. So one chunk's inputs are
-    seq[:, a : stop] and its logits at offsets (first - a) … predict positions first … stop-1.
-    """
-    first = start
-    while first < end:
-        a = max(0, first + 1 - keep)
-        stop = min(end, a + block)
-        yield a, first, stop
-        first = stop
-
-
-@dataclass
-class CodeLengths:
-    """Code lengths accumulated by the coding loop, in bits."""
-
-    coded: float = 0.0  # Σ −log2 p under the probabilities handed to the coder
-    network: float = 0.0  # Σ −log2 p under the network alone (= coded without mixing)
-
-
-def _code(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
-          online: OnlineConfig | None, seed: int, progress: bool,
-          trace: list | None = None, estimate: bool = False,
-          mix: MixConfig | None = None) -> CodeLengths:
-    """The coding loop shared by the encoder and the decoder; returns the code lengths.
-
-    seq (S, L+1) uint8: column 0 is START_BYTE, column t+1 holds byte t of each stream (the
-    decoder fills it as it goes). With `online`, the model is trained after every segment.
-    With `mix`, the coder gets the network's distribution mixed with count models
-    (`bitlens.mixing`). trace, if given, receives every step's probability array (for the
-    bit-for-bit test). estimate=True (seq already full, nothing coded): each context chunk's
-    log-probabilities come from one full-sequence forward instead of KV-cache steps, the same
-    contexts and the same training, so the code lengths match the coder's to float rounding at
-    a fraction of the cost. It only measures; `symbols` is not called. Used to tune schedules.
-    """
-    S, L = seq.shape[0], seq.shape[1] - 1
-    block = model.config.block_size
-    keep = max(1, block // 2)
-    device = next(model.parameters()).device
-    seq_host, seq = seq, seq.to(device)  # the model reads seq on its device; the caller gets seq_host
-    cache = KVCache(model.config, S, device=device)
-    lengths_t = torch.as_tensor(lengths)
-    segment = online.segment if online else L
-    mixer = ContextMixer(S, mix) if mix is not None else None
-    opt = None
-    if online is not None:
-        opt = make_online_optimizer(model, online)
-    model.eval()
-    bits = CodeLengths()
-
-    def step(logp_np: np.ndarray, pos: int, known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Code one byte per active stream from the network's log-probabilities (S, 256) nats;
-        returns (the bytes, the active-stream mask)."""
-        active = pos < lengths
-        if mixer is not None:
-            p_active = mixer.predict(logp_np, active)
-        else:
-            probs = np.exp(logp_np)
-            p_active = probs if active.all() else probs[active]
-        if trace is not None:
-            trace.append(p_active)
-        got = symbols(p_active) if known is None else known[active]
-        rows = np.arange(len(got))
-        lp = logp_np if len(got) == S else logp_np[active]
-        bits.network -= float(nats_to_bits(lp[rows, got].astype(np.float64).sum()))
-        if mixer is not None:
-            bits.coded += mixture_code_bits(p_active, got)
-            mixer.update(got)
-        bar.advance(int(active.sum()))
-        return got, active
-
-    with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
-        for round_index, start in enumerate(range(0, L, segment)):
-            end = min(L, start + segment)
-            if estimate:
-                for a, first, stop in _context_chunks(start, end, block, keep):
-                    with torch.no_grad():
-                        logits = model(seq[:, a:stop].long())[:, first - a :, :]
-                    logp = torch.log_softmax(logits.float(), dim=-1)
-                    target = seq[:, first + 1 : stop + 1].long()
-                    if mixer is None:  # the network alone: all positions at once
-                        lp = logp.gather(-1, target[..., None])[..., 0].cpu()
-                        valid = torch.arange(first, stop)[None, :] < lengths_t[:, None]
-                        bits.network -= float(nats_to_bits(lp[valid].double().sum()))
-                        bar.advance(int(valid.sum()))
-                        continue
-                    logp_np, target_np = logp.cpu().numpy(), target.cpu().numpy()
-                    for j, pos in enumerate(range(first, stop)):
-                        step(logp_np[:, j], pos, target_np[:, j])
-            for pos in range(start, end) if not estimate else ():
-                if pos == start or cache.length == block:  # (re-)prime: a new round or a full window
-                    cache.reset()
-                    logp = _predict(model, cache, seq[:, max(0, pos + 1 - keep) : pos + 1])
-                else:
-                    logp = _predict(model, cache, seq[:, pos : pos + 1])
-                got, active = step(logp.numpy(), pos, None)
-                seq[torch.as_tensor(active).to(device), pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
-            if online is not None and end < L:
-                with torch.enable_grad():
-                    train_round(model, opt, seq, lengths_t, end, online, round_lr(online, round_index),
-                                round_generator(seed, round_index))
-    if seq is not seq_host:
-        seq_host.copy_(seq.cpu())
-    if mixer is None:
-        bits.coded = bits.network
-    return bits
-
-
 _MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd")  # online model, in header order
 
 
 def _mode_model(mode: str, model: GPT | None, params: dict) -> GPT:
     """The model the coding loop runs: the frozen model, a copy to adapt, or a fresh init."""
-    if mode == "offline":
-        return model
-    if mode == "adaptive":
-        return copy.deepcopy(model)
+    if mode != "online":
+        if model is None:  # compress and decompress refuse this before coding
+            raise BitlensError(f"{mode} mode needs a model")
+        return model if mode == "offline" else copy.deepcopy(model)
     try:
         config = GPTConfig(**dict(zip(_MODEL_FIELDS, params["model"], strict=True)))
         with torch.random.fork_rng(devices=[]):
@@ -292,18 +145,17 @@ def _header_mix(params: dict) -> MixConfig | None:
 
 def _grid(data: bytes, S: int, L: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
     """The bytes as S rows of L (zero-padded), the coder's seq array, and the stream lengths."""
-    grid = np.zeros(S * L, dtype=np.uint8)
-    grid[: len(data)] = np.frombuffer(data, dtype=np.uint8)
-    grid = grid.reshape(S, L)
+    flat = np.zeros(S * L, dtype=np.uint8)
+    flat[: len(data)] = np.frombuffer(data, dtype=np.uint8)
     seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
-    return grid, seq, _stream_lengths(len(data), S, L)
+    return flat.reshape(S, L), seq, stream_lengths(len(data), S, L)
 
 
 def compress(data: bytes, model: GPT | None = None, online: bool = False,
              preset: str | GPTConfig = "tiny",
              seed: int = 0, n_streams: int | None = None, threads: int | None = None,
              schedule: OnlineConfig | None = None, progress: bool = False,
-             trace: list | None = None, device: str = "cpu",
+             trace: list[np.ndarray] | None = None, device: str = "cpu",
              mix: MixConfig | None = None) -> tuple[bytes, CompressResult]:
     """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
 
@@ -312,9 +164,9 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
       with `seed` (decoding needs nothing);
     - online and a model → adaptive (decoding needs the same starting weights).
     n_streams overrides the stream count; threads (default 1) is recorded and decoding uses the
-    same count. trace, if given, receives every step's probabilities (see `_code`). device
+    same count. trace, if given, receives every step's probabilities (see `code_streams`). device
     "cuda" runs the model on the GPU; the file then decodes only on the same GPU model. mix
-    (online and adaptive) codes with the network mixed with count models (`bitlens.mixing`);
+    (online and adaptive) codes with the network mixed with count models (`bitlens.compress.mixing`);
     model_bits is then the mixture's code length and network_bits the network's alone.
     """
     plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
@@ -339,8 +191,8 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
 
         with deterministic(threads):
             coder_model = on_device(_mode_model(mode, model, params), mode, device)
-            lengths_bits = _code(coder_model, seq, lengths, encode, plan.schedule, seed, progress, trace,
-                                 mix=mix)
+            lengths_bits = code_streams(coder_model, seq, lengths, encode, plan.schedule, seed, progress,
+                                        trace, mix=mix)
     model_bits = lengths_bits.coded
     payload = encoder.get_compressed().astype("<u4").tobytes()
     header = Header(
@@ -362,18 +214,17 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
     )
     if model is not None:
         result.params = model.num_params()
-    if mode == "offline":
-        result.bits_per_byte_with_model = (
-            (8 * len(blob) + 16 * model.num_params()) / n if n else None
-        )
+        if mode == "offline":
+            result.bits_per_byte_with_model = (8 * len(blob) + 16 * model.num_params()) / n if n else None
     return blob, result
 
 
-def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = False,
-                        preset: str | GPTConfig = "tiny", seed: int = 0,
-                        n_streams: int | None = None, threads: int | None = None,
-                        schedule: OnlineConfig | None = None, progress: bool = False,
-                        device: str = "cpu", mix: MixConfig | None = None) -> CodeLengths:
+def estimate_bits(data: bytes, model: GPT | None = None, online: bool = False,
+                  preset: str | GPTConfig = "tiny", seed: int = 0,
+                  n_streams: int | None = None, threads: int | None = None,
+                  schedule: OnlineConfig | None = None, progress: bool = False,
+                  device: str = "cpu", mix: MixConfig | None = None,
+                  deterministic_kernels: bool = True) -> CodeLengths:
     """The code lengths `compress` would measure with these arguments, without coding (bits):
     `.coded` is its model_bits, `.network` the network's own code length.
 
@@ -381,6 +232,9 @@ def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = Fa
     from one full-sequence forward instead of step-by-step KV-cache calls, so it runs several
     times faster and agrees with the real coder to float rounding (tested). A measurement for
     tuning online schedules; only a real `compress` proves the code length.
+    deterministic_kernels=False keeps the caller's kernel setting (faster non-deterministic
+    kernels are fine for an estimate, which never has to decode; some GPU ops refuse
+    deterministic mode); the thread count is fixed either way.
     """
     plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
     if not data:
@@ -392,19 +246,19 @@ def estimate_model_bits(data: bytes, model: GPT | None = None, online: bool = Fa
         raise AssertionError("estimate mode codes nothing")
 
     device_name(device)
-    with deterministic(threads or DEFAULT_THREADS):
+    with deterministic(threads or DEFAULT_THREADS, kernels=deterministic_kernels):
         coder_model = on_device(_mode_model(plan.mode, model, plan.params), plan.mode, device)
-        return _code(coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress,
-                     estimate=True, mix=mix)
+        return code_streams(coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress,
+                            estimate=True, mix=mix)
 
 
 def read_header(blob: bytes) -> Header:
-    """The verified header of a compressed file (see `bitlens.container`)."""
+    """The verified header of a compressed file (see `bitlens.compress.container`)."""
     return unpack(blob)[0]
 
 
 def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
-               trace: list | None = None) -> bytes:
+               trace: list[np.ndarray] | None = None) -> bytes:
     """Decode a file made by `compress`. Verifies the container, the model fingerprint, the
     torch version and thread count, and the CRC-32 of the output; any mismatch is a
     BitlensError, never silently wrong bytes.
@@ -437,7 +291,7 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
     L = math.ceil(n / S) if S else 0
     if S < 1 or math.ceil(n / L) != S:
         raise BitlensError("corrupted file: inconsistent stream layout")
-    lengths = _stream_lengths(n, S, L)
+    lengths = stream_lengths(n, S, L)
     seq = torch.full((S, L + 1), START_BYTE, dtype=torch.uint8)
     device = decoding_device(str(params.get("device", "cpu")))
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
@@ -456,8 +310,8 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
             raise BitlensError("corrupted file: invalid online schedule in the header") from None
     with deterministic(header.threads):
         coder_model = on_device(_mode_model(header.mode, model, params), header.mode, device)
-        _code(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,
-              trace, mix=_header_mix(params))
+        code_streams(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,
+                     trace, mix=_header_mix(params))
     out = seq[:, 1:].numpy().reshape(-1)[:n].tobytes()
     if zlib.crc32(out) & 0xFFFFFFFF != header.original_crc32:
         raise BitlensError(
