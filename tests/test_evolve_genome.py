@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.evaluators import SyntheticEvaluator
 from bitlens.evolve.genome import Choice, GeneSpace, Integer, Real, _reflect, policy_gene_space
 from bitlens.evolve.strategy import (
     STRATEGIES, ESConfig, Scored, generation_rng, sample_population, select_survivors, tournament,
 )
+from evolve_helpers import SyntheticEvaluator
 
 SMALL = GeneSpace((
     Choice("score", ("a", "b", "c", "d")),
