@@ -84,13 +84,15 @@ def compare(args) -> dict:
             arms[strategy] = _arm(r)
         # Unbiased comparison: every candidate scored again on the same fresh seeds.
         fresh = [evaluation_seed(seed + 1000, k) for k in range(args.recheck)]
-        hand = {g["score"]: [ev(g, s, None, None)["fitness"] for s in fresh] for g in hand_set_policies(budget)}
+        hand = {g["score"]: [ev(g, s, None, None)["fitness"] for s in fresh]
+                for g in hand_set_policies(budget)}
         best_rule = max(hand, key=lambda k: np.mean(hand[k]))
         arms["hand"] = {"genome": next(g for g in hand_set_policies(budget) if g["score"] == best_rule),
                         "recheck_fitness": hand[best_rule],
                         "all": {k: float(np.mean(v)) for k, v in hand.items()}}
         for name in ("es", "random"):
-            arms[name]["recheck_fitness"] = [ev(arms[name]["genome"], s, None, None)["fitness"] for s in fresh]
+            arms[name]["recheck_fitness"] = [ev(arms[name]["genome"], s, None, None)["fitness"]
+                                             for s in fresh]
         for arm in arms.values():
             arm["recheck_mean"] = float(np.mean(arm["recheck_fitness"]))
         rows.append({"seed": seed, "arms": arms, "seconds": time.perf_counter() - t0})
@@ -109,7 +111,8 @@ def summarise_compare(rows: list[dict]) -> dict:
     for k in ("es", "random", "hand"):
         per_seed = [r["arms"][k]["recheck_mean"] for r in rows]
         out[k] = {"recheck_mean": float(np.mean(per_seed)), "per_seed": per_seed,
-                  "stderr": float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else None}
+                  "stderr": (float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed)))
+                             if len(per_seed) > 1 else None)}
     for k in ("es", "random"):
         found = [r["arms"][k]["last_generation_best"] for r in rows]
         out[k]["last_generation_best_mean"] = float(np.mean(found))

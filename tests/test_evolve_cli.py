@@ -4,6 +4,7 @@ import json
 import sqlite3
 
 import pytest
+from tests.conftest import DATA_DIR
 
 from bitlens.cli import main
 from bitlens.determinism import deterministic
@@ -13,7 +14,6 @@ from bitlens.evolve.lineage import LineageStore
 from bitlens.evolve.run import EvolveConfig, run_evolution
 from bitlens.offspring.policy import ContextConfig, CurationPolicy, build_context, evaluate_policy
 from bitlens.runs import load_run
-from tests.conftest import DATA_DIR
 
 CORPUS = DATA_DIR / "shakespeare-20k.txt"
 
@@ -21,7 +21,8 @@ CORPUS = DATA_DIR / "shakespeare-20k.txt"
 @pytest.fixture(scope="module")
 def parent_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("evolve") / "parent"
-    assert main(["train", "--corpus", str(CORPUS), "--out", str(out), "--preset", "tiny", "--steps", "3"]) == 0
+    args = ["train", "--corpus", str(CORPUS), "--out", str(out), "--preset", "tiny", "--steps", "3"]
+    assert main(args) == 0
     return out
 
 

@@ -21,14 +21,14 @@ from bitlens.train import TrainConfig, lr_at, train, train_run
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 OVERRIDES = {"checkpoint_interval": 5, "eval_interval": 20, "eval_bytes": 1024, "log_interval": 5,
              "batch_size": 8, "threads": 1}
-RUN_SCRIPT = """
+RUN_SCRIPT = f"""
 import sys
 from pathlib import Path
 from bitlens.train import train_run
 data = Path(sys.argv[1]).read_bytes()
 train_run(data, sys.argv[2], preset="tiny", steps=int(sys.argv[3]), seed=5,
-          resume=sys.argv[4] == "1", train_overrides={overrides!r})
-""".format(overrides=OVERRIDES)
+          resume=sys.argv[4] == "1", train_overrides={OVERRIDES!r})
+"""
 
 
 def _run(corpus: Path, out: Path, steps: int, resume: bool) -> subprocess.Popen:

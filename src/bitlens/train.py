@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Callable, ContextManager
+from typing import IO, Any
 
 import torch
 import torch.nn.functional as F
@@ -23,22 +24,22 @@ from bitlens.data import get_batch, split_corpus
 from bitlens.determinism import deterministic
 from bitlens.errors import BitlensError
 from bitlens.evaluate import evaluate
-from bitlens.model import GPT, GPTConfig, MODEL_PRESETS
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
 from bitlens.runs import (
     CHECKPOINT_FILE,
-    METRICS_FILE,
-    atomic_save_tensors,
-    atomic_write_bytes,
     CONFIG_FILE,
+    METRICS_FILE,
     WEIGHTS_FILE,
     apply_weights,
+    atomic_save_tensors,
+    atomic_write_bytes,
     atomic_write_json,
     environment_info,
-    read_config,
-    save_model,
     load_tensors,
     model_state,
+    read_config,
+    save_model,
 )
 from bitlens.units import nats_to_bits
 
@@ -66,7 +67,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -265,7 +266,7 @@ def _optimizer_step(model: GPT, opt: torch.optim.Optimizer, cfg: TrainConfig, st
     return float(nats_to_bits(loss.item())), batch[0].numel()
 
 
-def train_threads(cfg: TrainConfig) -> ContextManager[None]:
+def train_threads(cfg: TrainConfig) -> AbstractContextManager[None]:
     """The torch settings a run trains under (cfg.threads, deterministic kernels), restored after."""
     return deterministic(cfg.threads or torch.get_num_threads(), kernels=cfg.deterministic)
 

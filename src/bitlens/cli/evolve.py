@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.cli.common import corpus_option, emit_json, json_option, seed_option, show_progress
 from bitlens.evolve.backends import BACKENDS
 from bitlens.evolve.strategy import STRATEGIES
 
 
 @click.command("evolve")
-@click.option("--corpus", default=None, metavar="PATH",
-              help="Text file, directory or '-'. Default: bundled Tiny Shakespeare.")
+@corpus_option
 @click.option("--out", "out_dir", required=True, metavar="RUN_DIR",
               help="Run directory: lineage.sqlite, offspring weights, parent, result.json, figures.")
 @click.option("--parent", "parent_dir", default=None, metavar="RUN_DIR",
@@ -36,7 +35,7 @@ from bitlens.evolve.strategy import STRATEGIES
               help="Score the survivors again on each new generation's seed and select on those "
                    "fresh scores (default; fitness is noisy, this stops lucky genomes from "
                    "surviving forever).")
-@click.option("--seed", type=int, default=None, help="Seed of the whole run (default 0).")
+@seed_option
 @click.option("--budget-flops", type=float, default=None,
               help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).")
 @click.option("--time-limit", type=float, default=None,
@@ -95,6 +94,3 @@ def _print_summary(r: dict, out: Path) -> None:
     click.echo(f"{t['done']} evaluations ({t['failed']} failed), {t['flops']:.3g} FLOPs, "
                f"{t['wall_seconds']:.0f} s" + (f"; stopped: {r['stopped']}" if r["stopped"] else "")
                + f" → {out}")
-
-
-COMMANDS = [evolve_cmd]

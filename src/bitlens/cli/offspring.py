@@ -7,32 +7,22 @@ from pathlib import Path
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
-from bitlens.cli.train import PRESETS
+from bitlens.cli.common import (
+    corpus_option,
+    emit_json,
+    json_option,
+    parse_list,
+    plot_option,
+    preset_option,
+    quick_option,
+    seed_option,
+    show_progress,
+)
 from bitlens.errors import BitlensError
 
-# Written out so that `--help` needs no torch (a test checks it against collapse.MODES).
+# Written out so that `--help` needs no torch (a test keeps it equal to collapse.MODES).
 COLLAPSE_MODES = ("replace", "accumulate")
-
-corpus_option = click.option(
-    "--corpus", default=None, metavar="PATH",
-    help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
-preset_option = click.option(
-    "--preset", type=click.Choice(PRESETS), default=None,
-    help="Offspring model size (default tiny).")
-quick_option = click.option("--quick", is_flag=True, help="Small pool and budgets (seconds, for tests).")
-plot_option = click.option("--plot", "plot_path", default=None, metavar="FILE",
-                           help="Also save the figure as FILE.png and FILE.svg.")
-
-
-def _parse_seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise BitlensError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise BitlensError("--seeds needs at least one seed")
-    return seeds
+offspring_preset_option = preset_option(default="tiny", help="Offspring model size.")
 
 
 def _parse_policy(text: str) -> dict:
@@ -60,7 +50,7 @@ def offspring_group() -> None:
               help="Share of pool windows (or tokens) each strategy keeps (default 0.3).")
 @click.option("--seeds", default="0", show_default=True, metavar="S1,S2,...",
               help="Offspring seeds; means and spreads are over them.")
-@preset_option
+@offspring_preset_option
 @quick_option
 @plot_option
 @json_option
@@ -84,7 +74,7 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
     from bitlens.runs import load_run
 
     cfg = override(CompareConfig.quick() if quick else CompareConfig.full(),
-                   keep_ratio=keep_ratio, seeds=_parse_seeds(seeds), preset=preset)
+                   keep_ratio=keep_ratio, seeds=parse_list(seeds, int, "--seeds"), preset=preset)
     parent = load_run(parent_dir)
     r = compare_strategies(parent, load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     if json_out != "-":
@@ -117,8 +107,7 @@ def _print_comparison(r: dict) -> None:
 @click.option("--policy", "policy_text", default="{}", show_default=True, metavar="JSON|FILE",
               help="CurationPolicy genes as a JSON object or a JSON file; missing genes take "
                    "their defaults, unknown ones are an error.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Offspring seed (also the context's: reference model).")
+@seed_option
 @quick_option
 @json_option
 def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
@@ -153,12 +142,12 @@ def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
                    "data and all samples so far.")
 @click.option("--generations", type=click.IntRange(min=1), default=None,
               help="Generations after generation 0, which trains on real data (default 5).")
-@click.option("--seed", type=int, default=None, help="Seed (default 0).")
+@seed_option
 @click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=None,
               help="Sampling temperature (default 1.0).")
 @click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="Nucleus sampling mass (default 0.9).")
-@preset_option
+@offspring_preset_option
 @quick_option
 @plot_option
 @json_option
@@ -200,6 +189,3 @@ def _print_collapse(r: dict) -> None:
         click.echo(f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
                    f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
                    f"{g['heldout_share_below_threshold']:19.4f}")
-
-
-COMMANDS = [offspring_group, collapse_cmd]

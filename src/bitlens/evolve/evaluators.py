@@ -35,7 +35,8 @@ REQUIRED_METRICS = ("fitness", "heldout_bits_per_byte", "flops", "tokens")
 
 
 class Evaluator(Protocol):
-    space: GeneSpace
+    @property
+    def space(self) -> GeneSpace: ...
 
     def __call__(self, genome: Genome, seed: int, parent_model: str | None,
                  weights_dir: str | None) -> dict[str, Any]: ...
@@ -96,7 +97,9 @@ def run_task(evaluator: Evaluator, task: EvalTask) -> EvalOutcome:
         return failed("out of memory")
     except Exception as e:  # a failed evaluation is data: record it and go on
         return failed(f"{type(e).__name__}: {e}")
-    saved = task.weights_dir if task.weights_dir and (Path(task.weights_dir) / WEIGHTS_FILE).exists() else None
+    saved = task.weights_dir
+    if saved is not None and not (Path(saved) / WEIGHTS_FILE).exists():
+        saved = None
     return EvalOutcome(task.id, "done", metrics, None, time.perf_counter() - t0, saved)
 
 

@@ -189,14 +189,14 @@ def run_evolution(
     store_path = out / STORE_FILE
     if store_path.exists() and not resume:
         raise BitlensError(f"{out} already holds an evolution run; pass --resume to continue it")
-    if evaluator is None:
-        evaluator = _policy_evaluator(out, config, corpus, parent_dir, progress)
+    ev = evaluator if evaluator is not None else _policy_evaluator(out, config, corpus, parent_dir,
+                                                                    progress)
     with LineageStore(store_path) as store:
-        _check_resume(store, config, list(evaluator.space.names))
+        _check_resume(store, config, list(ev.space.names))
         limits = _Limits(store, budget_flops, time_limit)
-        engine = make_backend(backend, evaluator, workers=workers, address=ray_address)
+        engine = make_backend(backend, ev, workers=workers, address=ray_address)
         try:
-            stopped = _evolve(store, engine, evaluator.space, config, limits,
+            stopped = _evolve(store, engine, ev.space, config, limits,
                               out / "offspring" if save_weights else None, progress)
         finally:
             engine.close()
@@ -262,14 +262,14 @@ def _evaluate_generation(store: LineageStore, engine: Backend, g: int, weights_r
     tasks = [EvalTask(e.id, e.genome, e.seed, e.parent_model,
                       str(weights_root / f"g{g:03d}-i{e.idx:03d}") if weights_root else None)
              for e in pending]
-    finished = [e.fitness for e in rows if e.status == "done"]
+    finished = [e.fitness for e in rows if e.status == "done" and e.fitness is not None]
     with progress_bar(len(rows), f"generation {g}", enabled=progress) as bar:
         bar.advance(len(rows) - len(pending))
 
         def on_result(o: EvalOutcome) -> None:
             store.record(o.id, o.status, o.metrics, o.error, o.seconds, o.weights)
             store.set_meta("wall_seconds", limits.elapsed())
-            if o.status == "done":
+            if o.status == "done" and o.metrics is not None:
                 finished.append(o.metrics["fitness"])
             best = f"best fitness {max(finished):.4g}" if finished else "no success yet"
             bar.advance(1, status=best)
@@ -282,7 +282,7 @@ def pareto_front(evals: list[Evaluation]) -> list[Evaluation]:
     pts = sorted(evals, key=lambda e: (e.flops, e.heldout_bits_per_byte, e.id))
     front, best_bpb = [], float("inf")
     for e in pts:
-        if e.heldout_bits_per_byte < best_bpb:
+        if e.heldout_bits_per_byte is not None and e.heldout_bits_per_byte < best_bpb:
             front.append(e)
             best_bpb = e.heldout_bits_per_byte
     return front
@@ -357,7 +357,7 @@ def _generation_summary(store: LineageStore, g: int, rows: list[Evaluation]) -> 
         reevaluations=sum(e.kind == "reevaluation" for e in rows),
         failed=sum(e.status == "failed" for e in rows),
         pending=sum(e.status == "pending" for e in rows),
-        flops=float(sum(e.flops for e in ok)),
+        flops=float(sum(e.flops or 0.0 for e in ok)),
         parent_model=store.generation_parent_model(g),
         complete=store.is_complete(g),
     )

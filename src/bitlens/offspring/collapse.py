@@ -20,8 +20,9 @@ virtual start byte), with temperature and top-p. Per generation:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -235,7 +236,7 @@ def plot_collapse(results: list[dict], path) -> list:
               ("sample_entropy_bits", "sample entropy (bits/byte)"),
               ("tail_mass", "tail mass of samples"),
               ("heldout_share_below_threshold", "real bytes below threshold")]
-    for ax, (key, label) in zip(axes[0], panels):
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
         for r in results:
             gens = [row["generation"] for row in r["generations"]]
             ax.plot(gens, [row.get(key, np.nan) for row in r["generations"]], marker="o",

@@ -11,8 +11,9 @@ The distillation rows train on all of the pool with the four targets at the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -154,11 +155,9 @@ class DistillationRow:
 
 def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float]) -> DistillationRow:
     mean_bpb, std_bpb = _mean_std([r.heldout_bits_per_byte for r in runs])
-    kls = [r.kl_to_parent_bits for r in runs]
-    assert all(k is not None for k in kls)  # the context always scores against the parent
-    kl, _ = _mean_std(kls)  # type: ignore[arg-type]
-    absorbed = [(k0 - r.kl_to_parent_bits) * r.heldout_bytes / r.tokens  # type: ignore[operator]
-                for r, k0 in zip(runs, kl_init)]
+    kl, _ = _mean_std([r.kl_to_parent_bits for r in runs])
+    absorbed = [(k0 - r.kl_to_parent_bits) * r.heldout_bytes / r.tokens
+                for r, k0 in zip(runs, kl_init, strict=True)]
     return DistillationRow(
         target=target,
         tokens=runs[0].tokens,
@@ -287,7 +286,7 @@ def plot_strategies(result: dict, path) -> list:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, names)
     ax.set_xlabel("held-out bits gained over random")
-    for yi, r in zip(y, rows):
+    for yi, r in zip(y, rows, strict=True):
         ax.annotate(f"≤ {r['choice_bits']:.3g} bits of choice", (1.0, yi), fontsize=7,
                     va="center", ha="right", xycoords=("axes fraction", "data"))
     ax.set_title("does the choice carry information?")

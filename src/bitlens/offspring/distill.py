@@ -49,7 +49,7 @@ def distill_loss(target: str, parent: GPT | None = None) -> LossFn:
         if w < 1:
             ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
             per_pos = per_pos + (1 - w) * ce.view_as(mask)
-        if w > 0:
+        if w > 0 and parent is not None:  # (a soft target without a parent was refused above)
             with torch.no_grad():
                 parent_logits = parent(x)
             per_pos = per_pos + w * _kl_nats(parent_logits, logits)

@@ -10,8 +10,9 @@ the same budget. Everything is a pure function of (policy, context, seed).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -370,7 +371,7 @@ class PolicyResult:
     fitness_unit: str
     choice_bits: float
     heldout_bytes: int
-    kl_to_parent_bits: float | None
+    kl_to_parent_bits: float  # KL(p_parent ‖ q_offspring), bits per held-out byte
     label_bits_per_token: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -398,6 +399,7 @@ def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext,
     baseline = _baseline_bits_per_byte(policy, run, ctx, seed)
     parent = ctx.parent_heldout_bits_per_byte()
     flops = run.cost.total_flops
+    assert run.heldout.kl_to_parent_bits is not None  # the context scores against the parent
     result = PolicyResult(
         policy=policy,
         seed=seed,

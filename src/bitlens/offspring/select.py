@@ -19,8 +19,8 @@ whole pool as a loss mask (Rho-1's selective language modelling, with static sco
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
