@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -271,13 +271,6 @@ def train_threads(cfg: TrainConfig) -> AbstractContextManager[None]:
     return deterministic(cfg.threads or torch.get_num_threads(), kernels=cfg.deterministic)
 
 
-def _status(train_bpb: float | None, val_bpb: float | None, tokens_per_second: float) -> str:
-    status = f"{train_bpb:.3f} bits/byte" if train_bpb else ""
-    if val_bpb is not None:
-        status += f" · val {val_bpb:.3f}"
-    return f"{status} · {tokens_per_second:,.0f} tok/s"
-
-
 def train(
     model: GPT,
     train_data: torch.Tensor,
@@ -301,42 +294,69 @@ def train(
     opt = make_optimizer(model, cfg)
     files = _RunFiles(Path(run_dir)) if run_dir is not None else None
     start, metrics = files.restore(model, opt, resume) if files else (_Counters(), [])
+    val_bpb = _last_val_bits_per_byte(metrics)
+    last = _Step(start, None, False, None, val_bpb)
+    t0 = time.perf_counter()
     with train_threads(cfg), files or nullcontext(), \
             progress_bar(cfg.steps, "training", enabled=progress) as bar:
         bar.advance(start.step)
-        end, last_train_bpb, last_val_bpb = _train_loop(
-            model, opt, cfg, start, metrics, val_data, batch_fn, loss_fn, files,
-            lambda status: bar.advance(1, status=status))
+        for last in _steps(model, opt, cfg, start, val_bpb, val_data, batch_fn, loss_fn):
+            if last.row is not None:
+                metrics.append(last.row)
+                if files:
+                    files.log(last.row)
+            if files and last.checkpoint:
+                files.checkpoint(model, opt, last.counters)
+            bar.advance(1, status=last.status())
     model.eval()
+    seconds = start.seconds + time.perf_counter() - t0
     return TrainResult(
         steps=cfg.steps,
-        tokens=end.tokens,
-        flops=end.flops,
-        seconds=end.seconds,
-        tokens_per_second=end.tokens / max(end.seconds, 1e-9),
+        tokens=last.counters.tokens,
+        flops=last.counters.flops,
+        seconds=seconds,
+        tokens_per_second=last.counters.tokens / max(seconds, 1e-9),
         params=model.num_params(),
-        val_bits_per_byte=last_val_bpb,
-        train_bits_per_byte=last_train_bpb,
+        val_bits_per_byte=last.val_bits_per_byte,
+        train_bits_per_byte=last.train_bits_per_byte,
         metrics=metrics,
     )
 
 
-def _train_loop(
+def _last_val_bits_per_byte(metrics: list[dict]) -> float | None:
+    return next((m["val_bits_per_byte"] for m in reversed(metrics) if "val_bits_per_byte" in m), None)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """Where training stands after a step, and what the caller should record."""
+
+    counters: _Counters
+    row: dict[str, Any] | None  # a metrics row, when this step is logged or evaluated
+    checkpoint: bool  # a checkpoint is due
+    train_bits_per_byte: float | None  # the last logged mean training loss
+    val_bits_per_byte: float | None  # the last held-out evaluation
+
+    def status(self) -> str:
+        c = self.counters
+        status = f"{self.train_bits_per_byte:.3f} bits/byte" if self.train_bits_per_byte else ""
+        if self.val_bits_per_byte is not None:
+            status += f" · val {self.val_bits_per_byte:.3f}"
+        return f"{status} · {c.tokens / max(c.seconds, 1e-9):,.0f} tok/s"
+
+
+def _steps(
     model: GPT, opt: torch.optim.Optimizer, cfg: TrainConfig, start: _Counters,
-    metrics: list[dict], val_data: torch.Tensor | None, batch_fn: BatchFn, loss_fn: LossFn,
-    files: _RunFiles | None, advance: Callable[[str], None],
-) -> tuple[_Counters, float | None, float | None]:
-    """Steps start.step … cfg.steps − 1: each logged row goes to `metrics` (and the metrics file),
-    checkpoints to the run files. Returns the final counters and the last train and held-out
-    bits/byte."""
+    val_bpb: float | None, val_data: torch.Tensor | None, batch_fn: BatchFn, loss_fn: LossFn,
+) -> Iterator[_Step]:
+    """Steps start.step … cfg.steps − 1, yielding after each (the model as that step left it).
+    The training loss is averaged in bits over the steps since the last logged one."""
     model.train()
     flops_per_token = model.flops_per_token(train=True)
     t0 = time.perf_counter()
     c = start
     window_bits, window_n = 0.0, 0
-    last_train_bpb: float | None = None
-    last_val_bpb: float | None = next(
-        (m["val_bits_per_byte"] for m in reversed(metrics) if "val_bits_per_byte" in m), None)
+    train_bpb: float | None = None
     for step in range(start.step, cfg.steps):
         loss_bits, n_tok = _optimizer_step(model, opt, cfg, step, batch_fn, loss_fn)
         done = step + 1
@@ -347,24 +367,18 @@ def _train_loop(
         logged = done % cfg.log_interval == 0 or done == cfg.steps
         evaluated = val_data is not None and (done % cfg.eval_interval == 0 or done == cfg.steps)
         if logged:
-            last_train_bpb = window_bits / window_n
+            train_bpb = window_bits / window_n
             window_bits, window_n = 0.0, 0
-        if evaluated:
-            assert val_data is not None
-            last_val_bpb = evaluate(model, val_data[: cfg.eval_bytes]).bits_per_byte
-            model.train()
+        row = None
         if logged or evaluated:
             row = {"step": done, "tokens": c.tokens, "flops": c.flops, "lr": lr_at(step, cfg),
-                   "train_bits_per_byte": last_train_bpb, "seconds": c.seconds}
-            if evaluated:
-                row["val_bits_per_byte"] = last_val_bpb
-            metrics.append(row)
-            if files:
-                files.log(row)
-        if files and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):
-            files.checkpoint(model, opt, c)
-        advance(_status(last_train_bpb, last_val_bpb, c.tokens / max(c.seconds, 1e-9)))
-    return replace(c, seconds=start.seconds + time.perf_counter() - t0), last_train_bpb, last_val_bpb
+                   "train_bits_per_byte": train_bpb, "seconds": c.seconds}
+        if evaluated and val_data is not None and row is not None:
+            val_bpb = evaluate(model, val_data[: cfg.eval_bytes]).bits_per_byte
+            model.train()
+            row["val_bits_per_byte"] = val_bpb
+        checkpoint = done % cfg.checkpoint_interval == 0 or done == cfg.steps
+        yield _Step(c, row, checkpoint, train_bpb, val_bpb)
 
 
 def resolve_train_config(preset: str, **overrides: Any) -> TrainConfig:
