@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ import numpy as np
 from bitlens.data import bundled_corpus_bytes
 from bitlens.evolve.evaluators import PolicyEvaluator
 from bitlens.evolve.genome import policy_gene_space
-from bitlens.evolve.run import evaluation_seed, run_evolution
+from bitlens.evolve.run import EvolveConfig, evaluation_seed, run_evolution
+from bitlens.offspring.policy import ContextConfig
 from bitlens.offspring.select import SCORES
 from bitlens.train import train_run
 
@@ -69,24 +71,28 @@ def compare(args) -> dict:
     budget = int(np.sqrt(space.genes[-1].low * space.genes[-1].high))
     rows = []
     for seed in args.seeds:
-        ev = PolicyEvaluator(corpus, parent_dir, quick=True, context_seed=seed, space=space)
+        ev = PolicyEvaluator(corpus, parent_dir, context=replace(ContextConfig.quick(), seed=seed),
+                             space=space)
         arms = {}
         t0 = time.perf_counter()
         for strategy in ("es", "random"):
-            r = run_evolution(out / f"{strategy}-s{seed}", backend="local", workers=args.workers,
-                              population=args.population, generations=args.generations, seed=seed,
-                              strategy=strategy, evaluator=ev, resume=True, save_weights=False,
-                              reevaluate=not args.no_reevaluate)
+            cfg = EvolveConfig(population=args.population, generations=args.generations, seed=seed,
+                               strategy=strategy, reevaluate=not args.no_reevaluate)
+            r = run_evolution(out / f"{strategy}-s{seed}", cfg, backend="local",
+                              workers=args.workers, evaluator=ev, resume=True,
+                              save_weights=False).to_dict()
             arms[strategy] = _arm(r)
         # Unbiased comparison: every candidate scored again on the same fresh seeds.
         fresh = [evaluation_seed(seed + 1000, k) for k in range(args.recheck)]
-        hand = {g["score"]: [ev(g, s, None, None)["fitness"] for s in fresh] for g in hand_set_policies(budget)}
+        hand = {g["score"]: [ev(g, s, None, None)["fitness"] for s in fresh]
+                for g in hand_set_policies(budget)}
         best_rule = max(hand, key=lambda k: np.mean(hand[k]))
         arms["hand"] = {"genome": next(g for g in hand_set_policies(budget) if g["score"] == best_rule),
                         "recheck_fitness": hand[best_rule],
                         "all": {k: float(np.mean(v)) for k, v in hand.items()}}
         for name in ("es", "random"):
-            arms[name]["recheck_fitness"] = [ev(arms[name]["genome"], s, None, None)["fitness"] for s in fresh]
+            arms[name]["recheck_fitness"] = [ev(arms[name]["genome"], s, None, None)["fitness"]
+                                             for s in fresh]
         for arm in arms.values():
             arm["recheck_mean"] = float(np.mean(arm["recheck_fitness"]))
         rows.append({"seed": seed, "arms": arms, "seconds": time.perf_counter() - t0})
@@ -105,7 +111,8 @@ def summarise_compare(rows: list[dict]) -> dict:
     for k in ("es", "random", "hand"):
         per_seed = [r["arms"][k]["recheck_mean"] for r in rows]
         out[k] = {"recheck_mean": float(np.mean(per_seed)), "per_seed": per_seed,
-                  "stderr": float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else None}
+                  "stderr": (float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed)))
+                             if len(per_seed) > 1 else None)}
     for k in ("es", "random"):
         found = [r["arms"][k]["last_generation_best"] for r in rows]
         out[k]["last_generation_best_mean"] = float(np.mean(found))
@@ -131,14 +138,15 @@ def scaling(args) -> dict:
     corpus = bundled_corpus_bytes()
     out = Path(args.out)
     parent_dir = parent(out, corpus, args.parent_steps)
-    ev = PolicyEvaluator(corpus, parent_dir, quick=True, context_seed=0, space=policy_gene_space(quick=True))
+    ev = PolicyEvaluator(corpus, parent_dir, context=ContextConfig.quick(),
+                         space=policy_gene_space(quick=True))
     rows = []
     for backend in ("local", "ray"):
         for workers in (1, 2):
             t0 = time.perf_counter()
-            r = run_evolution(out / f"scale-{backend}-{workers}", backend=backend, workers=workers,
-                              population=args.population, generations=1, seed=0, evaluator=ev,
-                              save_weights=False)
+            cfg = EvolveConfig(population=args.population, generations=1, seed=0)
+            r = run_evolution(out / f"scale-{backend}-{workers}", cfg, backend=backend,
+                              workers=workers, evaluator=ev, save_weights=False).to_dict()
             seconds = time.perf_counter() - t0
             rows.append({"backend": backend, "workers": workers, "seconds": seconds,
                          "fitness": [e["fitness"] for e in r["evaluations"]]})

@@ -11,21 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from bitlens.config import override
 from bitlens.data import bundled_corpus_bytes
-from bitlens.offspring.collapse import (
-    FULL_COLLAPSE,
-    MODES,
-    QUICK_COLLAPSE,
-    plot_collapse,
-    run_collapse,
+from bitlens.offspring.collapse import MODES, CollapseConfig, plot_collapse, run_collapse
+from bitlens.offspring.compare import (
+    CompareConfig,
+    compare_distillation,
+    compare_strategies,
+    plot_strategies,
 )
-from bitlens.offspring.compare import compare_distillation, compare_strategies, plot_strategies
-from bitlens.offspring.policy import context_from_model
+from bitlens.offspring.policy import ContextConfig, context_from_model
 from bitlens.runs import WEIGHTS_FILE, load_run
 from bitlens.train import train_run
 
@@ -62,8 +61,9 @@ def main() -> None:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     if args.distill_budget:
         t0 = time.perf_counter()
-        ctx = context_from_model(load_run(parent_dir), data, seed=seeds[0], quick=args.quick)
-        rows = compare_distillation(ctx, args.distill_budget, seeds)
+        context = ContextConfig.quick() if args.quick else ContextConfig.full()
+        ctx = context_from_model(load_run(parent_dir), data, override(context, seed=seeds[0]))
+        rows = [r.to_dict() for r in compare_distillation(ctx, args.distill_budget, seeds)]
         result = {"distillation": rows, "budget_tokens": args.distill_budget, "seeds": list(seeds),
                   "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(),
                   "seconds": time.perf_counter() - t0}
@@ -72,8 +72,9 @@ def main() -> None:
         return
     if args.skip != "compare":
         t0 = time.perf_counter()
-        r = compare_strategies(load_run(parent_dir), data, keep_ratio=args.keep_ratio,
-                               seeds=seeds, quick=args.quick)
+        cfg = override(CompareConfig.quick() if args.quick else CompareConfig.full(),
+                       keep_ratio=args.keep_ratio, seeds=seeds)
+        r = compare_strategies(load_run(parent_dir), data, cfg).to_dict()
         r["seconds"] = time.perf_counter() - t0
         (out / "compare.json").write_text(json.dumps(r, indent=2))
         plot_strategies(r, out / "compare.png")
@@ -88,12 +89,10 @@ def main() -> None:
         runs = []
         for mode in MODES:
             t0 = time.perf_counter()
-            sizes = None
-            if args.collapse_budget:
-                sizes = replace(QUICK_COLLAPSE if args.quick else FULL_COLLAPSE,
-                                budget_tokens=args.collapse_budget)
-            c = run_collapse(data, mode=mode, generations=args.generations, seed=seeds[0],
-                             quick=args.quick, sizes=sizes)
+            cfg = override(CollapseConfig.quick() if args.quick else CollapseConfig.full(),
+                           mode=mode, generations=args.generations, seed=seeds[0],
+                           budget_tokens=args.collapse_budget or None)
+            c = run_collapse(data, cfg).to_dict()
             c["seconds"] = time.perf_counter() - t0
             runs.append(c)
             for g in c["generations"]:

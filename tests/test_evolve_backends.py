@@ -1,13 +1,16 @@
 """The same seed gives the same run on every backend; a worker that dies is recorded as failed."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from bitlens.errors import BitlensError
 from bitlens.evolve.backends import WORKER_DIED, make_backend
-from bitlens.evolve.evaluators import SyntheticEvaluator
 from bitlens.evolve.genome import policy_gene_space
-from bitlens.evolve.run import run_evolution
+from bitlens.evolve.run import EvolveConfig, run_evolution
+from evolve_helpers import SyntheticEvaluator
 
 TARGET = policy_gene_space().sample(np.random.default_rng(11))
 
@@ -17,9 +20,10 @@ def fingerprint(result):
             for e in result["evaluations"]]
 
 
-def run(tmp_path, backend, ev, **kw):
-    args = dict(population=3, generations=2, seed=5, evaluator=ev)
-    return run_evolution(tmp_path / backend, backend=backend, **{**args, **kw})
+def run(tmp_path, backend, ev, workers=1, **config):
+    cfg = EvolveConfig(**{"population": 3, "generations": 2, "seed": 5, **config})
+    return run_evolution(tmp_path / backend, cfg, backend=backend, workers=workers,
+                         evaluator=ev).to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +42,11 @@ def test_local_pool_matches_serial(tmp_path, evaluator, serial_run):
     assert fingerprint(r) == fingerprint(serial_run)
 
 
-def test_ray_matches_serial(tmp_path, evaluator, serial_run):
+def test_ray_matches_serial(tmp_path, evaluator, serial_run, monkeypatch):
     pytest.importorskip("ray")
+    # Ray workers must import the evaluator's module, which lives in tests/
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
     r = run(tmp_path, "ray", evaluator, workers=2)
     assert fingerprint(r) == fingerprint(serial_run)
 

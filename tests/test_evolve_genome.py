@@ -8,11 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.evaluators import SyntheticEvaluator
 from bitlens.evolve.genome import Choice, GeneSpace, Integer, Real, _reflect, policy_gene_space
 from bitlens.evolve.strategy import (
-    STRATEGIES, ESConfig, Scored, generation_rng, sample_population, select_survivors, tournament,
+    STRATEGIES,
+    ESConfig,
+    Scored,
+    generation_rng,
+    sample_population,
+    select_survivors,
+    tournament,
 )
+from evolve_helpers import SyntheticEvaluator
 
 SMALL = GeneSpace((
     Choice("score", ("a", "b", "c", "d")),
@@ -91,7 +97,8 @@ def _search(strategy: str, seed: int, mu: int = 6, generations: int = 20) -> flo
     def fit(genome):
         return ev(genome, 0, None, None)["fitness"]
 
-    pop = [Scored(i, p.genome, fit(p.genome)) for i, p in enumerate(sample_population(SMALL, mu, generation_rng(seed, 0)))]
+    first = sample_population(SMALL, mu, generation_rng(seed, 0))
+    pop = [Scored(i, p.genome, fit(p.genome)) for i, p in enumerate(first)]
     survivors, next_id = select_survivors(pop, mu), len(pop)
     for g in range(1, generations):
         children = []

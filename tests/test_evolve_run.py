@@ -8,19 +8,21 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.evaluators import SyntheticEvaluator
 from bitlens.evolve.genome import policy_gene_space
 from bitlens.evolve.lineage import LineageStore
 from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
-from bitlens.evolve.run import STORE_FILE, run_evolution
+from bitlens.evolve.run import STORE_FILE, EvolveConfig, run_evolution
+from evolve_helpers import SyntheticEvaluator
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
 TARGET = policy_gene_space().sample(np.random.default_rng(7))
 
 
@@ -28,10 +30,16 @@ def synthetic(**kw) -> SyntheticEvaluator:
     return SyntheticEvaluator(target=TARGET, noise=0.05, **kw)
 
 
+CONFIG = EvolveConfig(population=4, generations=3, seed=3)
+CONFIG_FIELDS = set(EvolveConfig.__dataclass_fields__)
+
+
 def evolve(tmp_path, name="run", **kw):
-    args = dict(backend="serial", population=4, generations=3, seed=3, evaluator=synthetic())
-    args.update(kw)
-    return run_evolution(tmp_path / name, **args)
+    """A serial run of CONFIG (with the config fields in kw replaced) as its JSON dict."""
+    cfg = replace(CONFIG, **{k: v for k, v in kw.items() if k in CONFIG_FIELDS})
+    args = {"backend": "serial", "evaluator": synthetic(),
+            **{k: v for k, v in kw.items() if k not in CONFIG_FIELDS}}
+    return run_evolution(tmp_path / name, cfg, **args).to_dict()
 
 
 def fingerprint(result):
@@ -137,14 +145,14 @@ def test_lineage_mode_uses_the_best_offspring_as_next_parent(tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from bitlens.evolve.evaluators import SyntheticEvaluator
     from bitlens.evolve.genome import policy_gene_space
-    from bitlens.evolve.run import run_evolution
+    from bitlens.evolve.run import EvolveConfig, run_evolution
+    from evolve_helpers import SyntheticEvaluator
     target = policy_gene_space().sample(np.random.default_rng(7))
     ev = SyntheticEvaluator(target=target, noise=0.05, sleep_seconds=0.3)
     if __name__ == "__main__":
-        run_evolution(sys.argv[1], backend="local", workers=2, population=4, generations=3, seed=3,
-                      evaluator=ev)
+        run_evolution(sys.argv[1], EvolveConfig(population=4, generations=3, seed=3),
+                      backend="local", workers=2, evaluator=ev)
 """)
 
 
@@ -156,7 +164,7 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(SRC), str(TESTS))), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(out)], env=env)
     db, finished = out / STORE_FILE, []
     try:
@@ -179,8 +187,8 @@ def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
     while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
         time.sleep(0.2)
     assert workers and not any(Path(f"/proc/{p}").exists() for p in workers)
-    resumed = run_evolution(out, backend="serial", population=4, generations=3, seed=3,
-                            evaluator=synthetic(), resume=True)
+    resumed = run_evolution(out, CONFIG, backend="serial", evaluator=synthetic(),
+                            resume=True).to_dict()
     with sqlite3.connect(out / STORE_FILE) as con:
         after = dict(con.execute("SELECT id, finished_at FROM evaluations WHERE status='done'").fetchall())
     assert all(after[i] == t for i, t in finished)  # finished before the kill: kept, not redone
@@ -193,3 +201,18 @@ def test_plots_write_png_and_svg(tmp_path):
         plot(r, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
         assert (tmp_path / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_config_scales_and_the_stored_dict():
+    quick, full = EvolveConfig.quick(), EvolveConfig.full()
+    assert (quick.population, quick.generations, quick.small) == (3, 2, True)
+    assert (full.population, full.generations, full.small) == (8, 6, False)
+    assert quick.to_dict() == {"population": 3, "generations": 2, "seed": 0, "strategy": "es",
+                               "lineage": False, "tournament_size": 2, "crossover_rate": 0.5,
+                               "quick": True, "reevaluate": True}
+    assert quick.context().seed == 0 and quick.context().is_quick()
+    assert EvolveConfig(seed=4).context().seed == 4 and not full.context().is_quick()
+    with pytest.raises(BitlensError, match="unknown strategy 'annealing'; choose from es, random"):
+        EvolveConfig(strategy="annealing")
+    with pytest.raises(BitlensError, match="at least 1"):
+        EvolveConfig(population=0)

@@ -5,34 +5,39 @@ from __future__ import annotations
 import json
 import math
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bitlens.cli import main
 from bitlens.data import bytes_to_tensor
 from bitlens.errors import BitlensError
+from bitlens.evaluate import window_logits, window_scores
 from bitlens.model import GPT, GPTConfig
 from bitlens.offspring.budget import Cost, fitness, steps_for_budget, training_flops
 from bitlens.offspring.collapse import (
-    CollapseSizes,
+    MODES,
+    CollapseConfig,
     plot_collapse,
     run_collapse,
     tail_mass,
     tail_set,
 )
-from bitlens.offspring.compare import compare_strategies, plot_strategies
-from bitlens.offspring.distill import distill_loss, heldout_score, window_logits
+from bitlens.offspring.compare import CompareConfig, compare_strategies, plot_strategies
+from bitlens.offspring.distill import distill_loss, heldout_score
 from bitlens.offspring.policy import (
-    ContextSizes,
+    ContextConfig,
     CurationPolicy,
     context_from_model,
+    evaluate_offspring,
     evaluate_policy,
 )
 from bitlens.offspring.select import (
+    SCORES,
     bigram_surprisal_bits,
     choice_bits,
     make_windows,
@@ -45,8 +50,8 @@ from bitlens.train import cross_entropy_loss
 from bitlens.units import surprisal_bits
 
 # Small enough that each offspring trains for one or two steps.
-MICRO_SIZES = ContextSizes(pool_bytes=4_096, reference_bytes=600, test_bytes=1_024, window=32,
-                           batch_size=4, reference_steps=2, prompt_bytes=4)
+MICRO_CONTEXT = ContextConfig(pool_bytes=4_096, reference_bytes=600, test_bytes=1_024, window=32,
+                              batch_size=4, reference_steps=2, prompt_bytes=4)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -100,6 +105,29 @@ def test_scores_combine_per_token_bits():
         token_scores("excess", {"parent": parent}, 0)
 
 
+class _Reads(dict):
+    """A dict that records which keys were read."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.read = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("name", list(SCORES))
+def test_each_score_reads_exactly_what_it_needs(name):
+    rule = SCORES[name]
+    assert rule.name == name
+    # what a context always provides, plus what the score says it needs
+    keys = {"parent", "parent_entropy", *rule.needs}
+    bits = _Reads({k: np.full((2, 3), float(i)) for i, k in enumerate(sorted(keys))})
+    assert token_scores(name, bits, 0).shape == (2, 3)
+    assert bits.read == set(rule.needs)
+
+
 def test_bigram_surprisal_of_a_periodic_sequence():
     data = bytes_to_tensor(b"ab" * 100)
     s = bigram_surprisal_bits(make_windows(data, 4), data)
@@ -140,8 +168,8 @@ def test_distill_losses(micro_model, micro_config):
     other = GPT(micro_config)
     assert distill_loss("soft", micro_model)(other, (x, y, ones)).item() > 0
     mix = distill_loss("mix", micro_model)(other, (x, y, ones)).item()
-    assert mix == pytest.approx(0.5 * hard(other, (x, y, ones)).item()
-                                + 0.5 * distill_loss("soft", micro_model)(other, (x, y, ones)).item(), rel=1e-5)
+    soft = distill_loss("soft", micro_model)(other, (x, y, ones)).item()
+    assert mix == pytest.approx(0.5 * hard(other, (x, y, ones)).item() + 0.5 * soft, rel=1e-5)
 
 
 def test_heldout_score_of_a_uniform_model_is_eight_bits(micro_config):
@@ -181,73 +209,149 @@ def micro_parent() -> GPT:
 def test_policy_round_trip_and_validation():
     p = CurationPolicy(score="excess", level="token", keep_ratio=0.6, target="soft")
     assert CurationPolicy.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    assert CurationPolicy.from_dict({"keep_ratio": 1}).keep_ratio == 1  # an int is a number
     with pytest.raises(BitlensError):
         CurationPolicy(score="nope")
     with pytest.raises(BitlensError):
         CurationPolicy(keep_ratio=0.0)
 
 
+def test_unknown_or_ill_typed_genes_are_errors():
+    with pytest.raises(BitlensError) as e:
+        CurationPolicy.from_dict({"scor": "excess"})
+    assert str(e.value) == ("unknown policy gene 'scor'; the genes are score, level, keep_ratio, "
+                            "synthetic_share, temperature, top_p, target, offspring_preset, "
+                            "budget_tokens")
+    with pytest.raises(BitlensError, match=r"gene keep_ratio='0.3' must be a number"):
+        CurationPolicy.from_dict({"keep_ratio": "0.3"})
+    with pytest.raises(BitlensError, match=r"gene budget_tokens=2048.0 must be an integer"):
+        CurationPolicy.from_dict({"budget_tokens": 2048.0})
+    with pytest.raises(BitlensError, match=r"gene score=1 must be a string"):
+        CurationPolicy.from_dict({"score": 1})
+    with pytest.raises(BitlensError, match=r"gene top_p=True must be a number"):
+        CurationPolicy.from_dict({"top_p": True})
+
+
+def test_context_config_scales():
+    quick, full = ContextConfig.quick(), ContextConfig.full()
+    assert (quick.pool_bytes, quick.reference_bytes, quick.test_bytes, quick.reference_steps) == (
+        32_000, 8_000, 4_096, 20)
+    assert (full.pool_bytes, full.reference_bytes, full.test_bytes, full.reference_steps) == (
+        320_000, 40_000, 49_152, 150)
+    assert quick.is_quick() and replace(quick, seed=3).is_quick()
+    assert not full.is_quick() and not MICRO_CONTEXT.is_quick()
+    assert CompareConfig(seeds=(4, 5)).context.seed == 4  # the context is cut with the first seed
+
+
+def test_pool_scores_are_the_one_window_scorer(shakespeare, micro_parent):
+    ctx = context_from_model(micro_parent, shakespeare, MICRO_CONTEXT)
+    bits = ctx.bits(("parent", "parent_entropy"))
+    # an independent forward per window: the surprisal of each window's targets
+    w = ctx.pool[:3].long()
+    with torch.no_grad():
+        expected = surprisal_bits(micro_parent(w[:, :-1]), w[:, 1:]).double().numpy()
+    assert np.allclose(bits["parent"][:3], expected, atol=1e-5)
+    s, h = window_scores(micro_parent, ctx.pool, batch_size=64, with_entropy=True)
+    assert np.array_equal(bits["parent"], s) and np.array_equal(bits["parent_entropy"], h)
+    assert (h <= 8.0 + 1e-9).all()  # the entropy of a distribution over 256 bytes
+
+
 def test_evaluate_policy_is_deterministic_and_accounts_cost(shakespeare, micro_parent):
-    ctx = context_from_model(micro_parent, shakespeare, seed=0, sizes=MICRO_SIZES)
+    ctx = context_from_model(micro_parent, shakespeare, MICRO_CONTEXT)
     policy = CurationPolicy(score="excess", level="token", keep_ratio=0.25, budget_tokens=256)
-    a = evaluate_policy(policy, ctx, seed=1)
+    a, model = evaluate_offspring(policy, ctx, seed=1)
     b = evaluate_policy(policy, ctx, seed=1)
     assert a == b
-    for key in ("heldout_bits_per_byte", "baseline_bits_per_byte", "tokens", "flops", "fitness",
-                "improvement_vs_parent_bits_per_byte"):
-        assert key in a
+    # 256 tokens = 2 steps of 4 windows of 32 bytes; the test set: 31 windows of 32 targets
+    assert a.tokens == 256 and a.heldout_bytes == 31 * 32
+    w = ctx.test_windows().long()
+    with torch.no_grad():
+        model_bits = surprisal_bits(model(w[:, :-1]), w[:, 1:]).double().mean().item()
+        parent_bits = surprisal_bits(micro_parent(w[:, :-1]), w[:, 1:]).double().mean().item()
+    assert a.heldout_bits_per_byte == pytest.approx(model_bits, abs=1e-6)
+    assert a.parent_bits_per_byte == pytest.approx(parent_bits, abs=1e-6)
+    assert a.improvement_vs_parent_bits_per_byte == pytest.approx(parent_bits - model_bits, abs=1e-6)
+    assert a.fitness == pytest.approx(
+        (a.baseline_bits_per_byte - a.heldout_bits_per_byte) / (a.flops / 1e12))
     n_tokens = len(ctx.pool) * ctx.window
-    assert a["choice_bits"] == pytest.approx(choice_bits(n_tokens, round(0.25 * n_tokens)))
-    assert a["loss_tokens"] == pytest.approx(0.25 * a["tokens"], rel=0.2)
-    cost = a["cost"]
-    assert cost["parent_flops"] > 0 and cost["reference_flops"] > 0
-    assert a["flops"] == pytest.approx(cost["total_flops"])
+    assert a.choice_bits == pytest.approx(choice_bits(n_tokens, round(0.25 * n_tokens)))
+    assert a.loss_tokens == pytest.approx(0.25 * a.tokens, rel=0.2)
+    assert a.cost.parent_flops > 0 and a.cost.reference_flops > 0
+    assert a.flops == pytest.approx(a.cost.total_flops)
+    assert a.to_dict()["cost"]["total_flops"] == a.flops
+    assert a.to_dict()["policy"] == policy.to_dict()
     random_policy = CurationPolicy(keep_ratio=0.25, level="token", budget_tokens=256)
     r = evaluate_policy(random_policy, ctx, seed=1)
-    assert r["fitness"] == 0.0 and r["cost"]["parent_flops"] == 0.0
-    assert r["heldout_bits_per_byte"] == a["baseline_bits_per_byte"]
+    assert r.fitness == 0.0 and r.cost.parent_flops == 0.0
+    assert r.heldout_bits_per_byte == a.baseline_bits_per_byte
     restored = pickle.loads(pickle.dumps(ctx))  # contexts travel to worker processes
     assert evaluate_policy(policy, restored, seed=1) == a
-    model_result, model = evaluate_policy(CurationPolicy(synthetic_share=0.5, target="mix",
-                                                         budget_tokens=128), ctx, 0,
-                                          return_model=True)
-    assert isinstance(model, GPT) and model_result["cost"]["parent_flops"] > 0
+    synthetic = evaluate_policy(CurationPolicy(synthetic_share=0.5, target="mix", budget_tokens=128),
+                                ctx, 0)
+    assert synthetic.cost.parent_flops > 0
 
 
-def test_compare_strategies_keys_and_plot(shakespeare, micro_parent, tmp_path):
-    r = compare_strategies(micro_parent, shakespeare, keep_ratio=0.05, seeds=(0,),
-                           sizes=MICRO_SIZES)
+def test_compare_strategies_rows_and_plot(shakespeare, micro_parent, tmp_path):
+    cfg = CompareConfig(keep_ratio=0.05, seeds=(0,), context=MICRO_CONTEXT)
+    r = compare_strategies(micro_parent, shakespeare, cfg).to_dict()
+    # 128 pool windows; keep 5 % = 6 windows = 192 tokens, in whole batches of 4 × 32: 256
+    assert r["pool_windows"] == 128 and r["budget_tokens"] == 256 and r["quick"] is False
     names = [s["name"] for s in r["strategies"]]
-    assert "random/document" in names and "excess/token" in names and len(names) == 10
+    assert names == [f"{score}/{level}" for level in ("document", "token") for score in SCORES]
     for s in r["strategies"]:
-        for key in ("name", "keep_ratio", "tokens", "flops", "heldout_bits_per_byte", "fitness",
-                    "choice_bits", "gain_over_random_bits"):
-            assert key in s
+        assert s["tokens"] == 256 and s["keep_ratio"] == 0.05
+        n = 128 if s["level"] == "document" else 128 * 32
+        assert s["choice_bits"] == pytest.approx(choice_bits(n, round(0.05 * n)))
+        gain = s["baseline_bits_per_byte"] - s["heldout_bits_per_byte"]
+        assert s["gain_over_random_bits"] == pytest.approx(gain * r["heldout_bytes"])
+        assert s["fitness"] == pytest.approx(gain / (s["flops"] / 1e12))
+        assert s["heldout_bits_per_byte_per_seed"] == [s["heldout_bits_per_byte"]]
         if s["score"] == "random":
-            assert s["gain_over_random_bits"] == 0.0
+            assert s["gain_over_random_bits"] == 0.0 and s["seeds_better_than_random"] == 0
     assert [d["target"] for d in r["distillation"]] == ["raw", "hard", "soft", "mix"]
-    assert all(d["kl_to_parent_bits"] >= 0 for d in r["distillation"])
+    assert all(d["tokens"] == 256 and d["kl_to_parent_bits"] >= 0 for d in r["distillation"])
     json.dumps(r)
     written = plot_strategies(r, tmp_path / "strategies.png")
     assert all(p.exists() and p.stat().st_size > 0 for p in written)
 
 
 def test_collapse_rows_and_plot(shakespeare, tmp_path):
-    sizes = CollapseSizes(real_bytes=1_024, test_bytes=512, budget_tokens=256, window=32,
-                          batch_size=4)
-    runs = [run_collapse(shakespeare, mode=m, generations=2, sizes=sizes, preset="tiny")
-            for m in ("replace", "accumulate")]
+    cfg = CollapseConfig(generations=2, real_bytes=1_024, test_bytes=512, budget_tokens=256,
+                         window=32, batch_size=4)
+    runs = [run_collapse(shakespeare, replace(cfg, mode=m)).to_dict() for m in MODES]
     for r in runs:
         assert [g["generation"] for g in r["generations"]] == [0, 1, 2]
-        assert all(0 <= g["tail_mass"] <= 1 and 0 < g["sample_entropy_bits"] <= 8
+        assert r["heldout_bytes"] == 15 * 32  # 512 held-out bytes hold 15 windows of 32 targets
+        assert r["generations"][0]["heldout_bits_per_byte"] < 8.0  # real data beats uniform
+        assert all(g["sample_entropy_bits"] <= 8.0 and g["sample_unigram_entropy_bits"] <= 8.0
                    for g in r["generations"])
-        assert 0 < r["real_tail_mass"] <= 0.1
+        # by construction the tail holds at most (and here nearly) tail_share of real bigrams
+        assert 0.09 < r["real_tail_mass"] <= 0.1
+        assert 4.5 < r["real_unigram_entropy_bits"] < 4.8  # Shakespeare's bytes: ≈ 4.7 bits
+        assert r["quick"] is False
     assert [g["train_windows"] for g in runs[1]["generations"]] == [32, 64, 96]
     assert runs[0]["generations"][0] == runs[1]["generations"][0]  # same generation 0
     written = plot_collapse(runs, tmp_path / "collapse.png")
     assert all(p.exists() for p in written)
-    with pytest.raises(BitlensError):
-        run_collapse(shakespeare, mode="sideways", sizes=sizes)
+    with pytest.raises(BitlensError, match="unknown collapse mode 'sideways'"):
+        CollapseConfig(mode="sideways")
+
+
+def test_collapse_config_scales():
+    quick, full = CollapseConfig.quick(), CollapseConfig.full()
+    assert (quick.real_bytes, quick.test_bytes, quick.budget_tokens) == (12_800, 4_096, 16_384)
+    assert (full.real_bytes, full.test_bytes, full.budget_tokens) == (96_000, 32_768, 393_216)
+    assert quick.is_quick() and replace(quick, mode="accumulate", seed=3, top_p=0.5).is_quick()
+    assert not replace(quick, window=64).is_quick()
+    assert not full.is_quick()
+    with pytest.raises(BitlensError, match="at least one generation"):
+        CollapseConfig(generations=0)
+
+
+def test_cli_collapse_modes_are_the_library_modes():
+    from bitlens.cli.offspring import COLLAPSE_MODES
+
+    assert COLLAPSE_MODES == MODES
 
 
 def test_cli_help_and_missing_parent(tmp_path, capsys):
@@ -256,6 +360,14 @@ def test_cli_help_and_missing_parent(tmp_path, capsys):
     assert main(["offspring", "compare", "--help"]) == 0
     assert main(["offspring", "compare", "--parent", str(tmp_path / "none"), "--quick"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_unknown_gene(tmp_path, capsys):
+    args = ["offspring", "evaluate", "--parent", str(tmp_path / "none"), "--quick"]
+    assert main(args + ["--policy", '{"scor": "excess"}']) == 1
+    out = capsys.readouterr()
+    assert out.out == ""  # no fitness of the default policy
+    assert out.err.count("\n") == 1 and "'scor'" in out.err and "score, level" in out.err
 
 
 def test_cli_evaluate_policy(tmp_path, shakespeare, capsys):
@@ -286,7 +398,10 @@ def test_cli_quick_runs(tmp_path):
     out = tmp_path / "cmp.json"
     assert main(["offspring", "compare", "--parent", str(tmp_path / "parent"), "--quick",
                  "--json", str(out), "--plot", str(tmp_path / "cmp")]) == 0
-    assert len(json.loads(out.read_text())["strategies"]) == 10
+    r = json.loads(out.read_text())
+    assert len(r["strategies"]) == 10 and r["quick"] is True and r["pool_windows"] == 250
     out = tmp_path / "col.json"
     assert main(["collapse", "--quick", "--mode", "both", "--json", str(out)]) == 0
-    assert [r["mode"] for r in json.loads(out.read_text())["runs"]] == ["replace", "accumulate"]
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["mode"] for r in runs] == ["replace", "accumulate"]
+    assert all(r["quick"] is True and r["budget_tokens"] == 16_384 for r in runs)

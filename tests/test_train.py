@@ -21,14 +21,14 @@ from bitlens.train import TrainConfig, lr_at, train, train_run
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 OVERRIDES = {"checkpoint_interval": 5, "eval_interval": 20, "eval_bytes": 1024, "log_interval": 5,
              "batch_size": 8, "threads": 1}
-RUN_SCRIPT = """
+RUN_SCRIPT = f"""
 import sys
 from pathlib import Path
 from bitlens.train import train_run
 data = Path(sys.argv[1]).read_bytes()
 train_run(data, sys.argv[2], preset="tiny", steps=int(sys.argv[3]), seed=5,
-          resume=sys.argv[4] == "1", train_overrides={overrides!r})
-""".format(overrides=OVERRIDES)
+          resume=sys.argv[4] == "1", train_overrides={OVERRIDES!r})
+"""
 
 
 def _run(corpus: Path, out: Path, steps: int, resume: bool) -> subprocess.Popen:
@@ -143,3 +143,41 @@ def test_no_unpickling_calls_in_the_package():
     for path in src.rglob("*.py"):
         text = path.read_text()
         assert "pickle.load" not in text and "torch.load(" not in text, path
+
+
+def test_train_restores_the_torch_settings(shakespeare, micro_config):
+    data = torch.frombuffer(bytearray(shakespeare), dtype=torch.uint8)
+    threads, kernels = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        train(GPT(micro_config), data, TrainConfig(steps=2, batch_size=2, threads=threads + 1,
+                                                   log_interval=1))
+        assert torch.get_num_threads() == threads
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(kernels)
+
+
+def test_resume_refuses_other_steps_or_seed(shakespeare, tmp_path, capsys):
+    from bitlens.cli import main
+
+    first = train_run(shakespeare, tmp_path / "r", preset="tiny", steps=3, seed=4,
+                      train_overrides=OVERRIDES)
+    weights = (tmp_path / "r/model.safetensors").read_bytes()
+    with pytest.raises(BitlensError, match=r"--steps 5 \(recorded: 3\)"):
+        train_run(shakespeare, tmp_path / "r", preset="tiny", steps=5, resume=True)
+    with pytest.raises(BitlensError, match=r"--seed 9 \(recorded: 4\)"):
+        train_run(shakespeare, tmp_path / "r", preset="tiny", seed=9, resume=True)
+    # the recorded values (or none) are fine: the finished run resumes to the same weights
+    again = train_run(shakespeare, tmp_path / "r", preset="tiny", steps=3, seed=4, resume=True)
+    assert again.val_bits_per_byte == first.val_bits_per_byte
+    assert (tmp_path / "r/model.safetensors").read_bytes() == weights
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(shakespeare)
+    capsys.readouterr()
+    args = ["train", "--corpus", str(corpus), "--out", str(tmp_path / "r"), "--resume"]
+    assert main(args + ["--steps", "50"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--steps 50 (recorded: 3)" in err
+    assert main(args) == 0

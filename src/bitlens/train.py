@@ -11,32 +11,35 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any
 
 import torch
 import torch.nn.functional as F
 
 from bitlens.data import get_batch, split_corpus
+from bitlens.determinism import deterministic
 from bitlens.errors import BitlensError
 from bitlens.evaluate import evaluate
-from bitlens.model import GPT, GPTConfig, MODEL_PRESETS
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
 from bitlens.runs import (
     CHECKPOINT_FILE,
-    METRICS_FILE,
-    atomic_save_tensors,
-    atomic_write_bytes,
     CONFIG_FILE,
+    METRICS_FILE,
     WEIGHTS_FILE,
     apply_weights,
+    atomic_save_tensors,
+    atomic_write_bytes,
     atomic_write_json,
     environment_info,
-    read_config,
-    save_model,
     load_tensors,
     model_state,
+    read_config,
+    save_model,
 )
 from bitlens.units import nats_to_bits
 
@@ -64,7 +67,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -183,6 +186,91 @@ def _read_metrics(path: Path, upto_step: int) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class _Counters:
+    """What a checkpoint records: steps done, tokens and FLOPs so far, seconds spent before."""
+
+    step: int = 0
+    tokens: int = 0
+    flops: float = 0.0
+    seconds: float = 0.0
+
+
+class _RunFiles:
+    """A run directory's training files: `metrics.jsonl` (one line per logged step, flushed at
+    once) and the checkpoint (model + optimizer + counters, written atomically)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_path = run_dir / CHECKPOINT_FILE
+        self.metrics_path = run_dir / METRICS_FILE
+        self._metrics: IO[str] | None = None
+
+    def restore(self, model: GPT, opt: torch.optim.Optimizer,
+                resume: bool) -> tuple[_Counters, list[dict]]:
+        """The counters and metrics to continue from (the checkpoint's, with resume), and a
+        metrics file cut back to them."""
+        counters, metrics = _Counters(), []
+        if resume and self.checkpoint_path.exists():
+            meta = load_checkpoint(self.checkpoint_path, model, opt)
+            counters = _Counters(int(meta["step"]), int(meta["tokens"]), float(meta["flops"]),
+                                 float(meta.get("seconds", 0.0)))
+            metrics = _read_metrics(self.metrics_path, counters.step)
+        atomic_write_bytes(self.metrics_path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
+        return counters, metrics
+
+    def __enter__(self) -> _RunFiles:
+        self._metrics = open(self.metrics_path, "a")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+
+    def log(self, row: dict[str, Any]) -> None:
+        assert self._metrics is not None
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+
+    def checkpoint(self, model: GPT, opt: torch.optim.Optimizer, counters: _Counters) -> None:
+        save_checkpoint(self.checkpoint_path, model, opt, asdict(counters))
+
+
+def _random_windows(train_data: torch.Tensor, batch_size: int, block: int) -> BatchFn:
+    """The default batches: `batch_size` random windows of `block` + 1 bytes."""
+    if len(train_data) < block + 1:
+        raise BitlensError(
+            f"training data has {len(train_data)} bytes, fewer than one context window ({block + 1})")
+
+    def batch_fn(step: int, gen: torch.Generator) -> Batch:
+        return get_batch(train_data, batch_size, block, gen)
+
+    return batch_fn
+
+
+def _optimizer_step(model: GPT, opt: torch.optim.Optimizer, cfg: TrainConfig, step: int,
+                    batch_fn: BatchFn, loss_fn: LossFn) -> tuple[float, int]:
+    """One step on its seeded batch; returns its loss in bits per token and its token count."""
+    torch.manual_seed(cfg.seed * 7_919 + step)  # dropout, if any, is seeded per step
+    batch = batch_fn(step, step_generator(cfg.seed, step))
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    loss = loss_fn(model, batch)
+    if not torch.isfinite(loss):
+        raise BitlensError(f"training diverged: loss is {loss.item()} at step {step}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return float(nats_to_bits(loss.item())), batch[0].numel()
+
+
+def train_threads(cfg: TrainConfig) -> AbstractContextManager[None]:
+    """The torch settings a run trains under (cfg.threads, deterministic kernels), restored after."""
+    return deterministic(cfg.threads or torch.get_num_threads(), kernels=cfg.deterministic)
+
+
 def train(
     model: GPT,
     train_data: torch.Tensor,
@@ -198,112 +286,99 @@ def train(
 
     train_data/val_data: uint8 byte tensors. batch_fn(step, generator) may replace the default
     random-window batches (e.g. masked or soft-label batches for `loss_fn`); its first tensor's
-    numel counts the tokens. Losses leave PyTorch in nats and are reported in bits.
+    numel counts the tokens. Losses leave PyTorch in nats and are reported in bits. Runs under
+    cfg.threads torch threads and (cfg.deterministic) deterministic kernels, restored afterwards.
+    With `run_dir`, logs metrics.jsonl and checkpoints; `resume` continues from the checkpoint.
     """
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
-    block = model.config.block_size
-    if batch_fn is None:
-        if len(train_data) < block + 1:
-            raise BitlensError(
-                f"training data has {len(train_data)} bytes, fewer than one context window ({block + 1})"
-            )
-
-        def batch_fn(step: int, gen: torch.Generator) -> Batch:
-            return get_batch(train_data, cfg.batch_size, block, gen)
-
+    batch_fn = batch_fn or _random_windows(train_data, cfg.batch_size, model.config.block_size)
     opt = make_optimizer(model, cfg)
-    flops_per_token = model.flops_per_token(train=True)
-    run_path = Path(run_dir) if run_dir is not None else None
-    ckpt_path = run_path / CHECKPOINT_FILE if run_path else None
-    metrics_path = run_path / METRICS_FILE if run_path else None
-    start_step, tokens, flops, seconds_before = 0, 0, 0.0, 0.0
-    metrics: list[dict] = []
-    if run_path is not None:
-        run_path.mkdir(parents=True, exist_ok=True)
-        if resume and ckpt_path is not None and ckpt_path.exists():
-            meta = load_checkpoint(ckpt_path, model, opt)
-            start_step, tokens = int(meta["step"]), int(meta["tokens"])
-            flops, seconds_before = float(meta["flops"]), float(meta.get("seconds", 0.0))
-            metrics = _read_metrics(metrics_path, start_step)
-        atomic_write_bytes(metrics_path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
-
-    model.train()
+    files = _RunFiles(Path(run_dir)) if run_dir is not None else None
+    start, metrics = files.restore(model, opt, resume) if files else (_Counters(), [])
+    val_bpb = _last_val_bits_per_byte(metrics)
+    last = _Step(start, None, False, None, val_bpb)
     t0 = time.perf_counter()
-    window_bits, window_n = 0.0, 0
-    last_train_bpb: float | None = None
-    last_val_bpb: float | None = next(
-        (m["val_bits_per_byte"] for m in reversed(metrics) if "val_bits_per_byte" in m), None
-    )
-    metrics_file = open(metrics_path, "a") if metrics_path else None
-    try:
-        with progress_bar(cfg.steps, "training", enabled=progress) as bar:
-            bar.advance(start_step)
-            for step in range(start_step, cfg.steps):
-                torch.manual_seed(cfg.seed * 7_919 + step)  # dropout, if any, is seeded per step
-                batch = batch_fn(step, step_generator(cfg.seed, step))
-                lr = lr_at(step, cfg)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                loss = loss_fn(model, batch)
-                if not torch.isfinite(loss):
-                    raise BitlensError(f"training diverged: loss is {loss.item()} at step {step}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                n_tok = batch[0].numel()
-                tokens += n_tok
-                flops += n_tok * flops_per_token
-                window_bits += float(nats_to_bits(loss.item()))
-                window_n += 1
-                done = step + 1
-                elapsed = seconds_before + time.perf_counter() - t0
-                row: dict[str, Any] | None = None
-                if done % cfg.log_interval == 0 or done == cfg.steps:
-                    last_train_bpb = window_bits / window_n
-                    window_bits, window_n = 0.0, 0
-                    row = {"step": done, "tokens": tokens, "flops": flops, "lr": lr,
-                           "train_bits_per_byte": last_train_bpb, "seconds": elapsed}
-                if val_data is not None and (done % cfg.eval_interval == 0 or done == cfg.steps):
-                    last_val_bpb = evaluate(model, val_data[: cfg.eval_bytes]).bits_per_byte
-                    model.train()
-                    if row is None:
-                        row = {"step": done, "tokens": tokens, "flops": flops, "lr": lr,
-                               "train_bits_per_byte": last_train_bpb, "seconds": elapsed}
-                    row["val_bits_per_byte"] = last_val_bpb
-                if row is not None:
-                    metrics.append(row)
-                    if metrics_file:
-                        metrics_file.write(json.dumps(row) + "\n")
-                        metrics_file.flush()
-                if ckpt_path and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):
-                    meta = {"step": done, "tokens": tokens, "flops": flops, "seconds": elapsed}
-                    save_checkpoint(ckpt_path, model, opt, meta)
-                rate = tokens / max(elapsed, 1e-9)
-                status = f"{last_train_bpb:.3f} bits/byte" if last_train_bpb else ""
-                if last_val_bpb is not None:
-                    status += f" · val {last_val_bpb:.3f}"
-                bar.advance(1, status=f"{status} · {rate:,.0f} tok/s")
-    finally:
-        if metrics_file:
-            metrics_file.close()
+    with train_threads(cfg), files or nullcontext(), \
+            progress_bar(cfg.steps, "training", enabled=progress) as bar:
+        bar.advance(start.step)
+        for last in _steps(model, opt, cfg, start, val_bpb, val_data, batch_fn, loss_fn):
+            if last.row is not None:
+                metrics.append(last.row)
+                if files:
+                    files.log(last.row)
+            if files and last.checkpoint:
+                files.checkpoint(model, opt, last.counters)
+            bar.advance(1, status=last.status())
     model.eval()
-    seconds = seconds_before + time.perf_counter() - t0
+    seconds = start.seconds + time.perf_counter() - t0
     return TrainResult(
         steps=cfg.steps,
-        tokens=tokens,
-        flops=flops,
+        tokens=last.counters.tokens,
+        flops=last.counters.flops,
         seconds=seconds,
-        tokens_per_second=tokens / max(seconds, 1e-9),
+        tokens_per_second=last.counters.tokens / max(seconds, 1e-9),
         params=model.num_params(),
-        val_bits_per_byte=last_val_bpb,
-        train_bits_per_byte=last_train_bpb,
+        val_bits_per_byte=last.val_bits_per_byte,
+        train_bits_per_byte=last.train_bits_per_byte,
         metrics=metrics,
     )
+
+
+def _last_val_bits_per_byte(metrics: list[dict]) -> float | None:
+    return next((m["val_bits_per_byte"] for m in reversed(metrics) if "val_bits_per_byte" in m), None)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """Where training stands after a step, and what the caller should record."""
+
+    counters: _Counters
+    row: dict[str, Any] | None  # a metrics row, when this step is logged or evaluated
+    checkpoint: bool  # a checkpoint is due
+    train_bits_per_byte: float | None  # the last logged mean training loss
+    val_bits_per_byte: float | None  # the last held-out evaluation
+
+    def status(self) -> str:
+        c = self.counters
+        status = f"{self.train_bits_per_byte:.3f} bits/byte" if self.train_bits_per_byte else ""
+        if self.val_bits_per_byte is not None:
+            status += f" · val {self.val_bits_per_byte:.3f}"
+        return f"{status} · {c.tokens / max(c.seconds, 1e-9):,.0f} tok/s"
+
+
+def _steps(
+    model: GPT, opt: torch.optim.Optimizer, cfg: TrainConfig, start: _Counters,
+    val_bpb: float | None, val_data: torch.Tensor | None, batch_fn: BatchFn, loss_fn: LossFn,
+) -> Iterator[_Step]:
+    """Steps start.step … cfg.steps − 1, yielding after each (the model as that step left it).
+    The training loss is averaged in bits over the steps since the last logged one."""
+    model.train()
+    flops_per_token = model.flops_per_token(train=True)
+    t0 = time.perf_counter()
+    c = start
+    window_bits, window_n = 0.0, 0
+    train_bpb: float | None = None
+    for step in range(start.step, cfg.steps):
+        loss_bits, n_tok = _optimizer_step(model, opt, cfg, step, batch_fn, loss_fn)
+        done = step + 1
+        c = _Counters(done, c.tokens + n_tok, c.flops + n_tok * flops_per_token,
+                      start.seconds + time.perf_counter() - t0)
+        window_bits += loss_bits
+        window_n += 1
+        logged = done % cfg.log_interval == 0 or done == cfg.steps
+        evaluated = val_data is not None and (done % cfg.eval_interval == 0 or done == cfg.steps)
+        if logged:
+            train_bpb = window_bits / window_n
+            window_bits, window_n = 0.0, 0
+        row = None
+        if logged or evaluated:
+            row = {"step": done, "tokens": c.tokens, "flops": c.flops, "lr": lr_at(step, cfg),
+                   "train_bits_per_byte": train_bpb, "seconds": c.seconds}
+        if evaluated and val_data is not None and row is not None:
+            val_bpb = evaluate(model, val_data[: cfg.eval_bytes]).bits_per_byte
+            model.train()
+            row["val_bits_per_byte"] = val_bpb
+        checkpoint = done % cfg.checkpoint_interval == 0 or done == cfg.steps
+        yield _Step(c, row, checkpoint, train_bpb, val_bpb)
 
 
 def resolve_train_config(preset: str, **overrides: Any) -> TrainConfig:
@@ -346,34 +421,25 @@ def train_run(
     """Train a preset model on `corpus` into a run directory; evaluate the whole held-out split.
 
     A fresh run refuses a directory that already holds a run (use resume=True to continue it).
+    A resumed run keeps its recorded config: `steps`, `seed` or `train_overrides` that differ
+    from it are an error (equal ones are fine), so a resume always reaches the same weights.
     """
     out = Path(out_dir)
-    cfg_path = out / CONFIG_FILE
-    if cfg_path.exists() and not resume:
+    if (out / CONFIG_FILE).exists() and not resume:
         raise BitlensError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and cfg_path.exists():
-        saved = read_config(out)
-        model_cfg = GPTConfig.from_dict(saved["model"])
-        cfg = TrainConfig.from_dict(saved["train"])
-        preset = saved.get("preset", preset)
+    overrides = {"steps": steps, "seed": seed, **(train_overrides or {})}
+    if resume and (out / CONFIG_FILE).exists():
+        preset, model_cfg, cfg = _recorded_run(out, preset, overrides)
     else:
-        if preset not in MODEL_PRESETS:
-            raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
-        model_cfg = MODEL_PRESETS[preset]
-        cfg = resolve_train_config(preset, steps=steps, seed=seed, **(train_overrides or {}))
-        if cfg.threads is None:
-            cfg = replace(cfg, threads=torch.get_num_threads())
-        atomic_write_json(cfg_path, {
-            "preset": preset, "model": model_cfg.to_dict(), "train": cfg.to_dict(),
-            "corpus": corpus_name, "corpus_bytes": len(corpus), "environment": environment_info(),
-        })
+        preset, model_cfg, cfg = _new_run(out, preset, overrides, corpus, corpus_name)
     split = split_corpus(corpus, model_cfg.block_size)
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg)
-    result = train(model, split.train, cfg, val_data=split.val, run_dir=out, resume=resume,
-                   progress=progress)
-    save_model(model, out / WEIGHTS_FILE)
-    final = evaluate(model, split.val, progress=progress)
+    with train_threads(cfg):  # the final evaluation runs under the training's settings too
+        result = train(model, split.train, cfg, val_data=split.val, run_dir=out, resume=resume,
+                       progress=progress)
+        save_model(model, out / WEIGHTS_FILE)
+        final = evaluate(model, split.val, progress=progress)
     run = RunResult(
         run_dir=str(out), preset=preset, params=model.num_params(), steps=result.steps,
         tokens=result.tokens, flops=result.flops, seconds=result.seconds,
@@ -382,3 +448,33 @@ def train_run(
     )
     atomic_write_json(out / "result.json", run.to_dict())
     return run
+
+
+def _new_run(out: Path, preset: str, overrides: dict[str, Any], corpus: bytes,
+             corpus_name: str) -> tuple[str, GPTConfig, TrainConfig]:
+    """The preset's model and training config with the overrides; recorded in config.json."""
+    if preset not in MODEL_PRESETS:
+        raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+    model_cfg = MODEL_PRESETS[preset]
+    cfg = resolve_train_config(preset, **overrides)
+    if cfg.threads is None:
+        cfg = replace(cfg, threads=torch.get_num_threads())
+    atomic_write_json(out / CONFIG_FILE, {
+        "preset": preset, "model": model_cfg.to_dict(), "train": cfg.to_dict(),
+        "corpus": corpus_name, "corpus_bytes": len(corpus), "environment": environment_info(),
+    })
+    return preset, model_cfg, cfg
+
+
+def _recorded_run(out: Path, preset: str,
+                  overrides: dict[str, Any]) -> tuple[str, GPTConfig, TrainConfig]:
+    """The preset, model and training config recorded in `out`; refuses overrides that differ."""
+    saved = read_config(out)
+    cfg = TrainConfig.from_dict(saved["train"])
+    recorded = cfg.to_dict()
+    conflicts = [f"--{k.replace('_', '-')} {v} (recorded: {recorded.get(k)})"
+                 for k, v in overrides.items() if v is not None and recorded.get(k) != v]
+    if conflicts:
+        raise BitlensError(f"cannot resume {out} with {', '.join(conflicts)}: a resumed run keeps "
+                           "its recorded settings; drop the option or train into another --out")
+    return saved.get("preset", preset), GPTConfig.from_dict(saved["model"]), cfg

@@ -6,17 +6,13 @@ from pathlib import Path
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
-from bitlens.data import load_corpus
+from bitlens.cli.common import corpus_option, emit_json, json_option, seed_option, show_progress
 from bitlens.evolve.backends import BACKENDS
-from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
-from bitlens.evolve.run import run_evolution
 from bitlens.evolve.strategy import STRATEGIES
 
 
 @click.command("evolve")
-@click.option("--corpus", default=None, metavar="PATH",
-              help="Text file, directory or '-'. Default: bundled Tiny Shakespeare.")
+@corpus_option
 @click.option("--out", "out_dir", required=True, metavar="RUN_DIR",
               help="Run directory: lineage.sqlite, offspring weights, parent, result.json, figures.")
 @click.option("--parent", "parent_dir", default=None, metavar="RUN_DIR",
@@ -31,17 +27,21 @@ from bitlens.evolve.strategy import STRATEGIES
               help="Survivors μ = children λ per generation (default 8; 3 with --quick).")
 @click.option("--generations", type=click.IntRange(min=1), default=None,
               help="Generations including the random first one (default 6; 2 with --quick).")
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="es", show_default=True,
-              help="es: (μ+λ) with tournament selection; random: random search control.")
-@click.option("--lineage", is_flag=True,
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=None,
+              help="es: (μ+λ) with tournament selection (default); random: random search control.")
+@click.option("--lineage", is_flag=True, default=None,
               help="The best offspring of each generation becomes the next generation's parent.")
-@click.option("--reevaluate/--no-reevaluate", default=True, show_default=True,
+@click.option("--reevaluate/--no-reevaluate", default=None,
               help="Score the survivors again on each new generation's seed and select on those "
-                   "fresh scores (fitness is noisy; this stops lucky genomes from surviving forever).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run.")
-@click.option("--budget-flops", type=float, default=None, help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).")
-@click.option("--time-limit", type=float, default=None, help="Stop after this many wall-clock seconds (summed over resumes).")
-@click.option("--quick", is_flag=True, help="A small run (tiny offspring, 3 × 2 genomes) for tests.")
+                   "fresh scores (default; fitness is noisy, this stops lucky genomes from "
+                   "surviving forever).")
+@seed_option
+@click.option("--budget-flops", type=float, default=None,
+              help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).")
+@click.option("--time-limit", type=float, default=None,
+              help="Stop after this many wall-clock seconds (summed over resumes).")
+@click.option("--quick", is_flag=True,
+              help="A small run (tiny offspring, small budgets, 3 × 2 genomes) for tests.")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR; finished evaluations are kept.")
 @json_option
 def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, population, generations,
@@ -58,32 +58,39 @@ def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, popul
     JSON keys: generations [{generation, best_fitness, mean_fitness, best_genome, ...}],
     pareto [{heldout_bits_per_byte, flops, genome, ...}], evaluations, best, totals, stopped.
     """
-    data = load_corpus(corpus)
-    r = run_evolution(out_dir, corpus=data, backend=backend, population=population,
-                      generations=generations, seed=seed, quick=quick, resume=resume,
-                      progress=show_progress(), workers=workers, strategy=strategy, lineage=lineage,
-                      budget_flops=budget_flops, time_limit=time_limit, ray_address=ray_address,
-                      reevaluate=reevaluate,
-                      parent_dir=parent_dir)
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
+    from bitlens.evolve.run import EvolveConfig, run_evolution
+
+    cfg = override(EvolveConfig.quick() if quick else EvolveConfig.full(), population=population,
+                   generations=generations, seed=seed, strategy=strategy, lineage=lineage,
+                   reevaluate=reevaluate)
+    result = run_evolution(out_dir, cfg, corpus=load_corpus(corpus), backend=backend,
+                           workers=workers, resume=resume, progress=show_progress(),
+                           budget_flops=budget_flops, time_limit=time_limit,
+                           ray_address=ray_address, parent_dir=parent_dir)
+    r = result.to_dict()
     out = Path(out_dir)
     plot_fitness(r, out / "fitness.png")
     plot_pareto(r, out / "pareto.png")
     plot_lineage(r, out / "lineage.png")
     if json_out != "-":
-        for g in r["generations"]:
-            best = "—" if g["best_fitness"] is None else f"{g['best_fitness']:.4g}"
-            mean = "—" if g["mean_fitness"] is None else f"{g['mean_fitness']:.4g}"
-            bpb = "—" if g["best_heldout_bits_per_byte"] is None else f"{g['best_heldout_bits_per_byte']:.4f}"
-            click.echo(f"generation {g['generation']}: best fitness {best}, mean {mean}, "
-                       f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}"
-                       + (f" ({g['reevaluations']} survivors re-scored)" if g["reevaluations"] else ""))
-        for p in r["pareto"]:
-            click.echo(f"pareto: {p['heldout_bits_per_byte']:.4f} bits/byte at {p['flops']:.3g} FLOPs")
-        t = r["totals"]
-        click.echo(f"{t['done']} evaluations ({t['failed']} failed), {t['flops']:.3g} FLOPs, "
-                   f"{t['wall_seconds']:.0f} s" + (f"; stopped: {r['stopped']}" if r["stopped"] else "")
-                   + f" → {out}")
+        _print_summary(r, out)
     emit_json(r, json_out)
 
 
-COMMANDS = [evolve_cmd]
+def _print_summary(r: dict, out: Path) -> None:
+    for g in r["generations"]:
+        best = "—" if g["best_fitness"] is None else f"{g['best_fitness']:.4g}"
+        mean = "—" if g["mean_fitness"] is None else f"{g['mean_fitness']:.4g}"
+        bpb = "—" if g["best_heldout_bits_per_byte"] is None else f"{g['best_heldout_bits_per_byte']:.4f}"
+        click.echo(f"generation {g['generation']}: best fitness {best}, mean {mean}, "
+                   f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}"
+                   + (f" ({g['reevaluations']} survivors re-scored)" if g["reevaluations"] else ""))
+    for p in r["pareto"]:
+        click.echo(f"pareto: {p['heldout_bits_per_byte']:.4f} bits/byte at {p['flops']:.3g} FLOPs")
+    t = r["totals"]
+    click.echo(f"{t['done']} evaluations ({t['failed']} failed), {t['flops']:.3g} FLOPs, "
+               f"{t['wall_seconds']:.0f} s" + (f"; stopped: {r['stopped']}" if r["stopped"] else "")
+               + f" → {out}")

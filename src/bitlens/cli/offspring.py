@@ -1,4 +1,4 @@
-"""`bitlens offspring compare` and `bitlens collapse`."""
+"""`bitlens offspring compare|evaluate` and `bitlens collapse`."""
 
 from __future__ import annotations
 
@@ -7,34 +7,34 @@ from pathlib import Path
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
-from bitlens.data import load_corpus
+from bitlens.cli.common import (
+    corpus_option,
+    emit_json,
+    json_option,
+    parse_list,
+    plot_option,
+    preset_option,
+    quick_option,
+    seed_option,
+    show_progress,
+)
 from bitlens.errors import BitlensError
-from bitlens.model import MODEL_PRESETS
-from bitlens.offspring.collapse import MODES, plot_collapse, run_collapse
-from bitlens.offspring.compare import compare_strategies, plot_strategies
-from bitlens.offspring.policy import CurationPolicy, build_context, evaluate_policy
-from bitlens.runs import load_run
 
-corpus_option = click.option(
-    "--corpus", default=None, metavar="PATH",
-    help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
-preset_option = click.option(
-    "--preset", type=click.Choice(list(MODEL_PRESETS)), default="tiny", show_default=True,
-    help="Offspring model size.")
-quick_option = click.option("--quick", is_flag=True, help="Small pool and budgets (seconds, for tests).")
-plot_option = click.option("--plot", "plot_path", default=None, metavar="FILE",
-                           help="Also save the figure as FILE.png and FILE.svg.")
+# Written out so that `--help` needs no torch (a test keeps it equal to collapse.MODES).
+COLLAPSE_MODES = ("replace", "accumulate")
+offspring_preset_option = preset_option(default="tiny", help="Offspring model size.")
 
 
-def _parse_seeds(text: str) -> tuple[int, ...]:
+def _parse_policy(text: str) -> dict:
+    """--policy: a JSON object of genes, inline or in a file."""
+    text = Path(text).read_text() if Path(text).is_file() else text
     try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise BitlensError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise BitlensError("--seeds needs at least one seed")
-    return seeds
+        genes = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BitlensError(f"--policy is neither a JSON object nor a JSON file: {e}") from None
+    if not isinstance(genes, dict):
+        raise BitlensError("--policy must be a JSON object of genes")
+    return genes
 
 
 @click.group("offspring")
@@ -46,11 +46,11 @@ def offspring_group() -> None:
 @click.option("--parent", "parent_dir", required=True, metavar="RUN_DIR",
               help="Trained parent run directory (bitlens train).")
 @corpus_option
-@click.option("--keep-ratio", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.3,
-              show_default=True, help="Share of pool windows (or tokens) each strategy keeps.")
+@click.option("--keep-ratio", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Share of pool windows (or tokens) each strategy keeps (default 0.3).")
 @click.option("--seeds", default="0", show_default=True, metavar="S1,S2,...",
               help="Offspring seeds; means and spreads are over them.")
-@preset_option
+@offspring_preset_option
 @quick_option
 @plot_option
 @json_option
@@ -68,27 +68,36 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
     choice_bits, gain_over_random_bits, ...], distillation [target, tokens,
     heldout_bits_per_byte, kl_to_parent_bits, bits_per_token_from_parent, ...].
     """
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.offspring.compare import CompareConfig, compare_strategies, plot_strategies
+    from bitlens.runs import load_run
+
+    cfg = override(CompareConfig.quick() if quick else CompareConfig.full(),
+                   keep_ratio=keep_ratio, seeds=parse_list(seeds, int, "--seeds"), preset=preset)
     parent = load_run(parent_dir)
-    data = load_corpus(corpus)
-    r = compare_strategies(parent, data, keep_ratio=keep_ratio, seeds=_parse_seeds(seeds),
-                           quick=quick, progress=show_progress(), preset=preset)
+    r = compare_strategies(parent, load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     if json_out != "-":
-        click.echo(f"parent: {r['parent_bits_per_byte']:.4f} bits/byte; pool {r['pool_windows']} "
-                   f"windows; budget {r['budget_tokens']:,} tokens; seeds {r['seeds']}")
-        click.echo(f"{'strategy':26} {'bits/byte':>16} {'TFLOPs':>8} {'fitness':>9} "
-                   f"{'choice bits':>12} {'gain bits':>10}")
-        for s in r["strategies"]:
-            click.echo(f"{s['name']:26} {s['heldout_bits_per_byte']:8.4f} ±{s['heldout_bits_per_byte_std']:.4f} "
-                       f"{s['flops'] / 1e12:8.3f} {s['fitness']:9.4f} {s['choice_bits']:12.4g} "
-                       f"{s['gain_over_random_bits']:10.1f}")
-        click.echo(f"{'target':8} {'bits/byte':>16} {'KL→parent':>10} {'absorbed/tok':>13} {'label bits':>11}")
-        for d in r["distillation"]:
-            click.echo(f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} ±{d['heldout_bits_per_byte_std']:.4f} "
-                       f"{d['kl_to_parent_bits']:10.4f} {d['bits_per_token_from_parent']:13.4f} "
-                       f"{d['label_bits_per_token']:11.4f}")
+        _print_comparison(r)
     if plot_path:
         plot_strategies(r, plot_path)
     emit_json(r, json_out)
+
+
+def _print_comparison(r: dict) -> None:
+    click.echo(f"parent: {r['parent_bits_per_byte']:.4f} bits/byte; pool {r['pool_windows']} "
+               f"windows; budget {r['budget_tokens']:,} tokens; seeds {r['seeds']}")
+    click.echo(f"{'strategy':26} {'bits/byte':>16} {'TFLOPs':>8} {'fitness':>9} "
+               f"{'choice bits':>12} {'gain bits':>10}")
+    for s in r["strategies"]:
+        click.echo(f"{s['name']:26} {s['heldout_bits_per_byte']:8.4f} ±{s['heldout_bits_per_byte_std']:.4f} "
+                   f"{s['flops'] / 1e12:8.3f} {s['fitness']:9.4f} {s['choice_bits']:12.4g} "
+                   f"{s['gain_over_random_bits']:10.1f}")
+    click.echo(f"{'target':8} {'bits/byte':>16} {'KL→parent':>10} {'absorbed/tok':>13} {'label bits':>11}")
+    for d in r["distillation"]:
+        click.echo(f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} ±{d['heldout_bits_per_byte_std']:.4f} "
+                   f"{d['kl_to_parent_bits']:10.4f} {d['bits_per_token_from_parent']:13.4f} "
+                   f"{d['label_bits_per_token']:11.4f}")
 
 
 @offspring_group.command("evaluate")
@@ -97,8 +106,8 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
 @corpus_option
 @click.option("--policy", "policy_text", default="{}", show_default=True, metavar="JSON|FILE",
               help="CurationPolicy genes as a JSON object or a JSON file; missing genes take "
-                   "their defaults.")
-@click.option("--seed", type=int, default=0, show_default=True)
+                   "their defaults, unknown ones are an error.")
+@seed_option
 @quick_option
 @json_option
 def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
@@ -110,37 +119,35 @@ def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
     JSON keys: heldout_bits_per_byte, baseline_bits_per_byte, tokens, flops, fitness,
     improvement_vs_parent_bits_per_byte, cost, choice_bits, kl_to_parent_bits, policy.
     """
-    text = Path(policy_text).read_text() if Path(policy_text).is_file() else policy_text
-    try:
-        genes = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BitlensError(f"--policy is neither a JSON object nor a JSON file: {e}") from None
-    if not isinstance(genes, dict):
-        raise BitlensError("--policy must be a JSON object of genes")
-    policy = CurationPolicy.from_dict(genes)
-    ctx = build_context(parent_dir, load_corpus(corpus), seed=seed, quick=quick)
-    r = evaluate_policy(policy, ctx, seed)
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.offspring.policy import ContextConfig, CurationPolicy, build_context, evaluate_policy
+
+    policy = CurationPolicy.from_dict(_parse_policy(policy_text))
+    context = override(ContextConfig.quick() if quick else ContextConfig.full(), seed=seed)
+    r = evaluate_policy(policy, build_context(parent_dir, load_corpus(corpus), context), seed)
     if json_out != "-":
-        click.echo(f"offspring {r['heldout_bits_per_byte']:.4f} bits/byte, random selection "
-                   f"{r['baseline_bits_per_byte']:.4f}, parent {r['parent_bits_per_byte']:.4f}; "
-                   f"{r['tokens']:,} tokens, {r['flops']:.3g} FLOPs, fitness {r['fitness']:+.4f} "
-                   f"{r['fitness_unit']}")
-    emit_json(r, json_out)
+        click.echo(f"offspring {r.heldout_bits_per_byte:.4f} bits/byte, random selection "
+                   f"{r.baseline_bits_per_byte:.4f}, parent {r.parent_bits_per_byte:.4f}; "
+                   f"{r.tokens:,} tokens, {r.flops:.3g} FLOPs, fitness {r.fitness:+.4f} "
+                   f"{r.fitness_unit}")
+    emit_json(r.to_dict(), json_out)
 
 
 @click.command("collapse")
 @corpus_option
-@click.option("--mode", type=click.Choice([*MODES, "both"]), default="replace", show_default=True,
+@click.option("--mode", type=click.Choice([*COLLAPSE_MODES, "both"]), default="replace",
+              show_default=True,
               help="replace: train only on the last generation's samples; accumulate: on real "
                    "data and all samples so far.")
-@click.option("--generations", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Generations after generation 0 (which trains on real data).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=1.0,
-              show_default=True, help="Sampling temperature.")
-@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.9,
-              show_default=True, help="Nucleus sampling mass.")
-@preset_option
+@click.option("--generations", type=click.IntRange(min=1), default=None,
+              help="Generations after generation 0, which trains on real data (default 5).")
+@seed_option
+@click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=None,
+              help="Sampling temperature (default 1.0).")
+@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Nucleus sampling mass (default 0.9).")
+@offspring_preset_option
 @quick_option
 @plot_option
 @json_option
@@ -155,23 +162,30 @@ def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, qu
     JSON keys: mode, generations [generation, heldout_bits_per_byte, sample_entropy_bits,
     tail_mass, ...]; with --mode both: {"runs": [replace, accumulate]}.
     """
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.offspring.collapse import CollapseConfig, plot_collapse, run_collapse
+
+    cfg = override(CollapseConfig.quick() if quick else CollapseConfig.full(),
+                   generations=generations, seed=seed, temperature=temperature, top_p=top_p,
+                   preset=preset)
     data = load_corpus(corpus)
-    modes = MODES if mode == "both" else (mode,)
-    runs = [run_collapse(data, mode=m, generations=generations, seed=seed, quick=quick,
-                         progress=show_progress(), preset=preset, temperature=temperature,
-                         top_p=top_p) for m in modes]
+    modes = COLLAPSE_MODES if mode == "both" else (mode,)
+    runs = [run_collapse(data, override(cfg, mode=m), progress=show_progress()).to_dict()
+            for m in modes]
     if json_out != "-":
         for r in runs:
-            click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}")
-            click.echo(f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
-                       f"{'tail mass':>10} {'real bytes < 2^-10':>19}")
-            for g in r["generations"]:
-                click.echo(f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
-                           f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
-                           f"{g['heldout_share_below_threshold']:19.4f}")
+            _print_collapse(r)
     if plot_path:
         plot_collapse(runs, plot_path)
     emit_json(runs[0] if len(runs) == 1 else {"runs": runs}, json_out)
 
 
-COMMANDS = [offspring_group, collapse_cmd]
+def _print_collapse(r: dict) -> None:
+    click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}")
+    click.echo(f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
+               f"{'tail mass':>10} {'real bytes < 2^-10':>19}")
+    for g in r["generations"]:
+        click.echo(f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
+                   f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
+                   f"{g['heldout_share_below_threshold']:19.4f}")

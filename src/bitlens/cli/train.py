@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
-from bitlens.data import load_corpus
-from bitlens.model import MODEL_PRESETS
-from bitlens.hf import evaluate_any, load_any_model
-from bitlens.train import train_run
+from bitlens.cli.common import (
+    corpus_option,
+    emit_json,
+    json_option,
+    model_option,
+    preset_option,
+    show_progress,
+)
 
 
 @click.command("train")
-@click.option("--corpus", default=None, metavar="PATH",
-              help="Text file, directory of files, or '-' for stdin. Default: bundled Tiny Shakespeare.")
+@corpus_option
 @click.option("--out", "out_dir", required=True, metavar="RUN_DIR",
               help="Run directory: config.json, model.safetensors, metrics.jsonl, checkpoint.")
-@click.option("--preset", type=click.Choice(list(MODEL_PRESETS)), default="small", show_default=True,
-              help="Model size: tiny ≈0.2M, small ≈1M, base ≈3M parameters.")
+@preset_option(default="small", help="Model size: tiny ≈0.2M, small ≈1M, base ≈3M parameters.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Optimizer steps (overrides the preset's default length).")
 @click.option("--seed", type=int, default=None, help="Random seed (init, batches). Default 1337.")
 @click.option("--resume", is_flag=True,
-              help="Continue a run in RUN_DIR from its last checkpoint (same config, same result).")
+              help="Continue a run in RUN_DIR from its last checkpoint with its recorded config "
+                   "(same result); a --steps or --seed that differs from the recorded one is an error.")
 @json_option
 def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
     """Train a byte-level transformer and report held-out bits per byte.
@@ -31,9 +33,11 @@ def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
     held-out loss in bits/byte, and tokens (bytes) per second. FLOPs are counted as 6·N·D plus
     attention.
     """
-    data = load_corpus(corpus)
-    r = train_run(data, out_dir, preset=preset, steps=steps, seed=seed, resume=resume,
-                  progress=show_progress(), corpus_name=corpus or "tinyshakespeare")
+    from bitlens.data import load_corpus
+    from bitlens.train import train_run
+
+    r = train_run(load_corpus(corpus), out_dir, preset=preset, steps=steps, seed=seed,
+                  resume=resume, progress=show_progress(), corpus_name=corpus or "tinyshakespeare")
     click.echo(
         f"{r.preset}: {r.params:,} parameters, {r.steps} steps, {r.tokens:,} tokens, "
         f"{r.flops:.3g} FLOPs, {r.seconds:.1f} s ({r.tokens_per_second:,.0f} tokens/s)"
@@ -43,23 +47,21 @@ def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
 
 
 @click.command("eval")
-@click.option("--model", "model_dir", required=True, metavar="RUN_DIR|hf:PATH",
-              help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline).")
-@click.option("--corpus", default=None, metavar="PATH",
-              help="File, directory or '-' (stdin) to score. Default: bundled Tiny Shakespeare.")
+@model_option
+@corpus_option
 @json_option
-def eval_cmd(model_dir, corpus, json_out):
+def eval_cmd(model_spec, corpus, json_out):
     """Bits per byte of a corpus under a trained model (its cross-entropy, in bits).
 
     JSON keys: bits_per_byte, bytes, total_bits (= bits_per_byte × bytes); for hf: models also
     tokens and bits_per_token (the same total bits over the tokenizer's tokens).
     """
-    model = load_any_model(model_dir)
-    data = load_corpus(corpus)
-    r = evaluate_any(model, data, progress=show_progress())
+    from bitlens.data import load_corpus
+    from bitlens.runs import load_model
+    from bitlens.tokens import evaluate_any
+
+    model = load_model(model_spec)
+    r = evaluate_any(model, load_corpus(corpus), progress=show_progress())
     if json_out != "-":
         click.echo(f"{r.bits_per_byte:.4f} bits/byte over {r.bytes:,} bytes ({r.total_bits:,.0f} bits)")
     emit_json(r.to_dict(), json_out)
-
-
-COMMANDS = [train_cmd, eval_cmd]

@@ -22,10 +22,11 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from bitlens.errors import BitlensError
 from bitlens.evolve.evaluators import EvalOutcome, EvalTask, Evaluator, run_task
@@ -213,7 +214,8 @@ class RayBackend:
                 try:
                     on_result(ray.get(ref))
                 except ray.exceptions.RayError as e:  # worker crash, OOM kill, lost object
-                    on_result(EvalOutcome(task.id, "failed", None, f"{type(e).__name__}: {e}"[:500], 0.0, None))
+                    error = f"{type(e).__name__}: {e}"[:500]
+                    on_result(EvalOutcome(task.id, "failed", None, error, 0.0, None))
 
     def close(self) -> None:
         if self._owns and self._ray.is_initialized():

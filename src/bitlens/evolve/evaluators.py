@@ -8,10 +8,9 @@ model.safetensors) when it is given. It must be a pure function of its arguments
 seed gives the same metrics on every backend. `run_task` wraps it: any exception, a non-finite
 fitness or running out of memory becomes a `failed` outcome carrying the error.
 
-- `PolicyEvaluator`: the real thing, `bitlens.offspring.policy.evaluate_policy` on the genome as
-  a `CurationPolicy`; `parent_model` (lineage mode) replaces the run's parent by an offspring.
-- `SyntheticEvaluator`: a known-answer objective over the same genes (fitness 0 exactly at
-  `target`, negative elsewhere), to test the engine in milliseconds.
+`PolicyEvaluator` is the real thing: `bitlens.offspring.policy.evaluate_offspring` on the genome
+as a `CurationPolicy`; `parent_model` (lineage mode) replaces the run's parent by an offspring.
+(The tests drive the engine with a known-answer evaluator of their own.)
 """
 
 from __future__ import annotations
@@ -20,24 +19,24 @@ import functools
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
-from bitlens.errors import BitlensError
-from bitlens.evolve.genome import Choice, GeneSpace, Genome, policy_gene_space
-from bitlens.runs import WEIGHTS_FILE, atomic_save_tensors
+from bitlens.evolve.genome import GeneSpace, Genome, policy_gene_space
+
+if TYPE_CHECKING:
+    from bitlens.offspring.policy import ContextConfig, OffspringContext
 
 REQUIRED_METRICS = ("fitness", "heldout_bits_per_byte", "flops", "tokens")
 
 
 class Evaluator(Protocol):
-    space: GeneSpace
+    @property
+    def space(self) -> GeneSpace: ...
 
     def __call__(self, genome: Genome, seed: int, parent_model: str | None,
                  weights_dir: str | None) -> dict[str, Any]: ...
@@ -78,6 +77,8 @@ def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def run_task(evaluator: Evaluator, task: EvalTask) -> EvalOutcome:
     """Evaluate one task; never raises for a failing evaluation (it returns status 'failed')."""
+    from bitlens.runs import WEIGHTS_FILE  # torch: loaded where evaluations run, not by the CLI
+
     t0 = time.perf_counter()
 
     def failed(error: str) -> EvalOutcome:
@@ -96,98 +97,50 @@ def run_task(evaluator: Evaluator, task: EvalTask) -> EvalOutcome:
         return failed("out of memory")
     except Exception as e:  # a failed evaluation is data: record it and go on
         return failed(f"{type(e).__name__}: {e}")
-    saved = task.weights_dir if task.weights_dir and (Path(task.weights_dir) / WEIGHTS_FILE).exists() else None
+    saved = task.weights_dir
+    if saved is not None and not (Path(saved) / WEIGHTS_FILE).exists():
+        saved = None
     return EvalOutcome(task.id, "done", metrics, None, time.perf_counter() - t0, saved)
 
 
-def _unit(space: GeneSpace, genome: Genome) -> dict[str, float]:
-    """Real/integer genes mapped to [0, 1] (log genes in log space)."""
-    out = {}
-    for g in space.genes:
-        if isinstance(g, Choice):
-            continue
-        lo, hi, x = g.low, g.high, float(genome[g.name])
-        if g.log:
-            lo, hi, x = math.log(lo), math.log(hi), math.log(x)
-        out[g.name] = (x - lo) / (hi - lo)
-    return out
-
-
-@dataclass(frozen=True)
-class SyntheticEvaluator:
-    """fitness = −(Σ squared unit-scale distance of numeric genes + Σ categorical mismatches)
-    − noise·N(0,1) seeded by the evaluation seed. Optimum: `target`, fitness 0.
-
-    Held-out bits/byte = 2 − fitness/10 and FLOPs = 1e6 × budget_tokens, so a Pareto front exists.
-    Genomes whose `score` is in `fail_scores` raise; those in `nan_scores` return NaN; those in
-    `crash_scores` kill their process (as the out-of-memory killer would: only use in a worker);
-    each call sleeps `sleep_seconds` (for timing and kill tests).
-    """
-
-    target: Genome
-    space: GeneSpace = field(default_factory=policy_gene_space)
-    noise: float = 0.0
-    fail_scores: tuple[str, ...] = ()
-    nan_scores: tuple[str, ...] = ()
-    crash_scores: tuple[str, ...] = ()
-    sleep_seconds: float = 0.0
-
-    def __call__(self, genome: Genome, seed: int, parent_model: str | None,
-                 weights_dir: str | None) -> dict[str, Any]:
-        self.space.check(genome)
-        if self.sleep_seconds:
-            time.sleep(self.sleep_seconds)
-        if genome["score"] in self.crash_scores:
-            os._exit(137)
-        if genome["score"] in self.fail_scores:
-            raise RuntimeError(f"synthetic failure for score={genome['score']}")
-        u, t = _unit(self.space, genome), _unit(self.space, self.target)
-        distance = sum((u[k] - t[k]) ** 2 for k in u)
-        distance += sum(genome[g.name] != self.target[g.name] for g in self.space.genes if isinstance(g, Choice))
-        eps = np.random.default_rng(seed).normal() if self.noise else 0.0
-        fitness = float("nan") if genome["score"] in self.nan_scores else -distance - self.noise * eps
-        if weights_dir is not None:
-            vector = torch.tensor([u[k] for k in sorted(u)], dtype=torch.float32)
-            atomic_save_tensors(Path(weights_dir) / WEIGHTS_FILE, {"genes": vector})
-        return {"fitness": fitness, "heldout_bits_per_byte": 2.0 - fitness / 10.0,
-                "flops": 1e6 * float(genome.get("budget_tokens", 1)), "tokens": int(genome.get("budget_tokens", 1))}
-
-
 @functools.lru_cache(maxsize=4)
-def _context(parent_dir: str, corpus_digest: str, seed: int, quick: bool, corpus: bytes):
+def _context(parent_dir: str, corpus_digest: str, config: ContextConfig,
+             corpus: bytes) -> OffspringContext:
     """The offspring context for a parent, built once per worker process (it scores the pool)."""
     from bitlens.offspring.policy import build_context
 
-    return build_context(parent_dir, corpus, seed, quick)
+    return build_context(parent_dir, corpus, config)
+
+
+def _full_context() -> ContextConfig:
+    from bitlens.offspring.policy import ContextConfig
+
+    return ContextConfig.full()
 
 
 @dataclass(frozen=True)
 class PolicyEvaluator:
     """Train an offspring under the genome's curation policy; fitness from `evaluate_policy`.
 
-    `parent_dir`: run dir of the parent model; `context_seed` fixes the held-out set and pool
-    scoring, so every genome of a run is judged on the same data.
+    `parent_dir`: run dir of the parent model; `context` (sizes and seed) fixes the held-out set
+    and pool scoring, so every genome of a run is judged on the same data.
     """
 
     corpus: bytes
     parent_dir: str
-    quick: bool = False
-    context_seed: int = 0
+    context: ContextConfig = field(default_factory=_full_context)
     space: GeneSpace = field(default_factory=policy_gene_space)
 
     def __call__(self, genome: Genome, seed: int, parent_model: str | None,
                  weights_dir: str | None) -> dict[str, Any]:
-        try:
-            from bitlens.offspring.policy import CurationPolicy, evaluate_policy
-        except ImportError as e:
-            raise BitlensError(f"the offspring package is missing ({e}); cannot evaluate policies") from None
-        from bitlens.runs import atomic_write_json, save_model
+        # Imported here: the offspring package needs torch, which the CLI must not load for --help.
+        from bitlens.offspring.policy import CurationPolicy, evaluate_offspring
+        from bitlens.runs import WEIGHTS_FILE, atomic_write_json, save_model
 
         self.space.check(genome)
         digest = hashlib.sha256(self.corpus).hexdigest()
-        ctx = _context(parent_model or self.parent_dir, digest, self.context_seed, self.quick, self.corpus)
-        policy = CurationPolicy.from_dict(genome)
-        metrics, model = evaluate_policy(policy, ctx, seed, return_model=True)
+        ctx = _context(parent_model or self.parent_dir, digest, self.context, self.corpus)
+        result, model = evaluate_offspring(CurationPolicy.from_dict(genome), ctx, seed)
         if weights_dir is not None:
             out = Path(weights_dir)
             save_model(model, out / WEIGHTS_FILE)
@@ -195,4 +148,4 @@ class PolicyEvaluator:
                 "preset": genome.get("offspring_preset"), "model": model.config.to_dict(),
                 "policy": genome, "seed": seed, "parent": parent_model or self.parent_dir,
             })
-        return metrics
+        return result.to_dict()

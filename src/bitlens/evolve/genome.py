@@ -11,15 +11,15 @@ processes all see the same thing. A `GeneSpace` says which values are legal and 
   Ray Tune's ×1.2 perturbations escaping their range is the pitfall this avoids).
 - `Integer` genes (token budget) mutate like `Real` genes in log space, then round.
 
-Each gene mutates with probability `rate` (default 1/number of genes); a mutation changes at least one gene. Crossover is
-uniform: each gene comes from either parent with probability 1/2.
+Each gene mutates with probability `rate` (default 1/number of genes); a mutation changes at least
+one gene. Crossover is uniform: each gene comes from either parent with probability 1/2.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +104,7 @@ class Integer:
             raise BitlensError(f"gene {self.name}={value!r} is not an integer in [{self.low}, {self.high}]")
 
 
-Gene = Union[Choice, Real, Integer]
+Gene = Choice | Real | Integer
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class GeneSpace:
         if not hits.any():
             hits[int(rng.integers(len(self.genes)))] = True
         out = dict(genome)
-        for gene, hit in zip(self.genes, hits):
+        for gene, hit in zip(self.genes, hits, strict=True):
             if hit:
                 out[gene.name] = gene.mutate(genome[gene.name], rng)
         return out
@@ -134,7 +134,7 @@ class GeneSpace:
     def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         """Uniform crossover: each gene from `a` or `b` with probability 1/2."""
         take_a = rng.random(len(self.genes)) < 0.5
-        return {g.name: (a if t else b)[g.name] for g, t in zip(self.genes, take_a)}
+        return {g.name: (a if t else b)[g.name] for g, t in zip(self.genes, take_a, strict=True)}
 
     def check(self, genome: Genome) -> None:
         """Raise BitlensError unless `genome` has exactly these genes, each within bounds."""

@@ -83,6 +83,9 @@ class Evaluation:
     kind: str = "new"  # "new": a proposed genome; "reevaluation": a survivor scored again
 
     def scored(self) -> Scored:
+        """As the strategy sees it (only a finished evaluation has a fitness)."""
+        if self.fitness is None:
+            raise BitlensError(f"evaluation {self.id} is {self.status}: it has no fitness to select on")
         return Scored(self.id, self.genome, self.fitness)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +132,7 @@ class LineageStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "LineageStore":
+    def __enter__(self) -> LineageStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -155,9 +158,9 @@ class LineageStore:
                        parent_model: str | None) -> None:
         """Record a generation's genomes as pending, atomically (all or none)."""
         now = time.time()
-        stmts = [("INSERT INTO generations (generation, parent_model) VALUES (?, ?)",
-                  (generation, parent_model))]
-        for i, (p, seed) in enumerate(zip(proposals, seeds)):
+        stmts: list[tuple[str, tuple]] = [
+            ("INSERT INTO generations (generation, parent_model) VALUES (?, ?)", (generation, parent_model))]
+        for i, (p, seed) in enumerate(zip(proposals, seeds, strict=True)):
             stmts.append((
                 "INSERT INTO evaluations (generation, idx, genome, parents, seed, parent_model, status, "
                 "created_at, kind) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
@@ -202,7 +205,7 @@ class LineageStore:
         )])
 
     def evaluations(self, generation: int | None = None, status: str | None = None) -> list[Evaluation]:
-        sql, args = f"SELECT {_COLUMNS} FROM evaluations WHERE 1=1", []
+        sql, args = f"SELECT {_COLUMNS} FROM evaluations WHERE 1=1", list[Any]()
         if generation is not None:
             sql += " AND generation = ?"
             args.append(generation)

@@ -21,63 +21,110 @@ g becomes the parent (the model that scores and generates data) of generation g+
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bitlens.errors import BitlensError
 from bitlens.evolve.backends import Backend, make_backend
 from bitlens.evolve.evaluators import EvalOutcome, EvalTask, Evaluator, PolicyEvaluator
-from bitlens.evolve.genome import policy_gene_space
+from bitlens.evolve.genome import GeneSpace, policy_gene_space
 from bitlens.evolve.lineage import Evaluation, LineageStore
-from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto  # noqa: F401 (contract)
-from bitlens.evolve.strategy import (STRATEGIES, ESConfig, generation_rng, reevaluations, sample_population,
-                                     select_survivors)
+from bitlens.evolve.strategy import (
+    STRATEGIES,
+    ESConfig,
+    Proposal,
+    generation_rng,
+    reevaluations,
+    sample_population,
+    select_survivors,
+)
 from bitlens.progress import progress_bar
-from bitlens.runs import CONFIG_FILE, WEIGHTS_FILE, atomic_write_json
+
+if TYPE_CHECKING:
+    from bitlens.offspring.policy import ContextConfig
 
 STORE_FILE = "lineage.sqlite"
 PARENT_PRESET = "tiny"
+QUICK_PARENT_STEPS = 60  # a quick run's parent: enough to score and write something
 
 
 @dataclass(frozen=True)
 class EvolveConfig:
-    """The settings that define a run (a resume must use the same ones, except generations)."""
+    """The settings that define a run (a resume must use the same ones, except generations).
 
-    population: int
-    generations: int
+    `small`: the quick scale: tiny offspring and small token budgets (`policy_gene_space(True)`),
+    the quick offspring context, and a short parent when the run trains its own.
+    """
+
+    population: int = 8  # survivors μ = children λ per generation
+    generations: int = 6  # including the random first one
     seed: int = 0
     strategy: str = "es"
     lineage: bool = False
     tournament_size: int = 2
     crossover_rate: float = 0.5
-    quick: bool = False
+    small: bool = False
     reevaluate: bool = True
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        if self.population < 1 or self.generations < 1:
+            raise BitlensError("population and generations must be at least 1")
+        if self.strategy not in STRATEGIES:
+            raise BitlensError(
+                f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
 
+    @classmethod
+    def quick(cls) -> EvolveConfig:
+        """3 × 2 genomes of the small scale: fits the demo's ~20 s share."""
+        return cls(population=3, generations=2, small=True)
 
-def default_sizes(quick: bool) -> tuple[int, int]:
-    """(population, generations): quick fits the demo's ~20 s share; full is 8 × 6 = 48 offspring."""
-    return (3, 2) if quick else (8, 6)
+    @classmethod
+    def full(cls) -> EvolveConfig:
+        """8 × 6 = 48 offspring of the full scale."""
+        return cls()
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored in the lineage store and result.json (where `small` is called `quick`)."""
+        return {("quick" if k == "small" else k): v for k, v in asdict(self).items()}
+
+    def context(self) -> ContextConfig:
+        """The offspring context every genome of the run is judged on."""
+        from bitlens.offspring.policy import ContextConfig
+
+        return replace(ContextConfig.quick() if self.small else ContextConfig.full(), seed=self.seed)
+
+    def gene_space(self) -> GeneSpace:
+        return policy_gene_space(self.small)
 
 
 def evaluation_seed(seed: int, generation: int) -> int:
     return int(np.random.SeedSequence([seed, generation, 1]).generate_state(1)[0] % 2**31)
 
 
-def _prepare_parent(out: Path, corpus: bytes, seed: int, quick: bool, progress: bool) -> str:
+def _prepare_parent(out: Path, corpus: bytes, cfg: EvolveConfig, progress: bool) -> str:
     """Train the run's parent model into RUN_DIR/parent (resuming a half-trained one)."""
+    from bitlens.runs import CONFIG_FILE, WEIGHTS_FILE
     from bitlens.train import train_run
 
     parent = out / "parent"
     if not (parent / WEIGHTS_FILE).exists() or not (parent / "result.json").exists():
-        train_run(corpus, parent, preset=PARENT_PRESET, steps=60 if quick else None, seed=seed,
+        train_run(corpus, parent, preset=PARENT_PRESET,
+                  steps=QUICK_PARENT_STEPS if cfg.small else None, seed=cfg.seed,
                   resume=(parent / CONFIG_FILE).exists(), progress=progress, corpus_name="evolve")
     return str(parent)
+
+
+def _policy_evaluator(out: Path, cfg: EvolveConfig, corpus: bytes | None, parent_dir: str | None,
+                      progress: bool) -> PolicyEvaluator:
+    """The real evaluator: the given parent (or one trained into RUN_DIR/parent) on `corpus`."""
+    from bitlens.data import load_corpus
+
+    corpus = load_corpus(None) if corpus is None else corpus
+    parent_dir = parent_dir or _prepare_parent(out, corpus, cfg, progress)
+    return PolicyEvaluator(corpus, parent_dir, context=cfg.context(), space=cfg.gene_space())
 
 
 def _check_resume(store: LineageStore, cfg: EvolveConfig, genes: list[str]) -> None:
@@ -96,104 +143,107 @@ def _check_resume(store: LineageStore, cfg: EvolveConfig, genes: list[str]) -> N
         store.set_meta("config", cfg.to_dict())
 
 
+class _Limits:
+    """The run's wall clock (summed over resumes) and its caps, checked between evaluations."""
+
+    def __init__(self, store: LineageStore, budget_flops: float | None,
+                 time_limit: float | None) -> None:
+        self.store, self.budget_flops, self.time_limit = store, budget_flops, time_limit
+        self._before, self._t0 = float(store.get_meta("wall_seconds", 0.0)), time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self._before + time.perf_counter() - self._t0
+
+    def stop_reason(self) -> str | None:
+        if self.budget_flops is not None and self.store.totals()["flops"] >= self.budget_flops:
+            return "flops budget reached"
+        if self.time_limit is not None and self.elapsed() >= self.time_limit:
+            return "time limit reached"
+        return None
+
+
 def run_evolution(
     out_dir: str | Path,
+    config: EvolveConfig,
     corpus: bytes | None = None,
     backend: str = "local",
-    population: int | None = None,
-    generations: int | None = None,
-    seed: int = 0,
-    quick: bool = False,
+    workers: int = 1,
     resume: bool = False,
     progress: bool = False,
-    workers: int = 1,
-    strategy: str = "es",
-    lineage: bool = False,
     budget_flops: float | None = None,
     time_limit: float | None = None,
-    reevaluate: bool = True,
     ray_address: str | None = None,
     parent_dir: str | None = None,
     evaluator: Evaluator | None = None,
     save_weights: bool = True,
-) -> dict[str, Any]:
+) -> EvolveResult:
     """Evolve curation policies; returns (and writes to RUN_DIR/result.json) the run's summary.
 
-    reevaluate: score the survivors again in every later generation (see the module docstring).
-    budget_flops caps the FLOPs of all finished evaluations (offspring training + data costs, as
-    the evaluator counts them); time_limit caps the run's wall-clock seconds, summed over resumes.
-    Both stop the run between evaluations; `--resume` with a larger cap continues it.
-    Keys: generations [{generation, best_fitness, mean_fitness, best_genome, ...}],
-    pareto [{heldout_bits_per_byte, flops, genome, ...}], evaluations, best, totals, stopped.
+    `config` defines the run; the rest says how to run it. budget_flops caps the FLOPs of all
+    finished evaluations (offspring training + data costs, as the evaluator counts them);
+    time_limit caps the run's wall-clock seconds, summed over resumes. Both stop the run between
+    evaluations; `resume` with a larger cap continues it. `evaluator` replaces the policy
+    evaluator (then `corpus` and `parent_dir` are not used).
     """
-    d_pop, d_gen = default_sizes(quick)
-    cfg = EvolveConfig(population=population or d_pop, generations=generations or d_gen, seed=seed,
-                       strategy=strategy, lineage=lineage, quick=quick, reevaluate=reevaluate)
-    if cfg.population < 1 or cfg.generations < 1:
-        raise BitlensError("population and generations must be at least 1")
-    if strategy not in STRATEGIES:
-        raise BitlensError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     out = Path(out_dir)
     store_path = out / STORE_FILE
     if store_path.exists() and not resume:
         raise BitlensError(f"{out} already holds an evolution run; pass --resume to continue it")
-    if evaluator is None:
-        from bitlens.data import load_corpus
-
-        corpus = load_corpus(None) if corpus is None else corpus
-        parent_dir = parent_dir or _prepare_parent(out, corpus, seed, quick, progress)
-        evaluator = PolicyEvaluator(corpus, parent_dir, quick=quick, context_seed=seed,
-                                    space=policy_gene_space(quick))
-    space = evaluator.space
-    es = ESConfig(mu=cfg.population, lam=cfg.population, tournament_size=cfg.tournament_size,
-                  crossover_rate=cfg.crossover_rate)
+    ev = evaluator if evaluator is not None else _policy_evaluator(out, config, corpus, parent_dir,
+                                                                    progress)
     with LineageStore(store_path) as store:
-        _check_resume(store, cfg, list(space.names))
-        wall_before, t0 = float(store.get_meta("wall_seconds", 0.0)), time.perf_counter()
-
-        def elapsed() -> float:
-            return wall_before + time.perf_counter() - t0
-
-        def stop_reason() -> str | None:
-            if budget_flops is not None and store.totals()["flops"] >= budget_flops:
-                return "flops budget reached"
-            if time_limit is not None and elapsed() >= time_limit:
-                return "time limit reached"
-            return None
-
-        stopped = None
-        engine = make_backend(backend, evaluator, workers=workers, address=ray_address)
+        _check_resume(store, config, list(ev.space.names))
+        limits = _Limits(store, budget_flops, time_limit)
+        engine = make_backend(backend, ev, workers=workers, address=ray_address)
         try:
-            for g in range(cfg.generations):
-                if store.is_complete(g):
-                    continue
-                previous = store.get(store.survivors(g - 1)) if g > 0 else []
-                if not store.has_generation(g):
-                    if (stopped := stop_reason()) is not None:
-                        break
-                    rng = generation_rng(cfg.seed, g)
-                    if g == 0:
-                        proposals = sample_population(space, cfg.population, rng)
-                    else:
-                        proposals = STRATEGIES[strategy](space, [e.scored() for e in previous], es, rng)
-                        if cfg.reevaluate:
-                            proposals += reevaluations([e.scored() for e in previous])
-                    parent_model = _lineage_parent(store, g) if lineage else None
-                    seeds = [evaluation_seed(cfg.seed, g)] * len(proposals)
-                    store.add_generation(g, proposals, seeds, parent_model)
-                _evaluate_generation(store, engine, g, out, save_weights, progress, elapsed, stop_reason)
-                if store.evaluations(g, "pending"):
-                    stopped = stop_reason() or "interrupted"
-                    break
-                pool = store.evaluations(g, "done") if cfg.reevaluate else previous + store.evaluations(g, "done")
-                candidates = [e.scored() for e in pool]
-                store.complete_generation(g, [s.id for s in select_survivors(candidates, cfg.population)])
+            stopped = _evolve(store, engine, ev.space, config, limits,
+                              out / "offspring" if save_weights else None, progress)
         finally:
             engine.close()
-            store.set_meta("wall_seconds", elapsed())
-        result = summarise(store, cfg, stopped, backend=backend, workers=workers)
-    atomic_write_json(out / "result.json", result)
+            store.set_meta("wall_seconds", limits.elapsed())
+        result = summarise(store, config, stopped, backend=backend, workers=workers)
+    from bitlens.runs import atomic_write_json
+
+    atomic_write_json(out / "result.json", result.to_dict())
     return result
+
+
+def _evolve(store: LineageStore, engine: Backend, space: GeneSpace, cfg: EvolveConfig,
+            limits: _Limits, weights_root: Path | None, progress: bool) -> str | None:
+    """Run (or finish) every generation; returns why the run stopped early, or None."""
+    for g in range(cfg.generations):
+        if store.is_complete(g):
+            continue
+        previous = store.get(store.survivors(g - 1)) if g > 0 else []
+        if not store.has_generation(g):
+            if (stopped := limits.stop_reason()) is not None:
+                return stopped
+            parent_model = _lineage_parent(store, g) if cfg.lineage else None
+            proposals = _propose(space, cfg, g, previous)
+            store.add_generation(g, proposals, [evaluation_seed(cfg.seed, g)] * len(proposals),
+                                 parent_model)
+        _evaluate_generation(store, engine, g, weights_root, progress, limits)
+        if store.evaluations(g, "pending"):
+            return limits.stop_reason() or "interrupted"
+        done = store.evaluations(g, "done")
+        pool = done if cfg.reevaluate else previous + done
+        survivors = select_survivors([e.scored() for e in pool], cfg.population)
+        store.complete_generation(g, [s.id for s in survivors])
+    return None
+
+
+def _propose(space: GeneSpace, cfg: EvolveConfig, g: int,
+             previous: list[Evaluation]) -> list[Proposal]:
+    """Generation g's genomes: random at first, then bred from (and with `reevaluate`, also
+    re-scoring) the previous survivors; a pure function of (seed, g, survivors)."""
+    rng = generation_rng(cfg.seed, g)
+    if g == 0:
+        return sample_population(space, cfg.population, rng)
+    es = ESConfig(mu=cfg.population, lam=cfg.population, tournament_size=cfg.tournament_size,
+                  crossover_rate=cfg.crossover_rate)
+    survivors = [e.scored() for e in previous]
+    proposals = STRATEGIES[cfg.strategy](space, survivors, es, rng)
+    return proposals + reevaluations(survivors) if cfg.reevaluate else proposals
 
 
 def _lineage_parent(store: LineageStore, generation: int) -> str | None:
@@ -204,28 +254,27 @@ def _lineage_parent(store: LineageStore, generation: int) -> str | None:
     return max(done, key=lambda e: (e.fitness, -e.id)).weights
 
 
-def _evaluate_generation(store: LineageStore, engine: Backend, g: int, out: Path, save_weights: bool,
-                         progress: bool, elapsed: Callable[[], float],
-                         stop_reason: Callable[[], str | None]) -> None:
+def _evaluate_generation(store: LineageStore, engine: Backend, g: int, weights_root: Path | None,
+                         progress: bool, limits: _Limits) -> None:
     """Evaluate generation g's pending genomes, storing each outcome the moment it arrives."""
     rows = store.evaluations(g)
     pending = [e for e in rows if e.status == "pending"]
     tasks = [EvalTask(e.id, e.genome, e.seed, e.parent_model,
-                      str(out / "offspring" / f"g{g:03d}-i{e.idx:03d}") if save_weights else None)
+                      str(weights_root / f"g{g:03d}-i{e.idx:03d}") if weights_root else None)
              for e in pending]
-    finished = [e.fitness for e in rows if e.status == "done"]
+    finished = [e.fitness for e in rows if e.status == "done" and e.fitness is not None]
     with progress_bar(len(rows), f"generation {g}", enabled=progress) as bar:
         bar.advance(len(rows) - len(pending))
 
         def on_result(o: EvalOutcome) -> None:
             store.record(o.id, o.status, o.metrics, o.error, o.seconds, o.weights)
-            store.set_meta("wall_seconds", elapsed())
-            if o.status == "done":
+            store.set_meta("wall_seconds", limits.elapsed())
+            if o.status == "done" and o.metrics is not None:
                 finished.append(o.metrics["fitness"])
             best = f"best fitness {max(finished):.4g}" if finished else "no success yet"
             bar.advance(1, status=best)
 
-        engine.evaluate(tasks, on_result, lambda: stop_reason() is not None)
+        engine.evaluate(tasks, on_result, lambda: limits.stop_reason() is not None)
 
 
 def pareto_front(evals: list[Evaluation]) -> list[Evaluation]:
@@ -233,47 +282,101 @@ def pareto_front(evals: list[Evaluation]) -> list[Evaluation]:
     pts = sorted(evals, key=lambda e: (e.flops, e.heldout_bits_per_byte, e.id))
     front, best_bpb = [], float("inf")
     for e in pts:
-        if e.heldout_bits_per_byte < best_bpb:
+        if e.heldout_bits_per_byte is not None and e.heldout_bits_per_byte < best_bpb:
             front.append(e)
             best_bpb = e.heldout_bits_per_byte
     return front
 
 
-def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None, **extra: Any) -> dict[str, Any]:
-    """The run's JSON summary, rebuilt from the lineage store alone."""
+@dataclass(frozen=True)
+class GenerationSummary:
+    """One generation: fitness (higher is better), its best genome's held-out bits/byte, FLOPs."""
+
+    generation: int
+    best_fitness: float | None
+    mean_fitness: float | None
+    best_genome: dict[str, Any] | None
+    best_heldout_bits_per_byte: float | None
+    best_so_far_fitness: float | None  # the best survivor after this generation
+    evaluations: int
+    reevaluations: int
+    failed: int
+    pending: int
+    flops: float
+    parent_model: str | None
+    complete: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EvolveResult:
+    """A run's summary, rebuilt from the lineage store alone (`to_dict()` is result.json)."""
+
+    config: dict[str, Any]  # EvolveConfig.to_dict() and the backend and worker count
+    stopped: str | None
+    generations: list[GenerationSummary]
+    pareto: list[Evaluation]  # not dominated in (held-out bits/byte, FLOPs)
+    best: Evaluation | None
+    evaluations: list[Evaluation]
+    totals: dict[str, float]  # flops, tokens, done, failed, wall_seconds
+    lineage_store: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "stopped": self.stopped,
+            "generations": [g.to_dict() for g in self.generations],
+            "pareto": [{"heldout_bits_per_byte": e.heldout_bits_per_byte, "flops": e.flops,
+                        "genome": e.genome, "id": e.id, "fitness": e.fitness, "tokens": e.tokens}
+                       for e in self.pareto],
+            "best": self.best.to_dict() if self.best else None,
+            "evaluations": [e.to_dict() for e in self.evaluations],
+            "totals": self.totals,
+            "lineage_store": self.lineage_store,
+        }
+
+
+def _best(evals: list[Evaluation]) -> Evaluation | None:
+    return max(evals, key=lambda e: (e.fitness, -e.id)) if evals else None
+
+
+def _generation_summary(store: LineageStore, g: int, rows: list[Evaluation]) -> GenerationSummary:
+    ok = [e for e in rows if e.status == "done"]
+    best = _best(ok)
+    survivors = store.get(store.survivors(g))
+    return GenerationSummary(
+        generation=g,
+        best_fitness=best.fitness if best else None,
+        mean_fitness=float(np.mean([e.fitness for e in ok])) if ok else None,
+        best_genome=best.genome if best else None,
+        best_heldout_bits_per_byte=best.heldout_bits_per_byte if best else None,
+        best_so_far_fitness=survivors[0].fitness if survivors else None,
+        evaluations=len(rows),
+        reevaluations=sum(e.kind == "reevaluation" for e in rows),
+        failed=sum(e.status == "failed" for e in rows),
+        pending=sum(e.status == "pending" for e in rows),
+        flops=float(sum(e.flops or 0.0 for e in ok)),
+        parent_model=store.generation_parent_model(g),
+        complete=store.is_complete(g),
+    )
+
+
+def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None,
+              **extra: Any) -> EvolveResult:
+    """The run's summary, rebuilt from the lineage store alone (`extra`: how it ran)."""
     evals = store.evaluations()
     done = [e for e in evals if e.status == "done"]
-    gens = []
-    for g in sorted({e.generation for e in evals}):
-        rows = [e for e in evals if e.generation == g]
-        ok = [e for e in rows if e.status == "done"]
-        best = max(ok, key=lambda e: (e.fitness, -e.id)) if ok else None
-        survivors = store.get(store.survivors(g))
-        gens.append({
-            "generation": g,
-            "best_fitness": best.fitness if best else None,
-            "mean_fitness": float(np.mean([e.fitness for e in ok])) if ok else None,
-            "best_genome": best.genome if best else None,
-            "best_heldout_bits_per_byte": best.heldout_bits_per_byte if best else None,
-            "best_so_far_fitness": survivors[0].fitness if survivors else None,
-            "evaluations": len(rows),
-            "reevaluations": sum(e.kind == "reevaluation" for e in rows),
-            "failed": sum(e.status == "failed" for e in rows),
-            "pending": sum(e.status == "pending" for e in rows),
-            "flops": float(sum(e.flops for e in ok)),
-            "parent_model": store.generation_parent_model(g),
-            "complete": store.is_complete(g),
-        })
-    best = max(done, key=lambda e: (e.fitness, -e.id)) if done else None
-    return {
-        "config": {**cfg.to_dict(), **extra},
-        "stopped": stopped,
-        "generations": gens,
-        "pareto": [{"heldout_bits_per_byte": e.heldout_bits_per_byte, "flops": e.flops,
-                    "genome": e.genome, "id": e.id, "fitness": e.fitness, "tokens": e.tokens}
-                   for e in pareto_front(done)],
-        "best": best.to_dict() if best else None,
-        "evaluations": [e.to_dict() for e in evals],
-        "totals": {**store.totals(), "wall_seconds": float(store.get_meta("wall_seconds", 0.0))},
-        "lineage_store": str(store.path),
-    }
+    generations = sorted({e.generation for e in evals})
+    return EvolveResult(
+        config={**cfg.to_dict(), **extra},
+        stopped=stopped,
+        generations=[_generation_summary(store, g, [e for e in evals if e.generation == g])
+                     for g in generations],
+        pareto=pareto_front(done),
+        best=_best(done),
+        evaluations=evals,
+        totals={**store.totals(), "wall_seconds": float(store.get_meta("wall_seconds", 0.0))},
+        lineage_store=str(store.path),
+    )

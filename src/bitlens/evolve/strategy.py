@@ -12,8 +12,8 @@ Failed evaluations never survive. Ties keep the older (lower id) evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

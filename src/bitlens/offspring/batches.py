@@ -27,7 +27,7 @@ class WindowSource:
     per_batch: int
 
     @classmethod
-    def unmasked(cls, windows: torch.Tensor, per_batch: int) -> "WindowSource":
+    def unmasked(cls, windows: torch.Tensor, per_batch: int) -> WindowSource:
         return cls(windows, np.ones((len(windows), windows.shape[1] - 1), dtype=bool), per_batch)
 
 
@@ -58,8 +58,8 @@ def train_on_windows(
 
     def batch_fn(step: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
         picks = [torch.randint(len(s.windows), (s.per_batch,), generator=g) for s in sources]
-        w = torch.cat([s.windows[i] for s, i in zip(sources, picks)]).long()
-        return w[:, :-1], w[:, 1:], torch.cat([m[i] for m, i in zip(masks, picks)])
+        w = torch.cat([s.windows[i] for s, i in zip(sources, picks, strict=True)]).long()
+        return w[:, :-1], w[:, 1:], torch.cat([m[i] for m, i in zip(masks, picks, strict=True)])
 
     config = MODEL_PRESETS[preset]
     if block_size is not None:

@@ -20,7 +20,8 @@ virtual start byte), with temperature and top-p. Per generation:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 
 from bitlens.data import START_BYTE, VOCAB_SIZE, split_corpus
 from bitlens.errors import BitlensError
+from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.batches import WindowSource, train_on_windows
 from bitlens.offspring.distill import heldout_score
 from bitlens.offspring.figures import new_figure, save_figure
@@ -39,18 +41,48 @@ MODES = ("replace", "accumulate")
 
 
 @dataclass(frozen=True)
-class CollapseSizes:
-    real_bytes: int  # real training windows, spread over the training split
-    test_bytes: int  # real held-out bytes
-    budget_tokens: int  # training tokens per generation
+class CollapseConfig:
+    """One collapse run: `generations` generations after generation 0, sizes in bytes/tokens."""
+
+    mode: str = "replace"  # replace | accumulate
+    generations: int = 5  # generations after generation 0 (which trains on real data)
+    seed: int = 0
+    preset: str = "tiny"  # every generation's model
+    temperature: float = 1.0
+    top_p: float = 0.9
+    real_bytes: int = 96_000  # real training windows, spread over the training split
+    test_bytes: int = 32_768  # real held-out bytes
+    budget_tokens: int = 393_216  # training tokens per generation
     window: int = 128
     batch_size: int = 16
     tail_share: float = 0.1
     surprise_threshold_bits: float = 10.0  # a byte of probability < 2^-10 counts as forgotten
 
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise BitlensError(f"unknown collapse mode {self.mode!r}; choose from {', '.join(MODES)}")
+        if self.generations < 1:
+            raise BitlensError(
+                f"need at least one generation after generation 0, got {self.generations}")
+        if self.preset not in MODEL_PRESETS:
+            raise BitlensError(f"unknown preset {self.preset!r}; choose from {', '.join(MODEL_PRESETS)}")
 
-QUICK_COLLAPSE = CollapseSizes(real_bytes=12_800, test_bytes=4_096, budget_tokens=16_384)
-FULL_COLLAPSE = CollapseSizes(real_bytes=96_000, test_bytes=32_768, budget_tokens=393_216)
+    @classmethod
+    def quick(cls) -> CollapseConfig:
+        return cls(real_bytes=12_800, test_bytes=4_096, budget_tokens=16_384)
+
+    @classmethod
+    def full(cls) -> CollapseConfig:
+        return cls()
+
+    def is_quick(self) -> bool:
+        """Whether the sizes are the quick ones (whatever the mode, seed and sampling)."""
+        q = CollapseConfig.quick()
+        return replace(self, **{k: getattr(q, k) for k in _RUN_SETTINGS}) == q
+
+
+# The fields of a CollapseConfig that choose what to run rather than how big it is.
+_RUN_SETTINGS = ("mode", "generations", "seed", "preset", "temperature", "top_p")
 
 
 def bigram_ids(windows: torch.Tensor) -> np.ndarray:
@@ -82,81 +114,117 @@ def unigram_entropy_bits(windows: torch.Tensor) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def run_collapse(
-    data: bytes,
-    mode: str = "replace",
-    generations: int = 5,
-    seed: int = 0,
-    quick: bool = False,
-    progress: bool = False,
-    preset: str = "tiny",
-    temperature: float = 1.0,
-    top_p: float = 0.9,
-    sizes: CollapseSizes | None = None,
-) -> dict[str, Any]:
-    """Train generation 0 on real data and `generations` more on generated data; report bits.
+@dataclass(frozen=True)
+class CollapseGeneration:
+    """One generation's model, on real held-out data and on its own samples (bits per byte)."""
 
-    Keys: mode, generations (generation, heldout_bits_per_byte, sample_entropy_bits, tail_mass,
-    heldout_share_below_threshold, sample_unigram_entropy_bits, train_windows), real_tail_mass, real_unigram_entropy_bits,
-    tail_share, temperature, top_p, budget_tokens, seed.
-    """
-    if mode not in MODES:
-        raise BitlensError(f"unknown collapse mode {mode!r}; choose from {', '.join(MODES)}")
-    if generations < 1:
-        raise BitlensError(f"need at least one generation after generation 0, got {generations}")
-    sizes = sizes or (QUICK_COLLAPSE if quick else FULL_COLLAPSE)
-    window = sizes.window
+    generation: int
+    heldout_bits_per_byte: float
+    sample_entropy_bits: float
+    tail_mass: float
+    heldout_share_below_threshold: float
+    sample_unigram_entropy_bits: float
+    train_windows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CollapseResult:
+    """A collapse run: every generation, and the real data's own tail mass and entropy."""
+
+    mode: str
+    generations: list[CollapseGeneration]
+    real_tail_mass: float
+    real_unigram_entropy_bits: float
+    tail_share: float
+    surprise_threshold_bits: float
+    temperature: float
+    top_p: float
+    budget_tokens: int
+    heldout_bytes: int
+    offspring_preset: str
+    seed: int
+    quick: bool  # the sizes were the quick ones
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{f: getattr(self, f) for f in self.__dataclass_fields__},
+                "generations": [g.to_dict() for g in self.generations]}
+
+
+def _real_and_test(data: bytes, config: CollapseConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real training windows spread over the training split, and held-out test windows."""
+    window = config.window
     split = split_corpus(data, window)
     all_windows = make_windows(split.train, window)
-    n_real = min(len(all_windows), max(1, sizes.real_bytes // window))
+    n_real = min(len(all_windows), max(1, config.real_bytes // window))
     pick = torch.from_numpy(np.linspace(0, len(all_windows) - 1, n_real).round().astype(np.int64))
-    real = all_windows[pick]
-    test = make_windows(split.val[: sizes.test_bytes], window)
-    tail = tail_set(real, sizes.tail_share)
-    prompts = torch.full((n_real, 1), START_BYTE, dtype=torch.uint8)
-    pool, samples_prev, rows = [real], None, []
-    with progress_bar(generations + 1, f"collapse ({mode})", enabled=progress) as bar:
-        for g in range(generations + 1):
-            if g == 0:
-                train_windows = real
-            elif mode == "replace":
-                train_windows = samples_prev
-            else:
-                train_windows = torch.cat(pool)
-            model, _ = train_on_windows(preset, [WindowSource.unmasked(train_windows,
-                                                                        sizes.batch_size)],
-                                        sizes.budget_tokens, seed * 1_000 + g)
-            heldout = heldout_score(model, test)
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + g)
-            s = sample(model, prompts, window, temperature, top_p, gen)
-            samples_prev = torch.cat([prompts, s.tokens], dim=1)
-            pool.append(samples_prev)
-            rows.append({
-                "generation": g,
-                "heldout_bits_per_byte": heldout.bits_per_byte,
-                "sample_entropy_bits": s.mean_surprisal_bits,
-                "tail_mass": tail_mass(samples_prev, tail),
-                "heldout_share_below_threshold":
-                    float((heldout.surprisal_bits > sizes.surprise_threshold_bits).mean()),
-                "sample_unigram_entropy_bits": unigram_entropy_bits(s.tokens),
-                "train_windows": len(train_windows),
-            })
-            bar.advance(1, status=f"gen {g}: {heldout.bits_per_byte:.3f} bits/byte")
-    return {
-        "mode": mode,
-        "generations": rows,
-        "real_tail_mass": tail_mass(real, tail),
-        "real_unigram_entropy_bits": unigram_entropy_bits(real[:, 1:]),
-        "tail_share": sizes.tail_share,
-        "surprise_threshold_bits": sizes.surprise_threshold_bits,
-        "temperature": temperature,
-        "top_p": top_p,
-        "budget_tokens": sizes.budget_tokens,
-        "heldout_bytes": test.shape[0] * window,
-        "offspring_preset": preset,
-        "seed": seed,
-        "quick": quick,
-    }
+    return all_windows[pick], make_windows(split.val[: config.test_bytes], window)
+
+
+def _train_generation(config: CollapseConfig, g: int, windows: torch.Tensor) -> GPT:
+    """Generation g's model, trained from scratch on `windows` for the token budget."""
+    model, _ = train_on_windows(config.preset, [WindowSource.unmasked(windows, config.batch_size)],
+                                config.budget_tokens, config.seed * 1_000 + g)
+    return model
+
+
+def _generations(config: CollapseConfig, real: torch.Tensor, test: torch.Tensor,
+                 tail: np.ndarray) -> Iterator[CollapseGeneration]:
+    """Train and measure generation 0 (real windows), then each later one (generated windows)."""
+    prompts = torch.full((len(real), 1), START_BYTE, dtype=torch.uint8)
+    pool, samples = [real], real
+    for g in range(config.generations + 1):
+        if g == 0:
+            train_windows = real
+        elif config.mode == "replace":
+            train_windows = samples
+        else:
+            train_windows = torch.cat(pool)
+        model = _train_generation(config, g, train_windows)
+        heldout = heldout_score(model, test)
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + g)
+        s = sample(model, prompts, config.window, config.temperature, config.top_p, gen)
+        samples = torch.cat([prompts, s.tokens], dim=1)
+        pool.append(samples)
+        yield CollapseGeneration(
+            generation=g,
+            heldout_bits_per_byte=heldout.bits_per_byte,
+            sample_entropy_bits=s.mean_surprisal_bits,
+            tail_mass=tail_mass(samples, tail),
+            heldout_share_below_threshold=float(
+                (heldout.surprisal_bits > config.surprise_threshold_bits).mean()),
+            sample_unigram_entropy_bits=unigram_entropy_bits(s.tokens),
+            train_windows=len(train_windows),
+        )
+
+
+def run_collapse(data: bytes, config: CollapseConfig, progress: bool = False) -> CollapseResult:
+    """Train generation 0 on real data and `config.generations` more on generated data; report
+    each generation in bits (see the module docstring)."""
+    real, test = _real_and_test(data, config)
+    tail = tail_set(real, config.tail_share)
+    rows = []
+    with progress_bar(config.generations + 1, f"collapse ({config.mode})", enabled=progress) as bar:
+        for row in _generations(config, real, test, tail):
+            rows.append(row)
+            bar.advance(1, status=f"gen {row.generation}: {row.heldout_bits_per_byte:.3f} bits/byte")
+    return CollapseResult(
+        mode=config.mode,
+        generations=rows,
+        real_tail_mass=tail_mass(real, tail),
+        real_unigram_entropy_bits=unigram_entropy_bits(real[:, 1:]),
+        tail_share=config.tail_share,
+        surprise_threshold_bits=config.surprise_threshold_bits,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        budget_tokens=config.budget_tokens,
+        heldout_bytes=test.shape[0] * config.window,
+        offspring_preset=config.preset,
+        seed=config.seed,
+        quick=config.is_quick(),
+    )
 
 
 def plot_collapse(results: list[dict], path) -> list:
@@ -168,7 +236,7 @@ def plot_collapse(results: list[dict], path) -> list:
               ("sample_entropy_bits", "sample entropy (bits/byte)"),
               ("tail_mass", "tail mass of samples"),
               ("heldout_share_below_threshold", "real bytes below threshold")]
-    for ax, (key, label) in zip(axes[0], panels):
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
         for r in results:
             gens = [row["generation"] for row in r["generations"]]
             ax.plot(gens, [row.get(key, np.nan) for row in r["generations"]], marker="o",

@@ -11,16 +11,21 @@ The distillation rows train on all of the pool with the four targets at the same
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
-from bitlens.model import GPT
+from bitlens.errors import BitlensError
+from bitlens.model import GPT, MODEL_PRESETS
+from bitlens.offspring.budget import FITNESS_UNIT
 from bitlens.offspring.figures import new_figure, save_figure
 from bitlens.offspring.policy import (
-    ContextSizes,
+    ContextConfig,
     CurationPolicy,
     OffspringContext,
+    PolicyResult,
     context_from_model,
     evaluate_policy,
 )
@@ -36,133 +41,223 @@ DISTILLATION_TARGETS: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class CompareConfig:
+    """One comparison: every strategy keeps `keep_ratio` of the pool, each trained once per seed.
+
+    The offspring context (pool, reference and test sets, see `ContextConfig`) is built with the
+    sizes of `context` and the first seed: `context.seed` is always `seeds[0]`.
+    """
+
+    keep_ratio: float = 0.3
+    seeds: tuple[int, ...] = (0,)
+    preset: str = "tiny"  # offspring model
+    context: ContextConfig = field(default_factory=ContextConfig.full)
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise BitlensError("a comparison needs at least one seed")
+        if not 0.0 < self.keep_ratio <= 1.0:
+            raise BitlensError(f"keep ratio must be in (0, 1], got {self.keep_ratio}")
+        if self.preset not in MODEL_PRESETS:
+            raise BitlensError(f"unknown preset {self.preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "context", replace(self.context, seed=self.seeds[0]))
+
+    @classmethod
+    def quick(cls) -> CompareConfig:
+        return cls(context=ContextConfig.quick())
+
+    @classmethod
+    def full(cls) -> CompareConfig:
+        return cls()
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=np.float64)
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
-def _strategy_row(name: str, runs: list[dict]) -> dict[str, Any]:
-    policy = runs[0]["policy"]
-    bpb = [r["heldout_bits_per_byte"] for r in runs]
-    gains = [(r["baseline_bits_per_byte"] - r["heldout_bits_per_byte"]) * r["heldout_bytes"]
-             for r in runs]
+@dataclass(frozen=True)
+class StrategyRow:
+    """One selection strategy over the seeds (bits/byte: held-out, means over seeds)."""
+
+    name: str
+    score: str
+    level: str
+    keep_ratio: float
+    tokens: int
+    loss_tokens: int
+    flops: float
+    heldout_bits_per_byte: float
+    heldout_bits_per_byte_std: float
+    heldout_bits_per_byte_per_seed: list[float]
+    baseline_bits_per_byte: float
+    fitness: float
+    improvement_vs_parent_bits_per_byte: float
+    choice_bits: float  # log2 C(n, k): the most the choice can carry
+    gain_over_random_bits: float  # held-out bits gained over random selection (total)
+    gain_over_random_bits_std: float
+    gain_per_choice_bit: float
+    seeds_better_than_random: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _strategy_row(name: str, runs: list[PolicyResult]) -> StrategyRow:
+    policy = runs[0].policy
+    bpb = [r.heldout_bits_per_byte for r in runs]
+    gains = [(r.baseline_bits_per_byte - r.heldout_bits_per_byte) * r.heldout_bytes for r in runs]
     mean_bpb, std_bpb = _mean_std(bpb)
     mean_gain, std_gain = _mean_std(gains)
-    choice = runs[0]["choice_bits"]
-    return {
-        "name": name,
-        "score": policy["score"],
-        "level": policy["level"],
-        "keep_ratio": policy["keep_ratio"],
-        "tokens": runs[0]["tokens"],
-        "loss_tokens": runs[0]["loss_tokens"],
-        "flops": float(np.mean([r["flops"] for r in runs])),
-        "heldout_bits_per_byte": mean_bpb,
-        "heldout_bits_per_byte_std": std_bpb,
-        "heldout_bits_per_byte_per_seed": bpb,
-        "baseline_bits_per_byte": float(np.mean([r["baseline_bits_per_byte"] for r in runs])),
-        "fitness": float(np.mean([r["fitness"] for r in runs])),
-        "improvement_vs_parent_bits_per_byte":
-            float(np.mean([r["improvement_vs_parent_bits_per_byte"] for r in runs])),
-        "choice_bits": choice,
-        "gain_over_random_bits": mean_gain,
-        "gain_over_random_bits_std": std_gain,
-        "gain_per_choice_bit": mean_gain / choice if choice > 0 else 0.0,
-        "seeds_better_than_random": int(sum(g > 0 for g in gains)),
-    }
+    choice = runs[0].choice_bits
+    return StrategyRow(
+        name=name,
+        score=policy.score,
+        level=policy.level,
+        keep_ratio=policy.keep_ratio,
+        tokens=runs[0].tokens,
+        loss_tokens=runs[0].loss_tokens,
+        flops=float(np.mean([r.flops for r in runs])),
+        heldout_bits_per_byte=mean_bpb,
+        heldout_bits_per_byte_std=std_bpb,
+        heldout_bits_per_byte_per_seed=bpb,
+        baseline_bits_per_byte=float(np.mean([r.baseline_bits_per_byte for r in runs])),
+        fitness=float(np.mean([r.fitness for r in runs])),
+        improvement_vs_parent_bits_per_byte=float(
+            np.mean([r.improvement_vs_parent_bits_per_byte for r in runs])),
+        choice_bits=choice,
+        gain_over_random_bits=mean_gain,
+        gain_over_random_bits_std=std_gain,
+        gain_per_choice_bit=mean_gain / choice if choice > 0 else 0.0,
+        seeds_better_than_random=int(sum(g > 0 for g in gains)),
+    )
 
 
-def _distillation_row(target: str, runs: list[dict]) -> dict[str, Any]:
-    mean_bpb, std_bpb = _mean_std([r["heldout_bits_per_byte"] for r in runs])
-    kl, _ = _mean_std([r["kl_to_parent_bits"] for r in runs])
-    absorbed = [(r["kl_init_bits"] - r["kl_to_parent_bits"]) * r["heldout_bytes"] / r["tokens"]
-                for r in runs]
-    return {
-        "target": target,
-        "tokens": runs[0]["tokens"],
-        "flops": float(np.mean([r["flops"] for r in runs])),
-        "heldout_bits_per_byte": mean_bpb,
-        "heldout_bits_per_byte_std": std_bpb,
-        "heldout_bits_per_byte_per_seed": [r["heldout_bits_per_byte"] for r in runs],
-        "kl_to_parent_bits": kl,
-        "bits_per_token_from_parent": float(np.mean(absorbed)),
-        "label_bits_per_token": float(np.mean([r["label_bits_per_token"] for r in runs])),
-    }
+@dataclass(frozen=True)
+class DistillationRow:
+    """One distillation target over the seeds (bits/byte held out; KL in bits per byte)."""
+
+    target: str
+    tokens: int
+    flops: float
+    heldout_bits_per_byte: float
+    heldout_bits_per_byte_std: float
+    heldout_bits_per_byte_per_seed: list[float]
+    kl_to_parent_bits: float
+    bits_per_token_from_parent: float
+    label_bits_per_token: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float]) -> DistillationRow:
+    mean_bpb, std_bpb = _mean_std([r.heldout_bits_per_byte for r in runs])
+    kl, _ = _mean_std([r.kl_to_parent_bits for r in runs])
+    absorbed = [(k0 - r.kl_to_parent_bits) * r.heldout_bytes / r.tokens
+                for r, k0 in zip(runs, kl_init, strict=True)]
+    return DistillationRow(
+        target=target,
+        tokens=runs[0].tokens,
+        flops=float(np.mean([r.flops for r in runs])),
+        heldout_bits_per_byte=mean_bpb,
+        heldout_bits_per_byte_std=std_bpb,
+        heldout_bits_per_byte_per_seed=[r.heldout_bits_per_byte for r in runs],
+        kl_to_parent_bits=kl,
+        bits_per_token_from_parent=float(np.mean(absorbed)),
+        label_bits_per_token=float(np.mean([r.label_bits_per_token for r in runs])),
+    )
 
 
 def compare_distillation(
     ctx: OffspringContext, budget_tokens: int, seeds: Sequence[int], preset: str = "tiny",
     bar: Bar | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DistillationRow]:
     """One row per distillation target: offspring trained on all of the pool at one budget."""
     rows = []
     for target, genes in DISTILLATION_TARGETS.items():
         policy = CurationPolicy(keep_ratio=1.0, offspring_preset=preset,
                                 budget_tokens=budget_tokens, **genes)
-        runs = []
+        runs, kl_init = [], []
         for seed in seeds:
-            r = evaluate_policy(policy, ctx, seed)
-            r["kl_init_bits"] = ctx.initial_kl_bits(preset, seed)
-            runs.append(r)
+            runs.append(evaluate_policy(policy, ctx, seed))
+            kl_init.append(ctx.initial_kl_bits(preset, seed))
             if bar is not None:
                 bar.advance(1, status=target)
-        rows.append(_distillation_row(target, runs))
+        rows.append(_distillation_row(target, runs, kl_init))
     return rows
 
 
+@dataclass(frozen=True)
+class CompareResult:
+    """Every selection strategy and distillation target of one comparison, in bits."""
+
+    strategies: list[StrategyRow]
+    distillation: list[DistillationRow]
+    parent_bits_per_byte: float
+    heldout_bytes: int
+    pool_windows: int
+    window_bytes: int
+    budget_tokens: int
+    keep_ratio: float
+    offspring_preset: str
+    seeds: list[int]
+    quick: bool  # the context had the quick sizes
+    fitness_unit: str = FITNESS_UNIT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{f: getattr(self, f) for f in self.__dataclass_fields__},
+                "strategies": [r.to_dict() for r in self.strategies],
+                "distillation": [r.to_dict() for r in self.distillation]}
+
+
+def strategy_budget(ctx: OffspringContext, keep_ratio: float) -> int:
+    """The training tokens of every run: the kept documents' tokens, in whole batches (≥ 1)."""
+    window, batch = ctx.window, ctx.config.batch_size
+    kept_tokens = n_kept(len(ctx.pool), keep_ratio) * window
+    return max(batch * window, round(kept_tokens / (batch * window)) * batch * window)
+
+
 def compare_strategies(
-    parent: GPT,
-    data: bytes,
-    keep_ratio: float = 0.3,
-    seeds: Sequence[int] = (0,),
-    quick: bool = False,
-    progress: bool = False,
-    preset: str = "tiny",
-    sizes: ContextSizes | None = None,
-) -> dict[str, Any]:
+    parent: GPT, data: bytes, config: CompareConfig, progress: bool = False
+) -> CompareResult:
     """Every selection strategy and distillation target against random selection, in bits.
 
-    Keys: strategies (name, keep_ratio, tokens, flops, heldout_bits_per_byte, fitness,
-    choice_bits, gain_over_random_bits, ...), distillation (target, tokens,
-    heldout_bits_per_byte, kl_to_parent_bits, bits_per_token_from_parent, ...), and the
-    context: parent_bits_per_byte, heldout_bytes, pool_windows, budget_tokens, seeds.
     `bits_per_token_from_parent` is the parent knowledge the offspring absorbed, measured as the
     drop of its held-out KL to the parent from initialisation, in total held-out bits per
     training token; `label_bits_per_token` is what one label states (entropy of a soft label,
     surprisal of a hard byte, under the parent).
     """
-    seeds = tuple(seeds)
-    ctx = context_from_model(parent, data, seed=seeds[0], quick=quick, sizes=sizes)
-    window, batch = ctx.window, ctx.sizes.batch_size
-    kept_tokens = n_kept(len(ctx.pool), keep_ratio) * window
-    budget = max(batch * window, round(kept_tokens / (batch * window)) * batch * window)
+    ctx = context_from_model(parent, data, config.context)
+    budget = strategy_budget(ctx, config.keep_ratio)
     strategies = [(level, score) for level in LEVELS for score in SCORES]
-    n_runs = (len(strategies) + len(DISTILLATION_TARGETS)) * len(seeds)
+    n_runs = (len(strategies) + len(DISTILLATION_TARGETS)) * len(config.seeds)
     rows = []
     with progress_bar(n_runs, "offspring", enabled=progress) as bar:
         for level, score in strategies:
-            policy = CurationPolicy(score=score, level=level, keep_ratio=keep_ratio,
-                                    offspring_preset=preset, budget_tokens=budget)
+            policy = CurationPolicy(score=score, level=level, keep_ratio=config.keep_ratio,
+                                    offspring_preset=config.preset, budget_tokens=budget)
             runs = []
-            for seed in seeds:
+            for seed in config.seeds:
                 runs.append(evaluate_policy(policy, ctx, seed))
                 bar.advance(1, status=f"{score}/{level}")
             rows.append(_strategy_row(f"{score}/{level}", runs))
-        distillation = compare_distillation(ctx, budget, seeds, preset, bar)
-    return {
-        "strategies": rows,
-        "distillation": distillation,
-        "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(),
-        "heldout_bytes": ctx.test_windows()[:, 1:].numel(),
-        "pool_windows": len(ctx.pool),
-        "window_bytes": window,
-        "budget_tokens": budget,
-        "keep_ratio": keep_ratio,
-        "offspring_preset": preset,
-        "seeds": list(seeds),
-        "quick": quick,
-        "fitness_unit": "bits/byte per TFLOP",
-    }
+        distillation = compare_distillation(ctx, budget, config.seeds, config.preset, bar)
+    return CompareResult(
+        strategies=rows,
+        distillation=distillation,
+        parent_bits_per_byte=ctx.parent_heldout_bits_per_byte(),
+        heldout_bytes=ctx.test_windows()[:, 1:].numel(),
+        pool_windows=len(ctx.pool),
+        window_bytes=ctx.window,
+        budget_tokens=budget,
+        keep_ratio=config.keep_ratio,
+        offspring_preset=config.preset,
+        seeds=list(config.seeds),
+        quick=config.context.is_quick(),
+    )
 
 
 def plot_strategies(result: dict, path) -> list:
@@ -191,7 +286,7 @@ def plot_strategies(result: dict, path) -> list:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, names)
     ax.set_xlabel("held-out bits gained over random")
-    for yi, r in zip(y, rows):
+    for yi, r in zip(y, rows, strict=True):
         ax.annotate(f"≤ {r['choice_bits']:.3g} bits of choice", (1.0, yi), fontsize=7,
                     va="center", ha="right", xycoords=("axes fraction", "data"))
     ax.set_title("does the choice carry information?")

@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 
 from bitlens.errors import BitlensError
+from bitlens.evaluate import window_logits
 from bitlens.model import GPT
 from bitlens.train import Batch, LossFn
 from bitlens.units import nats_to_bits, surprisal_bits
@@ -49,7 +49,7 @@ def distill_loss(target: str, parent: GPT | None = None) -> LossFn:
         if w < 1:
             ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
             per_pos = per_pos + (1 - w) * ce.view_as(mask)
-        if w > 0:
+        if w > 0 and parent is not None:  # (a soft target without a parent was refused above)
             with torch.no_grad():
                 parent_logits = parent(x)
             per_pos = per_pos + w * _kl_nats(parent_logits, logits)
@@ -68,23 +68,12 @@ class HeldoutScore:
     surprisal_bits: np.ndarray = field(repr=False, compare=False)  # per target byte, (n, T)
 
 
-@torch.no_grad()
-def window_logits(model: GPT, windows: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Next-byte logits (n, T, V) for the inputs of every window, each window on its own."""
-    was = model.training
-    model.eval()
-    try:
-        return torch.cat([model(windows[i : i + batch_size, :-1].long())
-                          for i in range(0, len(windows), batch_size)])
-    finally:
-        model.train(was)
-
-
 def heldout_score(
     model: GPT, windows: torch.Tensor, parent_logits: torch.Tensor | None = None
 ) -> HeldoutScore:
-    """Bits/byte of the windows' targets under `model`, and its mean KL(p_parent ‖ q) in bits."""
-    logits = window_logits(model, windows)
+    """Bits/byte of the windows' targets under `model` (each (T + 1)-byte window scored on its
+    own), and its mean KL(p_parent ‖ q) in bits per byte when the parent's logits are given."""
+    logits = window_logits(model, windows, batch_size=64)
     surprisal = surprisal_bits(logits, windows[:, 1:].long()).double().numpy()
     n = surprisal.size
     kl = None

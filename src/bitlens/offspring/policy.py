@@ -10,7 +10,8 @@ the same budget. Everything is a pure function of (policy, context, seed).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -18,24 +19,13 @@ import torch
 
 from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
+from bitlens.evaluate import window_logits, window_scores
 from bitlens.model import GPT, MODEL_PRESETS
-from bitlens.offspring.budget import (
-    FITNESS_UNIT,
-    Cost,
-    fitness,
-    inference_flops,
-)
 from bitlens.offspring.batches import WindowSource, train_on_windows
-from bitlens.offspring.distill import (
-    SOFT_WEIGHT,
-    HeldoutScore,
-    distill_loss,
-    heldout_score,
-    window_logits,
-)
+from bitlens.offspring.budget import FITNESS_UNIT, Cost, fitness, inference_flops
+from bitlens.offspring.distill import SOFT_WEIGHT, HeldoutScore, distill_loss, heldout_score
 from bitlens.offspring.select import (
     LEVELS,
-    SCORE_NEEDS,
     SCORES,
     bigram_surprisal_bits,
     choice_bits,
@@ -43,10 +33,12 @@ from bitlens.offspring.select import (
     select_documents,
     select_tokens,
     token_scores,
-    window_bits,
 )
 from bitlens.offspring.synth import synthesize_windows
 from bitlens.runs import load_run
+
+# Batch size of every window scoring here (pool, test set): fixed, so the numbers never move.
+SCORE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -64,6 +56,8 @@ class CurationPolicy:
     budget_tokens: int = 32_768  # offspring training tokens (forwarded, masked or not)
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_gene_type(f.name, getattr(self, f.name), type(f.default))
         checks = [
             (self.score in SCORES, f"score must be one of {', '.join(SCORES)}"),
             (self.level in LEVELS, f"level must be one of {', '.join(LEVELS)}"),
@@ -80,32 +74,57 @@ class CurationPolicy:
             if not ok:
                 raise BitlensError(f"invalid curation policy: {message} ({self})")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CurationPolicy":
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+    def from_dict(cls, genes: Mapping[str, Any]) -> CurationPolicy:
+        """The policy with these genes; missing genes take their defaults, an unknown gene is an
+        error naming the valid ones."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in genes if k not in names]
+        if unknown:
+            raise BitlensError(f"unknown policy gene {unknown[0]!r}; the genes are {', '.join(names)}")
+        return cls(**genes)
+
+
+def _check_gene_type(name: str, value: Any, kind: type) -> None:
+    """A gene must have its default's type (an int is a valid float; a bool is never a number)."""
+    ok = isinstance(value, kind) if kind is str else (
+        isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool))
+    if not ok:
+        what = {str: "a string", float: "a number", int: "an integer"}[kind]
+        raise BitlensError(f"invalid curation policy: gene {name}={value!r} must be {what}")
 
 
 @dataclass(frozen=True)
-class ContextSizes:
-    """How much of the corpus a context uses, in bytes, and how hard it trains helpers."""
+class ContextConfig:
+    """How much of the corpus an offspring context uses, in bytes, and how hard it trains helpers.
 
-    pool_bytes: int  # the selection pool, windows spread evenly over the training split
-    reference_bytes: int  # clean held-out set the reference model trains on
-    test_bytes: int  # held-out set every offspring is scored on
+    `seed` fixes the reference model (the pool, test set and parent scores do not depend on it).
+    """
+
+    pool_bytes: int = 320_000  # the selection pool, windows spread evenly over the training split
+    reference_bytes: int = 40_000  # clean held-out set the reference model trains on
+    test_bytes: int = 49_152  # held-out set every offspring is scored on
     window: int = 128  # bytes of context per training window
     batch_size: int = 16
-    reference_steps: int = 100
+    reference_steps: int = 150
     prompt_bytes: int = 16  # real bytes that prompt each synthetic window
     max_synthetic_windows: int = 2048
+    seed: int = 0
 
+    @classmethod
+    def quick(cls) -> ContextConfig:
+        return cls(pool_bytes=32_000, reference_bytes=8_000, test_bytes=4_096, reference_steps=20)
 
-QUICK_SIZES = ContextSizes(pool_bytes=32_000, reference_bytes=8_000, test_bytes=4_096,
-                           reference_steps=20)
-FULL_SIZES = ContextSizes(pool_bytes=320_000, reference_bytes=40_000, test_bytes=49_152,
-                          reference_steps=150)
+    @classmethod
+    def full(cls) -> ContextConfig:
+        return cls()
+
+    def is_quick(self) -> bool:
+        """Whether these are the quick sizes (any seed)."""
+        return replace(self, seed=0) == ContextConfig.quick()
 
 
 @dataclass
@@ -120,9 +139,7 @@ class OffspringContext:
     pool: torch.Tensor  # (n, window + 1) uint8
     reference_data: torch.Tensor  # uint8 bytes, disjoint from pool and test
     test: torch.Tensor  # uint8 bytes, never trained on by parent, reference or offspring
-    sizes: ContextSizes
-    seed: int = 0
-    quick: bool = False
+    config: ContextConfig
     token_bits: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     helper_flops: dict[str, float] = field(default_factory=dict, repr=False)
     baselines: dict[tuple, float] = field(default_factory=dict, repr=False)  # by policy, seed
@@ -143,12 +160,13 @@ class OffspringContext:
     def _compute(self, name: str) -> None:
         scored_tokens = self.pool.shape[0] * self.window
         if name in ("parent", "parent_entropy"):
-            s, h = window_bits(self.parent, self.pool, with_entropy=True)
+            s, h = window_scores(self.parent, self.pool, batch_size=SCORE_BATCH, with_entropy=True)
+            assert h is not None
             self.token_bits["parent"], self.token_bits["parent_entropy"] = s, h
             self.helper_flops["parent"] = inference_flops(self.parent, scored_tokens)
         elif name == "reference":
-            ref = _train_reference(self.reference_data, self.sizes, self.seed)
-            self.token_bits["reference"] = window_bits(ref.model, self.pool)[0]
+            ref = _train_reference(self.reference_data, self.config)
+            self.token_bits["reference"] = window_scores(ref.model, self.pool, batch_size=SCORE_BATCH)[0]
             self.helper_flops["reference"] = ref.flops + inference_flops(ref.model, scored_tokens)
         elif name == "bigram":
             self.token_bits["bigram"] = bigram_surprisal_bits(self.pool, self.pool.flatten())
@@ -159,7 +177,8 @@ class OffspringContext:
     def heldout(self, model: GPT) -> HeldoutScore:
         """Score a model on the test windows: bits/byte and KL to the parent (one forward)."""
         if self.parent_test_logits is None:
-            self.parent_test_logits = window_logits(self.parent, self.test_windows())
+            self.parent_test_logits = window_logits(self.parent, self.test_windows(),
+                                                    batch_size=SCORE_BATCH)
         return heldout_score(model, self.test_windows(), self.parent_test_logits)
 
     def initial_kl_bits(self, preset: str, seed: int) -> float:
@@ -167,7 +186,9 @@ class OffspringContext:
         key = ("initial_kl", preset, seed)
         if key not in self.baselines:
             torch.manual_seed(seed)
-            self.baselines[key] = self.heldout(GPT(MODEL_PRESETS[preset])).kl_to_parent_bits
+            kl = self.heldout(GPT(MODEL_PRESETS[preset])).kl_to_parent_bits
+            assert kl is not None  # heldout() always has the parent's logits
+            self.baselines[key] = kl
         return self.baselines[key]
 
     def test_windows(self) -> torch.Tensor:
@@ -185,39 +206,35 @@ class _Reference:
     flops: float
 
 
-def _train_reference(data: torch.Tensor, sizes: ContextSizes, seed: int) -> _Reference:
+def _train_reference(data: torch.Tensor, config: ContextConfig) -> _Reference:
     """The reference (irreducible-loss) model: a tiny model trained on the clean held-out set."""
-    windows = make_windows(data, sizes.window)
-    budget = sizes.reference_steps * sizes.batch_size * sizes.window
-    model, result = train_on_windows("tiny", [WindowSource.unmasked(windows, sizes.batch_size)],
-                                     budget, seed, block_size=sizes.window)
+    windows = make_windows(data, config.window)
+    budget = config.reference_steps * config.batch_size * config.window
+    model, result = train_on_windows("tiny", [WindowSource.unmasked(windows, config.batch_size)],
+                                     budget, config.seed, block_size=config.window)
     return _Reference(model=model.eval(), flops=result.flops)
 
 
-def context_from_model(
-    parent: GPT, corpus: bytes, seed: int = 0, quick: bool = False,
-    sizes: ContextSizes | None = None,
-) -> OffspringContext:
+def context_from_model(parent: GPT, corpus: bytes, config: ContextConfig) -> OffspringContext:
     """Cut `corpus` into pool (from its training split), reference set and test set (from its
     held-out split, the last 10 %, which the parent never trained on)."""
-    sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
-    split = split_corpus(corpus, sizes.window)
-    windows = make_windows(split.train, sizes.window)
-    n_pool = min(len(windows), max(1, sizes.pool_bytes // sizes.window))
+    split = split_corpus(corpus, config.window)
+    windows = make_windows(split.train, config.window)
+    n_pool = min(len(windows), max(1, config.pool_bytes // config.window))
     pick = torch.from_numpy(np.linspace(0, len(windows) - 1, n_pool).round().astype(np.int64))
     val = split.val
-    n_ref = min(sizes.reference_bytes, len(val) // 3)
-    if n_ref < 2 * (sizes.window + 1):
+    n_ref = min(config.reference_bytes, len(val) // 3)
+    if n_ref < 2 * (config.window + 1):
         raise BitlensError(
             f"held-out split of {len(val)} bytes is too small for a reference and a test set")
-    test = val[n_ref : n_ref + sizes.test_bytes]
+    test = val[n_ref : n_ref + config.test_bytes]
     return OffspringContext(parent=parent.eval(), pool=windows[pick], reference_data=val[:n_ref],
-                            test=test, sizes=sizes, seed=seed, quick=quick)
+                            test=test, config=config)
 
 
-def build_context(parent_dir: str, corpus: bytes, seed: int, quick: bool) -> OffspringContext:
+def build_context(parent_dir: str, corpus: bytes, config: ContextConfig) -> OffspringContext:
     """A context for `evaluate_policy` from a trained parent run directory and a corpus."""
-    return context_from_model(load_run(parent_dir), corpus, seed=seed, quick=quick)
+    return context_from_model(load_run(parent_dir), corpus, config)
 
 
 @dataclass
@@ -234,55 +251,84 @@ class OffspringRun:
     # −log2 p_parent(byte) for hard ones (≈ H for parent samples), averaged over loss tokens
 
 
-def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> OffspringRun:
-    """Select, synthesise, train an offspring from scratch on the policy's budget, score it."""
-    sizes, pool, window = ctx.sizes, ctx.pool, ctx.window
-    needs = SCORE_NEEDS[policy.score]
-    bits = ctx.bits(tuple(dict.fromkeys(needs + ("parent", "parent_entropy"))))
+@dataclass(frozen=True)
+class _Selection:
+    """The real windows an offspring trains on, their loss mask, and what the choice can carry."""
+
+    windows: torch.Tensor  # (k, T + 1) uint8
+    mask: np.ndarray  # (k, T) bool
+    choice_bits: float
+    label_bits_per_token: float  # mean parent label bits over the kept (masked-in) targets
+
+
+def _select(policy: CurationPolicy, ctx: OffspringContext, bits: dict[str, np.ndarray],
+            seed: int) -> _Selection:
+    """Apply the policy's score at its level to the pool."""
     scores = token_scores(policy.score, bits, seed)
-    parent_flops = ctx.helper_flops["parent"] if "parent" in needs else 0.0
-    reference_flops = ctx.helper_flops.get("reference", 0.0) if "reference" in needs else 0.0
-    n = len(pool)
+    pool, window, n = ctx.pool, ctx.window, len(ctx.pool)
     if policy.level == "document":
         keep = select_documents(scores, policy.keep_ratio)
-        real = pool[keep]
-        real_mask = np.ones((len(keep), window), dtype=bool)
-        choice = choice_bits(n, len(keep))
-        label_source = keep
+        windows, mask = pool[keep], np.ones((len(keep), window), dtype=bool)
+        choice, label_rows = choice_bits(n, len(keep)), keep
     else:
-        real = pool
-        real_mask = select_tokens(scores, policy.keep_ratio)
-        choice = choice_bits(n * window, int(real_mask.sum()))
-        label_source = np.arange(n)
-
+        windows, mask = pool, select_tokens(scores, policy.keep_ratio)
+        choice, label_rows = choice_bits(n * window, int(mask.sum())), np.arange(n)
     soft = SOFT_WEIGHT[policy.target]
-    parent_s = bits["parent"][label_source]
-    parent_h = bits["parent_entropy"][label_source]
-    real_label_bits = float(((1 - soft) * parent_s + soft * parent_h)[real_mask].mean())
+    labels = (1 - soft) * bits["parent"][label_rows] + soft * bits["parent_entropy"][label_rows]
+    return _Selection(windows, mask, choice, float(labels[mask].mean()))
+
+
+@dataclass(frozen=True)
+class _Synthetic:
+    source: WindowSource
+    parent_flops: float
+    label_bits_per_token: float
+    mask_share: float  # share of the synthetic targets that carry loss
+
+
+def _synthesize(policy: CurationPolicy, ctx: OffspringContext, real: torch.Tensor, per_batch: int,
+                gen: torch.Generator) -> _Synthetic:
+    """Windows the parent writes from real prompts (`per_batch` of them in each batch)."""
+    config, window = ctx.config, ctx.window
+    want = math.ceil(policy.synthetic_share * policy.budget_tokens / window)
+    n_windows = max(1, min(config.max_synthetic_windows, want))
+    prompts = real[torch.randint(len(real), (n_windows,), generator=gen)]
+    synthetic, samples = synthesize_windows(ctx.parent, prompts, config.prompt_bytes,
+                                            policy.temperature, policy.top_p, gen)
+    mask = np.zeros((n_windows, window), dtype=bool)
+    mask[:, config.prompt_bytes - 1 :] = True  # targets that the parent wrote
+    soft = SOFT_WEIGHT[policy.target]
+    label_bits = float(((1 - soft) * samples.surprisal_bits + soft * samples.entropy_bits)
+                       .double().mean())
+    return _Synthetic(WindowSource(synthetic, mask, per_batch),
+                      inference_flops(ctx.parent, n_windows * window), label_bits,
+                      float(mask.mean()))
+
+
+def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> OffspringRun:
+    """Select, synthesise, train an offspring from scratch on the policy's budget, score it."""
+    batch_size = ctx.config.batch_size
+    needs = SCORES[policy.score].needs
+    bits = ctx.bits(tuple(dict.fromkeys(needs + ("parent", "parent_entropy"))))
+    real = _select(policy, ctx, bits, seed)
+    parent_flops = ctx.helper_flops["parent"] if "parent" in needs else 0.0
+    reference_flops = ctx.helper_flops.get("reference", 0.0) if "reference" in needs else 0.0
 
     gen = torch.Generator().manual_seed(seed * 1_000_003 + 17)
-    n_synth_per_batch = round(policy.synthetic_share * sizes.batch_size)
-    sources = [WindowSource(real, real_mask, sizes.batch_size - n_synth_per_batch)]
+    n_synth_per_batch = round(policy.synthetic_share * batch_size)
+    sources = [WindowSource(real.windows, real.mask, batch_size - n_synth_per_batch)]
     synth_label_bits, synth_mask_share = 0.0, 0.0
     if n_synth_per_batch > 0:
-        want = math.ceil(policy.synthetic_share * policy.budget_tokens / window)
-        n_windows = max(1, min(sizes.max_synthetic_windows, want))
-        prompts = real[torch.randint(len(real), (n_windows,), generator=gen)]
-        synthetic, samples = synthesize_windows(ctx.parent, prompts, sizes.prompt_bytes,
-                                                policy.temperature, policy.top_p, gen)
-        synth_mask = np.zeros((n_windows, window), dtype=bool)
-        synth_mask[:, sizes.prompt_bytes - 1 :] = True  # targets that the parent wrote
-        sources.append(WindowSource(synthetic, synth_mask, n_synth_per_batch))
-        parent_flops += inference_flops(ctx.parent, n_windows * window)
-        synth_label_bits = float(((1 - soft) * samples.surprisal_bits
-                                  + soft * samples.entropy_bits).double().mean())
-        synth_mask_share = float(synth_mask.mean())
+        synth = _synthesize(policy, ctx, real.windows, n_synth_per_batch, gen)
+        sources.append(synth.source)
+        parent_flops += synth.parent_flops
+        synth_label_bits, synth_mask_share = synth.label_bits_per_token, synth.mask_share
     model, result = train_on_windows(policy.offspring_preset, sources, policy.budget_tokens, seed,
                                      loss_fn=distill_loss(policy.target, ctx.parent))
-    if soft > 0:
+    if SOFT_WEIGHT[policy.target] > 0:
         parent_flops += inference_flops(ctx.parent, result.tokens)
-    real_share = sources[0].per_batch / sizes.batch_size
-    loss_share = real_share * real_mask.mean() + (1 - real_share) * synth_mask_share
+    real_share = sources[0].per_batch / batch_size
+    loss_share = real_share * real.mask.mean() + (1 - real_share) * synth_mask_share
     return OffspringRun(
         model=model,
         heldout=ctx.heldout(model),
@@ -290,8 +336,9 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
         loss_tokens=round(result.tokens * loss_share),
         cost=Cost(offspring_train_flops=result.flops, parent_flops=parent_flops,
                   reference_flops=reference_flops),
-        choice_bits=choice,
-        label_bits_per_token=real_share * real_label_bits + (1 - real_share) * synth_label_bits,
+        choice_bits=real.choice_bits,
+        label_bits_per_token=real_share * real.label_bits_per_token
+        + (1 - real_share) * synth_label_bits,
     )
 
 
@@ -302,42 +349,78 @@ def baseline_policy(policy: CurationPolicy) -> CurationPolicy:
                           budget_tokens=policy.budget_tokens)
 
 
-def evaluate_policy(
-    policy: CurationPolicy, ctx: OffspringContext, seed: int, return_model: bool = False
-) -> dict[str, Any] | tuple[dict[str, Any], GPT]:
-    """Train the policy's offspring and score it (deterministic in policy, context and seed).
+@dataclass(frozen=True)
+class PolicyResult:
+    """One policy evaluated (bits per byte on the context's held-out windows, FLOPs).
 
-    Keys: heldout_bits_per_byte, baseline_bits_per_byte (random selection, same budget),
-    tokens, flops (total cost: offspring training + parent + reference), fitness (bits/byte
-    gained over the baseline per TFLOP), improvement_vs_parent_bits_per_byte (parent − offspring),
-    and the details: cost, choice_bits, kl_to_parent_bits, label_bits_per_token, loss_tokens.
+    fitness: bits/byte gained over `baseline_bits_per_byte` (random selection, same budget) per
+    TFLOP of total cost (offspring training + parent + reference).
     """
-    run = train_offspring(policy, ctx, seed)
+
+    policy: CurationPolicy
+    seed: int
+    heldout_bits_per_byte: float
+    baseline_bits_per_byte: float
+    parent_bits_per_byte: float
+    improvement_vs_parent_bits_per_byte: float  # parent − offspring
+    tokens: int
+    loss_tokens: int
+    flops: float
+    cost: Cost
+    fitness: float
+    fitness_unit: str
+    choice_bits: float
+    heldout_bytes: int
+    kl_to_parent_bits: float  # KL(p_parent ‖ q_offspring), bits per held-out byte
+    label_bits_per_token: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**d, "policy": self.policy.to_dict(), "cost": self.cost.to_dict()}
+
+
+def _baseline_bits_per_byte(policy: CurationPolicy, run: OffspringRun, ctx: OffspringContext,
+                            seed: int) -> float:
+    """Held-out bits/byte of the policy's random-selection baseline (trained once per seed)."""
     base = baseline_policy(policy)
     key = (*sorted(base.to_dict().items()), seed)
     if policy == base:
         ctx.baselines[key] = run.heldout.bits_per_byte
     elif key not in ctx.baselines:
         ctx.baselines[key] = train_offspring(base, ctx, seed).heldout.bits_per_byte
-    baseline = ctx.baselines[key]
+    return ctx.baselines[key]
+
+
+def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext,
+                       seed: int) -> tuple[PolicyResult, GPT]:
+    """Train the policy's offspring and score it (deterministic in policy, context and seed);
+    returns the result and the trained offspring."""
+    run = train_offspring(policy, ctx, seed)
+    baseline = _baseline_bits_per_byte(policy, run, ctx, seed)
+    parent = ctx.parent_heldout_bits_per_byte()
     flops = run.cost.total_flops
-    result = {
-        "policy": policy.to_dict(),
-        "seed": seed,
-        "heldout_bits_per_byte": run.heldout.bits_per_byte,
-        "baseline_bits_per_byte": baseline,
-        "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(),
-        "improvement_vs_parent_bits_per_byte":
-            ctx.parent_heldout_bits_per_byte() - run.heldout.bits_per_byte,
-        "tokens": run.tokens,
-        "loss_tokens": run.loss_tokens,
-        "flops": flops,
-        "cost": run.cost.to_dict(),
-        "fitness": fitness(baseline, run.heldout.bits_per_byte, flops),
-        "fitness_unit": FITNESS_UNIT,
-        "choice_bits": run.choice_bits,
-        "heldout_bytes": run.heldout.bytes,
-        "kl_to_parent_bits": run.heldout.kl_to_parent_bits,
-        "label_bits_per_token": run.label_bits_per_token,
-    }
-    return (result, run.model) if return_model else result
+    assert run.heldout.kl_to_parent_bits is not None  # the context scores against the parent
+    result = PolicyResult(
+        policy=policy,
+        seed=seed,
+        heldout_bits_per_byte=run.heldout.bits_per_byte,
+        baseline_bits_per_byte=baseline,
+        parent_bits_per_byte=parent,
+        improvement_vs_parent_bits_per_byte=parent - run.heldout.bits_per_byte,
+        tokens=run.tokens,
+        loss_tokens=run.loss_tokens,
+        flops=flops,
+        cost=run.cost,
+        fitness=fitness(baseline, run.heldout.bits_per_byte, flops),
+        fitness_unit=FITNESS_UNIT,
+        choice_bits=run.choice_bits,
+        heldout_bytes=run.heldout.bytes,
+        kl_to_parent_bits=run.heldout.kl_to_parent_bits,
+        label_bits_per_token=run.label_bits_per_token,
+    )
+    return result, run.model
+
+
+def evaluate_policy(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> PolicyResult:
+    """`evaluate_offspring` without the model."""
+    return evaluate_offspring(policy, ctx, seed)[0]

@@ -19,15 +19,14 @@ whole pool as a loss mask (Rho-1's selective language modelling, with static sco
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from bitlens.data import VOCAB_SIZE
 from bitlens.errors import BitlensError
-from bitlens.model import GPT
-from bitlens.units import entropy_bits, surprisal_bits
 
 LEVELS = ("document", "token")
 
@@ -35,21 +34,24 @@ LEVELS = ("document", "token")
 TokenBits = Mapping[str, np.ndarray]
 ScoreFn = Callable[[TokenBits, np.random.Generator], np.ndarray]
 
-SCORES: dict[str, ScoreFn] = {
-    "random": lambda b, rng: rng.random(next(iter(b.values())).shape),
-    "surprisal": lambda b, rng: b["parent"],
-    "low-surprisal": lambda b, rng: -b["parent"],
-    "excess": lambda b, rng: b["parent"] - b["reference"],
-    "learnability": lambda b, rng: b["bigram"] - b["parent"],
-}
-# Which per-token figures each score needs (so a context computes only what is asked for).
-SCORE_NEEDS: dict[str, tuple[str, ...]] = {
-    "random": (),
-    "surprisal": ("parent",),
-    "low-surprisal": ("parent",),
-    "excess": ("parent", "reference"),
-    "learnability": ("parent", "bigram"),
-}
+
+@dataclass(frozen=True)
+class Score:
+    """A selection score: the per-token figures it needs and how it combines them (bits, high =
+    keep first)."""
+
+    name: str
+    needs: tuple[str, ...]  # keys of TokenBits it reads (so a context computes only these)
+    fn: ScoreFn
+
+
+SCORES: dict[str, Score] = {s.name: s for s in (
+    Score("random", (), lambda b, rng: rng.random(next(iter(b.values())).shape)),
+    Score("surprisal", ("parent",), lambda b, rng: b["parent"]),
+    Score("low-surprisal", ("parent",), lambda b, rng: -b["parent"]),
+    Score("excess", ("parent", "reference"), lambda b, rng: b["parent"] - b["reference"]),
+    Score("learnability", ("parent", "bigram"), lambda b, rng: b["bigram"] - b["parent"]),
+)}
 
 
 def make_windows(data: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -59,27 +61,6 @@ def make_windows(data: torch.Tensor, block_size: int) -> torch.Tensor:
         raise BitlensError(f"{len(data)} bytes hold no window of {block_size + 1} bytes")
     idx = torch.arange(n)[:, None] * block_size + torch.arange(block_size + 1)[None, :]
     return data[idx]
-
-
-@torch.no_grad()
-def window_bits(
-    model: GPT, windows: torch.Tensor, batch_size: int = 64, with_entropy: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per target byte of every window (each scored on its own): surprisal and, if asked, the
-    entropy of the model's next-byte distribution, both (n, block_size) in bits."""
-    was_training = model.training
-    model.eval()
-    surprisal, entropy = [], []
-    try:
-        for i in range(0, len(windows), batch_size):
-            w = windows[i : i + batch_size].long()
-            logits = model(w[:, :-1])
-            surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
-            if with_entropy:
-                entropy.append(entropy_bits(logits).double().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(surprisal), (np.concatenate(entropy) if with_entropy else None)
 
 
 def bigram_surprisal_bits(windows: torch.Tensor, fit_data: torch.Tensor) -> np.ndarray:
@@ -97,11 +78,12 @@ def token_scores(score: str, bits: TokenBits, seed: int) -> np.ndarray:
     """The (n_windows, block_size) score array of a named strategy (high = keep first)."""
     if score not in SCORES:
         raise BitlensError(f"unknown selection score {score!r}; choose from {', '.join(SCORES)}")
-    missing = [k for k in SCORE_NEEDS[score] if k not in bits]
+    rule = SCORES[score]
+    missing = [k for k in rule.needs if k not in bits]
     if missing:
         raise BitlensError(f"score {score!r} needs per-token bits for {', '.join(missing)}")
     rng = np.random.default_rng(seed)
-    return np.asarray(SCORES[score](bits, rng), dtype=np.float64)
+    return np.asarray(rule.fn(bits, rng), dtype=np.float64)
 
 
 def n_kept(n: int, keep_ratio: float) -> int:
