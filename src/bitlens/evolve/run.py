@@ -32,7 +32,6 @@ from bitlens.evolve.backends import Backend, make_backend
 from bitlens.evolve.evaluators import EvalOutcome, EvalTask, Evaluator, PolicyEvaluator
 from bitlens.evolve.genome import policy_gene_space
 from bitlens.evolve.lineage import Evaluation, LineageStore
-from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto  # noqa: F401 (contract)
 from bitlens.evolve.strategy import (STRATEGIES, ESConfig, generation_rng, reevaluations, sample_population,
                                      select_survivors)
 from bitlens.progress import progress_bar
