@@ -157,8 +157,9 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert isinstance(offspring.pop("parent"), GPT)
     assert offspring == {"data": corpus, "keep_ratio": 0.3, "seeds": (0,), "quick": True, "progress": False}
     assert calls["evolution"] == [{"out_dir": str(out / "evolution"), "corpus": corpus, "backend": "local",
-                                   "resume": False, "workers": 1, "parent_dir": str(out / "model"), "seed": 0,
-                                   "quick": True, "progress": False, "reevaluate": False}]
+                                   "population": None, "generations": None, "resume": False, "workers": 1,
+                                   "parent_dir": str(out / "model"), "seed": 0, "quick": True, "progress": False,
+                                   "reevaluate": False}]
     assert calls["generalisation"] == [{"data": corpus, **common}]
 
     manifest = json.loads((out / "demo.json").read_text())["steps"]

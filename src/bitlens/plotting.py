@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 DPI = 120
 SUFFIXES = (".png", ".svg")
-# SVG output that depends only on the figure: fixed ids, glyphs as paths, no timestamp.
-_SVG_RC = {"svg.hashsalt": "bitlens", "svg.fonttype": "path"}
 
 
 def _pyplot() -> Any:
@@ -61,8 +59,8 @@ def save_figure(fig: Figure, path: str | Path) -> list[Path]:
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = [base.with_suffix(suffix) for suffix in SUFFIXES]
     fig.tight_layout()
-    try:
-        with matplotlib.rc_context(_SVG_RC):
+    try:  # SVG that depends only on the figure: fixed ids, glyphs as paths, no timestamp
+        with matplotlib.rc_context({"svg.hashsalt": "bitlens", "svg.fonttype": "path"}):
             for p in paths:
                 fig.savefig(p, dpi=DPI, metadata={"Date": None} if p.suffix == ".svg" else None)
     finally:

@@ -141,10 +141,10 @@ def _evolution(c: DemoContext) -> dict:
     # The demo shows the loop at work, not a converged search: one evaluation of full-size genes
     # takes 20-30 s here, so even the full demo evolves quick genes (4 × 3 offspring, survivors
     # not re-scored).
-    sizes = {} if c.quick else {"population": 4, "generations": 3}
-    return run_evolution(out_dir=str(out), corpus=c.corpus, backend="local", resume=out.exists(), workers=1,
-                         parent_dir=str(c.model_dir), seed=c.seed, quick=True, progress=c.progress,
-                         reevaluate=False, **sizes)
+    population, generations = (None, None) if c.quick else (4, 3)
+    return run_evolution(out_dir=str(out), corpus=c.corpus, backend="local", population=population,
+                         generations=generations, resume=out.exists(), workers=1, parent_dir=str(c.model_dir),
+                         seed=c.seed, quick=True, progress=c.progress, reevaluate=False)
 
 
 def _generalisation(c: DemoContext) -> dict:
