@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -9,19 +10,21 @@ import shutil
 
 import pytest
 
-from bitlens import demo
 from bitlens.cli import main
 from bitlens.data import bundled_corpus_bytes, split_corpus
+from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
+from bitlens.demo.run import Eta, format_duration
+from bitlens.demo.steps import STEPS
 from bitlens.evaluate import evaluate
-from bitlens.instruments import INSTRUMENTS
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.runs import load_run
 from tests.chromium import chromium_path, open_page
-
+from tests.test_report import contract_results
 
 # The default suite runs the quick demo with the instruments that measure the trained model in
 # seconds; the complete quick demo (every instrument, ~3 minutes) is the slow test below.
-ONLY = ["--only", "surprisal", "--only", "lens", "--only", "probes"]
+MEASURED = ["surprisal", "lens", "probes"]
+ONLY = [arg for name in MEASURED for arg in ("--only", name)]
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +38,31 @@ def quick_demo(tmp_path_factory):
 def _check_page_and_files(out, statuses):
     html = (out / "report.html").read_text()
     assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
-    assert "does not follow the contract" not in html and "failed (" not in html
-    for name, instrument in INSTRUMENTS.items():
-        if statuses[name] == "done":
-            assert set(instrument.keys) <= set(json.loads((out / f"{name}.json").read_text()))
-        elif statuses[name] == "missing":
-            assert f"this build has no <code>{instrument.entry_point}</code>" in html
+    assert "does not follow the contract" not in html and "</code> failed:" not in html
+    for name, status in statuses.items():
+        if status == "done":
+            assert json.loads((out / f"{name}.json").read_text())
+            assert f"Not run yet: no <code>{name}.json</code>" not in html
         else:
-            assert f"Not run yet: no <code>{name}.json</code>" in html
+            assert status == "skipped" and f"Not run yet: no <code>{name}.json</code>" in html
     if chromium_path() is not None or os.environ.get("CI") == "true":
         assert open_page(out / "report.html", out.parent / "report.png") == []
     return html
+
+
+def test_every_step_calls_an_entry_point_that_exists():
+    assert [s.name for s in STEPS] == list(STEP_NAMES) == list(ENTRY_POINTS)
+    for step in STEPS:
+        module, name = step.entry_point.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name)), step.entry_point
 
 
 def test_quick_demo_writes_json_and_page(quick_demo):
     out, rc, result = quick_demo
     assert rc == 0
     statuses = {s["name"]: s["status"] for s in result["steps"]}
-    assert list(statuses) == [s.name for s in demo.STEPS] == ["train", *INSTRUMENTS]
-    assert statuses["train"] == "done"
-    assert {statuses[n] for n in ("surprisal", "lens", "probes")} <= {"done", "missing"}
-    assert {v for k, v in statuses.items() if k not in ("train", "surprisal", "lens", "probes")} == {"skipped"}
+    assert list(statuses) == list(STEP_NAMES)
+    assert {k: v for k, v in statuses.items() if v != "skipped"} == dict.fromkeys(["train", *MEASURED], "done")
 
     train = json.loads((out / "train.json").read_text())
     assert train["preset"] == "tiny" and train["steps"] == 200
@@ -69,6 +76,8 @@ def test_quick_demo_writes_json_and_page(quick_demo):
 
     manifest = json.loads((out / "demo.json").read_text())
     assert manifest["quick"] is True and manifest["seed"] == 0
+    assert {k: v["status"] for k, v in manifest["steps"].items()} == dict.fromkeys(["train", *MEASURED], "done")
+    assert manifest["steps"]["lens"]["entry_point"] == "bitlens.measures.lens.measure_lens"
     html = _check_page_and_files(out, statuses)
     assert f"{train['val_bits_per_byte']:.3f} bits/byte" in html
 
@@ -78,18 +87,19 @@ def test_complete_quick_demo(tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--json", str(tmp_path / "result.json")]) == 0
     statuses = {s["name"]: s["status"] for s in json.loads((tmp_path / "result.json").read_text())["steps"]}
-    assert statuses["train"] == "done" and set(statuses.values()) <= {"done", "missing"}
+    assert statuses == dict.fromkeys(STEP_NAMES, "done")
     _check_page_and_files(out, statuses)
 
 
 def test_rerun_reuses_finished_steps_and_report_rebuilds_the_same_page(quick_demo, capsys):
     out, _, first = quick_demo
     done = [s["name"] for s in first["steps"] if s["status"] == "done"]
+    assert done == ["train", *MEASURED]
     stamps = {n: (out / f"{n}.json").stat().st_mtime_ns for n in done}
     page = (out / "report.html").read_bytes()
     assert main(["demo", "--quick", "--out", str(out), "--json", "-", *ONLY]) == 0
-    again = json.loads(capsys.readouterr().out)
-    assert [s["name"] for s in again["steps"] if s["status"] == "reused"] == done
+    again = {s["name"]: s["status"] for s in json.loads(capsys.readouterr().out)["steps"]}
+    assert {k: v for k, v in again.items() if v != "skipped"} == dict.fromkeys(done, "reused")
     assert {n: (out / f"{n}.json").stat().st_mtime_ns for n in done} == stamps
     assert (out / "report.html").read_bytes() == page
     (out / "report.html").unlink()
@@ -103,65 +113,78 @@ def test_other_settings_or_unknown_steps_are_refused(quick_demo, capsys):
     assert "holds a demo run with quick=True, seed=0" in capsys.readouterr().err
     assert main(["demo", "--quick", "--out", str(out), "--redo", "nope"]) == 1
     assert "unknown step(s) ['nope']" in capsys.readouterr().err
+    assert main(["demo", "--quick", "--out", str(out), "--redo", "train"]) == 1
+    assert "cannot be redone in place" in capsys.readouterr().err
 
 
-def test_steps_call_the_contract_entry_points(quick_demo, tmp_path, monkeypatch, capsys):
+def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys):
+    """Each step calls the entry point the manifest names, with the demo's arguments; a failing
+    step is recorded and retried, a finished one reused, and --redo recomputes it."""
     out = tmp_path / "demo"
     shutil.copytree(quick_demo[0], out)
+    results = contract_results()
+    results["lens"] = {"not_layers": []}  # done, but its section cannot read it
     calls: dict[str, list[dict]] = {}
 
-    def fake(name, result):
+    def fake(name):
         def entry(**kwargs):
             calls.setdefault(name, []).append(kwargs)
-            if isinstance(result, Exception):
-                raise result
-            return result(kwargs) if callable(result) else result
+            if name == "generalisation":
+                raise RuntimeError("boom")
+            return results[f"collapse_{kwargs['mode']}" if name == "collapse" else name]
         return entry
 
-    fakes = {
-        "capacity": fake("capacity", {"models": [{"params": 10, "bits_per_parameter": 2.0}],
-                                      "reference_bits_per_parameter": {"morris_2025": 3.6}}),
-        "lens": fake("lens", {"not_layers": []}),
-        "generalisation": fake("generalisation", RuntimeError("boom")),
-        "collapse_replace": fake("collapse", lambda kw: {"mode": kw["mode"], "generations": []}),
-        "collapse_accumulate": fake("collapse", lambda kw: {"mode": kw["mode"], "generations": []}),
-        "evolution": fake("evolution", {"generations": [], "pareto": []}),
-    }
-    monkeypatch.setattr(demo, "entry_point", lambda instrument: fakes.get(instrument.name))
-    assert main(["demo", "--quick", "--out", str(out), "--redo", "lens"]) == 1  # lens may be done already
-    assert "2 step(s) failed (lens, generalisation)" in capsys.readouterr().err
+    for step, entry_point in ENTRY_POINTS.items():
+        if step != "train":
+            monkeypatch.setattr(entry_point, fake(step.split("_")[0]))
+    assert main(["demo", "--quick", "--out", str(out), "--redo", "lens"]) == 1
+    assert "1 step(s) failed (generalisation)" in capsys.readouterr().err
+    assert "surprisal" not in calls and "probes" not in calls  # reused
 
-    assert calls["capacity"] == [{"seed": 0, "quick": True, "progress": False}]
-    lens = calls["lens"][0]
-    assert isinstance(lens["model"], GPT) and lens["tuned"] is True
-    assert lens["data"] == bytes(split_corpus(bundled_corpus_bytes(), 128).val.numpy())
-    assert [c["mode"] for c in calls["collapse"]] == ["replace", "accumulate"]
-    assert len(calls["generalisation"][0]["data"]) == len(bundled_corpus_bytes())
-    evolution = calls["evolution"][0]
-    assert evolution["out_dir"] == str(out / "evolution") and evolution["resume"] is False
-    assert "parent_dir" not in evolution  # passed only to an entry point that declares it
+    common = {"seed": 0, "quick": True, "progress": False}
+    heldout = bytes(split_corpus(bundled_corpus_bytes(), 128).val.numpy())
+    corpus = bundled_corpus_bytes()
+    assert calls["capacity"] == [common]
+    (lens,) = calls["lens"]
+    assert isinstance(lens.pop("model"), GPT) and lens == {"data": heldout, "tuned": True, **common}
+    (compression,) = calls["compression"]
+    assert isinstance(compression.pop("model"), GPT)
+    assert compression == {"data": heldout, "online_preset": "tiny", **common}
+    assert calls["prequential"] == calls["dynamics"] == [{"data": corpus, "preset": "tiny", **common}]
+    assert calls["collapse"] == [{"data": corpus, "mode": m, "generations": 5, **common}
+                                 for m in ("replace", "accumulate")]
+    (offspring,) = calls["offspring"]
+    assert isinstance(offspring.pop("parent"), GPT)
+    assert offspring == {"data": corpus, "keep_ratio": 0.3, "seeds": (0,), "quick": True, "progress": False}
+    assert calls["evolution"] == [{"out_dir": str(out / "evolution"), "corpus": corpus, "backend": "local",
+                                   "population": None, "generations": None, "resume": False, "workers": 1,
+                                   "parent_dir": str(out / "model"), "seed": 0, "quick": True, "progress": False,
+                                   "reevaluate": False}]
+    assert calls["generalisation"] == [{"data": corpus, **common}]
 
     manifest = json.loads((out / "demo.json").read_text())["steps"]
-    assert manifest["capacity"]["status"] == "done" and manifest["train"]["status"] == "done"
-    assert "lacks the contract keys ['layers']" in manifest["lens"]["error"]
+    assert {k: v["status"] for k, v in manifest.items()} == {
+        **dict.fromkeys(STEP_NAMES, "done"), "generalisation": "failed"}
     assert manifest["generalisation"]["error"] == "RuntimeError: boom"
-    assert json.loads((out / "capacity.json").read_text())["models"][0]["bits_per_parameter"] == 2.0
-    assert not (out / "lens.json").exists()
+    assert manifest["capacity"]["entry_point"] == "bitlens.measures.capacity.measure_capacity"
+    assert json.loads((out / "capacity.json").read_text()) == results["capacity"]
+    assert not (out / "generalisation.json").exists()
     html = (out / "report.html").read_text()
-    assert "at most 2.000 bits per parameter" in html and "failed: RuntimeError: boom" in html
+    assert "stored at least 2.750 bits per parameter" in html and "failed: RuntimeError: boom" in html
+    assert "lens.json does not follow the contract (KeyError" in html
 
     # Finished steps are reused, failed ones retried; --redo recomputes a finished one.
-    main(["demo", "--quick", "--out", str(out)])
+    assert main(["demo", "--quick", "--out", str(out)]) == 1
     assert len(calls["capacity"]) == 1 and len(calls["generalisation"]) == 2
     main(["demo", "--quick", "--out", str(out), "--redo", "capacity"])
-    assert len(calls["capacity"]) == 2
+    assert len(calls["capacity"]) == 2 and len(calls["lens"]) == 1
 
 
 def test_overall_eta_scales_the_remaining_budget_by_the_pace_so_far():
-    eta = demo._Eta({"a": 10.0, "b": 20.0, "c": 30.0})
+    eta = Eta({"a": 10.0, "b": 20.0, "c": 30.0})
     assert eta.seconds_left(["b", "c"]) == 50.0  # no pace yet: the budgets as they are
     eta.record("a", 20.0)  # twice as slow as budgeted
     assert eta.seconds_left(["b", "c"]) == 100.0
     eta.record("b", 1.0)  # 21 s for 30 s of budget
     assert eta.seconds_left(["c"]) == pytest.approx(30.0 * 21.0 / 30.0)
-    assert demo.format_duration(125.4) == "2m05s" and demo.format_duration(9.6) == "10s"
+    assert format_duration(125.4) == "2m05s" and format_duration(9.6) == "10s"

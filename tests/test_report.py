@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import re
-import sys
-import types
 from html import unescape
 from pathlib import Path
 
 import pytest
 
 from bitlens.cli import main
+from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
 from bitlens.errors import BitlensError
-from bitlens.instruments import load_attr
+from bitlens.measures.lens import plot_lens
 from bitlens.report import build_report, render_report
 from bitlens.report.sections import fmt
 import tests.chromium as chromium
@@ -24,10 +24,11 @@ HOSTILE = '<script>alert("x")</script> & \x01 "quoted"'
 
 
 def contract_results() -> dict[str, dict]:
-    """One result per step, shaped exactly as contracts.md says, with numbers chosen by hand."""
+    """One result per step, with the keys its section and its plot functions read, numbers chosen
+    by hand."""
     layers = [{"layer": i, "logit_kl_bits": 3.0 - i, "tuned_kl_bits": 1.5 - 0.5 * i, "logit_ce_bits": 6.0 - i,
                "tuned_ce_bits": 5.0 - i, "entropy_bits": 4.0 - 0.5 * i} for i in range(3)]
-    gen = lambda mode, bpb: {"mode": mode, "generations": [  # noqa: E731
+    gen = lambda mode, bpb: {"mode": mode, "real_tail_mass": 0.04, "generations": [  # noqa: E731
         {"generation": g, "heldout_bits_per_byte": bpb + 0.1 * g, "sample_entropy_bits": 2.0 - 0.1 * g,
          "tail_mass": 0.05 / (g + 1)} for g in range(3)]}
     return {
@@ -45,19 +46,34 @@ def contract_results() -> dict[str, dict]:
              "decompress_seconds": 3.1, "roundtrip": True, "bits_per_byte_with_model": 11.0}]},
         "surprisal": {"bits_per_byte": 2.5, "entropy_bits_per_byte": 2.25, "bytes": 111539,
                       "most_surprising": [{"text": HOSTILE, "start": 42, "mean_surprisal_bits": 7.5}],
-                      "least_surprising": [{"text": "the king\n", "start": 7, "mean_surprisal_bits": 0.25}]},
+                      "least_surprising": [{"text": "the king\n", "start": 7, "mean_surprisal_bits": 0.25}],
+                      "histogram": {"edges_bits": [0.0, 2.0, 4.0, 6.0, 8.0], "surprisal_counts": [50, 30, 15, 5],
+                                    "entropy_counts": [40, 45, 10, 5]},
+                      "profile": {"surprisal_bits": [2.75, 2.25, 2.5], "entropy_bits": [2.5, 2.0, 2.25]}},
         "prequential": {"uniform_bits": 80000.0, "prequential_bits": 30000.0,
                         "two_part_bits": {"fp32": 7_000_000.0, "fp16": 3_500_000.0}, "final_model_bits": 20000.0,
                         "information_in_weights_bits": 10000.0, "bytes": 10000,
-                        "bits_per_byte": {"uniform_bits": 8.0, "prequential_bits": 3.0}},
+                        "bits_per_byte": {"uniform_bits": 8.0, "prequential_bits": 3.0, "final_model_bits": 2.0,
+                                          "two_part_bits": {"fp32": 700.0, "fp16": 350.0}},
+                        "blocks": [{"start": 0, "end": 1000, "bits_per_byte": 6.0},
+                                   {"start": 1000, "end": 10000, "bits_per_byte": 2.75}]},
         "dynamics": {"classes": {"L->L": {"proportion": 0.5, "information_gained_bits": 100.0},
                                  "H->L": {"proportion": 0.25, "information_gained_bits": 900.0},
                                  "L->H": {"proportion": 0.15, "information_gained_bits": -50.0},
                                  "H->H": {"proportion": 0.1, "information_gained_bits": 10.0}},
                      "rho1_proportions": {"L->L": 0.51, "H->L": 0.26, "L->H": 0.12, "H->H": 0.11},
-                     "tokens": 4000},
-        "capacity": {"models": [{"params": 10000, "bits_per_parameter": 1.5},
-                                {"params": 40000, "bits_per_parameter": 2.75}],
+                     "tokens": 4000, "threshold_bits": 2.0, "start_step": 10,
+                     "checkpoints": [{"step": 10, "bits_per_byte": 4.0}, {"step": 100, "bits_per_byte": 3.0}],
+                     "by_start_surprisal": [{"mean_start_bits": 1.0, "mean_gain_bits": 0.25},
+                                            {"mean_start_bits": 5.0, "mean_gain_bits": 2.0}],
+                     "spearman_start_surprisal_vs_gain": 0.5},
+        "capacity": {"models": [
+            {"n_layer": 1, "n_embd": 16, "params": 10000, "bits_per_parameter": 1.5,
+             "points": [{"data_bits": 8000.0, "memorised_bits": 7000.0},
+                        {"data_bits": 32000.0, "memorised_bits": 15000.0}]},
+            {"n_layer": 2, "n_embd": 32, "params": 40000, "bits_per_parameter": 2.75,
+             "points": [{"data_bits": 8000.0, "memorised_bits": 8000.0},
+                        {"data_bits": 320000.0, "memorised_bits": 110000.0}]}],
                      "reference_bits_per_parameter": {"morris_2025": 3.6, "allen_zhu_li": 2.0}},
         "lens": {"layers": layers},
         "probes": {"properties": [{"property": "is_vowel", "layers": [
@@ -83,9 +99,18 @@ def contract_results() -> dict[str, dict]:
             "pareto": [{"heldout_bits_per_byte": 2.5, "flops": 2e9, "genome": {"score": "excess"}},
                        {"heldout_bits_per_byte": 2.75, "flops": 1e9, "genome": {"score": "random"}}]},
         "generalisation": {"points": [
-            {"n": 1000, "gap_bits_per_byte": 0.5, "bound_bits_per_byte": 0.75, "cmi_bits": 300.0},
-            {"n": 4000, "gap_bits_per_byte": 0.25, "bound_bits_per_byte": 0.2, "cmi_bits": 200.0}]},
+            {"n": 1000, "gap_bits_per_byte": 0.5, "bound_bits_per_byte": 0.75, "cmi_bits": 300.0,
+             "cmi_bits_per_window": 0.3, "cmi_floor_bits_per_window": 0.05},
+            {"n": 4000, "gap_bits_per_byte": 0.25, "bound_bits_per_byte": 0.2, "cmi_bits": 200.0,
+             "cmi_bits_per_window": 0.05, "cmi_floor_bits_per_window": 0.05}]},
     }
+
+
+def demo_manifest(quick: bool, seed: int, steps: dict[str, dict] | None = None) -> dict:
+    """A `demo.json` as the demo writes it; `steps` maps a step to {status, error}."""
+    return {"quick": quick, "seed": seed, "corpus": "tinyshakespeare", "corpus_bytes": 1115394,
+            "steps": {name: {"seconds": 1.5, "entry_point": ENTRY_POINTS[name], "error": None, **record}
+                      for name, record in (steps or {}).items()}}
 
 
 def write_results(folder: Path, results: dict[str, dict], manifest: dict | None = None) -> Path:
@@ -99,9 +124,7 @@ def write_results(folder: Path, results: dict[str, dict], manifest: dict | None 
 
 @pytest.fixture(scope="module")
 def full_page(tmp_path_factory) -> tuple[Path, str]:
-    folder = write_results(tmp_path_factory.mktemp("report") / "demo", contract_results(),
-                           {"quick": True, "seed": 3, "corpus": "tinyshakespeare", "corpus_bytes": 1115394,
-                            "steps": {}})
+    folder = write_results(tmp_path_factory.mktemp("report") / "demo", contract_results(), demo_manifest(True, 3))
     path = build_report(folder)
     return path, path.read_text()
 
@@ -114,7 +137,8 @@ def _text(html: str) -> str:
 def test_every_section_reads_the_numbers_from_json(full_page):
     _, html = full_page
     text = _text(html)
-    assert "Not yet available" not in html and "does not follow the contract" not in html
+    assert "Not run yet" not in html and "Not in this report yet" not in html
+    assert "does not follow the contract" not in html
     # Readings computed from the hand-picked numbers.
     assert "bitlens offline codes at 2.000 bits/byte, 20% fewer bits than the best classical compressor " \
            "(xz -9e, 2.500 bits/byte)" in text
@@ -126,7 +150,8 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "from 3.900 at step 50 to 2.500 at the end" in text
     assert "it is over-confident" in text  # entropy 2.25 < 2.5 bits/byte
     assert "The H->L tokens gained the most information during training: 900.000 bits" in text
-    assert "at most 2.750 bits per parameter (40,000 parameters)" in text and "110,000 bits" in text
+    assert "stored at least 2.750 bits per parameter (40,000 parameters; memorised bits are a lower bound" \
+           in text and "110,000 bits" in text
     assert "is_vowel compresses best at layer 1 (4.000× vs 1.500× for its control task)" in text
     assert "largest lead over a control task is is_vowel at layer 1 (2.500× more compression)" in text
     assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51%, 26%, 12%, 11%)" in text
@@ -138,8 +163,11 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "Best fitness went from -3.000 in generation 0 to -2.500 in generation 1" in text
     assert "holds 2 policies; the best reaches 2.500 bits/byte at 2e+09 FLOPs" in text
     assert "The information-theoretic bound holds at 1 of 2 training-set sizes" in text
-    # One figure per section, two for evolution; all inline.
-    figures = re.findall(r'<img class="figure" alt="[^"]*" src="data:image/(svg\+xml|png);base64,', html)
+    assert "At n = 4,000 training windows the gap is 0.250 bits/byte and the bound 0.200 bits/byte" in text
+    assert "<th>training windows n</th>" in html
+    assert "at most" not in text and "bytes the gap" not in text and "training bytes n" not in text
+    # One figure per section, two for evolution; all inline SVG.
+    figures = re.findall(r'<img class="figure" alt="[^"]*" src="data:image/svg\+xml;base64,', html)
     assert len(figures) == 13
     assert "quick demo, seed 3" in text and "--quick --seed 3 --redo compression" in html
 
@@ -152,50 +180,49 @@ def test_page_is_self_contained_and_escapes_corpus_text(full_page):
     assert "\x01" not in html
 
 
-def test_missing_failed_and_malformed_steps_are_named(tmp_path):
+def test_failed_absent_and_malformed_steps_are_named(tmp_path):
     results = contract_results()
     results["lens"] = {"layers": [{"layer": 0}]}  # lacks the contract's per-layer keys
-    del results["capacity"], results["probes"], results["collapse_accumulate"]
-    manifest = {"quick": False, "seed": 0, "steps": {
-        "capacity": {"status": "missing"},
-        "probes": {"status": "failed", "error": "RuntimeError: <boom>"}}}
+    del results["surprisal"]["histogram"]  # its figure cannot be drawn
+    del results["capacity"], results["collapse_accumulate"]
+    manifest = demo_manifest(False, 0, {"probes": {"status": "failed", "error": "RuntimeError: <boom>"}})
     html = render_report(write_results(tmp_path / "d", results, manifest))
-    assert "Not yet available: this build has no <code>bitlens.measures.capacity.measure_capacity</code>" in html
     assert "failed: RuntimeError: &lt;boom&gt;" in html
+    assert 'id="probes"' in html and "is_vowel" not in html  # the manifest wins over a stale probes.json
     assert "lens.json does not follow the contract (KeyError" in html
+    assert "surprisal.json does not follow the contract (KeyError: &#x27;histogram&#x27;)" in html
+    assert "Not run yet: no <code>capacity.json</code>" in html
     assert "Not run yet: no <code>collapse_accumulate.json</code>" in html  # half of the collapse section
     assert "Replace: held-out bits/byte goes from 2.500" in _text(html)
     assert "Not in this report yet: capacity, probes, collapse_accumulate." in html
+    assert '<td class="status-failed">failed</td>' in html and '<td class="status-not-run">not run</td>' in html
 
 
-def test_instrument_plot_is_used_and_a_failing_one_falls_back(tmp_path, monkeypatch):
-    png = b"\x89PNG\r\n\x1a\n-fake-figure-from-the-instrument"
-    fake = types.ModuleType("bitlens.measures.lens")
-
-    def plot_lens(result, path):
-        assert result["layers"][0]["logit_kl_bits"] == 3.0  # the JSON dict itself
-        Path(path).with_suffix(".png").write_bytes(png)
-
-    fake.plot_lens = plot_lens
-    monkeypatch.setitem(sys.modules, "bitlens.measures.lens", fake)
-    fake_gen = types.ModuleType("bitlens.measures.generalisation")
-    fake_gen.plot_generalisation = lambda result, path: 1 / 0
-    monkeypatch.setitem(sys.modules, "bitlens.measures.generalisation", fake_gen)
-    html = render_report(write_results(tmp_path / "d", contract_results()))
-    assert f"data:image/png;base64,{base64.b64encode(png).decode()}" in html
-    assert "bitlens.measures.generalisation.plot_generalisation failed (ZeroDivisionError" in html
-    section = html[html.index('id="generalisation"'):]
-    assert 'src="data:image/svg+xml;base64,' in section  # the fallback figure
+def test_figures_are_the_instruments_own_plots_of_the_json(full_page, tmp_path):
+    _, html = full_page
+    lens = contract_results()["lens"]
+    paths = plot_lens(lens, tmp_path / "lens.png")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    svg = paths[1].read_bytes()
+    assert b"logit lens" in svg and b"tuned lens" in svg
+    section = html[html.index('id="lens"'):html.index('id="probes"')]
+    assert f'src="data:image/svg+xml;base64,{base64.b64encode(svg).decode()}"' in section
 
 
-def test_load_attr_tells_missing_from_broken(tmp_path, monkeypatch):
-    (tmp_path / "broken_instrument_xyz.py").write_text("import not_installed_dependency_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert load_attr("bitlens.no_such_instrument", "measure") is None
-    assert load_attr("bitlens.train", "no_such_function") is None
-    assert load_attr("bitlens.train", "train_run") is not None
-    with pytest.raises(ModuleNotFoundError):
-        load_attr("broken_instrument_xyz", "measure")
+def test_report_depends_on_the_demo_manifest_only():
+    """Arrows point down: the report reads the manifest, never the demo's steps or the CLI."""
+    imported = set()
+    for path in (Path(__file__).parents[1] / "src/bitlens/report").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+    demo_or_cli = {m for m in imported if m.startswith(("bitlens.demo", "bitlens.cli"))}
+    assert demo_or_cli == {"bitlens.demo.manifest"}
+    assert list(STEP_NAMES) == ["train", "compression", "surprisal", "prequential", "dynamics", "capacity",
+                                "lens", "probes", "offspring", "collapse_replace", "collapse_accumulate",
+                                "evolution", "generalisation"]
 
 
 def test_learned_coder_worse_than_classical_is_read_as_more_bits(tmp_path):

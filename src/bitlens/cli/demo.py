@@ -27,11 +27,11 @@ def demo_cmd(out_dir: str, quick: bool, seed: int, redo: tuple[str, ...], only: 
     (bits/byte, entropy), prequential (code lengths in bits), dynamics, capacity
     (bits/parameter), lens and probes (bits per layer), offspring, collapse (replace, accumulate),
     evolution, generalisation (bits/byte). Each step writes DIR/<step>.json; re-running reuses
-    finished steps, and an instrument missing from this build is named in the report.
+    finished steps and retries failed ones.
 
     JSON (--json): out_dir, report, quick, seed, steps (name, status, seconds, entry_point, error).
     """
-    from bitlens.demo import run_demo
+    from bitlens.demo.run import run_demo
 
     result = run_demo(out_dir, quick=quick, seed=seed, progress=show_progress(), redo=redo, only=only,
                       log=lambda line: click.echo(line, err=True))

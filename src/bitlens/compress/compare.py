@@ -73,18 +73,15 @@ def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "ti
     return {"input_bytes": len(data), "online_preset": online_preset, "seed": seed, "rows": rows}
 
 
-def plot_compression(result: dict, path: str | Path) -> None:
-    """Bar chart of bits per byte per compressor; writes path as .png and .svg."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_compression(result: dict, path: str | Path) -> list[Path]:
+    """Bar chart of bits per byte per compressor, saved as PNG and SVG; returns the two paths."""
+    from bitlens.plotting import new_figure, save_figure
 
     rows = [r for r in result["rows"] if r.get("bits_per_byte") is not None]
     names = [r["name"] for r in rows]
     values = [r["bits_per_byte"] for r in rows]
     colors = ["#4c72b0" if n.startswith("bitlens") else "#999999" for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    fig, ax = new_figure(width=7, height=0.45 * len(rows) + 1.2)
     bars = ax.barh(names, values, color=colors)
     for bar, r in zip(bars, rows):
         label = f"{r['bits_per_byte']:.3f}" + ("" if r.get("roundtrip", True) else " (FAILED)")
@@ -94,9 +91,4 @@ def plot_compression(result: dict, path: str | Path) -> None:
     ax.set_xlabel("bits per byte (lower is better)")
     ax.set_title(f"lossless compression of {result['input_bytes']:,} bytes")
     ax.set_xlim(0, max(values + [1.0]) * 1.18)
-    fig.tight_layout()
-    base = Path(path).with_suffix("")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for ext in (".png", ".svg"):
-        fig.savefig(base.with_suffix(ext))
-    plt.close(fig)
+    return save_figure(fig, path)

@@ -11,44 +11,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from bitlens.plotting import integer_ticks, new_figure, save_figure
 
 
-def _save(fig, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem = path.with_suffix("")
-    fig.savefig(stem.with_suffix(".png"), dpi=120, bbox_inches="tight")
-    fig.savefig(stem.with_suffix(".svg"), bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_fitness(result: dict[str, Any], path: str | Path) -> None:
+def plot_fitness(result: dict[str, Any], path: str | Path) -> list[Path]:
     """Fitness (higher is better) over generations: best, mean, and best so far."""
     gens = [g for g in result["generations"] if g["best_fitness"] is not None]
     x = [g["generation"] for g in gens]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(width=6, height=4)
     ax.plot(x, [g["best_fitness"] for g in gens], "o-", label="best of generation")
     ax.plot(x, [g["mean_fitness"] for g in gens], "s--", label="mean of generation")
     so_far = [(g["generation"], g.get("best_so_far_fitness")) for g in gens if g.get("best_so_far_fitness") is not None]
     if so_far:
         ax.plot(*zip(*so_far), "k:", label="best so far (survivors)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness (held-out bits/byte gain per unit cost)")
     ax.set_title(f"evolution: {result.get('config', {}).get('strategy', 'es')}")
     ax.legend()
-    _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_pareto(result: dict[str, Any], path: str | Path) -> None:
+def plot_pareto(result: dict[str, Any], path: str | Path) -> list[Path]:
     """Held-out bits/byte vs training FLOPs of every offspring; the Pareto front joined."""
     done = [e for e in result.get("evaluations", []) if e["status"] == "done"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(width=6, height=4)
     if done:
         sc = ax.scatter([e["flops"] for e in done], [e["heldout_bits_per_byte"] for e in done],
                         c=[e["generation"] for e in done], cmap="viridis", s=18, alpha=0.7)
@@ -60,14 +47,14 @@ def plot_pareto(result: dict[str, Any], path: str | Path) -> None:
     ax.set_xlabel("FLOPs (total cost of the offspring run)")
     ax.set_ylabel("held-out bits/byte")
     ax.legend()
-    _save(fig, path)
+    return save_figure(fig, path)
 
 
-def plot_lineage(result: dict[str, Any], path: str | Path) -> None:
+def plot_lineage(result: dict[str, Any], path: str | Path) -> list[Path]:
     """The lineage tree (x: generation, y: index in generation, colour: fitness)."""
     evals = result.get("evaluations", [])
     pos = {e["id"]: (e["generation"], e["index"]) for e in evals}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = new_figure(width=7, height=4.5)
     for e in evals:
         for p in e["parents"]:
             if p in pos:
@@ -86,9 +73,9 @@ def plot_lineage(result: dict[str, Any], path: str | Path) -> None:
     best = result.get("best")
     if best:
         ax.scatter(*pos[best["id"]], s=160, facecolors="none", edgecolors="g", lw=2, zorder=3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_ticks(ax.xaxis)
+    integer_ticks(ax.yaxis)
     ax.set_xlabel("generation")
     ax.set_ylabel("genome index")
     ax.set_title("lineage (lines: child → parents; green ring: best)")
-    _save(fig, path)
+    return save_figure(fig, path)

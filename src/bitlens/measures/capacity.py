@@ -158,9 +158,9 @@ def measure_capacity(
     }
 
 
-def plot_capacity(result: dict, path: str | Path) -> None:
+def plot_capacity(result: dict, path: str | Path) -> list[Path]:
     """Memorised bits vs data bits per model size (linear, then a plateau), with reference lines."""
-    from bitlens.measures.plotting import new_figure, save_figure
+    from bitlens.plotting import new_figure, save_figure
 
     fig, (ax1, ax2) = new_figure(ncols=2, width=11)
     all_data = [p["data_bits"] for m in result["models"] for p in m["points"]]
@@ -183,4 +183,4 @@ def plot_capacity(result: dict, path: str | Path) -> None:
     ax2.set_ylabel("bits per parameter (plateau)")
     ax2.set_ylim(bottom=0)
     ax2.legend(fontsize=8)
-    save_figure(fig, path)
+    return save_figure(fig, path)

@@ -210,9 +210,9 @@ def measure_dynamics(
     return {"preset": preset, "seed": seed, **result}
 
 
-def plot_dynamics(result: dict, path: str | Path) -> None:
+def plot_dynamics(result: dict, path: str | Path) -> list[Path]:
     """Class proportions beside Rho-1's, held-out loss over training, and gain vs start surprisal."""
-    from bitlens.measures.plotting import new_figure, save_figure
+    from bitlens.plotting import new_figure, save_figure
 
     fig, (ax1, ax2, ax3) = new_figure(ncols=3, width=15)
     x = np.arange(len(CLASSES))
@@ -239,4 +239,4 @@ def plot_dynamics(result: dict, path: str | Path) -> None:
     ax3.set_xlabel("start surprisal (bits, mean of each equal-count bin)")
     ax3.set_ylabel("mean information gained (bits/token)")
     ax3.set_title(f"Spearman ρ = {result['spearman_start_surprisal_vs_gain']:.2f}")
-    save_figure(fig, path)
+    return save_figure(fig, path)

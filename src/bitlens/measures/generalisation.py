@@ -235,17 +235,13 @@ def plot_generalisation(result: dict, path: str | Path) -> list[Path]:
     gap and bound vs n (bits/byte), CMI per window vs n with the estimator's floor (bits), and
     each window's membership bits vs its held-out surprisal (bits/byte). Returns the two paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from bitlens.plotting import new_figure, plain_ticks, save_figure
 
     pts = sorted(result["points"], key=lambda p: p["n"])
     ns = [p["n"] for p in pts]
     gaps = [p["gap_bits_per_byte"] for p in pts]
     bounds = [p["bound_bits_per_byte"] for p in pts]
-    fig, (ax, ax_cmi, ax_mem) = plt.subplots(1, 3, figsize=(14, 4))
+    fig, (ax, ax_cmi, ax_mem) = new_figure(ncols=3, width=14, height=4)
     ax.plot(ns, bounds, "o-", label="f-CMI bound")
     ax.plot(ns, gaps, "s-", label="measured gap (held-out − train)")
     if min(gaps + bounds) > 0:
@@ -264,9 +260,7 @@ def plot_generalisation(result: dict, path: str | Path) -> list[Path]:
     ax_cmi.legend()
     for a in (ax, ax_cmi):
         a.set_xscale("log")
-        a.set_xticks(ns)
-        a.xaxis.set_major_formatter(ScalarFormatter())
-        a.xaxis.set_minor_formatter(NullFormatter())
+        plain_ticks(a.xaxis, ns)
         a.set_xlabel("training windows n")
     mem = result.get("memorisation")
     if mem:
@@ -277,11 +271,4 @@ def plot_generalisation(result: dict, path: str | Path) -> list[Path]:
         ax_mem.set_title(f"What gets memorised (n={mem['n']})")
     ax_mem.set_xlabel("surprisal when held out (bits/byte)")
     ax_mem.set_ylabel("loss drop when trained on (bits/byte)")
-    fig.tight_layout()
-    base = Path(path)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, path)

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bitlens.errors import BitlensError
-from bitlens.measures.plotting import new_figure, save_figure
+from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 from bitlens.runs import atomic_save_tensors, load_tensors
 from bitlens.tokens import context_windows, token_name, token_stream
@@ -233,7 +233,7 @@ def measure_lens(model, data: bytes, tuned: bool = True, seed: int = 0, quick: b
     }
 
 
-def plot_lens(result: dict, path: str | Path) -> None:
+def plot_lens(result: dict, path: str | Path) -> list[Path]:
     """KL to the final distribution and cross-entropy per layer, logit vs tuned lens (PNG + SVG)."""
     rows = result["layers"]
     layers = [r["layer"] for r in rows]
@@ -249,4 +249,4 @@ def plot_lens(result: dict, path: str | Path) -> None:
         ax.set_xticks(layers)
         ax.grid(alpha=0.3)
         ax.legend()
-    save_figure(fig, path)
+    return save_figure(fig, path)

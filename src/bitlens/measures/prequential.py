@@ -163,9 +163,9 @@ def measure_prequential(
     return {"preset": preset, "seed": seed, **result}
 
 
-def plot_prequential(result: dict, path: str | Path) -> None:
+def plot_prequential(result: dict, path: str | Path) -> list[Path]:
     """Bits/byte of each code (bars) and of each prequential block (the online learning curve)."""
-    from bitlens.measures.plotting import new_figure, save_figure
+    from bitlens.plotting import new_figure, save_figure
 
     fig, (ax1, ax2) = new_figure(ncols=2, width=11)
     bpb = result["bits_per_byte"]
@@ -187,4 +187,4 @@ def plot_prequential(result: dict, path: str | Path) -> None:
     ax2.set_xlabel("bytes seen (block end)")
     ax2.set_ylabel("bits/byte")
     ax2.legend()
-    save_figure(fig, path)
+    return save_figure(fig, path)

@@ -40,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bitlens.errors import BitlensError
-from bitlens.measures.plotting import new_figure, save_figure
+from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 from bitlens.tokens import context_windows, token_name, token_stream
 from bitlens.units import nats_to_bits
@@ -319,7 +319,7 @@ def measure_probes(model, data: bytes, properties: list[str] | None = None, seed
             "token": token_name(model)}
 
 
-def plot_probes(result: dict, path: str | Path) -> None:
+def plot_probes(result: dict, path: str | Path) -> list[Path]:
     """Compression (uniform / online code length) per layer, one line per property, with the
     shuffled-label controls dashed (PNG + SVG)."""
     fig, ax = new_figure()
@@ -334,4 +334,4 @@ def plot_probes(result: dict, path: str | Path) -> None:
     ax.set_title(f"MDL probes ({result.get('probe', 'linear')}); dashed: shuffled labels", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    return save_figure(fig, path)

@@ -126,12 +126,12 @@ def measure_surprisal(
     return summarise(scores, span=span, top_k=top_k)
 
 
-def plot_surprisal(result: dict, path: str | Path) -> None:
+def plot_surprisal(result: dict, path: str | Path) -> list[Path]:
     """Histogram of per-byte surprisal and entropy (bits), and both along the data.
 
     Writes `path` with a .png and a .svg suffix.
     """
-    from bitlens.measures.plotting import new_figure, save_figure
+    from bitlens.plotting import new_figure, save_figure
 
     fig, (ax1, ax2) = new_figure(ncols=2, width=11)
     hist = result["histogram"]
@@ -152,4 +152,4 @@ def plot_surprisal(result: dict, path: str | Path) -> None:
     ax2.set_xlabel("byte offset")
     ax2.set_ylabel("bits/byte (slice mean)")
     ax2.legend()
-    save_figure(fig, path)
+    return save_figure(fig, path)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,9 +33,9 @@ from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.batches import WindowSource, train_on_windows
 from bitlens.offspring.distill import heldout_score
-from bitlens.offspring.figures import new_figure, save_figure
 from bitlens.offspring.select import make_windows
 from bitlens.offspring.synth import sample
+from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 
 MODES = ("replace", "accumulate")
@@ -227,16 +228,16 @@ def run_collapse(data: bytes, config: CollapseConfig, progress: bool = False) ->
     )
 
 
-def plot_collapse(results: list[dict], path) -> list:
+def plot_collapse(results: list[dict], path: str | Path) -> list[Path]:
     """Held-out bits/byte, sample entropy and tail mass per generation, one line per mode."""
     if isinstance(results, dict):
         results = [results]
-    fig, axes = new_figure(4, width=3.8, height=3.6)
+    fig, axes = new_figure(ncols=4, width=15.2, height=3.6)
     panels = [("heldout_bits_per_byte", "held-out bits/byte (real data)"),
               ("sample_entropy_bits", "sample entropy (bits/byte)"),
               ("tail_mass", "tail mass of samples"),
               ("heldout_share_below_threshold", "real bytes below threshold")]
-    for ax, (key, label) in zip(axes[0], panels, strict=True):
+    for ax, (key, label) in zip(axes, panels, strict=True):
         for r in results:
             gens = [row["generation"] for row in r["generations"]]
             ax.plot(gens, [row.get(key, np.nan) for row in r["generations"]], marker="o",

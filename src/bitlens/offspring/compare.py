@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,6 @@ import numpy as np
 from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.budget import FITNESS_UNIT
-from bitlens.offspring.figures import new_figure, save_figure
 from bitlens.offspring.policy import (
     ContextConfig,
     CurationPolicy,
@@ -30,6 +30,7 @@ from bitlens.offspring.policy import (
     evaluate_policy,
 )
 from bitlens.offspring.select import LEVELS, SCORES, n_kept
+from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import Bar, progress_bar
 
 # Distillation targets: the policy that trains on each (all of the pool, same budget).
@@ -260,14 +261,14 @@ def compare_strategies(
     )
 
 
-def plot_strategies(result: dict, path) -> list:
+def plot_strategies(result: dict, path: str | Path) -> list[Path]:
     """Held-out bits/byte per strategy (mean ± std over seeds; dashed: random at that level),
     gain per bit of choice, and the distillation targets. Saves PNG and SVG."""
-    fig, axes = new_figure(3, width=5.0, height=4.2)
+    fig, axes = new_figure(ncols=3, width=15.0, height=4.2)
     rows = result["strategies"]
     names = [r["name"] for r in rows]
     y = np.arange(len(rows))
-    ax = axes[0][0]
+    ax = axes[0]
     ax.barh(y, [r["heldout_bits_per_byte"] for r in rows],
             xerr=[r.get("heldout_bits_per_byte_std", 0.0) for r in rows], color="tab:blue")
     for level in LEVELS:
@@ -281,7 +282,7 @@ def plot_strategies(result: dict, path) -> list:
     ax.set_yticks(y, names)
     ax.set_xlabel("offspring held-out bits/byte (lower is better)")
     ax.set_title(f"selection at keep {result.get('keep_ratio', rows[0]['keep_ratio'])}")
-    ax = axes[0][1]
+    ax = axes[1]
     ax.barh(y, [r["gain_over_random_bits"] for r in rows], color="tab:green")
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, names)
@@ -290,7 +291,7 @@ def plot_strategies(result: dict, path) -> list:
         ax.annotate(f"≤ {r['choice_bits']:.3g} bits of choice", (1.0, yi), fontsize=7,
                     va="center", ha="right", xycoords=("axes fraction", "data"))
     ax.set_title("does the choice carry information?")
-    ax = axes[0][2]
+    ax = axes[2]
     d = result.get("distillation", [])
     if d:
         x = np.arange(len(d))

@@ -14,10 +14,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from bitlens.demo import read_manifest
+from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES, Manifest, read_manifest, result_path
 from bitlens.errors import BitlensError
-from bitlens.instruments import INSTRUMENTS, load_attr
-from bitlens.report.plots import FALLBACK_PLOTS, figure_data_uri, plot_training
+from bitlens.report.plots import figure_data_uri
 from bitlens.report.sections import QUESTIONS, Section, Table, fmt
 from bitlens.runs import atomic_write_bytes
 
@@ -45,10 +44,9 @@ img.figure { display: block; max-width: 100%; height: auto; margin: 10px auto; }
 code { font: 12.5px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; background: #f0f1f4;
        padding: 1px 4px; border-radius: 3px; }
 code.passage { white-space: pre-wrap; word-break: break-word; display: inline-block; }
-.missing { padding: 10px 14px; background: #fff6e5; border-left: 4px solid #d9a13b; }
+.absent { padding: 10px 14px; background: #fff6e5; border-left: 4px solid #d9a13b; }
 .failed { padding: 10px 14px; background: #fdecec; border-left: 4px solid #c44; }
 .status-done, .status-reused { color: #2a7a3b; }
-.status-missing { color: #a06a00; }
 .status-failed { color: #b22; }
 nav ol { columns: 2; font-size: 14px; }
 """
@@ -59,7 +57,7 @@ class StepState:
     """What the demo folder says about one step: its status, error and result (if any)."""
 
     name: str
-    status: str  # "done" | "missing" | "failed" | "not run"
+    status: str  # "done" | "failed" | "not run"
     result: dict | None
     error: str | None = None
 
@@ -69,28 +67,26 @@ def _visible(text: str) -> str:
     return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
-def load_states(run_dir: str | Path) -> tuple[dict, dict[str, StepState]]:
-    """The demo manifest (or {}) and the state of every step, read from the JSON files."""
+def load_states(run_dir: str | Path) -> tuple[Manifest | None, dict[str, StepState]]:
+    """The demo manifest (None if the folder has none) and the state of every step, read from the
+    JSON files. The manifest is the truth: a step it records as failed shows no stale result."""
     run = Path(run_dir)
     if not run.is_dir():
         raise BitlensError(f"demo folder not found: {run}")
-    manifest = read_manifest(run) or {}
+    manifest = read_manifest(run)
     states = {}
-    for name in ["train", *INSTRUMENTS]:
-        entry = manifest.get("steps", {}).get(name, {})
-        path = run / f"{name}.json"
+    for name in STEP_NAMES:
+        record = manifest.steps.get(name) if manifest else None
+        path = result_path(run, name)
         result = None
-        if path.exists():
+        if path.exists() and (record is None or record.status == "done"):
             try:
                 result = json.loads(path.read_text())
             except json.JSONDecodeError:
                 raise BitlensError(f"{path} is not valid JSON; re-run its step with --redo {name}") from None
-        status = entry.get("status") or ("done" if result is not None else "not run")
-        if status in ("missing", "failed"):
-            result = None  # the manifest is the truth: no stale figures for a step that did not run
-        elif result is None:
-            status = "not run"
-        states[name] = StepState(name, status, result, entry.get("error"))
+        failed = record is not None and record.status == "failed"
+        status = "failed" if failed else "done" if result is not None else "not run"
+        states[name] = StepState(name, status, result, record.error if record else None)
     return manifest, states
 
 
@@ -112,53 +108,37 @@ def render_table(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _figures(section: Section, results: list[dict]) -> tuple[list[str], list[str]]:
-    """Data URIs of the section's figures, and notes on any plot that had to fall back."""
-    if section.key == "train":
-        return [figure_data_uri(plot_training, results[0])], []
-    instrument = INSTRUMENTS[section.steps[0]]
-    data: Any = results if section.key == "collapse" else results[0]
-    uris, notes = [], []
-    for plot_name in instrument.plots:
-        try:
-            own = load_attr(instrument.module, plot_name)
-            if own is not None:
-                uris.append(figure_data_uri(own, data))
-                continue
-        except Exception as e:  # the instrument's figure failed: still show its numbers
-            notes.append(f"{instrument.module}.{plot_name} failed ({type(e).__name__}: {e}); "
-                         "showing a simple plot of the same JSON instead.")
-        uris.append(figure_data_uri(FALLBACK_PLOTS[plot_name], data))
-    return uris, notes
+def _figures(section: Section, results: list[dict]) -> list[str]:
+    """Data URIs of the section's figures: its plot functions run on its first result (on all of
+    them for a section of several steps)."""
+    data: Any = results if len(section.steps) > 1 else results[0]
+    return [figure_data_uri(plot, data) for plot in section.plots]
 
 
-def _command(section: Section, manifest: dict, result: dict | None) -> str:
-    quick = " --quick" if manifest.get("quick") else ""
-    seed = f" --seed {manifest.get('seed', 0)}"
+def _command(section: Section, manifest: Manifest | None, result: dict | None) -> str:
+    quick = " --quick" if manifest and manifest.quick else ""
+    seed = f" --seed {manifest.seed if manifest else 0}"
     if section.key == "train":
         t = result or {}
         return (f"bitlens train --preset {t.get('preset', 'small')} --steps {t.get('steps', '?')}{seed} "
                 "--out DIR/model")
     redo = " ".join(f"--redo {s}" for s in section.steps)
-    entry = INSTRUMENTS[section.steps[0]].entry_point
+    entry = ENTRY_POINTS[section.steps[0]]
     return f"bitlens demo --out DIR{quick}{seed} {redo}  (calls {entry})"
 
 
 def _absent(states: list[StepState]) -> str:
     lines = []
     for st in states:
-        entry = INSTRUMENTS[st.name].entry_point if st.name in INSTRUMENTS else "bitlens.train.train_run"
-        if st.status == "missing":
-            lines.append(f"Not yet available: this build has no <code>{escape(entry)}</code>.")
-        elif st.status == "failed":
+        if st.status == "failed":
             lines.append(f"The step <code>{escape(st.name)}</code> failed: {_visible(st.error or '')}")
         else:
             lines.append(f"Not run yet: no <code>{escape(st.name)}.json</code> in this folder.")
-    css = "failed" if any(st.status == "failed" for st in states) else "missing"
+    css = "failed" if any(st.status == "failed" for st in states) else "absent"
     return f'<div class="{css}">' + "<br>".join(lines) + "</div>"
 
 
-def render_section(section: Section, states: dict[str, StepState], manifest: dict) -> str:
+def render_section(section: Section, states: dict[str, StepState], manifest: Manifest | None) -> str:
     own = [states[s] for s in section.steps]
     results = [st.result for st in own if st.result is not None]
     head = f'<h3 id="{section.key}">{escape(section.title[:1].upper() + section.title[1:])}</h3>'
@@ -169,7 +149,7 @@ def render_section(section: Section, states: dict[str, StepState], manifest: dic
     try:
         table = render_table(section.table(results))
         reading = "".join(f"<p>{_visible(line)}</p>" for line in section.reading(results)[:2])
-        uris, notes = _figures(section, results)
+        uris = _figures(section, results)
     except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as e:
         files = ", ".join(f"{s}.json" for s in section.steps)
         problem = _visible(f"{type(e).__name__}: {e}")
@@ -177,17 +157,16 @@ def render_section(section: Section, states: dict[str, StepState], manifest: dic
                 f"({problem}).</div>" + command)
     figures = "".join(f'<img class="figure" alt="{escape(section.title)}" src="{u}">' for u in uris)
     partial = [st for st in own if st.result is None]
-    return (head + figures + "".join(f'<p class="command">{_visible(n)}</p>' for n in notes)
-            + f'<div class="reading">{reading}</div>' + table
+    return (head + figures + f'<div class="reading">{reading}</div>' + table
             + (_absent(partial) if partial else "") + command)
 
 
-def _status_table(states: dict[str, StepState], manifest: dict) -> str:
+def _status_table(states: dict[str, StepState], manifest: Manifest | None) -> str:
     rows = []
     for name, st in states.items():
-        seconds = manifest.get("steps", {}).get(name, {}).get("seconds")
-        entry = INSTRUMENTS[name].entry_point if name in INSTRUMENTS else "bitlens.train.train_run"
-        rows.append(f"<tr><td>{escape(name)}</td><td><code>{escape(entry)}</code></td>"
+        record = manifest.steps.get(name) if manifest else None
+        seconds = record.seconds if record else None
+        rows.append(f"<tr><td>{escape(name)}</td><td><code>{escape(ENTRY_POINTS[name])}</code></td>"
                     f'<td class="status-{st.status.replace(" ", "-")}">{escape(st.status)}</td>'
                     f'<td class="num">{escape(fmt(seconds))}</td></tr>')
     return ("<table><thead><tr><th>step</th><th>entry point</th><th>status</th><th>seconds</th></tr>"
@@ -197,26 +176,26 @@ def _status_table(states: dict[str, StepState], manifest: dict) -> str:
 def render_report(run_dir: str | Path) -> str:
     """The report page of a demo folder, as a string (reads only the folder's JSON files)."""
     manifest, states = load_states(run_dir)
-    missing = [n for n, st in states.items() if st.status in ("missing", "not run", "failed")]
-    mode = "quick" if manifest.get("quick") else "full"
-    corpus = manifest.get("corpus", "?")
-    summary = (f"{mode} demo, seed {manifest.get('seed', '?')}, corpus {corpus} "
-               f"({fmt(manifest.get('corpus_bytes'))} bytes). Every number and figure below is read from "
-               f"the JSON files in this folder. All figures in bits.")
+    absent = [n for n, st in states.items() if st.status != "done"]
+    mode = "quick" if manifest and manifest.quick else "full"
+    seed, corpus, corpus_bytes = ("?", "?", None) if manifest is None else (
+        manifest.seed, manifest.corpus, manifest.corpus_bytes)
+    summary = (f"{mode} demo, seed {seed}, corpus {corpus} ({fmt(corpus_bytes)} bytes). Every number and "
+               f"figure below is read from the JSON files in this folder. All figures in bits.")
     nav, body = [], []
     for question, sections in QUESTIONS:
         body.append(f"<h2>{escape(question)}</h2>")
         for section in sections:
             nav.append(f'<li><a href="#{section.key}">{escape(section.title)}</a></li>')
             body.append(render_section(section, states, manifest))
-    absent = (f'<p class="missing">Not in this report yet: {escape(", ".join(missing))}.</p>' if missing
-              else "")
+    not_yet = (f'<p class="absent">Not in this report yet: {escape(", ".join(absent))}.</p>' if absent
+               else "")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,"><title>bitlens report</title>'
         f"<style>{CSS}</style></head><body><main>"
-        f"<h1>bitlens report</h1><p class=\"lead\">{_visible(summary)}</p>{absent}"
+        f"<h1>bitlens report</h1><p class=\"lead\">{_visible(summary)}</p>{not_yet}"
         f"<nav><ol>{''.join(nav)}</ol></nav>"
         f"{''.join(body)}"
         f"<h2>Steps</h2>{_status_table(states, manifest)}"

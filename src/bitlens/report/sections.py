@@ -1,17 +1,34 @@
-"""The report's sections: for each instrument, one table and two lines reading its numbers.
+"""The report's sections: for each instrument, its figures, one table and two lines reading its numbers.
 
-A section reads only the JSON its step wrote (`<run>/<step>.json`) and only the keys the
-cross-team contracts fix. Text is returned raw; the page escapes everything it prints.
+A section reads only the JSON its steps wrote (`<run>/<step>.json`): the tables and readings use
+only the keys the cross-team contracts fix, the figures are the instruments' own plot functions
+run on the same JSON. Text is returned raw; the page escapes everything it prints.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
-from bitlens.instruments import INSTRUMENTS
+from bitlens.compare import plot_compression
+from bitlens.evolve.plots import plot_fitness, plot_pareto
+from bitlens.measures.capacity import plot_capacity
+from bitlens.measures.dynamics import plot_dynamics
+from bitlens.measures.generalisation import plot_generalisation
+from bitlens.measures.lens import plot_lens
+from bitlens.measures.prequential import plot_prequential
+from bitlens.measures.probes import plot_probes
+from bitlens.measures.surprisal import plot_surprisal
+from bitlens.offspring.collapse import plot_collapse
+from bitlens.offspring.compare import plot_strategies
+from bitlens.report.plots import plot_training
 
 Row = list[Any]
+# A plot function: (the step's JSON dict, or the list of them for a section of several steps,
+# path) → the paths it wrote.
+PlotFn = Callable[[Any, Path], list[Path]]
 
 
 @dataclass(frozen=True)
@@ -27,6 +44,7 @@ class Section:
     steps: tuple[str, ...]  # the JSON files (step names) it reads
     table: Callable[[list[dict]], Table]
     reading: Callable[[list[dict]], list[str]]
+    plots: tuple[PlotFn, ...]  # called with the first result, or all of them if several steps
 
 
 def fmt(x: Any) -> str:
@@ -209,8 +227,9 @@ def _capacity_reading(r: list[dict]) -> list[str]:
     best = max(models, key=lambda m: m["bits_per_parameter"])
     refs = ", ".join(f"{k} {fmt(v)}" for k, v in res["reference_bits_per_parameter"].items())
     return [
-        f"The models stored at most {fmt(best['bits_per_parameter'])} bits per parameter "
-        f"({fmt(best['params'])} parameters); the published references are {refs} bits/parameter.",
+        f"The best model stored at least {fmt(best['bits_per_parameter'])} bits per parameter "
+        f"({fmt(best['params'])} parameters; memorised bits are a lower bound on what it stores); "
+        f"the published references are {refs} bits/parameter.",
         f"In total, that model memorised about {fmt(best['bits_per_parameter'] * best['params'])} bits.",
     ]
 
@@ -344,7 +363,7 @@ def _evolution_reading(r: list[dict]) -> list[str]:
 
 
 def _generalisation_table(r: list[dict]) -> Table:
-    return Table(["training bytes n", "gap (bits/byte)", "bound (bits/byte)", "CMI (bits)"],
+    return Table(["training windows n", "gap (bits/byte)", "bound (bits/byte)", "CMI (bits)"],
                  [[p["n"], p["gap_bits_per_byte"], p["bound_bits_per_byte"], p["cmi_bits"]]
                   for p in r[0]["points"]])
 
@@ -354,36 +373,46 @@ def _generalisation_reading(r: list[dict]) -> list[str]:
     held = sum(p["gap_bits_per_byte"] <= p["bound_bits_per_byte"] for p in pts)
     last = max(pts, key=lambda p: p["n"])
     return [f"The information-theoretic bound holds at {held} of {len(pts)} training-set sizes.",
-            f"At n = {fmt(last['n'])} bytes the gap is {fmt(last['gap_bits_per_byte'])} bits/byte and the "
-            f"bound {fmt(last['bound_bits_per_byte'])} bits/byte ({fmt(last['cmi_bits'])} bits of CMI)."]
+            f"At n = {fmt(last['n'])} training windows the gap is {fmt(last['gap_bits_per_byte'])} bits/byte "
+            f"and the bound {fmt(last['bound_bits_per_byte'])} bits/byte ({fmt(last['cmi_bits'])} bits of CMI)."]
 
 
-def _section(key: str, table: Callable, reading: Callable, steps: tuple[str, ...] | None = None,
-             title: str | None = None) -> Section:
-    return Section(key, title or INSTRUMENTS[key].title, steps or (key,), table, reading)
+def _section(key: str, title: str, table: Callable, reading: Callable, plots: tuple[PlotFn, ...],
+             steps: tuple[str, ...] | None = None) -> Section:
+    return Section(key, title, steps or (key,), table, reading, plots)
 
 
 # The report's questions, in order, each with its sections.
 QUESTIONS: list[tuple[str, list[Section]]] = [
     ("Is the model a compressed encoding of its data?", [
-        _section("train", _train_table, _train_reading, title="the default model"),
-        _section("compression", _compression_table, _compression_reading),
-        _section("prequential", _prequential_table, _prequential_reading),
+        _section("train", "the default model", _train_table, _train_reading, (plot_training,)),
+        _section("compression", "compression against classical compressors", _compression_table,
+                 _compression_reading, (plot_compression,)),
+        _section("prequential", "prequential code vs two-part code", _prequential_table, _prequential_reading,
+                 (plot_prequential,)),
     ]),
     ("What does it keep?", [
-        _section("surprisal", _surprisal_table, _surprisal_reading),
-        _section("dynamics", _dynamics_table, _dynamics_reading),
-        _section("capacity", _capacity_table, _capacity_reading),
+        _section("surprisal", "surprisal and entropy", _surprisal_table, _surprisal_reading, (plot_surprisal,)),
+        _section("dynamics", "token-class dynamics", _dynamics_table, _dynamics_reading, (plot_dynamics,)),
+        _section("capacity", "capacity in bits per parameter", _capacity_table, _capacity_reading,
+                 (plot_capacity,)),
     ]),
     ("How does information flow through the layers?", [
-        _section("lens", _lens_table, _lens_reading),
-        _section("probes", _probes_table, _probes_reading),
+        _section("lens", "logit lens and tuned lens", _lens_table, _lens_reading, (plot_lens,)),
+        _section("probes", "MDL probes per layer", _probes_table, _probes_reading, (plot_probes,)),
     ]),
     ("Does generated data distil or collapse?", [
-        _section("offspring", _offspring_table, _offspring_reading),
-        _section("collapse", _collapse_table, _collapse_reading, title="model collapse over generations",
-                 steps=("collapse_replace", "collapse_accumulate")),
+        _section("offspring", "offspring selection and distillation", _offspring_table, _offspring_reading,
+                 (plot_strategies,)),
+        _section("collapse", "model collapse over generations", _collapse_table, _collapse_reading,
+                 (plot_collapse,), steps=("collapse_replace", "collapse_accumulate")),
     ]),
-    ("Can the loop evolve?", [_section("evolution", _evolution_table, _evolution_reading)]),
-    ("Does it generalise?", [_section("generalisation", _generalisation_table, _generalisation_reading)]),
+    ("Can the loop evolve?", [
+        _section("evolution", "evolution of curation policies", _evolution_table, _evolution_reading,
+                 (plot_fitness, plot_pareto)),
+    ]),
+    ("Does it generalise?", [
+        _section("generalisation", "generalisation gap and its bound", _generalisation_table,
+                 _generalisation_reading, (plot_generalisation,)),
+    ]),
 ]

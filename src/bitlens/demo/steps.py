@@ -1,0 +1,186 @@
+"""What each demo step runs: one short function per step, calling its instrument's entry point.
+
+Measures of the trained model get the held-out split (bytes the model was not trained on);
+instruments that train their own models get the whole corpus and choose how much of it to use,
+within their time budgets. Each entry point is imported inside its step, so the demo starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from bitlens.data import split_corpus
+from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
+from bitlens.model import GPT
+from bitlens.runs import CONFIG_FILE, METRICS_FILE, load_run
+
+MODEL_DIR = "model"
+CORPUS_NAME = "tinyshakespeare"
+
+# The default model: `small` (≈1M parameters, preset length) for the full demo, a short `tiny`
+# run for --quick, whose only job is to exercise every step in a few minutes.
+TRAIN_SETTINGS: dict[bool, dict[str, Any]] = {
+    False: {"preset": "small", "steps": None, "overrides": {}},
+    True: {"preset": "tiny", "steps": 200, "overrides": {"eval_interval": 50}},
+}
+
+
+@dataclass
+class DemoContext:
+    """What the steps share: the corpus, the settings and (loaded once) the trained model."""
+
+    out_dir: Path
+    corpus: bytes
+    quick: bool
+    seed: int
+    progress: bool
+    _model: GPT | None = field(default=None, repr=False)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out_dir / MODEL_DIR
+
+    @property
+    def model(self) -> GPT:
+        if self._model is None:
+            self._model = load_run(self.model_dir)
+        return self._model
+
+    @cached_property
+    def heldout(self) -> bytes:
+        """The held-out split (last 10%) of the corpus: bytes the model was not trained on."""
+        split = split_corpus(self.corpus, self.model.config.block_size)
+        return bytes(split.val.numpy().tobytes())
+
+    @property
+    def common(self) -> dict[str, Any]:
+        """The keyword arguments every instrument takes."""
+        return {"seed": self.seed, "quick": self.quick, "progress": self.progress}
+
+
+def _train(c: DemoContext) -> dict:
+    from bitlens.train import train_run
+
+    settings = TRAIN_SETTINGS[c.quick]
+    r = train_run(c.corpus, c.model_dir, preset=settings["preset"], steps=settings["steps"],
+                  seed=c.seed, resume=(c.model_dir / CONFIG_FILE).exists(), progress=c.progress,
+                  corpus_name=CORPUS_NAME, train_overrides=settings["overrides"])
+    keys = ("step", "tokens", "train_bits_per_byte", "val_bits_per_byte")
+    rows = [json.loads(line) for line in (c.model_dir / METRICS_FILE).read_text().splitlines()]
+    # run_dir relative to the demo folder, so the report is portable
+    return {**r.to_dict(), "run_dir": MODEL_DIR, "curve": [{k: row[k] for k in keys if k in row} for row in rows]}
+
+
+def _compression(c: DemoContext) -> dict:
+    from bitlens.compare import compare_compressors
+
+    return compare_compressors(data=c.heldout, model=c.model, online_preset="tiny", **c.common)
+
+
+def _surprisal(c: DemoContext) -> dict:
+    from bitlens.measures.surprisal import measure_surprisal
+
+    return measure_surprisal(model=c.model, data=c.heldout, **c.common)
+
+
+def _prequential(c: DemoContext) -> dict:
+    from bitlens.measures.prequential import measure_prequential
+
+    return measure_prequential(data=c.corpus, preset="tiny", **c.common)
+
+
+def _dynamics(c: DemoContext) -> dict:
+    from bitlens.measures.dynamics import measure_dynamics
+
+    return measure_dynamics(data=c.corpus, preset="tiny", **c.common)
+
+
+def _capacity(c: DemoContext) -> dict:
+    from bitlens.measures.capacity import measure_capacity
+
+    return measure_capacity(**c.common)
+
+
+def _lens(c: DemoContext) -> dict:
+    from bitlens.measures.lens import measure_lens
+
+    return measure_lens(model=c.model, data=c.heldout, tuned=True, **c.common)
+
+
+def _probes(c: DemoContext) -> dict:
+    from bitlens.measures.probes import measure_probes
+
+    return measure_probes(model=c.model, data=c.heldout, **c.common)
+
+
+def _offspring(c: DemoContext) -> dict:
+    from bitlens.offspring.compare import compare_strategies
+
+    return compare_strategies(parent=c.model, data=c.corpus, keep_ratio=0.3, seeds=(c.seed,), quick=c.quick,
+                              progress=c.progress)
+
+
+def _collapse(mode: str) -> Callable[[DemoContext], dict]:
+    def run(c: DemoContext) -> dict:
+        from bitlens.offspring.collapse import run_collapse
+
+        return run_collapse(data=c.corpus, mode=mode, generations=5, **c.common)
+
+    return run
+
+
+def _evolution(c: DemoContext) -> dict:
+    from bitlens.evolve.run import run_evolution
+
+    out = c.out_dir / "evolution"
+    # The demo shows the loop at work, not a converged search: one evaluation of full-size genes
+    # takes 20-30 s here, so even the full demo evolves quick genes (4 × 3 offspring, survivors
+    # not re-scored).
+    population, generations = (None, None) if c.quick else (4, 3)
+    return run_evolution(out_dir=str(out), corpus=c.corpus, backend="local", population=population,
+                         generations=generations, resume=out.exists(), workers=1, parent_dir=str(c.model_dir),
+                         seed=c.seed, quick=True, progress=c.progress, reevaluate=False)
+
+
+def _generalisation(c: DemoContext) -> dict:
+    from bitlens.measures.generalisation import measure_generalisation
+
+    return measure_generalisation(data=c.corpus, **c.common)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One demo step: its name (= JSON file stem), the code that runs it, its expected time."""
+
+    name: str
+    run: Callable[[DemoContext], dict]
+    expected_seconds: tuple[float, float]  # (quick, full), on 2 idle cores; for the ETA only
+
+    @property
+    def entry_point(self) -> str:
+        return ENTRY_POINTS[self.name]
+
+
+# Each step's code and expected seconds (quick, full): ≲20 s per instrument with --quick, ≲90 s
+# (compression ≲150 s) in full.
+_TABLE: dict[str, tuple[Callable[[DemoContext], dict], tuple[float, float]]] = {
+    "train": (_train, (15, 300)),
+    "compression": (_compression, (20, 150)),
+    "surprisal": (_surprisal, (20, 90)),
+    "prequential": (_prequential, (20, 90)),
+    "dynamics": (_dynamics, (20, 90)),
+    "capacity": (_capacity, (20, 90)),
+    "lens": (_lens, (20, 90)),
+    "probes": (_probes, (20, 90)),
+    "offspring": (_offspring, (20, 90)),
+    "collapse_replace": (_collapse("replace"), (10, 45)),
+    "collapse_accumulate": (_collapse("accumulate"), (10, 45)),
+    "evolution": (_evolution, (20, 90)),
+    "generalisation": (_generalisation, (20, 90)),
+}
+STEPS: list[Step] = [Step(name, *_TABLE[name]) for name in STEP_NAMES]
