@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bitlens.data import split_corpus
 from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
 from bitlens.model import GPT
 from bitlens.runs import CONFIG_FILE, METRICS_FILE, load_run
+
+C = TypeVar("C")
 
 MODEL_DIR = "model"
 CORPUS_NAME = "tinyshakespeare"
@@ -61,6 +63,10 @@ class DemoContext:
     def common(self) -> dict[str, Any]:
         """The keyword arguments every instrument takes."""
         return {"seed": self.seed, "quick": self.quick, "progress": self.progress}
+
+    def preset(self, config_type: type[C]) -> C:
+        """The quick or full config of an instrument, with the demo's seed."""
+        return replace(config_type.quick() if self.quick else config_type.full(), seed=self.seed)  # type: ignore[attr-defined]
 
 
 def _train(c: DemoContext) -> dict:
@@ -119,32 +125,33 @@ def _probes(c: DemoContext) -> dict:
 
 
 def _offspring(c: DemoContext) -> dict:
-    from bitlens.offspring.compare import compare_strategies
+    from bitlens.offspring.compare import CompareConfig, compare_strategies
 
-    return compare_strategies(parent=c.model, data=c.corpus, keep_ratio=0.3, seeds=(c.seed,), quick=c.quick,
-                              progress=c.progress)
+    config = replace(CompareConfig.quick() if c.quick else CompareConfig.full(), seeds=(c.seed,))
+    return compare_strategies(c.model, c.corpus, config, progress=c.progress).to_dict()
 
 
 def _collapse(mode: str) -> Callable[[DemoContext], dict]:
     def run(c: DemoContext) -> dict:
-        from bitlens.offspring.collapse import run_collapse
+        from bitlens.offspring.collapse import CollapseConfig, run_collapse
 
-        return run_collapse(data=c.corpus, mode=mode, generations=5, **c.common)
+        config = replace(c.preset(CollapseConfig), mode=mode, generations=5, seed=c.seed)
+        return run_collapse(c.corpus, config, progress=c.progress).to_dict()
 
     return run
 
 
 def _evolution(c: DemoContext) -> dict:
-    from bitlens.evolve.run import run_evolution
+    from bitlens.evolve.run import EvolveConfig, run_evolution
 
     out = c.out_dir / "evolution"
     # The demo shows the loop at work, not a converged search: one evaluation of full-size genes
     # takes 20-30 s here, so even the full demo evolves quick genes (4 × 3 offspring, survivors
     # not re-scored).
-    population, generations = (None, None) if c.quick else (4, 3)
-    return run_evolution(out_dir=str(out), corpus=c.corpus, backend="local", population=population,
-                         generations=generations, resume=out.exists(), workers=1, parent_dir=str(c.model_dir),
-                         seed=c.seed, quick=True, progress=c.progress, reevaluate=False)
+    config = EvolveConfig.quick() if c.quick else replace(EvolveConfig.quick(), population=4, generations=3)
+    config = replace(config, seed=c.seed, reevaluate=False)
+    return run_evolution(out, config, corpus=c.corpus, backend="local", workers=1, resume=out.exists(),
+                         progress=c.progress, parent_dir=str(c.model_dir)).to_dict()
 
 
 def _generalisation(c: DemoContext) -> dict:
