@@ -14,12 +14,13 @@ from pathlib import Path
 
 import torch
 
+from bitlens.config import override
 from bitlens.data import bundled_corpus_bytes, split_corpus
-from bitlens.measures.capacity import measure_capacity, plot_capacity
-from bitlens.measures.dynamics import measure_dynamics, plot_dynamics
-from bitlens.measures.prequential import measure_prequential, plot_prequential
-from bitlens.measures.surprisal import measure_surprisal, plot_surprisal
-from bitlens.measures.validate import validate_measures
+from bitlens.measures.capacity import CapacityConfig, measure_capacity, plot_capacity
+from bitlens.measures.dynamics import DynamicsConfig, measure_dynamics, plot_dynamics
+from bitlens.measures.prequential import PrequentialConfig, measure_prequential, plot_prequential
+from bitlens.measures.surprisal import SurprisalConfig, measure_surprisal, plot_surprisal
+from bitlens.measures.validate import ValidationConfig, validate_measures
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.train import TRAIN_PRESETS, train
 
@@ -65,27 +66,32 @@ def main() -> None:
     args = ap.parse_args()
     want = set(args.only or ["surprisal", "prequential", "dynamics", "capacity", "validate"])
     q = "-quick" if args.quick else ""
+
+    def config(cls):
+        """The measure's quick or full config, with this run's seed."""
+        return override(cls.quick() if args.quick else cls.full(), seed=args.seed)
+
     for cname, data in corpora().items():
         if "surprisal" in want:
             t0 = time.perf_counter()
             model, heldout = trained_tiny(data, args.seed)
-            r = measure_surprisal(model, heldout, quick=args.quick)
+            r = measure_surprisal(model, heldout, config(SurprisalConfig)).to_dict()
             save(f"surprisal-{cname}{q}", r, plot_surprisal, time.perf_counter() - t0)
         if "prequential" in want:
             t0 = time.perf_counter()
-            r = measure_prequential(data, seed=args.seed, quick=args.quick)
+            r = measure_prequential(data, config(PrequentialConfig)).to_dict()
             save(f"prequential-{cname}{q}", r, plot_prequential, time.perf_counter() - t0)
         if "dynamics" in want:
             t0 = time.perf_counter()
-            r = measure_dynamics(data, seed=args.seed, quick=args.quick)
+            r = measure_dynamics(data, config(DynamicsConfig)).to_dict()
             save(f"dynamics-{cname}{q}", r, plot_dynamics, time.perf_counter() - t0)
     if "capacity" in want:
         t0 = time.perf_counter()
-        r = measure_capacity(seed=args.seed, quick=args.quick)
+        r = measure_capacity(config(CapacityConfig)).to_dict()
         save(f"capacity{q}", r, plot_capacity, time.perf_counter() - t0)
     if "validate" in want:
         t0 = time.perf_counter()
-        r = validate_measures(seed=args.seed, quick=args.quick)
+        r = validate_measures(config(ValidationConfig)).to_dict()
         save(f"validate{q}", r, None, time.perf_counter() - t0)
 
 

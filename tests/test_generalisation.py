@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bitlens.cli import main
+from bitlens.config import override
 from bitlens.errors import BitlensError
 from bitlens.measures.generalisation import GeneralisationConfig, measure_generalisation, plot_generalisation
 
@@ -14,17 +15,18 @@ FAST = GeneralisationConfig(sizes=(6, 96), masks=4, steps=40, batch_size=16, win
 def test_a_learner_that_cannot_learn_shows_no_gap_and_no_cmi(shakespeare):
     # lr = 0: every model stays at its initialisation, which a mask and its complement share.
     cfg = GeneralisationConfig(sizes=(10,), masks=4, steps=3, batch_size=4, window_bytes=16, lr=0.0)
-    point = measure_generalisation(shakespeare, config=cfg)["points"][0]
-    assert point["cmi_bits"] == 0.0 and point["bound_bits_per_byte"] == 0.0
-    assert point["gap_bits_per_byte"] == pytest.approx(0.0, abs=1e-12)
-    assert 7.0 < point["train_bits_per_byte"] < 9.0  # an untrained model: about uniform
+    point = measure_generalisation(shakespeare, cfg).points[0]
+    assert point.cmi_bits == 0.0 and point.bound_bits_per_byte == 0.0
+    assert point.gap_bits_per_byte == pytest.approx(0.0, abs=1e-12)
+    # An untrained model (weights of std 0.02, near-zero logits) codes at about 8 bits/byte.
+    assert point.train_bits_per_byte == pytest.approx(8.0, abs=0.05)
 
 
 @pytest.fixture(scope="module")
 def fast_result():
     from tests.conftest import DATA_DIR
 
-    return measure_generalisation((DATA_DIR / "shakespeare-20k.txt").read_bytes(), config=FAST, seed=1)
+    return measure_generalisation((DATA_DIR / "shakespeare-20k.txt").read_bytes(), override(FAST, seed=1)).to_dict()
 
 
 def test_bound_covers_the_gap_and_both_shrink_with_n(fast_result):
@@ -59,20 +61,24 @@ def test_plot_writes_png_and_svg(fast_result, tmp_path):
 
 def test_too_many_windows_for_the_corpus(shakespeare):
     with pytest.raises(BitlensError, match="training split"):
-        measure_generalisation(shakespeare, config=FAST, sizes=(5000,))
+        measure_generalisation(shakespeare, override(FAST, sizes=(5000,)))
 
 
 def test_cli_json_and_one_line_error(tmp_path, capsys):
     from tests.conftest import DATA_DIR
 
-    corpus = str(DATA_DIR / "shakespeare-20k.txt")
-    args = ["measure", "generalisation", "--corpus", corpus, "--quick", "--sizes", "4,8", "--masks", "2",
+    corpus = DATA_DIR / "shakespeare-20k.txt"
+    args = ["measure", "generalisation", "--corpus", str(corpus), "--quick", "--sizes", "4,8", "--masks", "2",
             "--steps", "2", "--window", "8"]
     assert main(args + ["--json", "-"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [p["n"] for p in out["points"]] == [4, 8]
-    for key in ("n", "gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits"):
-        assert all(key in p for p in out["points"])
+    # The CLI is the library with the quick config and the options merged in: the same numbers.
+    cfg = override(GeneralisationConfig.quick(), sizes=(4, 8), masks=2, steps=2, window_bytes=8)
+    expected = json.loads(json.dumps(measure_generalisation(corpus.read_bytes(), cfg).to_dict()))
+    assert out["points"] == expected["points"] and out["memorisation"] == expected["memorisation"]
+    assert out["config"] == expected["config"] and out["config"]["masks"] == 2
+    assert out["quick"] is True and out["seed"] == 0
+    assert [p["membership_surprisal_correlation"] for p in out["points"]] == [None, None]  # 2 masks
     assert main(args[:-6] + ["--sizes", "100000"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "training split" in err and "\n" not in err
@@ -82,7 +88,7 @@ def test_cli_json_and_one_line_error(tmp_path, capsys):
 def test_quick_protocol_on_the_bundled_corpus_bound_covers_gap_and_both_shrink():
     from bitlens.data import bundled_corpus_bytes
 
-    points = measure_generalisation(bundled_corpus_bytes(), quick=True)["points"]
+    points = measure_generalisation(bundled_corpus_bytes(), GeneralisationConfig.quick()).to_dict()["points"]
     assert [p["n"] for p in points] == [25, 100, 400]
     for p in points:
         assert p["bound_bits_per_byte"] >= p["gap_bits_per_byte"]
@@ -110,3 +116,31 @@ def test_membership_correlation_is_cross_fitted():
     losses = difficulty - 0.3 * (difficulty - 2.0) * trained + rng.normal(0, 0.1, size=(k, n, 2))
     assert _membership_surprisal_correlation(losses, masks) > 0.8
     assert _membership_surprisal_correlation(losses[:2], masks[:2]) is None
+
+
+def test_window_bits_per_byte_is_the_mean_surprisal_of_each_window(micro_model, shakespeare):
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from bitlens.data import bytes_to_tensor
+    from bitlens.measures.generalisation import window_bits_per_byte
+
+    windows = bytes_to_tensor(shakespeare[:17 * 40]).view(40, 17)
+    micro_model.train()
+    got = window_bits_per_byte(micro_model, windows, batch_size=16)
+    assert micro_model.training  # the scorer restores the mode
+    with torch.no_grad():
+        w = windows.long()
+        nats = F.cross_entropy(micro_model.eval()(w[:, :-1]).transpose(1, 2), w[:, 1:], reduction="none")
+    assert got == pytest.approx((nats.mean(1) / math.log(2)).double().numpy(), rel=1e-5)
+
+
+def test_quick_and_full_configs():
+    assert GeneralisationConfig.full() == GeneralisationConfig()
+    assert GeneralisationConfig.full().sizes == (75, 250, 1000, 4000)
+    quick = GeneralisationConfig.quick()
+    assert (quick.sizes, quick.masks, quick.steps) == ((25, 100, 400), 6, 120)
+    assert set(quick.to_dict()) == {"sizes", "supersamples", "masks", "steps", "batch_size", "window_bytes",
+                                    "lr", "preset", "threads"}

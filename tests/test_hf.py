@@ -103,13 +103,13 @@ def test_lens_and_probes_on_hf(hf_model, shakespeare):
     from bitlens.measures.probes import ProbeConfig, measure_probes
 
     r = measure_lens(hf_model, shakespeare[:TEXT_BYTES], config=LensConfig(
-        steps=20, batch_tokens=256, train_tokens=1024, eval_tokens=512, window=64))
+        steps=20, batch_tokens=256, train_tokens=1024, eval_tokens=512, window=64)).to_dict()
     rows = r["layers"]
     assert r["token"] == "token" and len(rows) == 3 and r["bytes_per_token"] > 1.5
     assert rows[-1]["logit_kl_bits"] == 0 and rows[-1]["tuned_kl_bits"] == 0
     assert all(row["tuned_kl_bits"] <= row["logit_kl_bits"] + 1e-6 for row in rows)
-    p = measure_probes(hf_model, shakespeare[:TEXT_BYTES], properties=["in-word", "current-byte"],
-                       config=ProbeConfig(steps=10, examples=256, window=64))
+    p = measure_probes(hf_model, shakespeare[:TEXT_BYTES], config=ProbeConfig(
+        steps=10, examples=256, window=64, properties=("in-word", "current-byte"))).to_dict()
     assert [len(prop["layers"]) for prop in p["properties"]] == [3, 3]
     assert p["token"] == "token"
 

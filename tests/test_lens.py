@@ -12,7 +12,7 @@ from bitlens.data import bytes_to_tensor
 from bitlens.errors import BitlensError
 from bitlens.measures.lens import LensConfig, TunedLens, lens_figures, measure_lens, plot_lens
 from bitlens.model import GPT, GPTConfig
-from bitlens.runs import save_model, atomic_write_json
+from bitlens.runs import atomic_write_json, save_model
 from bitlens.tokens import byte_stream, context_windows
 from bitlens.train import TrainConfig, train
 
@@ -32,7 +32,7 @@ def trained(shakespeare) -> GPT:
 
 @pytest.fixture(scope="module")
 def lens_result(trained, shakespeare) -> dict:
-    return measure_lens(trained, shakespeare, tuned=True, seed=0, config=SMALL)
+    return measure_lens(trained, shakespeare, SMALL).to_dict()
 
 
 def test_tuned_kl_at_most_logit_kl_at_every_layer(lens_result):
@@ -80,18 +80,33 @@ def test_untrained_tuned_lens_is_the_logit_lens(trained, shakespeare):
 
 def test_tuned_lens_save_load_round_trip(trained, shakespeare, tmp_path):
     path = tmp_path / "lens.safetensors"
-    cfg = LensConfig(steps=5, batch_tokens=256, train_tokens=1024, eval_tokens=512, window=32)
-    r1 = measure_lens(trained, shakespeare[:6000], seed=1, config=cfg, save_lens=path)
+    cfg = LensConfig(steps=5, batch_tokens=256, train_tokens=1024, eval_tokens=512, window=32, seed=1)
+    r1 = measure_lens(trained, shakespeare[:6000], cfg)
+    r1.tuned_lens.save(path)
     lens = TunedLens.load(path)
-    r2 = measure_lens(trained, shakespeare[:6000], lens=lens, config=cfg)
-    kl1, kl2 = ([r["tuned_kl_bits"] for r in res["layers"]] for res in (r1, r2))
+    r2 = measure_lens(trained, shakespeare[:6000], cfg, lens=lens)
+    kl1, kl2 = ([r.tuned_kl_bits for r in res.layers] for res in (r1, r2))
     assert kl1 == pytest.approx(kl2)
     with pytest.raises(BitlensError, match="tuned lens is for"):
         measure_lens(GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)), shakespeare[:6000],
-                     lens=lens, config=SMALL)
+                     SMALL, lens=lens)
     (tmp_path / "bad.safetensors").write_bytes(b"not a lens")
     with pytest.raises(BitlensError):
         TunedLens.load(tmp_path / "bad.safetensors")
+
+
+def test_logit_lens_alone_trains_nothing(trained, shakespeare):
+    from dataclasses import replace
+
+    r = measure_lens(trained, shakespeare[:6000], replace(SMALL, tuned=False))
+    assert r.tuned_lens is None and r.tuned_lens_steps == 0
+    assert all(row.tuned_kl_bits is None for row in r.layers)
+
+
+def test_quick_and_full_configs():
+    assert LensConfig.full() == LensConfig() and LensConfig.full().steps == 250
+    quick = LensConfig.quick()
+    assert (quick.steps, quick.batch_tokens, quick.train_tokens, quick.eval_tokens) == (120, 1024, 8192, 8192)
 
 
 def test_plot_lens_writes_png_and_svg(lens_result, tmp_path):
@@ -110,8 +125,9 @@ def test_cli_lens_json(trained, tmp_path, capsys):
     corpus.write_bytes((DATA_DIR / "shakespeare-20k.txt").read_bytes()[:8000])
     capsys.readouterr()
     assert main(["lens", "--model", str(run), "--corpus", str(corpus), "--tuned", "--quick", "--steps", "3",
-                 "--json", "-"]) == 0
+                 "--save-lens", str(tmp_path / "lens.safetensors"), "--json", "-"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["tuned_lens_steps"] == 3 and TunedLens.load(tmp_path / "lens.safetensors").n_layer == 3
     keys = {"layer", "logit_kl_bits", "tuned_kl_bits", "logit_ce_bits", "tuned_ce_bits", "entropy_bits"}
     assert len(out["layers"]) == 4 and keys <= set(out["layers"][0])
     assert main(["lens", "--model", str(run), "--corpus", str(corpus), "--quick"]) == 0

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,6 +24,12 @@ from bitlens.measures.probes import (
 from bitlens.runs import atomic_write_json, save_model
 
 FAST = ProbeConfig(steps=30, examples=768, window=32)
+
+
+def test_quick_and_full_configs():
+    assert ProbeConfig.full() == ProbeConfig() and ProbeConfig.full().examples == 8192
+    assert ProbeConfig.quick().examples == 1024
+    assert ProbeConfig().properties == tuple(PROPERTIES)
 
 
 def test_portions_are_voita_and_titovs():
@@ -86,8 +93,8 @@ def probe_result(shakespeare):
     from bitlens.model import GPT, GPTConfig
 
     model = GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)).eval()
-    return measure_probes(model, shakespeare, properties=["current-byte", "in-word", "next-byte"],
-                          seed=0, config=FAST)
+    return measure_probes(model, shakespeare,
+                          replace(FAST, properties=("current-byte", "in-word", "next-byte"))).to_dict()
 
 
 def test_shuffled_label_control(probe_result):
@@ -113,15 +120,15 @@ def test_plot_probes(probe_result, tmp_path):
 
 
 def test_unknown_property_and_probe(micro_model, shakespeare):
-    with pytest.raises(BitlensError, match="unknown property"):
-        measure_probes(micro_model, shakespeare, properties=["colour"])
-    with pytest.raises(BitlensError, match="unknown probe"):
-        measure_probes(micro_model, shakespeare, config=ProbeConfig(kind="forest"))
+    with pytest.raises(BitlensError, match="unknown property 'colour'"):
+        measure_probes(micro_model, shakespeare, ProbeConfig(properties=("colour",)))
+    with pytest.raises(BitlensError, match="unknown probe 'forest'"):
+        measure_probes(micro_model, shakespeare, ProbeConfig(kind="forest"))
 
 
 def test_mlp_probe_runs(micro_model, shakespeare):
-    r = measure_probes(micro_model, shakespeare, properties=["in-word"],
-                       config=ProbeConfig(kind="mlp", steps=20, examples=512, window=32))
+    r = measure_probes(micro_model, shakespeare,
+                       ProbeConfig(kind="mlp", steps=20, examples=512, window=32, properties=("in-word",))).to_dict()
     assert r["probe"] == "mlp" and len(r["properties"][0]["layers"]) == 3
     layer0 = r["properties"][0]["layers"][0]
     assert layer0["compression"] > 1.15 * layer0["control_compression"]
@@ -143,8 +150,8 @@ def test_cli_probe_json(micro_model, tmp_path, capsys, shakespeare):
 
 
 def test_same_seed_same_bits(micro_model, shakespeare):
-    cfg = ProbeConfig(kind="mlp", steps=10, examples=256, window=32)
-    a = measure_probes(micro_model, shakespeare, properties=["in-word"], seed=3, config=cfg)
-    b = measure_probes(micro_model, shakespeare, properties=["in-word"], seed=3, config=cfg)
-    c = measure_probes(micro_model, shakespeare, properties=["in-word"], seed=4, config=cfg)
+    cfg = ProbeConfig(kind="mlp", steps=10, examples=256, window=32, properties=("in-word",), seed=3)
+    a = measure_probes(micro_model, shakespeare, cfg)
+    b = measure_probes(micro_model, shakespeare, cfg)
+    c = measure_probes(micro_model, shakespeare, replace(cfg, seed=4))
     assert a == b and a != c

@@ -27,9 +27,8 @@ def test_classify_counts_and_gains():
 
 def test_checkpoints_are_log_spaced():
     steps = checkpoint_steps(600, 15)
-    assert steps[0] == 0 and steps[1] == 1 and steps[-1] == 600
-    assert all(b > a for a, b in zip(steps, steps[1:]))
-    assert 12 <= len(steps) <= 15
+    # 14 log-spaced steps in [1, 600] rounded, the duplicates of the first few merged
+    assert steps == [0, 1, 2, 3, 4, 7, 12, 19, 31, 51, 84, 137, 224, 367, 600]
 
 
 def test_half_determined_source(tmp_path):
@@ -37,9 +36,8 @@ def test_half_determined_source(tmp_path):
     # half High, and the threshold (mean final loss) sits near the 2-bit entropy rate.
     src = half_determined_source(16)
     data = src.sample(40_000, seed=0)
-    r = measure_dynamics(data, preset="micro", seed=0,
-                         config=DynamicsConfig(steps=250, heldout_bytes=2048, checkpoints=10),
-                         model_config=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32))
+    r = measure_dynamics(data, DynamicsConfig(steps=250, heldout_bytes=2048, checkpoints=10, preset="micro"),
+                         model_config=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)).to_dict()
     classes = r["classes"]
     low_end = classes["L->L"]["proportion"] + classes["H->L"]["proportion"]
     assert low_end == pytest.approx(0.5, abs=0.03)

@@ -12,6 +12,24 @@ from bitlens.measures.sources import random_bytes_source, random_markov_source
 from bitlens.measures.validate import VALIDATION_MODEL, check_prequential_vs_entropy_rate
 
 
+def test_quick_and_full_are_the_documented_sizes():
+    assert PrequentialConfig.full() == PrequentialConfig()
+    assert PrequentialConfig.full().max_bytes == 262_144
+    quick = PrequentialConfig.quick()
+    assert (quick.max_bytes, quick.first_block_bytes, quick.min_steps) == (32_768, 1_024, 15)
+    assert "seed" not in quick.to_dict() and "preset" not in quick.to_dict()
+
+
+def test_unknown_preset_is_one_line_error():
+    from dataclasses import replace
+
+    from bitlens.errors import BitlensError
+    from bitlens.measures.prequential import measure_prequential
+
+    with pytest.raises(BitlensError, match="unknown preset 'huge'; choose from tiny"):
+        measure_prequential(b"x" * 5000, replace(PrequentialConfig.quick(), preset="huge"))
+
+
 def test_block_boundaries_double():
     assert block_boundaries(10_000, 1000) == [0, 1000, 2000, 4000, 8000, 10_000]
     assert block_boundaries(4000, 1000) == [0, 1000, 2000, 4000]
@@ -20,7 +38,7 @@ def test_block_boundaries_double():
 def test_random_bytes_are_not_compressed(tmp_path):
     data = random_bytes_source().sample(8192, seed=1)
     cfg = PrequentialConfig(max_bytes=0, first_block_bytes=1024, min_steps=10)
-    r = prequential_code(data, VALIDATION_MODEL, cfg, seed=0)
+    r = prequential_code(data, VALIDATION_MODEL, cfg).to_dict()
     n = len(data)
     assert r["bytes"] == n
     assert r["uniform_bits"] == 8.0 * n

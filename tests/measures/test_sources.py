@@ -1,11 +1,13 @@
 """Synthetic sources: their entropy rates are exact, and samples follow them."""
 
+import itertools
 import math
 from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bitlens.errors import BitlensError
 from bitlens.measures.sources import (
@@ -71,8 +73,43 @@ def test_sampling_is_deterministic_and_rates_are_bounded(order, k, seed, n):
     assert set(a) <= set(src.symbols)
     assert 0.0 <= src.entropy_rate_bits() <= math.log2(k) + 1e-9
     assert src.stationary.sum() == pytest.approx(1.0)
-    # π is stationary: one step of the chain leaves the state law unchanged (checked via H).
-    assert src.entropy_bits(order + 5) >= src.entropy_bits(order + 4) - 1e-9
+
+
+def _sequence_law(src: MarkovSource, n: int) -> dict[tuple[int, ...], float]:
+    """P(first n symbols), by brute force from the chain's definition (symbol indices)."""
+    k, order = src.alphabet_size, src.order
+    law = {}
+    for seq in itertools.product(range(k), repeat=max(n, order)):
+        state = sum(d * k**i for i, d in enumerate(reversed(seq[:order])))
+        p = src.stationary[state]
+        for x in seq[order:]:
+            p *= src.table[state, x]
+            state = (state * k + x) % k**order
+        law[seq] = law.get(seq, 0.0) + p
+    if n < order:  # marginalise the digits beyond n
+        short: dict[tuple[int, ...], float] = {}
+        for seq, p in law.items():
+            short[seq[:n]] = short.get(seq[:n], 0.0) + p
+        law = short
+    return law
+
+
+@settings(max_examples=25, deadline=None)
+@given(order=st.integers(0, 2), k=st.integers(2, 4), seed=st.integers(0, 10**6), extra=st.integers(-1, 2))
+def test_stationary_law_and_exact_entropy_by_enumeration(order, k, seed, extra):
+    """π is stationary (the law of the state after one step is π again), and entropy_bits(n) is
+    the entropy of the enumerated law of n symbols."""
+    src = random_markov_source(order=order, alphabet_size=k, seed=seed)
+    states = k**order
+    after = np.zeros(states)
+    for s in range(states):
+        for x in range(k):
+            after[(s * k + x) % states] += src.stationary[s] * src.table[s, x]
+    np.testing.assert_allclose(after, src.stationary, atol=1e-9)
+    n = max(1, order + extra)
+    law = np.array(list(_sequence_law(src, n).values()))
+    assert law.sum() == pytest.approx(1.0)
+    assert src.entropy_bits(n) == pytest.approx(float(-(law[law > 0] * np.log2(law[law > 0])).sum()), abs=1e-9)
 
 
 def test_invalid_tables_are_rejected():

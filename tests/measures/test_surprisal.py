@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bitlens.evaluate import evaluate
-from bitlens.measures.surprisal import extreme_spans, measure_surprisal, plot_surprisal
+from bitlens.measures.surprisal import SurprisalConfig, extreme_spans, measure_surprisal, plot_surprisal
 from bitlens.model import GPT
 
 
@@ -18,7 +18,7 @@ def uniform_model(config) -> GPT:
 
 
 def test_uniform_model_costs_eight_bits_per_byte(micro_config, shakespeare):
-    r = measure_surprisal(uniform_model(micro_config), shakespeare[:2000])
+    r = measure_surprisal(uniform_model(micro_config), shakespeare[:2000], SurprisalConfig.full()).to_dict()
     assert r["bytes"] == 2000
     assert r["bits_per_byte"] == pytest.approx(8.0, abs=1e-5)
     assert r["entropy_bits_per_byte"] == pytest.approx(8.0, abs=1e-5)
@@ -27,7 +27,9 @@ def test_uniform_model_costs_eight_bits_per_byte(micro_config, shakespeare):
 
 def test_averages_match_evaluate(micro_model, shakespeare, tmp_path):
     data = shakespeare[:3000]
-    r = measure_surprisal(micro_model, data, npz_path=tmp_path / "s.npz")
+    result = measure_surprisal(micro_model, data, SurprisalConfig.full())
+    result.scores.save_npz(tmp_path / "s.npz")
+    r = result.to_dict()
     assert r["bits_per_byte"] == pytest.approx(evaluate(micro_model, data).bits_per_byte, rel=1e-9)
     arrays = np.load(tmp_path / "s.npz")
     assert arrays["surprisal_bits"].mean() == pytest.approx(r["bits_per_byte"])
@@ -55,7 +57,17 @@ def test_extreme_spans_find_planted_spans_without_overlap():
 
 
 def test_plot_writes_png_and_svg(micro_model, shakespeare, tmp_path):
-    r = measure_surprisal(micro_model, shakespeare[:1000])
+    r = measure_surprisal(micro_model, shakespeare[:1000], SurprisalConfig.quick()).to_dict()
     plot_surprisal(r, tmp_path / "surprisal")
     assert (tmp_path / "surprisal.png").stat().st_size > 0
     assert (tmp_path / "surprisal.svg").stat().st_size > 0
+
+
+def test_config_limits_bytes_spans_and_extremes(micro_model, shakespeare):
+    assert SurprisalConfig.quick().max_bytes == 16_384 and SurprisalConfig.full().max_bytes == 262_144
+    r = measure_surprisal(micro_model, shakespeare, SurprisalConfig(max_bytes=1500, span=8, top_k=2))
+    assert r.bytes == 1500 and r.span_bytes == 8
+    assert len(r.most_surprising) == 2 and len(r.least_surprising) == 2
+    assert all(len(s["text"]) == 8 for s in r.most_surprising + r.least_surprising)  # ASCII text
+    assert r.total_bits == pytest.approx(evaluate(micro_model, shakespeare[:1500]).total_bits, rel=1e-9)
+    assert "scores" not in r.to_dict()

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import click
 
 from bitlens.cli.common import emit_json, json_option, show_progress
-from bitlens.data import load_corpus
-from bitlens.hf import load_any_model
-from bitlens.measures.lens import LensConfig, TunedLens, measure_lens, plot_lens
-from bitlens.measures.probes import PROBE_KINDS, PROPERTIES, measure_probes, plot_probes
+from bitlens.measures.properties import PROPERTIES
 
 model_option = click.option(
     "--model", "model_spec", required=True, metavar="RUN_DIR|hf:PATH",
@@ -50,13 +45,19 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
     tuned_ce_bits, entropy_bits, tuned_entropy_bits}), token, tokens, bytes, bytes_per_token,
     final_ce_bits.
     """
-    model = load_any_model(model_spec)
-    data = load_corpus(corpus)
-    base = LensConfig.quick() if quick else LensConfig()
-    config = replace(base, steps=steps) if steps else base
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.hf import load_any_model
+    from bitlens.measures.lens import LensConfig, TunedLens, measure_lens, plot_lens
+
     lens = TunedLens.load(load_lens) if load_lens else None
-    r = measure_lens(model, data, tuned=tuned or lens is not None, seed=seed, progress=show_progress(),
-                     lens=lens, save_lens=save_lens, config=config)
+    base = LensConfig.quick() if quick else LensConfig.full()
+    config = override(base, steps=steps, tuned=tuned or lens is not None, seed=seed)
+    result = measure_lens(load_any_model(model_spec), load_corpus(corpus), config, progress=show_progress(),
+                          lens=lens)
+    if save_lens and result.tuned_lens is not None:
+        result.tuned_lens.save(save_lens)
+    r = result.to_dict()
     if json_out != "-":
         unit = f"bits/{r['token']}"
         click.echo(f"{'layer':>5} {'logit KL':>9} {'tuned KL':>9} {'logit CE':>9} {'tuned CE':>9} "
@@ -78,8 +79,8 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
 @corpus_option
 @click.option("--property", "properties", multiple=True, type=click.Choice(list(PROPERTIES)),
               help="Property to probe (repeatable). Default: all of them.")
-@click.option("--probe", "probe_kind", type=click.Choice(list(PROBE_KINDS)), default="linear",
-              show_default=True, help="Probe family: linear, or an MLP with one hidden layer.")
+@click.option("--probe", "probe_kind", default=None, metavar="KIND",
+              help="Probe family: linear (default), or mlp (one hidden layer).")
 @click.option("--examples", type=click.IntRange(min=64), default=None,
               help="Tokens probed per property (default 8192, or 1024 with --quick).")
 @seed_option
@@ -98,10 +99,16 @@ def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seed, quick,
     marginal_compression, layers: list of {layer, codelength_bits, uniform_bits, compression,
     control_codelength_bits, control_compression}}).
     """
-    model = load_any_model(model_spec)
-    data = load_corpus(corpus)
-    r = measure_probes(model, data, properties=list(properties) or None, seed=seed, quick=quick,
-                       progress=show_progress(), probe=probe_kind, examples=examples)
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.hf import load_any_model
+    from bitlens.measures.probes import ProbeConfig, measure_probes, plot_probes
+
+    base = ProbeConfig.quick() if quick else ProbeConfig.full()
+    config = override(base, properties=tuple(properties) or None, kind=probe_kind, examples=examples,
+                      seed=seed)
+    r = measure_probes(load_any_model(model_spec), load_corpus(corpus), config,
+                       progress=show_progress()).to_dict()
     if json_out != "-":
         for prop in r["properties"]:
             click.echo(f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples, "

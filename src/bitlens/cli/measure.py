@@ -1,27 +1,24 @@
 """`bitlens measure …`: the information measures (every figure in bits).
 
-Other modules add subcommands to this group with `measure.add_command(...)`.
+Each command parses its options, builds the measure's config (`quick()` or `full()`, with the
+options given merged in by `bitlens.config.override`), calls the library and prints. Heavy
+modules (torch, the measures) are imported inside the commands.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import click
 
 from bitlens.cli.common import emit_json, json_option, show_progress
-from bitlens.data import load_corpus
 from bitlens.errors import BitlensError
-from bitlens.model import MODEL_PRESETS
-from bitlens.runs import load_run
 
 corpus_option = click.option(
     "--corpus", default=None, metavar="PATH",
     help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 quick_option = click.option("--quick", is_flag=True, help="A small, fast run (seconds).")
-preset_option = click.option("--preset", type=click.Choice(list(MODEL_PRESETS)), default="tiny",
-                             show_default=True, help="Model size to train.")
+preset_option = click.option("--preset", default="tiny", show_default=True, metavar="NAME",
+                             help="Model preset to train (as for `bitlens train`: tiny, small, base).")
 plot_option = click.option("--plot", "plot_path", default=None, metavar="PATH",
                            help="Also draw the figure to PATH.png and PATH.svg.")
 
@@ -31,12 +28,6 @@ def training_measure_options(f):
     for option in (json_option, plot_option, quick_option, seed_option, preset_option, corpus_option):
         f = option(f)
     return f
-
-
-def _config(quick: bool, quick_cfg, default_cfg, **overrides):
-    """The quick or default config of a measure, with the options the user gave replaced."""
-    return replace(quick_cfg if quick else default_cfg,
-                   **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _finish(result: dict, json_out: str | None, plot_path: str | None, plot_fn) -> None:
@@ -59,11 +50,11 @@ def measure() -> None:
 @measure.command("surprisal")
 @click.option("--model", "model_dir", required=True, metavar="RUN_DIR", help="A trained run directory.")
 @corpus_option
-@click.option("--max-bytes", type=click.IntRange(min=0), default=262_144, show_default=True,
-              help="Score the first N bytes (0 = all).")
-@click.option("--span", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Length in bytes of the reported most/least surprising spans.")
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--max-bytes", type=click.IntRange(min=0), default=None,
+              help="Score the first N bytes (0 = all). Default: 262,144.")
+@click.option("--span", type=click.IntRange(min=1), default=None,
+              help="Length in bytes of the reported most/least surprising spans. Default: 32.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Spans reported. Default: 5.")
 @click.option("--npz", "npz_path", default=None, metavar="FILE",
               help="Write per-byte surprisal_bits, entropy_bits and bytes arrays to FILE (.npz).")
 @plot_option
@@ -75,10 +66,16 @@ def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path
     bits_per_byte, entropy_bits_per_byte, bytes, most_surprising, least_surprising
     (lists of {text, start, mean_surprisal_bits}), histogram, profile.
     """
-    from bitlens.measures.surprisal import measure_surprisal, plot_surprisal
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.measures.surprisal import SurprisalConfig, measure_surprisal, plot_surprisal
+    from bitlens.runs import load_run
 
-    r = measure_surprisal(load_run(model_dir), load_corpus(corpus), progress=show_progress(),
-                          max_bytes=max_bytes, span=span, top_k=top_k, npz_path=npz_path)
+    cfg = override(SurprisalConfig.full(), max_bytes=max_bytes, span=span, top_k=top_k)
+    result = measure_surprisal(load_run(model_dir), load_corpus(corpus), cfg, progress=show_progress())
+    if npz_path:
+        result.scores.save_npz(npz_path)
+    r = result.to_dict()
     _echo(json_out, f"{r['bits_per_byte']:.4f} bits/byte surprisal, {r['entropy_bits_per_byte']:.4f} "
                     f"bits/byte predictive entropy over {r['bytes']:,} bytes")
     for title, key in (("most surprising", "most_surprising"), ("least surprising", "least_surprising")):
@@ -99,11 +96,13 @@ def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out)
     uniform_bits, prequential_bits, two_part_bits {fp32, fp16}, final_model_bits,
     information_in_weights_bits, bytes, bits_per_byte (same names, in bits/byte), blocks.
     """
-    from bitlens.measures.prequential import QUICK, PrequentialConfig, measure_prequential, plot_prequential
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.measures.prequential import PrequentialConfig, measure_prequential, plot_prequential
 
-    cfg = _config(quick, QUICK, PrequentialConfig(), max_bytes=max_bytes)
-    r = measure_prequential(load_corpus(corpus), preset=preset, seed=seed, quick=quick,
-                            progress=show_progress(), config=cfg)
+    base = PrequentialConfig.quick() if quick else PrequentialConfig.full()
+    cfg = override(base, preset=preset, seed=seed, max_bytes=max_bytes)
+    r = measure_prequential(load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     bpb = r["bits_per_byte"]
     _echo(json_out, f"{r['bytes']:,} bytes, {preset} model ({r['params']:,} parameters):")
     for name, key in (("uniform", "uniform_bits"), ("prequential", "prequential_bits"),
@@ -128,11 +127,13 @@ def dynamics_cmd(corpus, preset, steps, seed, quick, plot_path, json_out):
     {proportion, information_gained_bits}}, rho1_proportions, tokens, checkpoints,
     by_frequency, by_start_surprisal.
     """
-    from bitlens.measures.dynamics import QUICK, DynamicsConfig, measure_dynamics, plot_dynamics
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.measures.dynamics import DynamicsConfig, measure_dynamics, plot_dynamics
 
-    cfg = _config(quick, QUICK, DynamicsConfig(), steps=steps)
-    r = measure_dynamics(load_corpus(corpus), preset=preset, seed=seed, quick=quick,
-                         progress=show_progress(), config=cfg)
+    base = DynamicsConfig.quick() if quick else DynamicsConfig.full()
+    cfg = override(base, preset=preset, seed=seed, steps=steps)
+    r = measure_dynamics(load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     _echo(json_out, f"{r['tokens']:,} held-out tokens, start step {r['start_step']}, end step "
                     f"{r['end_step']}, threshold {r['threshold_bits']:.3f} bits")
     for c, v in r["classes"].items():
@@ -155,14 +156,17 @@ def capacity_cmd(steps, seed, quick, plot_path, json_out):
 
     Memorised bits = Σ max(0, 8·S − surprisal) over the sequences; the plateau over a sweep of
     dataset sizes / parameters, beside Morris et al. (≈3.6) and Allen-Zhu & Li (≈2).
-    JSON keys: models (list of {params, bits_per_parameter, points}), reference_bits_per_parameter.
+    JSON keys: models (list of {params, bits_per_parameter, plateau_reached, points}),
+    reference_bits_per_parameter.
     """
-    from bitlens.measures.capacity import QUICK, CapacityConfig, measure_capacity, plot_capacity
+    from bitlens.config import override
+    from bitlens.measures.capacity import CapacityConfig, measure_capacity, plot_capacity
 
-    cfg = _config(quick, QUICK, CapacityConfig(), steps=steps)
-    r = measure_capacity(seed=seed, quick=quick, progress=show_progress(), config=cfg)
+    base = CapacityConfig.quick() if quick else CapacityConfig.full()
+    cfg = override(base, seed=seed, steps=steps)
+    r = measure_capacity(cfg, progress=show_progress()).to_dict()
     for m in r["models"]:
-        flag = "" if m["plateau_reached"] else "  (no plateau: sweep more sequences)"
+        flag = "" if m["plateau_reached"] else "  (still growing: sweep more sequences)"
         _echo(json_out, f"{m['n_layer']}×{m['n_embd']}: {m['params']:,} params, capacity "
                         f"{m['capacity_bits']:,.0f} bits = {m['bits_per_parameter']:.2f} bits/param{flag}")
     _echo(json_out, "references: Morris et al. 2025 ≈3.6 bits/param, Allen-Zhu & Li ≈2 bits/param")
@@ -180,11 +184,13 @@ def validate_cmd(quick, seed, json_out):
     Exits non-zero when a check fails. JSON keys: passed, checks (list of {name, source,
     expected_bits_per_byte, measured_bits_per_byte, relative_error, tolerance, passed}).
     """
-    from bitlens.measures.validate import validate_measures
+    from bitlens.config import override
+    from bitlens.measures.validate import ValidationConfig, validate_measures
 
-    r = validate_measures(seed=seed, quick=quick, progress=show_progress())
+    base = ValidationConfig.quick() if quick else ValidationConfig.full()
+    r = validate_measures(override(base, seed=seed), progress=show_progress()).to_dict()
     for c in r["checks"]:
-        _echo(json_out, f"{'ok  ' if c['passed'] else 'FAIL'} {c['name']:30s} {c['source']:14s} "
+        _echo(json_out, f"{'ok  ' if c['passed'] else 'FAIL'} {c['name']:32s} {c['source']:14s} "
                         f"expected {c['expected_bits_per_byte']:.4f}, measured "
                         f"{c['measured_bits_per_byte']:.4f} bits/byte ({c['seconds']:.0f} s)")
     emit_json(r, json_out)
@@ -193,12 +199,94 @@ def validate_cmd(quick, seed, json_out):
         raise BitlensError(f"known-answer checks failed: {failed}")
 
 
-def _add_generalisation() -> None:
-    from bitlens.cli.measure_generalisation import generalisation_cmd
+def _sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter("expected comma-separated window counts, e.g. 75,250,1000") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("sizes must be positive window counts")
+    return sizes
 
-    measure.add_command(generalisation_cmd)
+
+@measure.command("generalisation")
+@click.option("--corpus", default=None, metavar="PATH",
+              help="Text file, directory or '-' (stdin); windows come from its first 90%. "
+                   "Default: bundled Tiny Shakespeare.")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Model trained on each mask: micro (2 layers × 32, the default) or a model preset.")
+@click.option("--sizes", callback=_sizes, default=None, metavar="N,N,...",
+              help="Training windows n per supersample (default 75,250,1000,4000; quick 25,100,400).")
+@click.option("--masks", type=click.IntRange(min=2), default=None,
+              help="Trainings per supersample, even (default 8; quick 6; the paper uses 30).")
+@click.option("--supersamples", type=click.IntRange(min=1), default=None,
+              help="Independent supersamples per size (default 1; the paper uses 5).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimizer steps per training, the same for every n (default 300; quick 120).")
+@click.option("--window", "window_bytes", type=click.IntRange(min=2), default=None,
+              help="Bytes predicted per window (default 16).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for windows, masks and training.")
+@click.option("--quick", is_flag=True, help="A small run (seconds): fewer sizes, masks and steps.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE",
+              help="Write the figure to FILE.png and FILE.svg.")
+@json_option
+def generalisation_cmd(corpus, preset, sizes, masks, supersamples, steps, window_bytes, seed, quick,
+                       plot_path, json_out):
+    """Generalisation gap vs its f-CMI bound, in bits/byte; memorised bits per window.
+
+    How much do models know about their own training windows, and does it bound the gap?
+    Supersample protocol (Harutyunyan et al. 2021, f-CMI): 2n windows in pairs; each of k models
+    trains on one member of every pair chosen by a mask. Reported per n, all in bits:
+    the measured gap (held-out − train loss, bits/byte), the f-CMI bound on it (bits/byte),
+    the CMI between the models' losses and the masks (bits, summed over the n pairs; at most 1
+    bit per pair), and the estimator's floor for pairs the models know nothing about
+    (bits/pair). The memorisation view lists windows whose loss drops most (bits/byte) when they
+    are trained on, with their surprisal when held out.
+
+    JSON keys: points [{n, gap_bits_per_byte, bound_bits_per_byte, cmi_bits, cmi_bits_per_window,
+    cmi_floor_bits_per_window, train_bits_per_byte, heldout_bits_per_byte,
+    membership_surprisal_correlation}], memorisation {n, windows [{text, membership_bits,
+    membership_bits_per_byte, reference_bits_per_byte}]}, config, model_params, seconds.
+    """
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.measures.generalisation import (
+        GeneralisationConfig,
+        measure_generalisation,
+        plot_generalisation,
+    )
+
+    base = GeneralisationConfig.quick() if quick else GeneralisationConfig.full()
+    cfg = override(base, preset=preset, sizes=sizes, masks=masks, supersamples=supersamples, steps=steps,
+                   window_bytes=window_bytes, seed=seed)
+    r = measure_generalisation(load_corpus(corpus), cfg, progress=show_progress()).to_dict()
+    if json_out != "-":
+        _print_generalisation(r)
+    if plot_path:
+        for path in plot_generalisation(r, plot_path):
+            click.echo(f"figure → {path}")
+    emit_json(r, json_out)
 
 
-_add_generalisation()
+def _print_generalisation(result: dict) -> None:
+    c = result["config"]
+    click.echo(f"{c['preset']} model ({result['model_params']:,} parameters), {c['window_bytes']}-byte windows, "
+               f"{c['masks']} masks × {c['supersamples']} supersample(s), {c['steps']} steps each, "
+               f"{result['seconds']:.0f} s")
+    click.echo(f"{'n':>6} {'train':>8} {'held-out':>9} {'gap':>8} {'bound':>8} {'CMI bits':>9} {'bits/pair':>9}")
+    for p in result["points"]:
+        click.echo(f"{p['n']:>6} {p['train_bits_per_byte']:>8.3f} {p['heldout_bits_per_byte']:>9.3f} "
+                   f"{p['gap_bits_per_byte']:>8.4f} {p['bound_bits_per_byte']:>8.4f} {p['cmi_bits']:>9.1f} "
+                   f"{p['cmi_bits_per_window']:>9.3f}")
+    floor = result["points"][0]["cmi_floor_bits_per_window"]
+    click.echo(f"(losses in bits/byte; the CMI estimate reads {floor:.3f} bits/pair for pairs the models ignore)")
+    mem = result["memorisation"]
+    click.echo(f"most memorised windows at n={mem['n']} (loss drop when trained on · surprisal held out):")
+    for w in mem["windows"][:5]:
+        click.echo(f"  {w['membership_bits_per_byte']:6.2f} · {w['reference_bits_per_byte']:5.2f} bits/byte  "
+                   f"{w['text']!r}")
+
 
 COMMANDS = [measure]

@@ -11,20 +11,21 @@ models trained to saturation), Allen-Zhu & Li ≈2 bits/param (at 1000 exposures
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bitlens.data import START_BYTE
+from bitlens.evaluate import window_scores
 from bitlens.model import GPT, GPTConfig
 from bitlens.progress import progress_bar
 from bitlens.train import TrainConfig, train
-from bitlens.units import surprisal_bits
 
 REFERENCE_BITS_PER_PARAMETER = {"morris_2025": 3.6, "allen_zhu_li": 2.0}
 BITS_PER_RANDOM_BYTE = 8.0
+PLATEAU_GROWTH = 0.05  # the last step of the sweep adds less than this share: a plateau
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,19 @@ class CapacityConfig:
     steps: int = 400
     lr: float = 1e-2
     n_head: int = 2
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> CapacityConfig:
+        return cls(sizes=((1, 8), (1, 16)), n_sequences=(8, 32, 128), steps=300)
+
+    @classmethod
+    def full(cls) -> CapacityConfig:
+        return cls()
 
     def to_dict(self) -> dict:
-        return asdict(self)
-
-
-QUICK = CapacityConfig(sizes=((1, 8), (1, 16)), n_sequences=(8, 32, 128), steps=300)
+        """The settings, as the result records them (the seed sits beside them)."""
+        return {k: v for k, v in asdict(self).items() if k != "seed"}
 
 
 def random_sequences(n: int, seq_len: int, seed: int) -> torch.Tensor:
@@ -53,16 +61,16 @@ def random_sequences(n: int, seq_len: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 256, (n, seq_len), generator=torch.Generator().manual_seed(seed))
 
 
-def _inputs(seqs: torch.Tensor) -> torch.Tensor:
-    """Each sequence's inputs: START_BYTE then all but its last byte (so every byte is scored)."""
-    return torch.cat([torch.full((len(seqs), 1), START_BYTE, dtype=torch.long), seqs[:, :-1]], 1)
+def _windows(seqs: torch.Tensor) -> torch.Tensor:
+    """(n, S + 1) windows: START_BYTE, then the sequence (so every byte of it is predicted)."""
+    return torch.cat([torch.full((len(seqs), 1), START_BYTE, dtype=torch.long), seqs], 1)
 
 
-@torch.no_grad()
 def sequence_surprisal_bits(model: GPT, seqs: torch.Tensor) -> np.ndarray:
-    """Each sequence's total surprisal −log2 p(sequence) under `model`, in bits."""
-    model.eval()
-    return surprisal_bits(model(_inputs(seqs)), seqs).double().sum(1).numpy()
+    """Each sequence's total surprisal −log2 p(sequence) under `model`, in bits (eval mode; the
+    model's mode is restored)."""
+    surprisal, _ = window_scores(model, _windows(seqs), batch_size=len(seqs))
+    return torch.from_numpy(surprisal).sum(1).numpy()  # summed as a float64 tensor, as before
 
 
 def memorised_bits(surprisal_bits_per_sequence: np.ndarray, seq_len: int) -> float:
@@ -75,7 +83,7 @@ def _embedding_params(model: GPT) -> int:
     return model.wte.weight.numel() + model.wpe.weight.numel()
 
 
-@dataclass
+@dataclass(frozen=True)
 class CapacityPoint:
     n_sequences: int
     data_bits: float  # 8 · N · S, the entropy of the training set
@@ -83,7 +91,16 @@ class CapacityPoint:
     train_bits_per_byte: float  # mean surprisal of the training bytes (8 = nothing stored)
 
 
-@dataclass
+def plateau_reached(points: list[CapacityPoint], growth: float = PLATEAU_GROWTH) -> bool:
+    """Memorised bits stopped growing: the last (largest) dataset of the sweep adds less than
+    `growth` × the memorised bits of the one before it. False with fewer than two points."""
+    if len(points) < 2:
+        return False
+    before, last = points[-2].memorised_bits, points[-1].memorised_bits
+    return last - before < growth * before
+
+
+@dataclass(frozen=True)
 class ModelCapacity:
     n_layer: int
     n_embd: int
@@ -92,31 +109,30 @@ class ModelCapacity:
     bits_per_parameter: float  # plateau (max memorised over the sweep) / params
     bits_per_non_embedding_parameter: float
     capacity_bits: float
-    plateau_reached: bool  # the largest N held > 1.5× the capacity (data exceeded what fits)
-    points: list[CapacityPoint] = field(default_factory=list)
+    plateau_reached: bool  # memorised bits stopped growing (see `plateau_reached`)
+    points: list[CapacityPoint]
 
 
-def train_memoriser(config: GPTConfig, seqs: torch.Tensor, cfg: CapacityConfig, seed: int) -> GPT:
+def train_memoriser(config: GPTConfig, seqs: torch.Tensor, cfg: CapacityConfig) -> GPT:
     """Train a fresh model on `seqs`, full batch, `cfg.steps` steps, no weight decay."""
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
     model = GPT(config)
-    x = _inputs(seqs)
+    x = _windows(seqs)[:, :-1]
     train_cfg = TrainConfig(steps=cfg.steps, batch_size=len(seqs), lr=cfg.lr, weight_decay=0.0,
-                            warmup_steps=min(20, cfg.steps), seed=seed, eval_interval=10**9,
+                            warmup_steps=min(20, cfg.steps), seed=cfg.seed, eval_interval=10**9,
                             log_interval=10**9, checkpoint_interval=10**9)
     train(model, None, train_cfg, batch_fn=lambda step, gen: (x, seqs))
     return model
 
 
-def model_capacity(n_layer: int, n_embd: int, cfg: CapacityConfig, seed: int = 0,
-                   on_point=None) -> ModelCapacity:
+def model_capacity(n_layer: int, n_embd: int, cfg: CapacityConfig, on_point=None) -> ModelCapacity:
     """Sweep the number of random sequences for one model size; the plateau in bits/param."""
     config = GPTConfig(block_size=cfg.seq_len, n_layer=n_layer, n_head=cfg.n_head, n_embd=n_embd)
     points = []
     params = non_emb = 0
     for n in cfg.n_sequences:
-        seqs = random_sequences(n, cfg.seq_len, seed=seed * 1_000_003 + n)
-        model = train_memoriser(config, seqs, cfg, seed)
+        seqs = random_sequences(n, cfg.seq_len, seed=cfg.seed * 1_000_003 + n)
+        model = train_memoriser(config, seqs, cfg)
         surprisal = sequence_surprisal_bits(model, seqs)
         points.append(CapacityPoint(
             n_sequences=n, data_bits=BITS_PER_RANDOM_BYTE * n * cfg.seq_len,
@@ -129,33 +145,34 @@ def model_capacity(n_layer: int, n_embd: int, cfg: CapacityConfig, seed: int = 0
     return ModelCapacity(
         n_layer=n_layer, n_embd=n_embd, params=params, non_embedding_params=non_emb,
         bits_per_parameter=capacity / params, bits_per_non_embedding_parameter=capacity / non_emb,
-        capacity_bits=capacity, plateau_reached=points[-1].data_bits > 1.5 * capacity, points=points,
+        capacity_bits=capacity, plateau_reached=plateau_reached(points), points=points,
     )
 
 
-def measure_capacity(
-    seed: int = 0,
-    quick: bool = False,
-    progress: bool = False,
-    config: CapacityConfig | None = None,
-) -> dict:
-    """Memorisation capacity of several model sizes on uniformly random bytes, in bits/param.
+@dataclass(frozen=True)
+class CapacityResult:
+    """`measure_capacity`'s result: one ModelCapacity per size, beside the published figures."""
 
-    quick: 2 sizes × 3 dataset sizes × 300 steps; default: 3 sizes × 5 × 400.
-    Keys: models (list of {params, bits_per_parameter, points, …}),
-    reference_bits_per_parameter {morris_2025: 3.6, allen_zhu_li: 2.0}.
-    """
-    cfg = config or (QUICK if quick else CapacityConfig())
+    seed: int
+    models: list[ModelCapacity]
+    reference_bits_per_parameter: dict[str, float]
+    config: CapacityConfig
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, "models": [asdict(m) for m in self.models],
+                "reference_bits_per_parameter": dict(self.reference_bits_per_parameter),
+                "config": self.config.to_dict()}
+
+
+def measure_capacity(config: CapacityConfig, progress: bool = False) -> CapacityResult:
+    """Memorisation capacity of each model size in `config` on uniformly random bytes, in
+    bits/param, beside Morris et al. (≈3.6) and Allen-Zhu & Li (≈2)."""
     models = []
-    with progress_bar(len(cfg.sizes) * len(cfg.n_sequences), "capacity", enabled=progress) as bar:
-        for n_layer, n_embd in cfg.sizes:
-            models.append(model_capacity(n_layer, n_embd, cfg, seed, on_point=lambda: bar.advance(1)))
-    return {
-        "seed": seed,
-        "models": [asdict(m) for m in models],
-        "reference_bits_per_parameter": dict(REFERENCE_BITS_PER_PARAMETER),
-        "config": cfg.to_dict(),
-    }
+    with progress_bar(len(config.sizes) * len(config.n_sequences), "capacity", enabled=progress) as bar:
+        for n_layer, n_embd in config.sizes:
+            models.append(model_capacity(n_layer, n_embd, config, on_point=lambda: bar.advance(1)))
+    return CapacityResult(seed=config.seed, models=models,
+                          reference_bits_per_parameter=dict(REFERENCE_BITS_PER_PARAMETER), config=config)
 
 
 def plot_capacity(result: dict, path: str | Path) -> list[Path]:

@@ -26,10 +26,17 @@ import torch
 from bitlens.data import get_batch, split_corpus
 from bitlens.errors import BitlensError
 from bitlens.evaluate import score_bytes
-from bitlens.model import GPT, GPTConfig, MODEL_PRESETS
 from bitlens.measures.sources import distribution_entropy_bits
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
-from bitlens.train import TRAIN_PRESETS, TrainConfig, cross_entropy_loss, lr_at, make_optimizer, step_generator
+from bitlens.train import (
+    TRAIN_PRESETS,
+    TrainConfig,
+    cross_entropy_loss,
+    lr_at,
+    make_optimizer,
+    step_generator,
+)
 
 RHO1_PROPORTIONS = {"L->L": 0.51, "H->L": 0.26, "L->H": 0.12, "H->H": 0.11}
 CLASSES = tuple(RHO1_PROPORTIONS)
@@ -45,12 +52,59 @@ class DynamicsConfig:
     start_step: int | None = None  # None: the first checkpoint at or below the unigram entropy
     threshold_bits: float | None = None  # None: the final mean held-out loss
     bins: int = 8
+    preset: str = "tiny"  # the model trained (see MODEL_PRESETS), with its TRAIN_PRESETS schedule
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> DynamicsConfig:
+        return cls(steps=150, heldout_bytes=4_096, checkpoints=10)
+
+    @classmethod
+    def full(cls) -> DynamicsConfig:
+        return cls()
+
+    def to_dict(self) -> dict:
+        """The settings, as the result records them (preset and seed sit beside them)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("preset", "seed")}
+
+
+@dataclass(frozen=True)
+class TokenDynamics:
+    """What training gained on each held-out token, in bits, by Rho-1 class and by bins."""
+
+    tokens: int
+    params: int
+    start_step: int
+    end_step: int
+    threshold_bits: float
+    unigram_bits_per_byte: float
+    classes: dict  # {class: {proportion, tokens, information_gained_bits, mean_start/end_bits}}
+    rho1_proportions: dict[str, float]
+    information_gained_bits: float  # Σ start − end surprisal
+    information_gained_from_init_bits: float  # Σ step-0 − end surprisal
+    checkpoints: list[dict]  # {step, tokens_trained, bits_per_byte}
+    by_frequency: list[dict]
+    by_start_surprisal: list[dict]
+    spearman_start_surprisal_vs_gain: float
+    spearman_frequency_vs_gain: float
+    gain_share_of_top20pct_start_surprisal: float | None
+    model: dict  # the GPTConfig trained
+    config: dict  # DynamicsConfig.to_dict()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-QUICK = DynamicsConfig(steps=150, heldout_bytes=4_096, checkpoints=10)
+@dataclass(frozen=True)
+class DynamicsResult:
+    """`measure_dynamics`'s result: the preset and seed, then the token dynamics."""
+
+    preset: str
+    seed: int
+    dynamics: TokenDynamics
+
+    def to_dict(self) -> dict:
+        return {"preset": self.preset, "seed": self.seed, **self.dynamics.to_dict()}
 
 
 def checkpoint_steps(steps: int, n: int) -> list[int]:
@@ -127,10 +181,12 @@ def token_dynamics(
     data: bytes,
     model_cfg: GPTConfig,
     train_cfg: TrainConfig,
-    cfg: DynamicsConfig = DynamicsConfig(),
+    cfg: DynamicsConfig,
     progress: bool = False,
-) -> dict:
-    """Train on the head of `data`, score held-out bytes at log-spaced checkpoints, summarise."""
+) -> TokenDynamics:
+    """Train on the head of `data`, score held-out bytes at log-spaced checkpoints, summarise.
+
+    Training follows `train_cfg` (its seed included); `cfg` says what is scored and how."""
     split = split_corpus(data, model_cfg.block_size)
     heldout = split.val[: cfg.heldout_bytes]
     at = checkpoint_steps(train_cfg.steps, cfg.checkpoints)
@@ -161,53 +217,48 @@ def token_dynamics(
     gain = start - end
     top = start >= np.quantile(start, 0.8)
     tokens_per_step = train_cfg.batch_size * model_cfg.block_size
-    return {
-        "tokens": int(len(heldout)),
-        "params": model.num_params(),
-        "start_step": start_step,
-        "end_step": steps[-1],
-        "threshold_bits": threshold,
-        "unigram_bits_per_byte": unigram_bits,
-        "classes": classify(start, end, threshold),
-        "rho1_proportions": dict(RHO1_PROPORTIONS),
-        "information_gained_bits": float(gain.sum()),
-        "information_gained_from_init_bits": float((init - end).sum()),
-        "checkpoints": [{"step": s, "tokens_trained": s * tokens_per_step,
-                         "bits_per_byte": float(losses[s].mean())} for s in steps],
-        "by_frequency": _binned(freq, start, end, freq_edges, "frequency_lo", "frequency_hi"),
-        "by_start_surprisal": _binned(start, start, end, s_edges, "start_bits_lo", "start_bits_hi"),
-        "spearman_start_surprisal_vs_gain": _spearman(start, gain),
-        "spearman_frequency_vs_gain": _spearman(freq, gain),
-        "gain_share_of_top20pct_start_surprisal": float(gain[top].sum() / gain.sum()) if gain.sum() else None,
-        "model": model_cfg.to_dict(),
-        "config": cfg.to_dict(),
-    }
+    return TokenDynamics(
+        tokens=int(len(heldout)),
+        params=model.num_params(),
+        start_step=start_step,
+        end_step=steps[-1],
+        threshold_bits=threshold,
+        unigram_bits_per_byte=unigram_bits,
+        classes=classify(start, end, threshold),
+        rho1_proportions=dict(RHO1_PROPORTIONS),
+        information_gained_bits=float(gain.sum()),
+        information_gained_from_init_bits=float((init - end).sum()),
+        checkpoints=[{"step": s, "tokens_trained": s * tokens_per_step,
+                      "bits_per_byte": float(losses[s].mean())} for s in steps],
+        by_frequency=_binned(freq, start, end, freq_edges, "frequency_lo", "frequency_hi"),
+        by_start_surprisal=_binned(start, start, end, s_edges, "start_bits_lo", "start_bits_hi"),
+        spearman_start_surprisal_vs_gain=_spearman(start, gain),
+        spearman_frequency_vs_gain=_spearman(freq, gain),
+        gain_share_of_top20pct_start_surprisal=float(gain[top].sum() / gain.sum()) if gain.sum() else None,
+        model=model_cfg.to_dict(),
+        config=cfg.to_dict(),
+    )
 
 
 def measure_dynamics(
     data: bytes,
-    preset: str = "tiny",
-    seed: int = 0,
-    quick: bool = False,
+    config: DynamicsConfig,
     progress: bool = False,
-    config: DynamicsConfig | None = None,
     model_config: GPTConfig | None = None,
-) -> dict:
-    """Per-token information gained while training a `preset` model on `data`, in bits.
+) -> DynamicsResult:
+    """Per-token information gained while training a `config.preset` model on `data`, in bits.
 
-    quick: 150 steps, 4 KB held out; default: the preset's steps, 64 KB held out.
-    Keys: classes {L->L, H->L, L->H, H->H: {proportion, information_gained_bits}},
-    rho1_proportions, tokens, checkpoints, by_frequency, by_start_surprisal.
+    `model_config` replaces the preset's architecture (the preset still names the schedule;
+    an unknown preset then trains with tiny's).
     """
     if model_config is None:
-        if preset not in MODEL_PRESETS:
-            raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
-        model_config = MODEL_PRESETS[preset]
-    cfg = config or (QUICK if quick else DynamicsConfig())
-    base = TRAIN_PRESETS.get(preset, TRAIN_PRESETS["tiny"])
-    train_cfg = replace(base, steps=cfg.steps or base.steps, seed=seed)
-    result = token_dynamics(data, model_config, train_cfg, cfg, progress=progress)
-    return {"preset": preset, "seed": seed, **result}
+        if config.preset not in MODEL_PRESETS:
+            raise BitlensError(f"unknown preset {config.preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+        model_config = MODEL_PRESETS[config.preset]
+    base = TRAIN_PRESETS.get(config.preset, TRAIN_PRESETS["tiny"])
+    train_cfg = replace(base, steps=config.steps or base.steps, seed=config.seed)
+    dynamics = token_dynamics(data, model_config, train_cfg, config, progress=progress)
+    return DynamicsResult(preset=config.preset, seed=config.seed, dynamics=dynamics)
 
 
 def plot_dynamics(result: dict, path: str | Path) -> list[Path]:

@@ -22,6 +22,7 @@ import torch
 
 from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
+from bitlens.evaluate import window_scores
 from bitlens.measures.cmi import (
     Membership,
     complementary_masks,
@@ -29,10 +30,9 @@ from bitlens.measures.cmi import (
     independence_floor_bits,
     membership,
 )
-from bitlens.model import GPT, GPTConfig, MODEL_PRESETS
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
 from bitlens.train import TrainConfig, train
-from bitlens.units import surprisal_bits
 
 # Each supersample trains `masks` models per size, so the default model is far smaller than `tiny`.
 MICRO = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=32)
@@ -50,12 +50,51 @@ class GeneralisationConfig:
     lr: float = 1e-2
     preset: str = DEFAULT_PRESET  # "micro" (2 × 32) or a bitlens model preset
     threads: int | None = 1  # torch threads while training; small models run best on one
+    seed: int = 0  # windows, masks and training seeds
+    mode: str = "full"  # "quick" or "full": the constructor used, recorded as the result's `quick`
+
+    @classmethod
+    def quick(cls) -> GeneralisationConfig:
+        return cls(sizes=(25, 100, 400), masks=6, steps=120, mode="quick")
+
+    @classmethod
+    def full(cls) -> GeneralisationConfig:
+        return cls()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings, as the result records them (seed and mode sit beside them)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("seed", "mode")}
 
 
-QUICK = GeneralisationConfig(sizes=(25, 100, 400), masks=6, steps=120)
+@dataclass(frozen=True)
+class GeneralisationPoint:
+    """One training-set size n, averaged over its supersamples: losses in bits/byte."""
+
+    n: int
+    gap_bits_per_byte: float  # held-out − train
+    bound_bits_per_byte: float  # the f-CMI bound on the gap
+    cmi_bits: float
+    cmi_bits_per_window: float
+    train_bits_per_byte: float
+    heldout_bits_per_byte: float
+    cmi_floor_bits_per_window: float  # the estimate for pairs the models ignore
+    membership_surprisal_correlation: float | None  # Spearman; None with fewer than 4 masks
+
+
+@dataclass(frozen=True)
+class GeneralisationResult:
+    """`measure_generalisation`'s result; `to_dict()` is the JSON."""
+
+    points: list[GeneralisationPoint]
+    memorisation: dict  # the smallest n's windows, most memorised first: {n, windows}
+    config: GeneralisationConfig
+    model_params: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"points": [asdict(p) for p in self.points], "memorisation": self.memorisation,
+                "config": self.config.to_dict(), "model_params": self.model_params,
+                "seed": self.config.seed, "quick": self.config.mode == "quick", "seconds": self.seconds}
 
 
 def model_config(preset: str, window_bytes: int) -> GPTConfig:
@@ -82,14 +121,11 @@ def draw_supersample(
     return train_bytes[idx].view(n, 2, span)
 
 
-@torch.no_grad()
 def window_bits_per_byte(model: GPT, windows: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     """Mean surprisal in bits of bytes 1..W of each (N, W + 1) window given the bytes before it."""
-    out = []
-    for chunk in windows.split(batch_size):
-        w = chunk.long()
-        out.append(surprisal_bits(model(w[:, :-1]), w[:, 1:]).mean(dim=1).double().numpy())
-    return np.concatenate(out)
+    surprisal, _ = window_scores(model, windows, batch_size=batch_size)
+    # averaged in float32, as the scorer's float32 figures always were here (same numbers)
+    return torch.from_numpy(surprisal).float().mean(dim=1).double().numpy()
 
 
 def train_on_mask(
@@ -136,32 +172,19 @@ def _membership_surprisal_correlation(losses: np.ndarray, masks: np.ndarray) -> 
 
 
 def measure_generalisation(
-    data: bytes,
-    preset: str | None = None,
-    sizes: tuple[int, ...] | list[int] | None = None,
-    seed: int = 0,
-    quick: bool = False,
-    progress: bool = False,
-    config: GeneralisationConfig | None = None,
-) -> dict:
-    """The supersample experiment on `data`'s training split; a JSON-able dict in bits.
+    data: bytes, config: GeneralisationConfig, progress: bool = False
+) -> GeneralisationResult:
+    """The supersample experiment on `data`'s training split, in bits (see the module docstring).
 
-    preset: None → "micro" (2 layers × 32); sizes: None → the config's. `config` overrides the
-    defaults (QUICK when quick=True). Keys: `points` (per n: gap_bits_per_byte,
-    bound_bits_per_byte, cmi_bits, cmi_bits_per_window, train/heldout_bits_per_byte,
-    membership_surprisal_correlation: Spearman, on disjoint halves of the trainings, null with
-    fewer than 4 masks), `memorisation` (the smallest n's windows, most memorised first),
-    `config`, `model_params`, `seconds`.
+    Per n: the measured gap and its f-CMI bound (bits/byte), the CMI (bits), and the Spearman
+    correlation of membership bits with held-out surprisal (on disjoint halves of the trainings);
+    the memorisation view lists the smallest n's windows, most memorised first.
     """
-    cfg = config or (QUICK if quick else GeneralisationConfig())
-    if preset is not None:
-        cfg = replace(cfg, preset=preset)
-    if sizes is not None:
-        cfg = replace(cfg, sizes=tuple(int(s) for s in sizes))
+    cfg = config
     if not cfg.sizes or min(cfg.sizes) < 1:
         raise BitlensError(f"sizes must be positive window counts, got {cfg.sizes}")
     train_bytes = split_corpus(data, cfg.window_bytes).train
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
     threads_before = torch.get_num_threads()
     if cfg.threads:
@@ -169,23 +192,21 @@ def measure_generalisation(
     total = len(cfg.sizes) * cfg.supersamples * cfg.masks
     try:
         with progress_bar(total, "f-CMI trainings", enabled=progress) as bar:
-            measured = [_measure_size(train_bytes, n, cfg, rng, seed, bar) for n in sorted(cfg.sizes)]
+            measured = [_measure_size(train_bytes, n, cfg, rng, bar) for n in sorted(cfg.sizes)]
     finally:
         torch.set_num_threads(threads_before)
-    return {
-        "points": [point for point, _ in measured],
-        "memorisation": measured[0][1],
-        "config": cfg.to_dict(),
-        "model_params": GPT(model_config(cfg.preset, cfg.window_bytes)).num_params(),
-        "seed": seed,
-        "quick": quick,
-        "seconds": time.perf_counter() - t0,
-    }
+    return GeneralisationResult(
+        points=[point for point, _ in measured],
+        memorisation=measured[0][1],
+        config=cfg,
+        model_params=GPT(model_config(cfg.preset, cfg.window_bytes)).num_params(),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _measure_size(
-    train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, rng: np.random.Generator, seed: int, bar
-) -> tuple[dict, dict]:
+    train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, rng: np.random.Generator, bar
+) -> tuple[GeneralisationPoint, dict]:
     """One n: every supersample's trainings → the averaged point, and the first one's windows."""
     estimates, correlations, memorisation = [], [], None
     for s in range(cfg.supersamples):
@@ -195,21 +216,21 @@ def _measure_size(
         for j in range(cfg.masks):
             # A mask and its complement (j, j + 1) share a training seed (common random numbers):
             # a learner that ignores its data then shows exactly zero gap and zero CMI.
-            run_seed = int(np.random.SeedSequence([seed, n, s, j // 2]).generate_state(1)[0])
+            run_seed = int(np.random.SeedSequence([cfg.seed, n, s, j // 2]).generate_state(1)[0])
             losses[j] = train_on_mask(windows, masks[j], cfg, run_seed)
             bar.advance(1, status=f"n={n}")
         estimates.append(estimate_cmi(losses, masks))
         correlations.append(_membership_surprisal_correlation(losses, masks))
         memorisation = memorisation or _memorised_windows(windows, membership(losses, masks), n)
-    point: dict = {"n": n}
-    for key in ("gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits", "cmi_bits_per_window",
-                "train_bits_per_byte", "heldout_bits_per_byte"):
-        point[key] = float(np.mean([getattr(e, key) for e in estimates]))
-    point["cmi_floor_bits_per_window"] = independence_floor_bits(cfg.masks)
-    if None in correlations:  # fewer than 4 masks: no disjoint halves
-        point["membership_surprisal_correlation"] = None
-    else:
-        point["membership_surprisal_correlation"] = float(np.mean(correlations))
+    figures = ("gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits", "cmi_bits_per_window",
+               "train_bits_per_byte", "heldout_bits_per_byte")
+    point = GeneralisationPoint(
+        n=n,
+        **{key: float(np.mean([getattr(e, key) for e in estimates])) for key in figures},
+        cmi_floor_bits_per_window=independence_floor_bits(cfg.masks),
+        # None: fewer than 4 masks, no disjoint halves
+        membership_surprisal_correlation=None if None in correlations else float(np.mean(correlations)),
+    )
     return point, memorisation
 
 

@@ -16,7 +16,7 @@ model's tokens are bytes. The lens is trained on the head of `data` and measured
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -46,10 +46,16 @@ class LensConfig:
     lr: float = 1.0  # before the (1 − momentum) scaling
     momentum: float = 0.9
     weight_decay: float = 1e-3
+    tuned: bool = True  # also train a tuned lens (else the logit lens alone)
+    seed: int = 0
 
     @classmethod
-    def quick(cls) -> "LensConfig":
+    def quick(cls) -> LensConfig:
         return cls(steps=120, batch_tokens=1024, train_tokens=8192, eval_tokens=8192)
+
+    @classmethod
+    def full(cls) -> LensConfig:
+        return cls()
 
 
 class TunedLens(nn.Module):
@@ -72,7 +78,7 @@ class TunedLens(nn.Module):
         atomic_save_tensors(path, dict(self.state_dict()), meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TunedLens":
+    def load(cls, path: str | Path) -> TunedLens:
         state = load_tensors(path)
         try:
             n_layer = 1 + max(int(k.split(".")[1]) for k in state)
@@ -128,16 +134,16 @@ def _kl_nats(final_logp: torch.Tensor, lens_logp: torch.Tensor) -> torch.Tensor:
     return (final_logp.exp() * (final_logp - lens_logp)).sum(-1)
 
 
-def train_tuned_lens(model, data: bytes, cfg: LensConfig = LensConfig(), seed: int = 0,
-                     progress: bool = False) -> TunedLens:
-    """Fit a tuned lens to `model` on `data` (all of it; the caller holds data out)."""
+def train_tuned_lens(model, data: bytes, cfg: LensConfig, progress: bool = False) -> TunedLens:
+    """Fit a tuned lens to `model` on `data` (all of it; the caller holds data out), drawing
+    batches with `cfg.seed`."""
     layers, final_logp, _ = _collect(model, data, cfg, cfg.train_tokens)
     n = len(final_logp)
     lens = TunedLens(model.config.n_layer, model.config.n_embd)
     opt = torch.optim.SGD(lens.parameters(), lr=cfg.lr * (1 - cfg.momentum), momentum=cfg.momentum,
                           nesterov=True, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / cfg.steps)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     with _frozen(model), progress_bar(cfg.steps, "tuned lens", enabled=progress) as bar:
         for _ in range(cfg.steps):
             idx = torch.randint(n, (min(cfg.batch_tokens, n),), generator=gen)
@@ -170,8 +176,7 @@ class LayerLens:
 
 
 @torch.no_grad()
-def lens_figures(model, data: bytes, lens: TunedLens | None,
-                 cfg: LensConfig = LensConfig()) -> list[LayerLens]:
+def lens_figures(model, data: bytes, lens: TunedLens | None, cfg: LensConfig) -> list[LayerLens]:
     """Logit-lens (and tuned-lens) KL, cross-entropy and entropy per layer on `data`."""
     layers, final_logp, targets = _collect(model, data, cfg, cfg.eval_tokens)
     n_layer = model.config.n_layer
@@ -199,38 +204,55 @@ def lens_figures(model, data: bytes, lens: TunedLens | None,
     return rows
 
 
-def measure_lens(model, data: bytes, tuned: bool = True, seed: int = 0, quick: bool = False,
-                 progress: bool = False, lens: TunedLens | None = None,
-                 save_lens: str | Path | None = None, config: LensConfig | None = None) -> dict:
-    """Logit lens and (if `tuned`) tuned lens of `model` on `data`: bits per layer.
+@dataclass(frozen=True)
+class LensResult:
+    """Per-layer lens figures in bits per token on the held-out 10 %; `to_dict()` is the JSON.
+
+    `tuned_lens` is the lens used (trained or given; not part of the JSON), to save it.
+    """
+
+    layers: list[LayerLens]
+    token: str  # "byte", or "token" for a tokenizer model: the unit of the figures
+    tokens: int
+    bytes: int
+    bytes_per_token: float
+    final_ce_bits: float
+    tuned_lens_steps: int
+    seed: int
+    tuned_lens: TunedLens | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {"layers": [asdict(r) for r in self.layers], "token": self.token, "tokens": self.tokens,
+                "bytes": self.bytes, "bytes_per_token": self.bytes_per_token,
+                "final_ce_bits": self.final_ce_bits, "tuned_lens_steps": self.tuned_lens_steps,
+                "seed": self.seed}
+
+
+def measure_lens(model, data: bytes, config: LensConfig, progress: bool = False,
+                 lens: TunedLens | None = None) -> LensResult:
+    """Logit lens and (if `config.tuned`) tuned lens of `model` on `data`: bits per layer.
 
     The tuned lens is trained on the head of `data` (or `lens` is reused) and every figure is
-    measured on the last 10 %. `save_lens` writes the trained lens as safetensors.
-    Keys: `layers` (list of {layer, logit_kl_bits, tuned_kl_bits, logit_ce_bits, tuned_ce_bits,
-    entropy_bits, tuned_entropy_bits}), `token` ("byte", or "token" for a tokenizer model: the
-    unit of the per-layer figures), `tokens`, `bytes`, `bytes_per_token`, `final_ce_bits`,
-    `tuned_lens_steps`, `seed`.
+    measured on the last 10 %.
     """
-    cfg = config or (LensConfig.quick() if quick else LensConfig())
     head, heldout = _split(data)
-    if tuned and lens is None:
-        lens = train_tuned_lens(model, head, cfg, seed=seed, progress=progress)
-    if lens is not None and save_lens is not None:
-        lens.save(save_lens)
-    rows = lens_figures(model, heldout, lens if tuned else None, cfg)
-    _, measured, _ = context_windows(token_stream(model, heldout), _window(model, cfg), cfg.eval_tokens)
+    if config.tuned and lens is None:
+        lens = train_tuned_lens(model, head, config, progress=progress)
+    rows = lens_figures(model, heldout, lens if config.tuned else None, config)
+    _, measured, _ = context_windows(token_stream(model, heldout), _window(model, config), config.eval_tokens)
     n_tok = measured.numel()  # the windows measured: whole windows from the start of the held-out part
     n_bytes = int(token_stream(model, heldout).byte_ends[n_tok - 1])
-    return {
-        "layers": [asdict(r) for r in rows],
-        "token": token_name(model),
-        "tokens": n_tok,
-        "bytes": n_bytes,
-        "bytes_per_token": n_bytes / n_tok,
-        "final_ce_bits": rows[-1].logit_ce_bits,
-        "tuned_lens_steps": cfg.steps if (tuned and lens is not None) else 0,
-        "seed": seed,
-    }
+    return LensResult(
+        layers=rows,
+        token=token_name(model),
+        tokens=n_tok,
+        bytes=n_bytes,
+        bytes_per_token=n_bytes / n_tok,
+        final_ce_bits=rows[-1].logit_ce_bits,
+        tuned_lens_steps=config.steps if (config.tuned and lens is not None) else 0,
+        seed=config.seed,
+        tuned_lens=lens,
+    )
 
 
 def plot_lens(result: dict, path: str | Path) -> list[Path]:

@@ -24,7 +24,7 @@ import torch
 from bitlens.data import bytes_to_tensor
 from bitlens.errors import BitlensError
 from bitlens.evaluate import score_bytes
-from bitlens.model import GPT, GPTConfig, MODEL_PRESETS
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
 from bitlens.train import TrainConfig, train
 
@@ -41,13 +41,66 @@ class PrequentialConfig:
     min_steps: int = 20
     batch_size: int = 32
     lr: float = 3e-3
+    preset: str = "tiny"  # the model trained (see MODEL_PRESETS)
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> PrequentialConfig:
+        return cls(max_bytes=32_768, first_block_bytes=1_024, epochs_per_stage=4.0, min_steps=15)
+
+    @classmethod
+    def full(cls) -> PrequentialConfig:
+        return cls()
+
+    def to_dict(self) -> dict:
+        """The code's settings, as the result records them (preset and seed sit beside them)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("preset", "seed")}
+
+
+@dataclass(frozen=True)
+class PrequentialBlock:
+    """One block of the code: bytes [start, end), sent in `bits`."""
+
+    start: int
+    end: int
+    bytes: int
+    bits: float
+    bits_per_byte: float
+    train_steps: int  # steps trained before coding this block (0: the uniform first block)
+
+
+@dataclass(frozen=True)
+class PrequentialCode:
+    """The online code of some data and the codes it is compared with, in bits."""
+
+    uniform_bits: float
+    prequential_bits: float
+    two_part_bits: dict[str, float]  # {fp32, fp16}: final model's bits + weights at that precision
+    final_model_bits: float
+    information_in_weights_bits: float  # prequential − final model
+    bytes: int
+    bits_per_byte: dict  # the figures above (same names) divided by bytes
+    compression_ratio: float  # prequential / uniform (Blier & Ollivier's ratio)
+    params: int
+    train_steps: int
+    blocks: list[PrequentialBlock]
+    model: dict  # the GPTConfig trained
+    config: dict  # PrequentialConfig.to_dict()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-QUICK = PrequentialConfig(max_bytes=32_768, first_block_bytes=1_024, epochs_per_stage=4.0,
-                          min_steps=15)
+@dataclass(frozen=True)
+class PrequentialResult:
+    """`measure_prequential`'s result: the preset and seed, then the code's figures."""
+
+    preset: str
+    seed: int
+    code: PrequentialCode
+
+    def to_dict(self) -> dict:
+        return {"preset": self.preset, "seed": self.seed, **self.code.to_dict()}
 
 
 def block_boundaries(n: int, first: int) -> list[int]:
@@ -79,13 +132,10 @@ def _fp16_rounded(model: GPT) -> GPT:
 
 
 def prequential_code(
-    data: bytes,
-    model_cfg: GPTConfig,
-    cfg: PrequentialConfig = PrequentialConfig(),
-    seed: int = 0,
-    progress: bool = False,
-) -> dict:
-    """Build the online code of `data` with `model_cfg` models; every figure in bits."""
+    data: bytes, model_cfg: GPTConfig, cfg: PrequentialConfig, progress: bool = False
+) -> PrequentialCode:
+    """Build the online code of `data` with `model_cfg` models (seed `cfg.seed`), in bits."""
+    seed = cfg.seed
     if cfg.max_bytes > 0:
         data = data[: cfg.max_bytes]
     first = max(cfg.first_block_bytes, model_cfg.block_size + 1)
@@ -96,8 +146,8 @@ def prequential_code(
     model = GPT(model_cfg)
     train_cfg = TrainConfig(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=0.0, seed=seed,
                             eval_interval=10**9, log_interval=10**9, checkpoint_interval=10**9)
-    blocks = [{"start": 0, "end": first, "bytes": first, "bits": UNIFORM_BITS_PER_BYTE * first,
-               "bits_per_byte": UNIFORM_BITS_PER_BYTE, "train_steps": 0}]
+    blocks = [PrequentialBlock(start=0, end=first, bytes=first, bits=UNIFORM_BITS_PER_BYTE * first,
+                               bits_per_byte=UNIFORM_BITS_PER_BYTE, train_steps=0)]
     stages = bounds[1:]  # train on [0, t_s), code [t_s, t_{s+1}); the last stage is the final model
     total_steps = 0
     with progress_bar(len(stages), "prequential", enabled=progress) as bar:
@@ -110,8 +160,8 @@ def prequential_code(
             if prefix < n:
                 end = bounds[s + 2]
                 bits = float(_score_block(model, t, prefix, end).sum())
-                blocks.append({"start": prefix, "end": end, "bytes": end - prefix, "bits": bits,
-                               "bits_per_byte": bits / (end - prefix), "train_steps": steps})
+                blocks.append(PrequentialBlock(start=prefix, end=end, bytes=end - prefix, bits=bits,
+                                               bits_per_byte=bits / (end - prefix), train_steps=steps))
                 bar.advance(1, status=f"block {prefix:,}–{end:,}: {bits / (end - prefix):.3f} bits/byte")
             else:
                 bar.advance(1, status="final model")
@@ -119,7 +169,7 @@ def prequential_code(
     final_fp16_bits = float(score_bytes(_fp16_rounded(model), t).surprisal_bits.sum())
     params = model.num_params()
     uniform = UNIFORM_BITS_PER_BYTE * n
-    preq = float(sum(b["bits"] for b in blocks))
+    preq = float(sum(b.bits for b in blocks))
     figures = {
         "uniform_bits": uniform,
         "prequential_bits": preq,
@@ -129,38 +179,29 @@ def prequential_code(
     }
     per_byte = {k: ({kk: vv / n for kk, vv in v.items()} if isinstance(v, dict) else v / n)
                 for k, v in figures.items()}
-    return {
+    return PrequentialCode(
         **figures,
-        "bytes": n,
-        "bits_per_byte": per_byte,
-        "compression_ratio": preq / uniform,  # B&O's ratio: prequential / uniform
-        "params": params,
-        "train_steps": total_steps,
-        "blocks": blocks,
-        "model": model_cfg.to_dict(),
-        "config": cfg.to_dict(),
-    }
+        bytes=n,
+        bits_per_byte=per_byte,
+        compression_ratio=preq / uniform,
+        params=params,
+        train_steps=total_steps,
+        blocks=blocks,
+        model=model_cfg.to_dict(),
+        config=cfg.to_dict(),
+    )
 
 
 def measure_prequential(
-    data: bytes,
-    preset: str = "tiny",
-    seed: int = 0,
-    quick: bool = False,
-    progress: bool = False,
-    config: PrequentialConfig | None = None,
-) -> dict:
-    """The prequential, uniform and two-part description lengths of `data`, in bits.
-
-    Uses a `preset` model (see MODEL_PRESETS). quick: the first 32 KB; default: the first 256 KB.
-    Keys: uniform_bits, prequential_bits, two_part_bits {fp32, fp16}, final_model_bits,
-    information_in_weights_bits, bytes, bits_per_byte (same names → bits/byte), blocks.
+    data: bytes, config: PrequentialConfig, progress: bool = False
+) -> PrequentialResult:
+    """The prequential, uniform and two-part description lengths of `data`, in bits, with a
+    `config.preset` model (see MODEL_PRESETS) on the first `config.max_bytes` bytes.
     """
-    if preset not in MODEL_PRESETS:
-        raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
-    cfg = config or (QUICK if quick else PrequentialConfig())
-    result = prequential_code(data, MODEL_PRESETS[preset], cfg, seed=seed, progress=progress)
-    return {"preset": preset, "seed": seed, **result}
+    if config.preset not in MODEL_PRESETS:
+        raise BitlensError(f"unknown preset {config.preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+    code = prequential_code(data, MODEL_PRESETS[config.preset], config, progress=progress)
+    return PrequentialResult(preset=config.preset, seed=config.seed, code=code)
 
 
 def plot_prequential(result: dict, path: str | Path) -> list[Path]:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,53 +39,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bitlens.errors import BitlensError
+from bitlens.measures.properties import PROPERTIES
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 from bitlens.tokens import context_windows, token_name, token_stream
 from bitlens.units import nats_to_bits
 
 PORTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
-WHITESPACE = np.zeros(256, dtype=bool)
-WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
-MAX_WORD_POSITION = 7
 MIN_FIT = 100  # fewest examples a probe is fitted on (below: the label prior)
 MIN_DEV = 20  # fewest dev examples for early stopping
-
-
-# ---- properties: (bytes as uint8 array, byte index per example) -> (labels, valid mask)
-
-def _current_byte(b: np.ndarray, i: np.ndarray):
-    return b[i].astype(np.int64), np.ones(len(i), dtype=bool)
-
-
-def _previous_byte(b: np.ndarray, i: np.ndarray):
-    return b[np.maximum(i - 1, 0)].astype(np.int64), i >= 1
-
-
-def _next_byte(b: np.ndarray, i: np.ndarray):
-    return b[np.minimum(i + 1, len(b) - 1)].astype(np.int64), i + 1 < len(b)
-
-
-def _position_in_word(b: np.ndarray, i: np.ndarray):
-    space = WHITESPACE[b]
-    # distance to the last whitespace byte at or before each byte
-    last_space = np.maximum.accumulate(np.where(space, np.arange(len(b)), -1))
-    pos = np.minimum(np.arange(len(b)) - last_space - 1, MAX_WORD_POSITION)
-    labels = np.where(space, MAX_WORD_POSITION + 1, pos)
-    return labels[i].astype(np.int64), np.ones(len(i), dtype=bool)
-
-
-def _in_word(b: np.ndarray, i: np.ndarray):
-    return (~WHITESPACE[b[i]]).astype(np.int64), np.ones(len(i), dtype=bool)
-
-
-PROPERTIES: dict[str, Callable] = {
-    "current-byte": _current_byte,
-    "previous-byte": _previous_byte,
-    "next-byte": _next_byte,
-    "position-in-word": _position_in_word,
-    "in-word": _in_word,
-}
 
 
 # ---- probes and the online code
@@ -103,6 +64,16 @@ class ProbeConfig:
     weight_decay: float = 1e-3
     examples: int = 8192  # tokens probed per property
     window: int = 128
+    properties: tuple[str, ...] = tuple(PROPERTIES)  # what is probed (keys of PROPERTIES)
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> ProbeConfig:
+        return cls(examples=1024)
+
+    @classmethod
+    def full(cls) -> ProbeConfig:
+        return cls()
 
 
 PROBE_KINDS = ("linear", "mlp")
@@ -206,7 +177,7 @@ def portion_ends(n: int) -> list[int]:
     return [e for e in ends if e <= n]
 
 
-def online_codelength(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig = ProbeConfig(),
+def online_codelength(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig,
                       seed: int = 0) -> OnlineCode:
     """Online code lengths in bits of labels y (P, N) in 0..k−1, already in random order, given
     features x (P, N, d): one independent code per probe p."""
@@ -246,6 +217,30 @@ class LayerProbe:
     control_compression: float
 
 
+@dataclass(frozen=True)
+class PropertyProbes:
+    """One property's online codes at every layer, in bits."""
+
+    property: str
+    classes: int
+    examples: int
+    marginal_bits: float  # adaptive code of the labels alone
+    marginal_compression: float
+    layers: list[LayerProbe]
+
+
+@dataclass(frozen=True)
+class ProbesResult:
+    properties: list[PropertyProbes]
+    probe: str  # the probe family
+    portions: list[float]
+    seed: int
+    token: str  # "byte", or "token" for a tokenizer model
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @torch.no_grad()
 def _representations(model, data: bytes, cfg: ProbeConfig, seed: int):
     """Every layer's representation (list of (N, d)) and the byte index of each example."""
@@ -271,28 +266,20 @@ def _standardise(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean(0)) / (x.std(0) + 1e-6)
 
 
-def measure_probes(model, data: bytes, properties: list[str] | None = None, seed: int = 0,
-                   quick: bool = False, progress: bool = False, probe: str = "linear",
-                   examples: int | None = None, config: ProbeConfig | None = None) -> dict:
-    """MDL probes of each property at each layer of `model` on `data`, in bits.
-
-    Keys: `properties`: list of {`property`, `classes`, `examples`, `marginal_bits`,
-    `marginal_compression`, `layers`: list of {`layer`, `codelength_bits`, `uniform_bits`,
-    `compression`, `control_codelength_bits`, `control_compression`}}; `probe`, `portions`, `seed`.
-    """
-    names = list(properties) if properties else list(PROPERTIES)
-    unknown = [p for p in names if p not in PROPERTIES]
+def measure_probes(model, data: bytes, config: ProbeConfig, progress: bool = False) -> ProbesResult:
+    """MDL probes of each of `config.properties` at each layer of `model` on `data`, in bits."""
+    cfg, seed = config, config.seed
+    unknown = [p for p in cfg.properties if p not in PROPERTIES]
     if unknown:
         raise BitlensError(f"unknown property {unknown[0]!r}; choose from {', '.join(PROPERTIES)}")
-    cfg = config or ProbeConfig(kind=probe, examples=examples or (1024 if quick else 8192))
     if cfg.kind not in PROBE_KINDS:
         raise BitlensError(f"unknown probe {cfg.kind!r}; choose from {', '.join(PROBE_KINDS)}")
     reps, at_byte = _representations(model, data, cfg, seed)
     raw = np.frombuffer(data, dtype=np.uint8)
     n_layers = len(reps)
     out = []
-    with progress_bar(len(names), "MDL probes", enabled=progress) as bar:
-        for p_i, name in enumerate(names):
+    with progress_bar(len(cfg.properties), "MDL probes", enabled=progress) as bar:
+        for p_i, name in enumerate(cfg.properties):
             labels, valid = PROPERTIES[name](raw, at_byte)
             rng = np.random.default_rng(seed + 1000 * p_i)
             order = rng.permutation(np.flatnonzero(valid))[: cfg.examples]
@@ -308,15 +295,15 @@ def measure_probes(model, data: bytes, properties: list[str] | None = None, seed
             x = torch.stack([_standardise(rep[idx]) for rep in reps])
             y_all = torch.stack([y_t] * n_layers + [y_control] * n_layers)
             code = online_codelength(torch.cat([x, x]), y_all, k, cfg, seed)
-            rows = [asdict(LayerProbe(l, code.codelength_bits[l], code.uniform_bits, code.compression(l),
-                                      code.codelength_bits[n_layers + l], code.compression(n_layers + l)))
+            rows = [LayerProbe(l, code.codelength_bits[l], code.uniform_bits, code.compression(l),
+                               code.codelength_bits[n_layers + l], code.compression(n_layers + l))
                     for l in range(n_layers)]
-            bar.advance(1, status=f"{name}: ×{max(r['compression'] for r in rows):.2f} at best")
+            bar.advance(1, status=f"{name}: ×{max(r.compression for r in rows):.2f} at best")
             uniform = len(y) * math.log2(k)
-            out.append({"property": name, "classes": k, "examples": len(y), "marginal_bits": marginal,
-                        "marginal_compression": uniform / marginal, "layers": rows})
-    return {"properties": out, "probe": cfg.kind, "portions": list(PORTIONS), "seed": seed,
-            "token": token_name(model)}
+            out.append(PropertyProbes(property=name, classes=k, examples=len(y), marginal_bits=marginal,
+                                      marginal_compression=uniform / marginal, layers=rows))
+    return ProbesResult(properties=out, probe=cfg.kind, portions=list(PORTIONS), seed=seed,
+                        token=token_name(model))
 
 
 def plot_probes(result: dict, path: str | Path) -> list[Path]:

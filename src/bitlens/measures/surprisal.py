@@ -7,7 +7,7 @@ averages are bits per byte; their gap (surprisal − entropy) shows miscalibrati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,25 @@ from bitlens.errors import BitlensError
 from bitlens.evaluate import score_bytes
 from bitlens.model import GPT
 
-QUICK_BYTES = 16_384
-DEFAULT_BYTES = 262_144
 HIST_EDGES_BITS = np.arange(0.0, 16.5, 0.5)  # histogram bins in bits; the last bin takes the rest
+
+
+@dataclass(frozen=True)
+class SurprisalConfig:
+    """How much of the data is scored (bytes) and how the extremes are reported."""
+
+    max_bytes: int = 262_144  # score the first max_bytes bytes (0 = all)
+    span: int = 32  # length in bytes of the most/least surprising spans
+    top_k: int = 5  # spans reported on each side
+    seed: int = 0  # nothing here is random; accepted for a uniform interface
+
+    @classmethod
+    def quick(cls) -> SurprisalConfig:
+        return cls(max_bytes=16_384)
+
+    @classmethod
+    def full(cls) -> SurprisalConfig:
+        return cls()
 
 
 @dataclass(frozen=True)
@@ -72,58 +88,64 @@ def _profile(values_bits: np.ndarray, points: int = 200) -> list[float]:
     return [float(c.mean()) for c in chunks]
 
 
-def summarise(scores: SurprisalScores, span: int = 32, top_k: int = 5) -> dict:
-    """The JSON-able summary of per-byte scores (all figures in bits)."""
+@dataclass(frozen=True)
+class SurprisalResult:
+    """The summary of per-byte scores, every figure in bits; `to_dict()` is the JSON.
+
+    `scores` keeps the per-byte arrays (not part of the JSON; see SurprisalScores.save_npz).
+    """
+
+    bytes: int
+    bits_per_byte: float  # mean surprisal
+    entropy_bits_per_byte: float  # mean predictive entropy
+    total_bits: float
+    calibration_gap_bits_per_byte: float  # surprisal − entropy
+    span_bytes: int
+    most_surprising: list[dict]  # {text, start, mean_surprisal_bits}
+    least_surprising: list[dict]
+    histogram: dict  # {edges_bits, surprisal_counts, entropy_counts}
+    profile: dict  # {surprisal_bits, entropy_bits}: slice means along the data
+    scores: SurprisalScores = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "scores"}
+
+
+def summarise(scores: SurprisalScores, span: int = 32, top_k: int = 5) -> SurprisalResult:
+    """The summary of per-byte scores (all figures in bits)."""
     s, h = scores.surprisal_bits, scores.entropy_bits
     edges = HIST_EDGES_BITS
     clip = edges[-1] - 1e-9
-    return {
-        "bytes": int(len(s)),
-        "bits_per_byte": float(s.mean()),
-        "entropy_bits_per_byte": float(h.mean()),
-        "total_bits": float(s.sum()),
-        "calibration_gap_bits_per_byte": float(s.mean() - h.mean()),
-        "span_bytes": int(min(span, len(s))),
-        "most_surprising": extreme_spans(s, scores.data, span, top_k, most=True),
-        "least_surprising": extreme_spans(s, scores.data, span, top_k, most=False),
-        "histogram": {
+    return SurprisalResult(
+        bytes=int(len(s)),
+        bits_per_byte=float(s.mean()),
+        entropy_bits_per_byte=float(h.mean()),
+        total_bits=float(s.sum()),
+        calibration_gap_bits_per_byte=float(s.mean() - h.mean()),
+        span_bytes=int(min(span, len(s))),
+        most_surprising=extreme_spans(s, scores.data, span, top_k, most=True),
+        least_surprising=extreme_spans(s, scores.data, span, top_k, most=False),
+        histogram={
             "edges_bits": [float(e) for e in edges],
             "surprisal_counts": np.histogram(np.minimum(s, clip), edges)[0].tolist(),
             "entropy_counts": np.histogram(np.minimum(h, clip), edges)[0].tolist(),
         },
-        "profile": {"surprisal_bits": _profile(s), "entropy_bits": _profile(h)},
-    }
+        profile={"surprisal_bits": _profile(s), "entropy_bits": _profile(h)},
+        scores=scores,
+    )
 
 
 def measure_surprisal(
-    model: GPT,
-    data: bytes,
-    seed: int = 0,
-    quick: bool = False,
-    progress: bool = False,
-    max_bytes: int | None = None,
-    span: int = 32,
-    top_k: int = 5,
-    npz_path: str | Path | None = None,
-) -> dict:
-    """Per-byte surprisal and entropy of `data` under `model`, summarised in bits.
-
-    Scores the first `max_bytes` bytes (default 16 KB with quick, else 256 KB; 0 = all).
-    Deterministic (`seed` is accepted for a uniform interface; nothing here is random).
-    With npz_path, also writes the per-byte arrays there (see SurprisalScores.save_npz).
-    Keys: bits_per_byte, entropy_bits_per_byte, bytes, most_surprising, least_surprising
-    (lists of {text, start, mean_surprisal_bits}), plus histogram and profile for plots.
+    model: GPT, data: bytes, config: SurprisalConfig, progress: bool = False
+) -> SurprisalResult:
+    """Per-byte surprisal and entropy of the first `config.max_bytes` bytes of `data` under
+    `model`, summarised in bits. Deterministic. The per-byte arrays are in `result.scores`.
     """
-    del seed
-    if max_bytes is None:
-        max_bytes = QUICK_BYTES if quick else DEFAULT_BYTES
-    data = data[:max_bytes] if max_bytes > 0 else data
+    data = data[: config.max_bytes] if config.max_bytes > 0 else data
     if not data:
         raise BitlensError("nothing to score: the data is empty")
     scores = score_surprisal(model, data, progress=progress)
-    if npz_path is not None:
-        scores.save_npz(npz_path)
-    return summarise(scores, span=span, top_k=top_k)
+    return summarise(scores, span=config.span, top_k=config.top_k)
 
 
 def plot_surprisal(result: dict, path: str | Path) -> list[Path]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bitlens.compare import plot_compression
+from bitlens.compress.compare import plot_compression
 from bitlens.evolve.plots import plot_fitness, plot_pareto
 from bitlens.measures.capacity import plot_capacity
 from bitlens.measures.dynamics import plot_dynamics
