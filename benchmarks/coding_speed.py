@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bitlens.compress.compare import compare_compressors
+from bitlens.compress.compare import ComparisonConfig, compare_compressors
 from bitlens.compress.registry import LEARNED
 from bitlens.runs import load_run
 
@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'mode':<14}{'threads':>8}{'bits/byte':>11}{'enc KB/s':>10}{'dec KB/s':>10}  roundtrip")
     for mode in args.modes:
         for threads in args.threads:
-            coded = compare_compressors(data, model, online_preset=args.preset, max_bytes=len(data),
-                                        compressors=(mode,), threads=threads)["rows"]
+            config = ComparisonConfig(max_bytes=0, compressors=(mode,), online_preset=args.preset,
+                                      threads=threads)
+            coded = compare_compressors(data, model, config).rows
             if not coded:
                 print(f"{mode:<14} skipped: needs --model")
                 break

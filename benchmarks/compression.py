@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from bitlens.compress.baselines import BASELINES
-from bitlens.compress.compare import DEFAULT_LEARNED, compare_compressors
+from bitlens.compress.compare import DEFAULT_LEARNED, ComparisonConfig, compare_compressors
 from bitlens.compress.registry import LEARNED
 from bitlens.runs import load_run
 
@@ -47,10 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.files:
         data = (args.corpora / name).read_bytes()
-        r = compare_compressors(data, model, online_preset=args.preset,
-                                max_bytes=args.max_bytes or len(data),
-                                progress=sys.stderr.isatty(), compressors=compressors,
-                                threads=args.threads)
+        config = ComparisonConfig(max_bytes=args.max_bytes, compressors=compressors,
+                                  online_preset=args.preset, threads=args.threads)
+        r = compare_compressors(data, model, config, progress=sys.stderr.isatty()).to_dict()
         results[name] = r
         print(f"\n{name}: first {r['input_bytes']:,} bytes")
         print(f"{'compressor':<20}{'bits/byte':>10}{'w/ model':>10}{'network':>9}{'enc KB/s':>10}"

@@ -11,7 +11,7 @@ import torch
 
 from bitlens.cli import main
 from bitlens.compress import COMPRESSORS, CoderSettings, MixConfig
-from bitlens.compress.compare import compare_compressors, plot_compression
+from bitlens.compress.compare import ComparisonConfig, compare_compressors, plot_compression
 from bitlens.errors import BitlensError
 from bitlens.model import GPT, GPTConfig
 from bitlens.runs import atomic_write_json, save_model
@@ -84,7 +84,7 @@ def test_compare_rows_round_trip_and_plot(run_dir, shakespeare, tmp_path):
     from bitlens.runs import load_run
 
     model = load_run(run_dir)
-    r = compare_compressors(shakespeare, model, online_preset="tiny", quick=True, max_bytes=300)
+    r = compare_compressors(shakespeare, model, ComparisonConfig(max_bytes=300)).to_dict()
     assert r["input_bytes"] == 300
     names = [row["name"] for row in r["rows"]]
     assert names == ["gzip -9", "bzip2 -9", "xz -9e", "zstd -19", "brotli -q 11",
@@ -116,7 +116,7 @@ def test_registry_keys_names_and_factories(run_dir):
     blob, result = built["gzip"].compress(b"abc" * 50)
     assert result is None and built["gzip"].decompress(blob) == b"abc" * 50
     with pytest.raises(BitlensError, match="unknown compressors"):
-        compare_compressors(b"abc", model, compressors=("gzip", "online-mix"))
+        ComparisonConfig(compressors=("gzip", "online-mix"))
 
 
 def _mix_orders_phrase() -> str:

@@ -7,16 +7,15 @@ a JSON-able dict and `plot_compression` draws it (bits per byte, lower is better
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bitlens.compress.baselines import BASELINES
 from bitlens.compress.registry import COMPRESSORS, CoderSettings, Compressor
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
 
-QUICK_BYTES = 8192  # quick mode codes only this prefix
-DEFAULT_BYTES = 32768  # fits the full demo's ~150 s budget for the learned coders on 2 cores
 DEFAULT_LEARNED = ("offline", "online", "online+mix", "adaptive")
 DEFAULT_COMPRESSORS = (*BASELINES, *DEFAULT_LEARNED)
 
@@ -49,28 +48,62 @@ def _row(coder: Compressor, data: bytes) -> dict:
     return row
 
 
-def compare_compressors(data: bytes, model: GPT | None, online_preset: str = "tiny", seed: int = 0,
-                        quick: bool = False, progress: bool = False,
-                        max_bytes: int | None = None,
-                        compressors: Sequence[str] = DEFAULT_COMPRESSORS,
-                        threads: int | None = None) -> dict:
-    """Compress `data` (its first max_bytes: default 8 KB if quick, else 32 KB) with each of
-    `compressors` (keys of COMPRESSORS, in row order), decode each output, and report bits per byte.
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """Which compressors code how much of the data: the first `max_bytes` (0 = all), in the row
+    order of `compressors` (keys of COMPRESSORS). `online_preset` is the model the online coders
+    train from scratch; `threads` the learned coders' torch threads (None: the coder's default)."""
+
+    max_bytes: int = 32_768  # fits the full demo's ~150 s budget for the learned coders on 2 cores
+    compressors: tuple[str, ...] = DEFAULT_COMPRESSORS
+    online_preset: str = "tiny"
+    threads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [key for key in self.compressors if key not in COMPRESSORS]
+        if unknown:
+            raise BitlensError(f"unknown compressors {unknown}; choose from {', '.join(COMPRESSORS)}")
+        object.__setattr__(self, "compressors", tuple(self.compressors))
+
+    @classmethod
+    def quick(cls) -> ComparisonConfig:
+        return cls(max_bytes=8192)
+
+    @classmethod
+    def full(cls) -> ComparisonConfig:
+        return cls()
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """One row per compressor that ran (bits per byte, sizes, timings, round trip)."""
+
+    input_bytes: int
+    online_preset: str
+    seed: int
+    rows: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_compressors(data: bytes, model: GPT | None, config: ComparisonConfig,
+                        progress: bool = False) -> ComparisonResult:
+    """Compress the first `config.max_bytes` of `data` with each of `config.compressors`, decode
+    each output, and report bits per byte.
 
     Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`
     and are skipped without one; offline rows also carry bits_per_byte_with_model (weights at 2
     bytes per parameter), "+mix" rows network_bits (the network's own code length, bits).
-    threads: torch threads of the learned coders (default: the coder's).
     """
-    unknown = [key for key in compressors if key not in COMPRESSORS]
-    if unknown:
-        raise BitlensError(f"unknown compressors {unknown}; choose from {', '.join(COMPRESSORS)}")
-    data = data[: max_bytes or (QUICK_BYTES if quick else DEFAULT_BYTES)]
-    settings = CoderSettings(model=model, preset=online_preset, seed=seed, threads=threads,
-                             progress=progress)
-    coders = [COMPRESSORS[key](settings) for key in compressors]
+    data = data[: config.max_bytes or len(data)]
+    settings = CoderSettings(model=model, preset=config.online_preset, seed=config.seed,
+                             threads=config.threads, progress=progress)
+    coders = [COMPRESSORS[key](settings) for key in config.compressors]
     rows = [_row(coder, data) for coder in coders if coder is not None]
-    return {"input_bytes": len(data), "online_preset": online_preset, "seed": seed, "rows": rows}
+    return ComparisonResult(input_bytes=len(data), online_preset=config.online_preset, seed=config.seed,
+                            rows=rows)
 
 
 def plot_compression(result: dict, path: str | Path) -> list[Path]:

@@ -83,45 +83,45 @@ def _train(c: DemoContext) -> dict:
 
 
 def _compression(c: DemoContext) -> dict:
-    from bitlens.compare import compare_compressors
+    from bitlens.compress.compare import ComparisonConfig, compare_compressors
 
-    return compare_compressors(data=c.heldout, model=c.model, online_preset="tiny", **c.common)
+    return compare_compressors(c.heldout, c.model, c.preset(ComparisonConfig), progress=c.progress).to_dict()
 
 
 def _surprisal(c: DemoContext) -> dict:
-    from bitlens.measures.surprisal import measure_surprisal
+    from bitlens.measures.surprisal import SurprisalConfig, measure_surprisal
 
-    return measure_surprisal(model=c.model, data=c.heldout, **c.common)
+    return measure_surprisal(c.model, c.heldout, c.preset(SurprisalConfig), progress=c.progress).to_dict()
 
 
 def _prequential(c: DemoContext) -> dict:
-    from bitlens.measures.prequential import measure_prequential
+    from bitlens.measures.prequential import PrequentialConfig, measure_prequential
 
-    return measure_prequential(data=c.corpus, preset="tiny", **c.common)
+    return measure_prequential(c.corpus, c.preset(PrequentialConfig), progress=c.progress).to_dict()
 
 
 def _dynamics(c: DemoContext) -> dict:
-    from bitlens.measures.dynamics import measure_dynamics
+    from bitlens.measures.dynamics import DynamicsConfig, measure_dynamics
 
-    return measure_dynamics(data=c.corpus, preset="tiny", **c.common)
+    return measure_dynamics(c.corpus, c.preset(DynamicsConfig), progress=c.progress).to_dict()
 
 
 def _capacity(c: DemoContext) -> dict:
-    from bitlens.measures.capacity import measure_capacity
+    from bitlens.measures.capacity import CapacityConfig, measure_capacity
 
-    return measure_capacity(**c.common)
+    return measure_capacity(c.preset(CapacityConfig), progress=c.progress).to_dict()
 
 
 def _lens(c: DemoContext) -> dict:
-    from bitlens.measures.lens import measure_lens
+    from bitlens.measures.lens import LensConfig, measure_lens
 
-    return measure_lens(model=c.model, data=c.heldout, tuned=True, **c.common)
+    return measure_lens(c.model, c.heldout, c.preset(LensConfig), progress=c.progress).to_dict()
 
 
 def _probes(c: DemoContext) -> dict:
-    from bitlens.measures.probes import measure_probes
+    from bitlens.measures.probes import ProbeConfig, measure_probes
 
-    return measure_probes(model=c.model, data=c.heldout, **c.common)
+    return measure_probes(c.model, c.heldout, c.preset(ProbeConfig), progress=c.progress).to_dict()
 
 
 def _offspring(c: DemoContext) -> dict:
@@ -155,9 +155,9 @@ def _evolution(c: DemoContext) -> dict:
 
 
 def _generalisation(c: DemoContext) -> dict:
-    from bitlens.measures.generalisation import measure_generalisation
+    from bitlens.measures.generalisation import GeneralisationConfig, measure_generalisation
 
-    return measure_generalisation(data=c.corpus, **c.common)
+    return measure_generalisation(c.corpus, c.preset(GeneralisationConfig), progress=c.progress).to_dict()
 
 
 @dataclass(frozen=True)
