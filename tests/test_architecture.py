@@ -109,7 +109,8 @@ def test_no_import_cycle_in_the_package():
 
 
 def test_nothing_imports_the_cli_or_the_demo():
-    """Arrows point down: the CLI sits on top, the demo only under the CLI."""
+    """Arrows point down: the CLI sits on top, the demo only under the CLI (the report reads the
+    demo's manifest, the one module both share)."""
     graph = import_graph()
     for module, edges in graph.items():
         if module == "bitlens.__main__":  # `python -m bitlens` runs the CLI
@@ -117,7 +118,7 @@ def test_nothing_imports_the_cli_or_the_demo():
         if not module.startswith("bitlens.cli"):
             assert not {e for e in edges if e.startswith("bitlens.cli")}, module
         if not module.startswith(("bitlens.cli", "bitlens.demo")):
-            assert not {e for e in edges if e.startswith("bitlens.demo")}, module
+            assert not {e for e in edges if e.startswith("bitlens.demo")} - {"bitlens.demo.manifest"}, module
 
 
 _HELP_PROBE = """

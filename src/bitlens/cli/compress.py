@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.cli.common import emit_json, json_option, preset_option, show_progress
 from bitlens.errors import BitlensError
-from bitlens.model import MODEL_PRESETS  # for --preset's choices (the library is imported in the commands)
 
 
 def _read_input(path: str) -> bytes:
@@ -32,8 +31,7 @@ def _check_output(path: str, force: bool) -> None:
               help="Trained run directory. Alone: offline mode. With --online: adaptive mode.")
 @click.option("--online", is_flag=True,
               help="Learn while coding (no weights are sent; decoding repeats the training).")
-@click.option("--preset", type=click.Choice(list(MODEL_PRESETS)), default="tiny", show_default=True,
-              help="Model size for online mode from scratch.")
+@preset_option("tiny", "Model size for online mode from scratch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initial weights (online).")
 @click.option("--streams", type=click.IntRange(min=1), default=None,
               help="Parallel streams the file is cut into (default: from the file size).")
