@@ -34,7 +34,7 @@ def _supersample(n: int, rng) -> list[list[bytes]]:
 def _losses(learner_cls, pairs, masks) -> np.ndarray:
     out = np.empty((len(masks), len(pairs), 2))
     for j, mask in enumerate(masks):
-        learner = learner_cls([pair[m] for pair, m in zip(pairs, mask)])
+        learner = learner_cls([pair[m] for pair, m in zip(pairs, mask, strict=True)])
         out[j] = [[learner.loss_bits_per_byte(w) for w in pair] for pair in pairs]
     return out
 

@@ -26,7 +26,8 @@ def test_a_learner_that_cannot_learn_shows_no_gap_and_no_cmi(shakespeare):
 def fast_result():
     from tests.conftest import DATA_DIR
 
-    return measure_generalisation((DATA_DIR / "shakespeare-20k.txt").read_bytes(), override(FAST, seed=1)).to_dict()
+    data = (DATA_DIR / "shakespeare-20k.txt").read_bytes()
+    return measure_generalisation(data, override(FAST, seed=1)).to_dict()
 
 
 def test_bound_covers_the_gap_and_both_shrink_with_n(fast_result):

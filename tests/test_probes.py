@@ -127,8 +127,8 @@ def test_unknown_property_and_probe(micro_model, shakespeare):
 
 
 def test_mlp_probe_runs(micro_model, shakespeare):
-    r = measure_probes(micro_model, shakespeare,
-                       ProbeConfig(kind="mlp", steps=20, examples=512, window=32, properties=("in-word",))).to_dict()
+    cfg = ProbeConfig(kind="mlp", steps=20, examples=512, window=32, properties=("in-word",))
+    r = measure_probes(micro_model, shakespeare, cfg).to_dict()
     assert r["probe"] == "mlp" and len(r["properties"][0]["layers"]) == 3
     layer0 = r["properties"][0]["layers"][0]
     assert layer0["compression"] > 1.15 * layer0["control_compression"]

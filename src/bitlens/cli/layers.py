@@ -47,13 +47,13 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
-    from bitlens.hf import load_any_model
     from bitlens.measures.lens import LensConfig, TunedLens, measure_lens, plot_lens
+    from bitlens.runs import load_model
 
     lens = TunedLens.load(load_lens) if load_lens else None
     base = LensConfig.quick() if quick else LensConfig.full()
     config = override(base, steps=steps, tuned=tuned or lens is not None, seed=seed)
-    result = measure_lens(load_any_model(model_spec), load_corpus(corpus), config, progress=show_progress(),
+    result = measure_lens(load_model(model_spec), load_corpus(corpus), config, progress=show_progress(),
                           lens=lens)
     if save_lens and result.tuned_lens is not None:
         result.tuned_lens.save(save_lens)
@@ -101,13 +101,13 @@ def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seed, quick,
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
-    from bitlens.hf import load_any_model
     from bitlens.measures.probes import ProbeConfig, measure_probes, plot_probes
+    from bitlens.runs import load_model
 
     base = ProbeConfig.quick() if quick else ProbeConfig.full()
     config = override(base, properties=tuple(properties) or None, kind=probe_kind, examples=examples,
                       seed=seed)
-    r = measure_probes(load_any_model(model_spec), load_corpus(corpus), config,
+    r = measure_probes(load_model(model_spec), load_corpus(corpus), config,
                        progress=show_progress()).to_dict()
     if json_out != "-":
         for prop in r["properties"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.cli.common import emit_json, json_option, preset_names, show_progress
 from bitlens.errors import BitlensError
 
 corpus_option = click.option(
@@ -17,8 +17,8 @@ corpus_option = click.option(
     help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 quick_option = click.option("--quick", is_flag=True, help="A small, fast run (seconds).")
-preset_option = click.option("--preset", default="tiny", show_default=True, metavar="NAME",
-                             help="Model preset to train (as for `bitlens train`: tiny, small, base).")
+preset_option = click.option("--preset", type=click.Choice(preset_names), default="tiny", show_default=True,
+                             help="Model size to train.")
 plot_option = click.option("--plot", "plot_path", default=None, metavar="PATH",
                            help="Also draw the figure to PATH.png and PATH.svg.")
 
@@ -215,8 +215,8 @@ def _sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
 @click.option("--corpus", default=None, metavar="PATH",
               help="Text file, directory or '-' (stdin); windows come from its first 90%. "
                    "Default: bundled Tiny Shakespeare.")
-@click.option("--preset", default=None, metavar="NAME",
-              help="Model trained on each mask: micro (2 layers × 32, the default) or a model preset.")
+@click.option("--preset", type=click.Choice(["micro", *preset_names]), default=None,
+              help="Model trained on each mask (default micro = 2 layers × 32).")
 @click.option("--sizes", callback=_sizes, default=None, metavar="N,N,...",
               help="Training windows n per supersample (default 75,250,1000,4000; quick 25,100,400).")
 @click.option("--masks", type=click.IntRange(min=2), default=None,
@@ -272,16 +272,19 @@ def generalisation_cmd(corpus, preset, sizes, masks, supersamples, steps, window
 
 def _print_generalisation(result: dict) -> None:
     c = result["config"]
-    click.echo(f"{c['preset']} model ({result['model_params']:,} parameters), {c['window_bytes']}-byte windows, "
-               f"{c['masks']} masks × {c['supersamples']} supersample(s), {c['steps']} steps each, "
+    click.echo(f"{c['preset']} model ({result['model_params']:,} parameters), "
+               f"{c['window_bytes']}-byte windows, {c['masks']} masks × {c['supersamples']} supersample(s), "
+               f"{c['steps']} steps each, "
                f"{result['seconds']:.0f} s")
-    click.echo(f"{'n':>6} {'train':>8} {'held-out':>9} {'gap':>8} {'bound':>8} {'CMI bits':>9} {'bits/pair':>9}")
+    click.echo(f"{'n':>6} {'train':>8} {'held-out':>9} {'gap':>8} {'bound':>8} {'CMI bits':>9} "
+               f"{'bits/pair':>9}")
     for p in result["points"]:
         click.echo(f"{p['n']:>6} {p['train_bits_per_byte']:>8.3f} {p['heldout_bits_per_byte']:>9.3f} "
                    f"{p['gap_bits_per_byte']:>8.4f} {p['bound_bits_per_byte']:>8.4f} {p['cmi_bits']:>9.1f} "
                    f"{p['cmi_bits_per_window']:>9.3f}")
     floor = result["points"][0]["cmi_floor_bits_per_window"]
-    click.echo(f"(losses in bits/byte; the CMI estimate reads {floor:.3f} bits/pair for pairs the models ignore)")
+    click.echo(f"(losses in bits/byte; the CMI estimate reads {floor:.3f} bits/pair for pairs the models "
+               "ignore)")
     mem = result["memorisation"]
     click.echo(f"most memorised windows at n={mem['n']} (loss drop when trained on · surprisal held out):")
     for w in mem["windows"][:5]:

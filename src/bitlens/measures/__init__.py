@@ -1,5 +1,8 @@
 """Information measures, one module per measure, every figure in bits.
 
+Each measure takes a frozen `XConfig` (`XConfig.quick()` / `XConfig.full()`, seed included) and
+returns a result dataclass whose `to_dict()` is its JSON; plot functions take that JSON.
+
 - `sources`: synthetic byte sources with an exactly known entropy rate (the known answers).
 - `surprisal`: per-byte surprisal and predictive entropy of a trained model.
 - `prequential`: the online (prequential) description length of a corpus, and two-part codes.
@@ -7,6 +10,7 @@
 - `capacity`: memorisation capacity in bits per parameter on uniformly random bytes.
 - `validate`: the known-answer checks, runnable from the CLI.
 - `lens`: logit lens and tuned lens, per layer (cross-entropy, entropy, KL to the output).
-- `probes`: MDL probes (online codelength per layer, with shuffled-label controls).
+- `probes`: MDL probes (online codelength per layer, with shuffled-label controls), of the
+  text properties in `properties`.
 - `generalisation` and `cmi`: the f-CMI generalisation bound and per-window membership bits.
 """

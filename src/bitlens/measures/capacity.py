@@ -5,7 +5,8 @@ them, so every bit a model saves on them is memorised: memorised bits = Σ_seque
 max(0, 8·S − surprisal of the sequence in bits). We train each model size to (near) saturation
 on a sweep of N, full batch, no weight decay. Memorised bits first grow linearly (≈ 8·N·S, all
 of it) and then plateau at the model's capacity; bits per parameter = the plateau (the largest
-memorised total over the sweep) / parameters. References: Morris et al. ≈3.6 bits/param (GPT
+memorised total over the sweep) / parameters, a lower bound unless `plateau_reached` (the last
+step of the sweep added < 5 % memorised bits). References: Morris et al. ≈3.6 bits/param (GPT
 models trained to saturation), Allen-Zhu & Li ≈2 bits/param (at 1000 exposures per fact).
 """
 
@@ -193,7 +194,7 @@ def plot_capacity(result: dict, path: str | Path) -> list[Path]:
     ax1.legend(fontsize=8)
     params = [m["params"] for m in result["models"]]
     ax2.plot(params, [m["bits_per_parameter"] for m in result["models"]], marker="o", label="bitlens")
-    for (name, v), ls in zip(result["reference_bits_per_parameter"].items(), ("--", "-.")):
+    for (name, v), ls in zip(result["reference_bits_per_parameter"].items(), ("--", "-."), strict=True):
         ax2.axhline(v, color="grey", ls=ls, label=name)
     ax2.set_xscale("log")
     ax2.set_xlabel("parameters")

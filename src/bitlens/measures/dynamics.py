@@ -270,7 +270,7 @@ def plot_dynamics(result: dict, path: str | Path) -> list[Path]:
     ours = [result["classes"][c]["proportion"] for c in CLASSES]
     ax1.bar(x - 0.2, ours, width=0.4, label="bitlens")
     ax1.bar(x + 0.2, [result["rho1_proportions"][c] for c in CLASSES], width=0.4, label="Rho-1")
-    for xi, c in zip(x, CLASSES):
+    for xi, c in zip(x, CLASSES, strict=True):
         ax1.annotate(f"{result['classes'][c]['information_gained_bits'] / 8192:,.1f} KiB",
                      (xi - 0.2, result["classes"][c]["proportion"]), ha="center", va="bottom",
                      fontsize=8)

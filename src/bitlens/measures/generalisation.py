@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -222,6 +223,8 @@ def _measure_size(
         estimates.append(estimate_cmi(losses, masks))
         correlations.append(_membership_surprisal_correlation(losses, masks))
         memorisation = memorisation or _memorised_windows(windows, membership(losses, masks), n)
+    assert memorisation is not None  # cfg.supersamples >= 1
+    known = [c for c in correlations if c is not None]
     figures = ("gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits", "cmi_bits_per_window",
                "train_bits_per_byte", "heldout_bits_per_byte")
     point = GeneralisationPoint(
@@ -229,14 +232,14 @@ def _measure_size(
         **{key: float(np.mean([getattr(e, key) for e in estimates])) for key in figures},
         cmi_floor_bits_per_window=independence_floor_bits(cfg.masks),
         # None: fewer than 4 masks, no disjoint halves
-        membership_surprisal_correlation=None if None in correlations else float(np.mean(correlations)),
+        membership_surprisal_correlation=float(np.mean(known)) if len(known) == len(correlations) else None,
     )
     return point, memorisation
 
 
 def _memorised_windows(windows: torch.Tensor, m: Membership, n: int) -> dict:
     """Every window of one supersample, most memorised first: its predicted bytes and their bits."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     predicted = windows.shape[2] - 1
     for i in range(n):
         for member in (0, 1):

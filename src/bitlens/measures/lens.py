@@ -64,10 +64,11 @@ class TunedLens(nn.Module):
     def __init__(self, n_layer: int, n_embd: int) -> None:
         super().__init__()
         self.n_layer, self.n_embd = n_layer, n_embd
-        self.translators = nn.ModuleList(nn.Linear(n_embd, n_embd) for _ in range(n_layer))
-        for t in self.translators:
+        translators = [nn.Linear(n_embd, n_embd) for _ in range(n_layer)]
+        for t in translators:
             nn.init.zeros_(t.weight)
             nn.init.zeros_(t.bias)
+        self.translators = nn.ModuleList(translators)
 
     def transform(self, h: torch.Tensor, layer: int) -> torch.Tensor:
         """Layer `layer`'s residual stream, translated (the output layer is left as is)."""
@@ -99,7 +100,7 @@ def _frozen(model):
     try:
         yield
     finally:
-        for p, f in zip(params, flags):
+        for p, f in zip(params, flags, strict=True):
             p.requires_grad_(f)
 
 
@@ -125,7 +126,7 @@ def _collect(model, data: bytes, cfg: LensConfig, max_tokens: int):
         hiddens.append([h.reshape(-1, h.shape[-1]) for h in hidden[:-1]])
         logps.append(F.log_softmax(logits.float(), -1).reshape(-1, logits.shape[-1]))
         targets.append(y[i : i + 16].reshape(-1))
-    layers = [torch.cat([hs[l] for hs in hiddens]) for l in range(len(hiddens[0]))]
+    layers = [torch.cat([hs[i] for hs in hiddens]) for i in range(len(hiddens[0]))]
     return layers, torch.cat(logps), torch.cat(targets)
 
 
@@ -148,9 +149,10 @@ def train_tuned_lens(model, data: bytes, cfg: LensConfig, progress: bool = False
         for _ in range(cfg.steps):
             idx = torch.randint(n, (min(cfg.batch_tokens, n),), generator=gen)
             target = final_logp[idx]
-            loss = sum(
-                _kl_nats(target, F.log_softmax(model.unembed(lens.transform(h[idx], l)), -1)).mean()
-                for l, h in enumerate(layers)
+            loss = sum(  # summed layer by layer from an exact zero, in float32
+                (_kl_nats(target, F.log_softmax(model.unembed(lens.transform(h[idx], layer)), -1)).mean()
+                 for layer, h in enumerate(layers)),
+                torch.zeros(()),
             )
             if not torch.isfinite(loss):
                 raise BitlensError("tuned-lens training diverged (non-finite KL)")
@@ -188,19 +190,19 @@ def lens_figures(model, data: bytes, lens: TunedLens | None, cfg: LensConfig) ->
         kl = _kl_nats(final_logp, logp).mean()
         ce = -logp.gather(-1, targets[:, None]).mean()
         ent = -(logp.exp() * logp).sum(-1).mean()
-        return tuple(float(nats_to_bits(v.item())) for v in (kl, ce, ent))
+        return nats_to_bits(kl.item()), nats_to_bits(ce.item()), nats_to_bits(ent.item())
 
     rows = []
-    for l in range(n_layer + 1):
-        if l == n_layer:  # the model's own output (HF hidden states end after the final norm)
+    for layer in range(n_layer + 1):
+        if layer == n_layer:  # the model's own output (HF hidden states end after the final norm)
             logit = figures(final_logp)
             tuned = logit if lens is not None else None
         else:
-            logit = figures(F.log_softmax(model.unembed(layers[l]), -1))
-            translated = None if lens is None else model.unembed(lens.transform(layers[l], l))
+            logit = figures(F.log_softmax(model.unembed(layers[layer]), -1))
+            translated = None if lens is None else model.unembed(lens.transform(layers[layer], layer))
             tuned = None if translated is None else figures(F.log_softmax(translated, -1))
         kl, ce, ent = tuned if tuned is not None else (None, None, None)
-        rows.append(LayerLens(l, logit[0], kl, logit[1], ce, logit[2], ent))
+        rows.append(LayerLens(layer, logit[0], kl, logit[1], ce, logit[2], ent))
     return rows
 
 

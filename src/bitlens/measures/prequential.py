@@ -170,17 +170,16 @@ def prequential_code(
     params = model.num_params()
     uniform = UNIFORM_BITS_PER_BYTE * n
     preq = float(sum(b.bits for b in blocks))
-    figures = {
-        "uniform_bits": uniform,
-        "prequential_bits": preq,
-        "two_part_bits": {"fp32": final_bits + 32.0 * params, "fp16": final_fp16_bits + 16.0 * params},
-        "final_model_bits": final_bits,
-        "information_in_weights_bits": preq - final_bits,
-    }
-    per_byte = {k: ({kk: vv / n for kk, vv in v.items()} if isinstance(v, dict) else v / n)
-                for k, v in figures.items()}
+    two_part = {"fp32": final_bits + 32.0 * params, "fp16": final_fp16_bits + 16.0 * params}
+    per_byte = {"uniform_bits": uniform / n, "prequential_bits": preq / n,
+                "two_part_bits": {k: v / n for k, v in two_part.items()},
+                "final_model_bits": final_bits / n, "information_in_weights_bits": (preq - final_bits) / n}
     return PrequentialCode(
-        **figures,
+        uniform_bits=uniform,
+        prequential_bits=preq,
+        two_part_bits=two_part,
+        final_model_bits=final_bits,
+        information_in_weights_bits=preq - final_bits,
         bytes=n,
         bits_per_byte=per_byte,
         compression_ratio=preq / uniform,

@@ -29,6 +29,7 @@ whitespace. Words are maximal runs of non-whitespace bytes.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -186,7 +187,7 @@ def online_codelength(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig
     n = y.shape[1]
     ends = portion_ends(n)
     blocks = [[ends[0] * math.log2(k)] for _ in range(len(y))]
-    for i, (start, end) in enumerate(zip(ends[:-1], ends[1:])):
+    for i, (start, end) in enumerate(itertools.pairwise(ends)):
         probes = train_probes(x[:, :start], y[:, :start], k, cfg, seed + i)
         with torch.no_grad():
             bits = nats_to_bits(_nats(probes, x[:, start:end], y[:, start:end], reduction="sum"))
@@ -254,7 +255,7 @@ def _representations(model, data: bytes, cfg: ProbeConfig, seed: int):
     for i in range(0, len(x), 16):
         _, hidden = model.forward_hidden(x[i : i + 16])
         layers.append([h.reshape(-1, h.shape[-1]).float() for h in hidden])
-    reps = [torch.cat([chunk[l] for chunk in layers]) for l in range(len(layers[0]))]
+    reps = [torch.cat([chunk[i] for chunk in layers]) for i in range(len(layers[0]))]
     index = index.reshape(-1).numpy()
     keep = index >= 0  # the start token belongs to no byte
     at_byte = stream.last_byte()[index[keep]]
@@ -295,9 +296,9 @@ def measure_probes(model, data: bytes, config: ProbeConfig, progress: bool = Fal
             x = torch.stack([_standardise(rep[idx]) for rep in reps])
             y_all = torch.stack([y_t] * n_layers + [y_control] * n_layers)
             code = online_codelength(torch.cat([x, x]), y_all, k, cfg, seed)
-            rows = [LayerProbe(l, code.codelength_bits[l], code.uniform_bits, code.compression(l),
-                               code.codelength_bits[n_layers + l], code.compression(n_layers + l))
-                    for l in range(n_layers)]
+            rows = [LayerProbe(i, code.codelength_bits[i], code.uniform_bits, code.compression(i),
+                               code.codelength_bits[n_layers + i], code.compression(n_layers + i))
+                    for i in range(n_layers)]
             bar.advance(1, status=f"{name}: ×{max(r.compression for r in rows):.2f} at best")
             uniform = len(y) * math.log2(k)
             out.append(PropertyProbes(property=name, classes=k, examples=len(y), marginal_bits=marginal,

@@ -31,7 +31,7 @@ VALIDATION_MODEL = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
 RANDOM_BYTES_SLACK_BITS = 0.02  # sampling noise allowed below 8 bits/byte on finite data
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
     name: str
     source: str
