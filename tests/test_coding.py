@@ -194,13 +194,17 @@ def test_estimate_can_keep_the_callers_kernels(shakespeare, monkeypatch):
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(GPT, "forward", spy)
-    assert not torch.are_deterministic_algorithms_enabled()
-    strict = estimate_bits(data, None, **kw)
-    assert modes and all(modes)  # default: deterministic kernels, as the coder uses
-    modes.clear()
-    loose = estimate_bits(data, None, deterministic_kernels=False, **kw)
-    assert modes and not any(modes)
-    assert not torch.are_deterministic_algorithms_enabled()
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)  # the caller's setting
+        strict = estimate_bits(data, None, **kw)
+        assert modes and all(modes)  # default: deterministic kernels, as the coder uses
+        modes.clear()
+        loose = estimate_bits(data, None, deterministic_kernels=False, **kw)
+        assert modes and not any(modes)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
     assert loose.coded == pytest.approx(strict.coded, abs=1e-3)
 
 
