@@ -19,7 +19,7 @@ MANIFEST_FILE = "demo.json"
 # The steps in order, each with the function it calls (its result is `<out>/<name>.json`).
 ENTRY_POINTS: dict[str, str] = {
     "train": "bitlens.train.train_run",
-    "compression": "bitlens.compare.compare_compressors",
+    "compression": "bitlens.compress.compare.compare_compressors",
     "surprisal": "bitlens.measures.surprisal.measure_surprisal",
     "prequential": "bitlens.measures.prequential.measure_prequential",
     "dynamics": "bitlens.measures.dynamics.measure_dynamics",
