@@ -41,20 +41,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'mode':<14}{'threads':>8}{'bits/byte':>11}{'enc KB/s':>10}{'dec KB/s':>10}  roundtrip")
     for mode in args.modes:
         for threads in args.threads:
-            config = ComparisonConfig(max_bytes=0, compressors=(mode,), online_preset=args.preset,
-                                      threads=threads)
+            config = ComparisonConfig(
+                max_bytes=0, compressors=(mode,), online_preset=args.preset, threads=threads
+            )
             coded = compare_compressors(data, model, config).rows
             if not coded:
                 print(f"{mode:<14} skipped: needs --model")
                 break
             r = coded[0]
-            row = {"mode": mode, "threads": threads, "bytes": len(data), "bits_per_byte": r["bits_per_byte"],
-                   "compress_kb_per_s": len(data) / 1000 / r["compress_seconds"],
-                   "decompress_kb_per_s": len(data) / 1000 / r["decompress_seconds"],
-                   "roundtrip": r["roundtrip"], "n_streams": r["n_streams"]}
+            row = {
+                "mode": mode,
+                "threads": threads,
+                "bytes": len(data),
+                "bits_per_byte": r["bits_per_byte"],
+                "compress_kb_per_s": len(data) / 1000 / r["compress_seconds"],
+                "decompress_kb_per_s": len(data) / 1000 / r["decompress_seconds"],
+                "roundtrip": r["roundtrip"],
+                "n_streams": r["n_streams"],
+            }
             rows.append(row)
-            print(f"{mode:<14}{threads:>8}{row['bits_per_byte']:>11.4f}{row['compress_kb_per_s']:>10.2f}"
-                  f"{row['decompress_kb_per_s']:>10.2f}  {row['roundtrip']}", flush=True)
+            print(
+                f"{mode:<14}{threads:>8}{row['bits_per_byte']:>11.4f}{row['compress_kb_per_s']:>10.2f}"
+                f"{row['decompress_kb_per_s']:>10.2f}  {row['roundtrip']}",
+                flush=True,
+            )
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0

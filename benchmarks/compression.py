@@ -34,8 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="run dir for offline/adaptive (optional)")
     ap.add_argument("--preset", default="small", help="online preset")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned coders")
-    ap.add_argument("--learned", nargs="*", default=list(DEFAULT_LEARNED), choices=list(LEARNED),
-                    help="learned coders to run (+mix: mixed with count models)")
+    ap.add_argument(
+        "--learned",
+        nargs="*",
+        default=list(DEFAULT_LEARNED),
+        choices=list(LEARNED),
+        help="learned coders to run (+mix: mixed with count models)",
+    )
     ap.add_argument("--no-baselines", action="store_true", help="skip the classical compressors")
     ap.add_argument("--json", default=None, help="write all results to this JSON file")
     args = ap.parse_args(argv)
@@ -47,22 +52,27 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.files:
         data = (args.corpora / name).read_bytes()
-        config = ComparisonConfig(max_bytes=args.max_bytes, compressors=compressors,
-                                  online_preset=args.preset, threads=args.threads)
+        config = ComparisonConfig(
+            max_bytes=args.max_bytes, compressors=compressors, online_preset=args.preset, threads=args.threads
+        )
         r = compare_compressors(data, model, config, progress=sys.stderr.isatty()).to_dict()
         results[name] = r
         print(f"\n{name}: first {r['input_bytes']:,} bytes")
-        print(f"{'compressor':<20}{'bits/byte':>10}{'w/ model':>10}{'network':>9}{'enc KB/s':>10}"
-              f"{'dec KB/s':>10}{'overhead':>10}  roundtrip")
+        print(
+            f"{'compressor':<20}{'bits/byte':>10}{'w/ model':>10}{'network':>9}{'enc KB/s':>10}"
+            f"{'dec KB/s':>10}{'overhead':>10}  roundtrip"
+        )
         for row in r["rows"]:
             kb = r["input_bytes"] / 1000
             with_model = row.get("bits_per_byte_with_model")
             overhead = row.get("overhead_bits")
             network = "" if "network_bits" not in row else f"{row['network_bits'] / r['input_bytes']:.3f}"
-            print(f"{row['name']:<20}{row['bits_per_byte']:>10.4f}"
-                  f"{'' if with_model is None else f'{with_model:.2f}':>10}{network:>9}"
-                  f"{kb / row['compress_seconds']:>10.1f}{kb / row['decompress_seconds']:>10.1f}"
-                  f"{'' if overhead is None else f'{overhead:.0f}':>10}  {row['roundtrip']}")
+            print(
+                f"{row['name']:<20}{row['bits_per_byte']:>10.4f}"
+                f"{'' if with_model is None else f'{with_model:.2f}':>10}{network:>9}"
+                f"{kb / row['compress_seconds']:>10.1f}{kb / row['decompress_seconds']:>10.1f}"
+                f"{'' if overhead is None else f'{overhead:.0f}':>10}  {row['roundtrip']}"
+            )
         sys.stdout.flush()
         if args.json:  # after every file, so a long run that stops keeps what it measured
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

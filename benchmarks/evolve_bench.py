@@ -39,9 +39,20 @@ from bitlens.train import train_run
 
 
 def hand_set_policies(budget_tokens: int) -> list[dict]:
-    return [dict(score=s, level="document", keep_ratio=0.5, synthetic_share=0.0, temperature=1.0,
-                 top_p=1.0, target="hard", offspring_preset="tiny", budget_tokens=budget_tokens)
-            for s in SCORES]
+    return [
+        dict(
+            score=s,
+            level="document",
+            keep_ratio=0.5,
+            synthetic_share=0.0,
+            temperature=1.0,
+            top_p=1.0,
+            target="hard",
+            offspring_preset="tiny",
+            budget_tokens=budget_tokens,
+        )
+        for s in SCORES
+    ]
 
 
 def parent(out: Path, corpus: bytes, steps: int) -> str:
@@ -54,13 +65,21 @@ def parent(out: Path, corpus: bytes, steps: int) -> str:
 def _arm(run: dict) -> dict:
     """What one run contributes: its last generation's best genome and the fitness curves."""
     last = run["generations"][-1]
-    new = [[e["fitness"] for e in run["evaluations"]
-            if e["generation"] == g["generation"] and e["kind"] == "new" and e["status"] == "done"]
-           for g in run["generations"]]
-    return {"last_generation_best": last["best_fitness"], "genome": last["best_genome"],
-            "best_curve": [g["best_fitness"] for g in run["generations"]],
-            "new_mean_curve": [float(np.mean(f)) if f else None for f in new],
-            "evaluations": len(run["evaluations"])}
+    new = [
+        [
+            e["fitness"]
+            for e in run["evaluations"]
+            if e["generation"] == g["generation"] and e["kind"] == "new" and e["status"] == "done"
+        ]
+        for g in run["generations"]
+    ]
+    return {
+        "last_generation_best": last["best_fitness"],
+        "genome": last["best_genome"],
+        "best_curve": [g["best_fitness"] for g in run["generations"]],
+        "new_mean_curve": [float(np.mean(f)) if f else None for f in new],
+        "evaluations": len(run["evaluations"]),
+    }
 
 
 def compare(args) -> dict:
@@ -71,38 +90,63 @@ def compare(args) -> dict:
     budget = int(np.sqrt(space.genes[-1].low * space.genes[-1].high))
     rows = []
     for seed in args.seeds:
-        ev = PolicyEvaluator(corpus, parent_dir, context=replace(ContextConfig.quick(), seed=seed),
-                             space=space)
+        ev = PolicyEvaluator(
+            corpus, parent_dir, context=replace(ContextConfig.quick(), seed=seed), space=space
+        )
         arms = {}
         t0 = time.perf_counter()
         for strategy in ("es", "random"):
-            cfg = EvolveConfig(population=args.population, generations=args.generations, seed=seed,
-                               strategy=strategy, reevaluate=not args.no_reevaluate)
-            r = run_evolution(out / f"{strategy}-s{seed}", cfg, backend="local",
-                              workers=args.workers, evaluator=ev, resume=True,
-                              save_weights=False).to_dict()
+            cfg = EvolveConfig(
+                population=args.population,
+                generations=args.generations,
+                seed=seed,
+                strategy=strategy,
+                reevaluate=not args.no_reevaluate,
+            )
+            r = run_evolution(
+                out / f"{strategy}-s{seed}",
+                cfg,
+                backend="local",
+                workers=args.workers,
+                evaluator=ev,
+                resume=True,
+                save_weights=False,
+            ).to_dict()
             arms[strategy] = _arm(r)
         # Unbiased comparison: every candidate scored again on the same fresh seeds.
         fresh = [evaluation_seed(seed + 1000, k) for k in range(args.recheck)]
-        hand = {g["score"]: [ev(g, s, None, None)["fitness"] for s in fresh]
-                for g in hand_set_policies(budget)}
+        hand = {
+            g["score"]: [ev(g, s, None, None)["fitness"] for s in fresh] for g in hand_set_policies(budget)
+        }
         best_rule = max(hand, key=lambda k: np.mean(hand[k]))
-        arms["hand"] = {"genome": next(g for g in hand_set_policies(budget) if g["score"] == best_rule),
-                        "recheck_fitness": hand[best_rule],
-                        "all": {k: float(np.mean(v)) for k, v in hand.items()}}
+        arms["hand"] = {
+            "genome": next(g for g in hand_set_policies(budget) if g["score"] == best_rule),
+            "recheck_fitness": hand[best_rule],
+            "all": {k: float(np.mean(v)) for k, v in hand.items()},
+        }
         for name in ("es", "random"):
-            arms[name]["recheck_fitness"] = [ev(arms[name]["genome"], s, None, None)["fitness"]
-                                             for s in fresh]
+            arms[name]["recheck_fitness"] = [
+                ev(arms[name]["genome"], s, None, None)["fitness"] for s in fresh
+            ]
         for arm in arms.values():
             arm["recheck_mean"] = float(np.mean(arm["recheck_fitness"]))
         rows.append({"seed": seed, "arms": arms, "seconds": time.perf_counter() - t0})
-        print(f"seed {seed}: " + ", ".join(f"{k} recheck {a['recheck_mean']:.3f}" for k, a in arms.items()),
-              flush=True)
-    return {"rows": rows, "summary": summarise_compare(rows),
-            "config": {"population": args.population, "generations": args.generations,
-                       "recheck_seeds": args.recheck, "reevaluate": not args.no_reevaluate,
-                       "parent_steps": args.parent_steps},
-            "fitness_unit": "bits/byte gained over a random-selection offspring per TFLOP"}
+        print(
+            f"seed {seed}: " + ", ".join(f"{k} recheck {a['recheck_mean']:.3f}" for k, a in arms.items()),
+            flush=True,
+        )
+    return {
+        "rows": rows,
+        "summary": summarise_compare(rows),
+        "config": {
+            "population": args.population,
+            "generations": args.generations,
+            "recheck_seeds": args.recheck,
+            "reevaluate": not args.no_reevaluate,
+            "parent_steps": args.parent_steps,
+        },
+        "fitness_unit": "bits/byte gained over a random-selection offspring per TFLOP",
+    }
 
 
 def summarise_compare(rows: list[dict]) -> dict:
@@ -110,9 +154,13 @@ def summarise_compare(rows: list[dict]) -> dict:
     out = {}
     for k in ("es", "random", "hand"):
         per_seed = [r["arms"][k]["recheck_mean"] for r in rows]
-        out[k] = {"recheck_mean": float(np.mean(per_seed)), "per_seed": per_seed,
-                  "stderr": (float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed)))
-                             if len(per_seed) > 1 else None)}
+        out[k] = {
+            "recheck_mean": float(np.mean(per_seed)),
+            "per_seed": per_seed,
+            "stderr": (
+                float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else None
+            ),
+        }
     for k in ("es", "random"):
         found = [r["arms"][k]["last_generation_best"] for r in rows]
         out[k]["last_generation_best_mean"] = float(np.mean(found))
@@ -120,10 +168,12 @@ def summarise_compare(rows: list[dict]) -> dict:
         # proposes (not the re-scored survivors): last three generations minus the first.
         curves = [r["arms"][k]["new_mean_curve"] for r in rows]
         out[k]["proposal_gain_per_seed"] = [float(np.mean(c[-3:]) - c[0]) for c in curves]
-    out["es_minus_random_per_seed"] = [r["arms"]["es"]["recheck_mean"] - r["arms"]["random"]["recheck_mean"]
-                                       for r in rows]
-    out["es_minus_hand_per_seed"] = [r["arms"]["es"]["recheck_mean"] - r["arms"]["hand"]["recheck_mean"]
-                                     for r in rows]
+    out["es_minus_random_per_seed"] = [
+        r["arms"]["es"]["recheck_mean"] - r["arms"]["random"]["recheck_mean"] for r in rows
+    ]
+    out["es_minus_hand_per_seed"] = [
+        r["arms"]["es"]["recheck_mean"] - r["arms"]["hand"]["recheck_mean"] for r in rows
+    ]
     return out
 
 
@@ -138,22 +188,37 @@ def scaling(args) -> dict:
     corpus = bundled_corpus_bytes()
     out = Path(args.out)
     parent_dir = parent(out, corpus, args.parent_steps)
-    ev = PolicyEvaluator(corpus, parent_dir, context=ContextConfig.quick(),
-                         space=policy_gene_space(quick=True))
+    ev = PolicyEvaluator(
+        corpus, parent_dir, context=ContextConfig.quick(), space=policy_gene_space(quick=True)
+    )
     rows = []
     for backend in ("local", "ray"):
         for workers in (1, 2):
             t0 = time.perf_counter()
             cfg = EvolveConfig(population=args.population, generations=1, seed=0)
-            r = run_evolution(out / f"scale-{backend}-{workers}", cfg, backend=backend,
-                              workers=workers, evaluator=ev, save_weights=False).to_dict()
+            r = run_evolution(
+                out / f"scale-{backend}-{workers}",
+                cfg,
+                backend=backend,
+                workers=workers,
+                evaluator=ev,
+                save_weights=False,
+            ).to_dict()
             seconds = time.perf_counter() - t0
-            rows.append({"backend": backend, "workers": workers, "seconds": seconds,
-                         "fitness": [e["fitness"] for e in r["evaluations"]]})
+            rows.append(
+                {
+                    "backend": backend,
+                    "workers": workers,
+                    "seconds": seconds,
+                    "fitness": [e["fitness"] for e in r["evaluations"]],
+                }
+            )
             print(f"{backend} × {workers}: {seconds:.1f} s", flush=True)
-    ratios = {b: next(r["seconds"] for r in rows if r["backend"] == b and r["workers"] == 1)
-              / next(r["seconds"] for r in rows if r["backend"] == b and r["workers"] == 2)
-              for b in ("local", "ray")}
+    ratios = {
+        b: next(r["seconds"] for r in rows if r["backend"] == b and r["workers"] == 1)
+        / next(r["seconds"] for r in rows if r["backend"] == b and r["workers"] == 2)
+        for b in ("local", "ray")
+    }
     same = all(r["fitness"] == rows[0]["fitness"] for r in rows)
     return {"rows": rows, "speedup_2_workers": ratios, "identical_results": same}
 

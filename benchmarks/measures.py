@@ -60,8 +60,9 @@ def save(name: str, result: dict, plot_fn, seconds: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", nargs="*", default=None,
-                    help="surprisal prequential dynamics capacity validate")
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="surprisal prequential dynamics capacity validate"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     want = set(args.only or ["surprisal", "prequential", "dynamics", "capacity", "validate"])

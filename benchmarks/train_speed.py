@@ -63,8 +63,14 @@ def main() -> None:
     for r in range(args.rounds):  # interleave so machine noise hits both alike
         torch.manual_seed(r)
         model = GPT(cfg)
-        tc = TrainConfig(steps=args.steps, batch_size=args.batch, eval_interval=10**9,
-                         checkpoint_interval=10**9, log_interval=10**9, seed=r)
+        tc = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch,
+            eval_interval=10**9,
+            checkpoint_interval=10**9,
+            log_interval=10**9,
+            seed=r,
+        )
         t0 = time.perf_counter()
         train(model, data, tc)
         ours.append(tokens / (time.perf_counter() - t0))

@@ -21,8 +21,16 @@ from pathlib import Path
 
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
@@ -111,8 +119,9 @@ def _high_fd(fd: int) -> int:
     return high
 
 
-def open_page(html: Path, screenshot: Path, width: int = 1280, height: int = 2000,
-              timeout: float = 90.0) -> list[str]:
+def open_page(
+    html: Path, screenshot: Path, width: int = 1280, height: int = 2000, timeout: float = 90.0
+) -> list[str]:
     """Load `html` in headless Chromium, save a PNG screenshot; return the console errors."""
     exe = require_chromium()
     cmd_r, cmd_w = os.pipe()
@@ -125,10 +134,19 @@ def open_page(html: Path, screenshot: Path, width: int = 1280, height: int = 200
 
     with tempfile.TemporaryDirectory(prefix="bitlens-chromium-") as profile:
         proc = subprocess.Popen(
-            [exe, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-             f"--window-size={width},{height}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=child_fds,
+            [
+                exe,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=child_fds,
         )
         os.close(cmd_r)
         os.close(res_w)
@@ -138,9 +156,11 @@ def open_page(html: Path, screenshot: Path, width: int = 1280, height: int = 200
             session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
                 pipe.send(domain, session=session)
-            pipe.send("Emulation.setDeviceMetricsOverride",
-                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                      session=session)
+            pipe.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=session,
+            )
             pipe.events.clear()
             pipe.send("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
             pipe.wait_for("Page.loadEventFired")

@@ -48,8 +48,9 @@ class SyntheticEvaluator:
     crash_scores: tuple[str, ...] = ()
     sleep_seconds: float = 0.0
 
-    def __call__(self, genome: Genome, seed: int, parent_model: str | None,
-                 weights_dir: str | None) -> dict[str, Any]:
+    def __call__(
+        self, genome: Genome, seed: int, parent_model: str | None, weights_dir: str | None
+    ) -> dict[str, Any]:
         self.space.check(genome)
         if self.sleep_seconds:
             time.sleep(self.sleep_seconds)
@@ -59,13 +60,18 @@ class SyntheticEvaluator:
             raise RuntimeError(f"synthetic failure for score={genome['score']}")
         u, t = _unit(self.space, genome), _unit(self.space, self.target)
         distance = sum((u[k] - t[k]) ** 2 for k in u)
-        distance += sum(genome[g.name] != self.target[g.name]
-                        for g in self.space.genes if isinstance(g, Choice))
+        distance += sum(
+            genome[g.name] != self.target[g.name] for g in self.space.genes if isinstance(g, Choice)
+        )
         eps = np.random.default_rng(seed).normal() if self.noise else 0.0
         fitness = float("nan") if genome["score"] in self.nan_scores else -distance - self.noise * eps
         if weights_dir is not None:
             vector = torch.tensor([u[k] for k in sorted(u)], dtype=torch.float32)
             atomic_save_tensors(Path(weights_dir) / WEIGHTS_FILE, {"genes": vector})
         tokens = int(genome.get("budget_tokens", 1))
-        return {"fitness": fitness, "heldout_bits_per_byte": 2.0 - fitness / 10.0,
-                "flops": 1e6 * tokens, "tokens": tokens}
+        return {
+            "fitness": fitness,
+            "heldout_bits_per_byte": 2.0 - fitness / 10.0,
+            "flops": 1e6 * tokens,
+            "tokens": tokens,
+        }

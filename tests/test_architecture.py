@@ -23,7 +23,8 @@ def _module_name(path: Path, src: Path) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     t = node.test
     return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+    )
 
 
 def import_graph(src: Path = SRC) -> dict[str, set[str]]:
@@ -73,7 +74,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(m)
         for n in sorted(graph.get(m, ())):
             if state.get(n) == 1:
-                return path[path.index(n):] + [n]
+                return path[path.index(n) :] + [n]
             if n not in state and (cycle := visit(n)):
                 return cycle
         path.pop()
@@ -141,8 +142,13 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
 def test_help_does_not_import_heavy_libraries():
     """`bitlens --help` and every `bitlens CMD [SUB] --help` run without torch, matplotlib, ray or
     transformers (checked in a fresh interpreter's sys.modules)."""
-    out = subprocess.run([sys.executable, "-c", _HELP_PROBE % (HEAVY,)], capture_output=True, text=True,
-                         check=True, env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", _HELP_PROBE % (HEAVY,)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
     assert len(result["codes"]) > 15 and set(result["codes"].values()) == {0}, result["codes"]
@@ -157,9 +163,9 @@ def test_cli_preset_names_are_the_model_presets():
 
 @pytest.mark.parametrize("name", ["train", "measure", "offspring"])
 def test_lazy_commands_resolve(name):
-    from bitlens.cli import COMMANDS, cli
-
     import click
+
+    from bitlens.cli import COMMANDS, cli
 
     assert isinstance(cli.get_command(click.Context(cli), name), click.Command)
     assert name in COMMANDS

@@ -10,8 +10,22 @@ from bitlens.cli import main
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, shakespeare_path):
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", "--corpus", str(shakespeare_path), "--out", str(out), "--preset", "tiny",
-                 "--steps", "3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                str(shakespeare_path),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--steps",
+                "3",
+            ]
+        )
+        == 0
+    )
     return out
 
 

@@ -32,8 +32,14 @@ def roundtrip(data: bytes, model: GPT | None, **kw) -> tuple[bytes, object]:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"x", b"\x00", bytes(range(256)), bytes(range(255, 127, -1)) * 3,
-     np.random.default_rng(0).bytes(700)],
+    [
+        b"",
+        b"x",
+        b"\x00",
+        bytes(range(256)),
+        bytes(range(255, 127, -1)) * 3,
+        np.random.default_rng(0).bytes(700),
+    ],
     ids=["empty", "one", "zero", "all-bytes", "high-bytes", "random"],
 )
 def test_offline_edge_cases_round_trip(data, micro_model):
@@ -82,7 +88,8 @@ def test_model_bits_match_cross_entropy_and_overhead_is_small(shakespeare, micro
     assert r.overhead_bits == pytest.approx(8 * r.output_bytes - r.model_bits)
     assert r.bits_per_byte == pytest.approx(8 * r.output_bytes / 4000)
     assert r.bits_per_byte_with_model == pytest.approx(
-        (8 * r.output_bytes + 16 * micro_model.num_params()) / 4000)
+        (8 * r.output_bytes + 16 * micro_model.num_params()) / 4000
+    )
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -113,8 +120,7 @@ def test_online_learns_and_decoder_probabilities_match(shakespeare):
     assert r.mode == "online" and read_header(blob).params["seed"] == 0
     assert r.model_bits / len(data) < 3.0  # a 24-byte period, learned while coding (measured 2.62)
     # Without learning (lr 0) the same random model is near-uniform: 8 bits per byte.
-    _, frozen = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0),
-                         n_streams=1)
+    _, frozen = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0), n_streams=1)
     assert frozen.model_bits / len(data) == pytest.approx(8.0, abs=0.05)
 
 
@@ -244,8 +250,9 @@ def test_estimate_equals_the_real_coders_code_length(shakespeare, mix):
 @settings(max_examples=4, deadline=None)
 @given(data=st.binary(max_size=200), streams=st.integers(1, 3))
 def test_mixed_online_round_trip_property(data, streams):
-    blob, r = roundtrip(data, None, online=True, preset=MICRO, n_streams=streams, schedule=FAST,
-                        mix=MixConfig())
+    blob, r = roundtrip(
+        data, None, online=True, preset=MICRO, n_streams=streams, schedule=FAST, mix=MixConfig()
+    )
     assert read_header(blob).params.get("mix") is not None or not data
 
 
@@ -253,8 +260,16 @@ def test_mixing_learns_a_periodic_source_and_cannot_compress_noise():
     period = bytes(np.random.default_rng(1).integers(0, 256, 37, dtype=np.uint8))
     data = (period * 80)[:2960]
     enc, dec = [], []
-    blob, r = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0),
-                       n_streams=1, mix=MixConfig(), trace=enc)
+    blob, r = compress(
+        data,
+        None,
+        online=True,
+        preset=MICRO,
+        schedule=OnlineConfig(lr=0.0),
+        n_streams=1,
+        mix=MixConfig(),
+        trace=enc,
+    )
     assert decompress(blob, trace=dec) == data
     assert all(a.tobytes() == b.tobytes() for a, b in zip(enc, dec))
     # a frozen random network codes at ≈ 8 bits/byte; the counts learn the 37-byte period: the
@@ -263,8 +278,9 @@ def test_mixing_learns_a_periodic_source_and_cannot_compress_noise():
     assert r.network_bits / len(data) == pytest.approx(8.0, abs=0.05)
     assert 8 * 37 - 8 < r.model_bits < 8 * 37 + 32
     noise = np.random.default_rng(2).bytes(3000)
-    _, rn = compress(noise, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0),
-                     n_streams=1, mix=MixConfig())
+    _, rn = compress(
+        noise, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0), n_streams=1, mix=MixConfig()
+    )
     # nothing to learn: no code beats 8 bits/byte on random bytes by k bits but with chance 2^-k,
     # and the mixer loses little (measured: 0.06 bits/byte)
     assert 8 * len(noise) - 20 < rn.model_bits < 8.1 * len(noise)
@@ -273,8 +289,7 @@ def test_mixing_learns_a_periodic_source_and_cannot_compress_noise():
 def test_mixing_is_refused_offline_and_a_damaged_mix_header_is_an_error(micro_model):
     with pytest.raises(BitlensError, match="online"):
         compress(b"abc", micro_model, mix=MixConfig())
-    blob, _ = compress(b"hello hello hello", None, online=True, preset=MICRO, schedule=FAST,
-                       mix=MixConfig())
+    blob, _ = compress(b"hello hello hello", None, online=True, preset=MICRO, schedule=FAST, mix=MixConfig())
     params = {**read_header(blob).params, "mix": "nonsense"}
     with pytest.raises(BitlensError, match="mixing"):
         decompress(_rewrite(blob, params=params))

@@ -18,8 +18,15 @@ from bitlens.runs import atomic_write_json, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
-KEYS = {"input_bytes", "output_bytes", "bits_per_byte", "model_bits", "overhead_bits", "seconds",
-        "bytes_per_second"}
+KEYS = {
+    "input_bytes",
+    "output_bytes",
+    "bits_per_byte",
+    "model_bits",
+    "overhead_bits",
+    "seconds",
+    "bytes_per_second",
+}
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +94,17 @@ def test_compare_rows_round_trip_and_plot(run_dir, shakespeare, tmp_path):
     r = compare_compressors(shakespeare, model, ComparisonConfig(max_bytes=300)).to_dict()
     assert r["input_bytes"] == 300
     names = [row["name"] for row in r["rows"]]
-    assert names == ["gzip -9", "bzip2 -9", "xz -9e", "zstd -19", "brotli -q 11",
-                     "bitlens offline", "bitlens online", "bitlens online+mix", "bitlens adaptive"]
+    assert names == [
+        "gzip -9",
+        "bzip2 -9",
+        "xz -9e",
+        "zstd -19",
+        "brotli -q 11",
+        "bitlens offline",
+        "bitlens online",
+        "bitlens online+mix",
+        "bitlens adaptive",
+    ]
     assert all(row["roundtrip"] for row in r["rows"])
     for row in r["rows"]:
         assert row["bits_per_byte"] == pytest.approx(8 * row["output_bytes"] / 300)
@@ -103,13 +119,32 @@ def test_compare_rows_round_trip_and_plot(run_dir, shakespeare, tmp_path):
 def test_registry_keys_names_and_factories(run_dir):
     from bitlens.runs import load_run
 
-    assert list(COMPRESSORS) == ["gzip", "bzip2", "xz", "zstd", "brotli", "offline", "online",
-                                 "online+mix", "adaptive", "adaptive+mix"]
+    assert list(COMPRESSORS) == [
+        "gzip",
+        "bzip2",
+        "xz",
+        "zstd",
+        "brotli",
+        "offline",
+        "online",
+        "online+mix",
+        "adaptive",
+        "adaptive+mix",
+    ]
     model = load_run(run_dir)
     built = {key: factory(CoderSettings(model=model)) for key, factory in COMPRESSORS.items()}
     assert [c.name for c in built.values()] == [
-        "gzip -9", "bzip2 -9", "xz -9e", "zstd -19", "brotli -q 11", "bitlens offline",
-        "bitlens online", "bitlens online+mix", "bitlens adaptive", "bitlens adaptive+mix"]
+        "gzip -9",
+        "bzip2 -9",
+        "xz -9e",
+        "zstd -19",
+        "brotli -q 11",
+        "bitlens offline",
+        "bitlens online",
+        "bitlens online+mix",
+        "bitlens adaptive",
+        "bitlens adaptive+mix",
+    ]
     # without a model, the coders that need one are not built; online needs none
     alone = {key for key, factory in COMPRESSORS.items() if factory(CoderSettings()) is None}
     assert alone == {"offline", "adaptive", "adaptive+mix"}
@@ -162,9 +197,28 @@ def test_compression_benchmark_passes_threads_to_the_learned_coders(tmp_path, mo
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert bench.main(["--corpora", str(tmp_path), "--files", "a.txt", "--max-bytes", "100",
-                           "--preset", "tiny", "--learned", "online", "--no-baselines",
-                           "--threads", "2", "--json", str(tmp_path / "out.json")]) == 0
+        assert (
+            bench.main(
+                [
+                    "--corpora",
+                    str(tmp_path),
+                    "--files",
+                    "a.txt",
+                    "--max-bytes",
+                    "100",
+                    "--preset",
+                    "tiny",
+                    "--learned",
+                    "online",
+                    "--no-baselines",
+                    "--threads",
+                    "2",
+                    "--json",
+                    str(tmp_path / "out.json"),
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {2}

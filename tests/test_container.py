@@ -9,19 +9,39 @@ from bitlens.errors import BitlensError
 
 # magic | version 1 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
 # 5 payload words | payload crc 0xCAFEBABE | fingerprint 00..1f | 27 bytes of JSON | header crc
-GOLDEN = bytes.fromhex(
-    "89424c5a" "01" "01" "0200" "e803000000000000" "78563412" "03000000" "0500000000000000"
-    "bebafeca" "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" "1b00"
-) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("87abea4f")
+GOLDEN = (
+    bytes.fromhex(
+        "89424c5a"
+        "01"
+        "01"
+        "0200"
+        "e803000000000000"
+        "78563412"
+        "03000000"
+        "0500000000000000"
+        "bebafeca"
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "1b00"
+    )
+    + b'{"seed":7,"torch":"2.13.0"}'
+    + bytes.fromhex("87abea4f")
+)
 
-HEADER = Header(mode="online", threads=2, original_length=1000, original_crc32=0x12345678,
-                n_streams=3, payload_words=5, payload_crc32=0xCAFEBABE,
-                fingerprint=bytes(range(32)), params={"torch": "2.13.0", "seed": 7})
+HEADER = Header(
+    mode="online",
+    threads=2,
+    original_length=1000,
+    original_crc32=0x12345678,
+    n_streams=3,
+    payload_words=5,
+    payload_crc32=0xCAFEBABE,
+    fingerprint=bytes(range(32)),
+    params={"torch": "2.13.0", "seed": 7},
+)
 
 
 def _file(payload: bytes = bytes(range(20))) -> bytes:
-    h = Header(**{**HEADER.__dict__, "payload_words": len(payload) // 4,
-                  "payload_crc32": crc32(payload)})
+    h = Header(**{**HEADER.__dict__, "payload_words": len(payload) // 4, "payload_crc32": crc32(payload)})
     return pack_header(h) + payload
 
 

@@ -9,6 +9,8 @@ import re
 import shutil
 
 import pytest
+from tests.chromium import chromium_path, open_page
+from tests.test_report import contract_results
 
 from bitlens.cli import main
 from bitlens.data import bundled_corpus_bytes, split_corpus
@@ -18,8 +20,6 @@ from bitlens.demo.steps import STEPS
 from bitlens.evaluate import evaluate
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.runs import load_run
-from tests.chromium import chromium_path, open_page
-from tests.test_report import contract_results
 
 # The default suite runs the quick demo with the instruments that measure the trained model in
 # seconds; the complete quick demo (every instrument, ~3 minutes) is the slow test below.
@@ -62,7 +62,9 @@ def test_quick_demo_writes_json_and_page(quick_demo):
     assert rc == 0
     statuses = {s["name"]: s["status"] for s in result["steps"]}
     assert list(statuses) == list(STEP_NAMES)
-    assert {k: v for k, v in statuses.items() if v != "skipped"} == dict.fromkeys(["train", *MEASURED], "done")
+    assert {k: v for k, v in statuses.items() if v != "skipped"} == dict.fromkeys(
+        ["train", *MEASURED], "done"
+    )
 
     train = json.loads((out / "train.json").read_text())
     assert train["preset"] == "tiny" and train["steps"] == 200
@@ -71,12 +73,16 @@ def test_quick_demo_writes_json_and_page(quick_demo):
     # The recorded figure is the model's held-out bits/byte, recomputed here from the weights.
     heldout = split_corpus(bundled_corpus_bytes(), 128).val
     assert train["val_bytes"] == len(heldout)
-    assert train["val_bits_per_byte"] == pytest.approx(evaluate(load_run(out / "model"), heldout).bits_per_byte)
+    assert train["val_bits_per_byte"] == pytest.approx(
+        evaluate(load_run(out / "model"), heldout).bits_per_byte
+    )
     assert 2.0 < train["val_bits_per_byte"] < 5.0
 
     manifest = json.loads((out / "demo.json").read_text())
     assert manifest["quick"] is True and manifest["seed"] == 0
-    assert {k: v["status"] for k, v in manifest["steps"].items()} == dict.fromkeys(["train", *MEASURED], "done")
+    assert {k: v["status"] for k, v in manifest["steps"].items()} == dict.fromkeys(
+        ["train", *MEASURED], "done"
+    )
     assert manifest["steps"]["lens"]["entry_point"] == "bitlens.measures.lens.measure_lens"
     html = _check_page_and_files(out, statuses)
     assert f"{train['val_bits_per_byte']:.3f} bits/byte" in html
@@ -132,6 +138,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
             if name == "generalisation":
                 raise RuntimeError("boom")
             return results[f"collapse_{kwargs['mode']}" if name == "collapse" else name]
+
         return entry
 
     for step, entry_point in ENTRY_POINTS.items():
@@ -151,20 +158,35 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert isinstance(compression.pop("model"), GPT)
     assert compression == {"data": heldout, "online_preset": "tiny", **common}
     assert calls["prequential"] == calls["dynamics"] == [{"data": corpus, "preset": "tiny", **common}]
-    assert calls["collapse"] == [{"data": corpus, "mode": m, "generations": 5, **common}
-                                 for m in ("replace", "accumulate")]
+    assert calls["collapse"] == [
+        {"data": corpus, "mode": m, "generations": 5, **common} for m in ("replace", "accumulate")
+    ]
     (offspring,) = calls["offspring"]
     assert isinstance(offspring.pop("parent"), GPT)
     assert offspring == {"data": corpus, "keep_ratio": 0.3, "seeds": (0,), "quick": True, "progress": False}
-    assert calls["evolution"] == [{"out_dir": str(out / "evolution"), "corpus": corpus, "backend": "local",
-                                   "population": None, "generations": None, "resume": False, "workers": 1,
-                                   "parent_dir": str(out / "model"), "seed": 0, "quick": True, "progress": False,
-                                   "reevaluate": False}]
+    assert calls["evolution"] == [
+        {
+            "out_dir": str(out / "evolution"),
+            "corpus": corpus,
+            "backend": "local",
+            "population": None,
+            "generations": None,
+            "resume": False,
+            "workers": 1,
+            "parent_dir": str(out / "model"),
+            "seed": 0,
+            "quick": True,
+            "progress": False,
+            "reevaluate": False,
+        }
+    ]
     assert calls["generalisation"] == [{"data": corpus, **common}]
 
     manifest = json.loads((out / "demo.json").read_text())["steps"]
     assert {k: v["status"] for k, v in manifest.items()} == {
-        **dict.fromkeys(STEP_NAMES, "done"), "generalisation": "failed"}
+        **dict.fromkeys(STEP_NAMES, "done"),
+        "generalisation": "failed",
+    }
     assert manifest["generalisation"]["error"] == "RuntimeError: boom"
     assert manifest["capacity"]["entry_point"] == "bitlens.measures.capacity.measure_capacity"
     assert json.loads((out / "capacity.json").read_text()) == results["capacity"]

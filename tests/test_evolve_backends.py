@@ -16,14 +16,15 @@ TARGET = policy_gene_space().sample(np.random.default_rng(11))
 
 
 def fingerprint(result):
-    return [(e["id"], e["genome"], e["parents"], e["seed"], e["status"], e["fitness"], e["error"])
-            for e in result["evaluations"]]
+    return [
+        (e["id"], e["genome"], e["parents"], e["seed"], e["status"], e["fitness"], e["error"])
+        for e in result["evaluations"]
+    ]
 
 
 def run(tmp_path, backend, ev, workers=1, **config):
     cfg = EvolveConfig(**{"population": 3, "generations": 2, "seed": 5, **config})
-    return run_evolution(tmp_path / backend, cfg, backend=backend, workers=workers,
-                         evaluator=ev).to_dict()
+    return run_evolution(tmp_path / backend, cfg, backend=backend, workers=workers, evaluator=ev).to_dict()
 
 
 @pytest.fixture(scope="module")

@@ -31,10 +31,16 @@ def test_policy_evolution_end_to_end_with_lineage(parent_dir, tmp_path):
     from bitlens.evolve.genome import GeneSpace, Integer, Real
 
     quick = policy_gene_space(quick=True)
-    cheap = GeneSpace(tuple(
-        Integer("budget_tokens", 1024, 4096, 0.15) if g.name == "budget_tokens"
-        else Real("synthetic_share", 0.0, 0.1, 0.1) if g.name == "synthetic_share" else g
-        for g in quick.genes))
+    cheap = GeneSpace(
+        tuple(
+            Integer("budget_tokens", 1024, 4096, 0.15)
+            if g.name == "budget_tokens"
+            else Real("synthetic_share", 0.0, 0.1, 0.1)
+            if g.name == "synthetic_share"
+            else g
+            for g in quick.genes
+        )
+    )
     corpus = CORPUS.read_bytes()
     ev = PolicyEvaluator(corpus, str(parent_dir), context=ContextConfig.quick(), space=cheap)
     cfg = EvolveConfig(population=2, generations=2, seed=1, lineage=True, small=True)
@@ -47,9 +53,11 @@ def test_policy_evolution_end_to_end_with_lineage(parent_dir, tmp_path):
         # one or two steps of a tiny model: already below uniform (8 bits/byte), but not by much
         assert 7.0 < e["heldout_bits_per_byte"] < 8.0
         assert m["fitness"] == pytest.approx(
-            (m["baseline_bits_per_byte"] - m["heldout_bits_per_byte"]) / (m["flops"] / 1e12))
+            (m["baseline_bits_per_byte"] - m["heldout_bits_per_byte"]) / (m["flops"] / 1e12)
+        )
         assert m["improvement_vs_parent_bits_per_byte"] == pytest.approx(
-            m["parent_bits_per_byte"] - m["heldout_bits_per_byte"])
+            m["parent_bits_per_byte"] - m["heldout_bits_per_byte"]
+        )
         assert e["flops"] >= e["tokens"] * 6e5  # a tiny model costs > 0.6 MFLOP per training token
         assert e["tokens"] >= e["genome"]["budget_tokens"]
     best0 = max((e for e in r["evaluations"] if e["generation"] == 0), key=lambda e: e["fitness"])
@@ -62,9 +70,11 @@ def test_policy_evolution_end_to_end_with_lineage(parent_dir, tmp_path):
     # every backend evaluates)
     first = r["evaluations"][0]
     with deterministic(1):
-        direct = evaluate_policy(CurationPolicy.from_dict(first["genome"]),
-                                 build_context(str(parent_dir), corpus, ContextConfig.quick()),
-                                 first["seed"])
+        direct = evaluate_policy(
+            CurationPolicy.from_dict(first["genome"]),
+            build_context(str(parent_dir), corpus, ContextConfig.quick()),
+            first["seed"],
+        )
     assert direct.heldout_bits_per_byte == first["heldout_bits_per_byte"]
     assert direct.fitness == first["fitness"]
     # the offspring used as generation 1's parent is a loadable run directory
@@ -86,8 +96,22 @@ def test_evolve_refuses_an_existing_run_and_states_units(tmp_path, capsys):
 @pytest.mark.slow
 def test_evolve_quick_serial_json_figures_and_resume(parent_dir, tmp_path, capsys):
     out = tmp_path / "evo"
-    args = ["evolve", "--corpus", str(CORPUS), "--out", str(out), "--parent", str(parent_dir),
-            "--quick", "--population", "2", "--generations", "2", "--backend", "serial"]
+    args = [
+        "evolve",
+        "--corpus",
+        str(CORPUS),
+        "--out",
+        str(out),
+        "--parent",
+        str(parent_dir),
+        "--quick",
+        "--population",
+        "2",
+        "--generations",
+        "2",
+        "--backend",
+        "serial",
+    ]
     capsys.readouterr()
     assert main(args + ["--json", "-"]) == 0
     r = json.loads(capsys.readouterr().out)
@@ -100,7 +124,8 @@ def test_evolve_quick_serial_json_figures_and_resume(parent_dir, tmp_path, capsy
         # an offspring of a 3-step parent on 8k–65k tokens: better than uniform, far from good
         assert 3.0 < e["heldout_bits_per_byte"] < 8.0
         assert e["metrics"]["fitness"] == pytest.approx(
-            (e["metrics"]["baseline_bits_per_byte"] - e["heldout_bits_per_byte"]) / (e["flops"] / 1e12))
+            (e["metrics"]["baseline_bits_per_byte"] - e["heldout_bits_per_byte"]) / (e["flops"] / 1e12)
+        )
         assert e["flops"] > 6 * e["tokens"] * 1e5  # a tiny model: > 0.1 MFLOP per token
     assert r["pareto"] and {"heldout_bits_per_byte", "flops", "genome"} <= set(r["pareto"][0])
     for name in ("fitness", "pareto", "lineage"):
@@ -128,8 +153,27 @@ def test_evolve_quick_same_run_on_every_backend(parent_dir, tmp_path, backend, c
     runs = {}
     for b in ("serial", backend):
         capsys.readouterr()
-        assert main(["evolve", "--corpus", str(CORPUS), "--out", str(tmp_path / b), "--parent",
-                     str(parent_dir), "--quick", "--backend", b, "--workers", "2", "--json", "-"]) == 0
+        assert (
+            main(
+                [
+                    "evolve",
+                    "--corpus",
+                    str(CORPUS),
+                    "--out",
+                    str(tmp_path / b),
+                    "--parent",
+                    str(parent_dir),
+                    "--quick",
+                    "--backend",
+                    b,
+                    "--workers",
+                    "2",
+                    "--json",
+                    "-",
+                ]
+            )
+            == 0
+        )
         r = json.loads(capsys.readouterr().out)
         runs[b] = [(e["genome"], e["fitness"], e["heldout_bits_per_byte"]) for e in r["evaluations"]]
     assert runs["serial"] == runs[backend]

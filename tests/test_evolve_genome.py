@@ -20,12 +20,14 @@ from bitlens.evolve.strategy import (
 )
 from evolve_helpers import SyntheticEvaluator
 
-SMALL = GeneSpace((
-    Choice("score", ("a", "b", "c", "d")),
-    Choice("level", ("x", "y")),
-    Real("keep_ratio", 0.1, 1.0, 0.1),
-    Integer("budget_tokens", 1000, 100_000, 0.15),
-))
+SMALL = GeneSpace(
+    (
+        Choice("score", ("a", "b", "c", "d")),
+        Choice("level", ("x", "y")),
+        Real("keep_ratio", 0.1, 1.0, 0.1),
+        Integer("budget_tokens", 1000, 100_000, 0.15),
+    )
+)
 TARGET = {"score": "c", "level": "y", "keep_ratio": 0.37, "budget_tokens": 20_000}
 
 

@@ -37,14 +37,19 @@ CONFIG_FIELDS = set(EvolveConfig.__dataclass_fields__)
 def evolve(tmp_path, name="run", **kw):
     """A serial run of CONFIG (with the config fields in kw replaced) as its JSON dict."""
     cfg = replace(CONFIG, **{k: v for k, v in kw.items() if k in CONFIG_FIELDS})
-    args = {"backend": "serial", "evaluator": synthetic(),
-            **{k: v for k, v in kw.items() if k not in CONFIG_FIELDS}}
+    args = {
+        "backend": "serial",
+        "evaluator": synthetic(),
+        **{k: v for k, v in kw.items() if k not in CONFIG_FIELDS},
+    }
     return run_evolution(tmp_path / name, cfg, **args).to_dict()
 
 
 def fingerprint(result):
-    return [(e["generation"], e["genome"], e["parents"], e["seed"], e["status"], e["fitness"])
-            for e in result["evaluations"]]
+    return [
+        (e["generation"], e["genome"], e["parents"], e["seed"], e["status"], e["fitness"])
+        for e in result["evaluations"]
+    ]
 
 
 def test_result_keys_pareto_and_store(tmp_path):
@@ -138,8 +143,9 @@ def test_lineage_mode_uses_the_best_offspring_as_next_parent(tmp_path):
         prev = [e for e in by_id.values() if e["generation"] == g["generation"] - 1]
         best = max(prev, key=lambda e: e["fitness"])
         assert g["parent_model"] == best["weights"]
-        assert all(e["parent_model"] == best["weights"] for e in by_id.values()
-                   if e["generation"] == g["generation"])
+        assert all(
+            e["parent_model"] == best["weights"] for e in by_id.values() if e["generation"] == g["generation"]
+        )
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -175,7 +181,8 @@ def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
                 try:
                     with sqlite3.connect(db) as con:
                         finished = con.execute(
-                            "SELECT id, finished_at FROM evaluations WHERE status='done'").fetchall()
+                            "SELECT id, finished_at FROM evaluations WHERE status='done'"
+                        ).fetchall()
                 except sqlite3.OperationalError:
                     pass  # schema not written yet
         workers = _children(proc.pid)
@@ -187,8 +194,7 @@ def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
     while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
         time.sleep(0.2)
     assert workers and not any(Path(f"/proc/{p}").exists() for p in workers)
-    resumed = run_evolution(out, CONFIG, backend="serial", evaluator=synthetic(),
-                            resume=True).to_dict()
+    resumed = run_evolution(out, CONFIG, backend="serial", evaluator=synthetic(), resume=True).to_dict()
     with sqlite3.connect(out / STORE_FILE) as con:
         after = dict(con.execute("SELECT id, finished_at FROM evaluations WHERE status='done'").fetchall())
     assert all(after[i] == t for i, t in finished)  # finished before the kill: kept, not redone
@@ -207,9 +213,17 @@ def test_config_scales_and_the_stored_dict():
     quick, full = EvolveConfig.quick(), EvolveConfig.full()
     assert (quick.population, quick.generations, quick.small) == (3, 2, True)
     assert (full.population, full.generations, full.small) == (8, 6, False)
-    assert quick.to_dict() == {"population": 3, "generations": 2, "seed": 0, "strategy": "es",
-                               "lineage": False, "tournament_size": 2, "crossover_rate": 0.5,
-                               "quick": True, "reevaluate": True}
+    assert quick.to_dict() == {
+        "population": 3,
+        "generations": 2,
+        "seed": 0,
+        "strategy": "es",
+        "lineage": False,
+        "tournament_size": 2,
+        "crossover_rate": 0.5,
+        "quick": True,
+        "reevaluate": True,
+    }
     assert quick.context().seed == 0 and quick.context().is_quick()
     assert EvolveConfig(seed=4).context().seed == 4 and not full.context().is_quick()
     with pytest.raises(BitlensError, match="unknown strategy 'annealing'; choose from es, random"):

@@ -69,8 +69,21 @@ def test_cli_json_and_one_line_error(tmp_path, capsys):
     from tests.conftest import DATA_DIR
 
     corpus = DATA_DIR / "shakespeare-20k.txt"
-    args = ["measure", "generalisation", "--corpus", str(corpus), "--quick", "--sizes", "4,8", "--masks", "2",
-            "--steps", "2", "--window", "8"]
+    args = [
+        "measure",
+        "generalisation",
+        "--corpus",
+        str(corpus),
+        "--quick",
+        "--sizes",
+        "4,8",
+        "--masks",
+        "2",
+        "--steps",
+        "2",
+        "--window",
+        "8",
+    ]
     assert main(args + ["--json", "-"]) == 0
     out = json.loads(capsys.readouterr().out)
     # The CLI is the library with the quick config and the options merged in: the same numbers.
@@ -128,7 +141,7 @@ def test_window_bits_per_byte_is_the_mean_surprisal_of_each_window(micro_model, 
     from bitlens.data import bytes_to_tensor
     from bitlens.measures.generalisation import window_bits_per_byte
 
-    windows = bytes_to_tensor(shakespeare[:17 * 40]).view(40, 17)
+    windows = bytes_to_tensor(shakespeare[: 17 * 40]).view(40, 17)
     micro_model.train()
     got = window_bits_per_byte(micro_model, windows, batch_size=16)
     assert micro_model.training  # the scorer restores the mode
@@ -143,5 +156,14 @@ def test_quick_and_full_configs():
     assert GeneralisationConfig.full().sizes == (75, 250, 1000, 4000)
     quick = GeneralisationConfig.quick()
     assert (quick.sizes, quick.masks, quick.steps) == ((25, 100, 400), 6, 120)
-    assert set(quick.to_dict()) == {"sizes", "supersamples", "masks", "steps", "batch_size", "window_bytes",
-                                    "lr", "preset", "threads"}
+    assert set(quick.to_dict()) == {
+        "sizes",
+        "supersamples",
+        "masks",
+        "steps",
+        "batch_size",
+        "window_bytes",
+        "lr",
+        "preset",
+        "threads",
+    }

@@ -25,10 +25,18 @@ def hf_dir(tmp_path_factory, shakespeare):
     text = shakespeare[:TEXT_BYTES].decode()
     bpe = tokenizers.ByteLevelBPETokenizer()
     bpe.train_from_iterator([text], vocab_size=320, min_frequency=2, special_tokens=["<|endoftext|>"])
-    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>",
-                                               eos_token="<|endoftext|>")
-    cfg = transformers.GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
+    )
+    cfg = transformers.GPT2Config(
+        vocab_size=len(tok),
+        n_positions=64,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(cfg)
     out = tmp_path_factory.mktemp("hf") / "tiny-gpt2"
@@ -102,14 +110,20 @@ def test_lens_and_probes_on_hf(hf_model, shakespeare):
     from bitlens.measures.lens import LensConfig, measure_lens
     from bitlens.measures.probes import ProbeConfig, measure_probes
 
-    r = measure_lens(hf_model, shakespeare[:TEXT_BYTES], config=LensConfig(
-        steps=20, batch_tokens=256, train_tokens=1024, eval_tokens=512, window=64)).to_dict()
+    r = measure_lens(
+        hf_model,
+        shakespeare[:TEXT_BYTES],
+        config=LensConfig(steps=20, batch_tokens=256, train_tokens=1024, eval_tokens=512, window=64),
+    ).to_dict()
     rows = r["layers"]
     assert r["token"] == "token" and len(rows) == 3 and r["bytes_per_token"] > 1.5
     assert rows[-1]["logit_kl_bits"] == 0 and rows[-1]["tuned_kl_bits"] == 0
     assert all(row["tuned_kl_bits"] <= row["logit_kl_bits"] + 1e-6 for row in rows)
-    p = measure_probes(hf_model, shakespeare[:TEXT_BYTES], config=ProbeConfig(
-        steps=10, examples=256, window=64, properties=("in-word", "current-byte"))).to_dict()
+    p = measure_probes(
+        hf_model,
+        shakespeare[:TEXT_BYTES],
+        config=ProbeConfig(steps=10, examples=256, window=64, properties=("in-word", "current-byte")),
+    ).to_dict()
     assert [len(prop["layers"]) for prop in p["properties"]] == [3, 3]
     assert p["token"] == "token"
 

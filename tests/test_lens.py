@@ -24,8 +24,15 @@ def trained(shakespeare) -> GPT:
     """A 3-layer byte model trained for a few seconds: far from converged, but its layers differ."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(block_size=32, n_layer=3, n_head=2, n_embd=32))
-    cfg = TrainConfig(steps=120, batch_size=16, lr=1e-2, warmup_steps=10, eval_interval=10**6,
-                      checkpoint_interval=10**6, threads=1)
+    cfg = TrainConfig(
+        steps=120,
+        batch_size=16,
+        lr=1e-2,
+        warmup_steps=10,
+        eval_interval=10**6,
+        checkpoint_interval=10**6,
+        threads=1,
+    )
     train(model, bytes_to_tensor(shakespeare[:18_000]), cfg)
     return model.eval()
 
@@ -88,8 +95,12 @@ def test_tuned_lens_save_load_round_trip(trained, shakespeare, tmp_path):
     kl1, kl2 = ([r.tuned_kl_bits for r in res.layers] for res in (r1, r2))
     assert kl1 == pytest.approx(kl2)
     with pytest.raises(BitlensError, match="tuned lens is for"):
-        measure_lens(GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)), shakespeare[:6000],
-                     SMALL, lens=lens)
+        measure_lens(
+            GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)),
+            shakespeare[:6000],
+            SMALL,
+            lens=lens,
+        )
     (tmp_path / "bad.safetensors").write_bytes(b"not a lens")
     with pytest.raises(BitlensError):
         TunedLens.load(tmp_path / "bad.safetensors")
@@ -124,8 +135,26 @@ def test_cli_lens_json(trained, tmp_path, capsys):
 
     corpus.write_bytes((DATA_DIR / "shakespeare-20k.txt").read_bytes()[:8000])
     capsys.readouterr()
-    assert main(["lens", "--model", str(run), "--corpus", str(corpus), "--tuned", "--quick", "--steps", "3",
-                 "--save-lens", str(tmp_path / "lens.safetensors"), "--json", "-"]) == 0
+    assert (
+        main(
+            [
+                "lens",
+                "--model",
+                str(run),
+                "--corpus",
+                str(corpus),
+                "--tuned",
+                "--quick",
+                "--steps",
+                "3",
+                "--save-lens",
+                str(tmp_path / "lens.safetensors"),
+                "--json",
+                "-",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["tuned_lens_steps"] == 3 and TunedLens.load(tmp_path / "lens.safetensors").n_layer == 3
     keys = {"layer", "logit_kl_bits", "tuned_kl_bits", "logit_ce_bits", "tuned_ce_bits", "entropy_bits"}

@@ -50,8 +50,15 @@ from bitlens.train import cross_entropy_loss
 from bitlens.units import surprisal_bits
 
 # Small enough that each offspring trains for one or two steps.
-MICRO_CONTEXT = ContextConfig(pool_bytes=4_096, reference_bytes=600, test_bytes=1_024, window=32,
-                              batch_size=4, reference_steps=2, prompt_bytes=4)
+MICRO_CONTEXT = ContextConfig(
+    pool_bytes=4_096,
+    reference_bytes=600,
+    test_bytes=1_024,
+    window=32,
+    batch_size=4,
+    reference_steps=2,
+    prompt_bytes=4,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -155,14 +162,16 @@ def test_distill_losses(micro_model, micro_config):
     ones = torch.ones(3, 8)
     hard = distill_loss("hard")
     assert hard(micro_model, (x, y, ones)).item() == pytest.approx(
-        cross_entropy_loss(micro_model, (x, y)).item(), rel=1e-5)
+        cross_entropy_loss(micro_model, (x, y)).item(), rel=1e-5
+    )
     # masked-out targets do not count
     half = ones.clone()
     half[:, 4:] = 0
     y2 = y.clone()
     y2[:, 4:] = (y2[:, 4:] + 1) % 256
     assert hard(micro_model, (x, y, half)).item() == pytest.approx(
-        hard(micro_model, (x, y2, half)).item(), rel=1e-6)
+        hard(micro_model, (x, y2, half)).item(), rel=1e-6
+    )
     # a model distilled onto itself has zero KL; another model has positive KL
     assert distill_loss("soft", micro_model)(micro_model, (x, y, ones)).item() == pytest.approx(0, abs=1e-6)
     other = GPT(micro_config)
@@ -219,9 +228,11 @@ def test_policy_round_trip_and_validation():
 def test_unknown_or_ill_typed_genes_are_errors():
     with pytest.raises(BitlensError) as e:
         CurationPolicy.from_dict({"scor": "excess"})
-    assert str(e.value) == ("unknown policy gene 'scor'; the genes are score, level, keep_ratio, "
-                            "synthetic_share, temperature, top_p, target, offspring_preset, "
-                            "budget_tokens")
+    assert str(e.value) == (
+        "unknown policy gene 'scor'; the genes are score, level, keep_ratio, "
+        "synthetic_share, temperature, top_p, target, offspring_preset, "
+        "budget_tokens"
+    )
     with pytest.raises(BitlensError, match=r"gene keep_ratio='0.3' must be a number"):
         CurationPolicy.from_dict({"keep_ratio": "0.3"})
     with pytest.raises(BitlensError, match=r"gene budget_tokens=2048.0 must be an integer"):
@@ -235,9 +246,17 @@ def test_unknown_or_ill_typed_genes_are_errors():
 def test_context_config_scales():
     quick, full = ContextConfig.quick(), ContextConfig.full()
     assert (quick.pool_bytes, quick.reference_bytes, quick.test_bytes, quick.reference_steps) == (
-        32_000, 8_000, 4_096, 20)
+        32_000,
+        8_000,
+        4_096,
+        20,
+    )
     assert (full.pool_bytes, full.reference_bytes, full.test_bytes, full.reference_steps) == (
-        320_000, 40_000, 49_152, 150)
+        320_000,
+        40_000,
+        49_152,
+        150,
+    )
     assert quick.is_quick() and replace(quick, seed=3).is_quick()
     assert not full.is_quick() and not MICRO_CONTEXT.is_quick()
     assert CompareConfig(seeds=(4, 5)).context.seed == 4  # the context is cut with the first seed
@@ -271,8 +290,7 @@ def test_evaluate_policy_is_deterministic_and_accounts_cost(shakespeare, micro_p
     assert a.heldout_bits_per_byte == pytest.approx(model_bits, abs=1e-6)
     assert a.parent_bits_per_byte == pytest.approx(parent_bits, abs=1e-6)
     assert a.improvement_vs_parent_bits_per_byte == pytest.approx(parent_bits - model_bits, abs=1e-6)
-    assert a.fitness == pytest.approx(
-        (a.baseline_bits_per_byte - a.heldout_bits_per_byte) / (a.flops / 1e12))
+    assert a.fitness == pytest.approx((a.baseline_bits_per_byte - a.heldout_bits_per_byte) / (a.flops / 1e12))
     n_tokens = len(ctx.pool) * ctx.window
     assert a.choice_bits == pytest.approx(choice_bits(n_tokens, round(0.25 * n_tokens)))
     assert a.loss_tokens == pytest.approx(0.25 * a.tokens, rel=0.2)
@@ -286,8 +304,7 @@ def test_evaluate_policy_is_deterministic_and_accounts_cost(shakespeare, micro_p
     assert r.heldout_bits_per_byte == a.baseline_bits_per_byte
     restored = pickle.loads(pickle.dumps(ctx))  # contexts travel to worker processes
     assert evaluate_policy(policy, restored, seed=1) == a
-    synthetic = evaluate_policy(CurationPolicy(synthetic_share=0.5, target="mix", budget_tokens=128),
-                                ctx, 0)
+    synthetic = evaluate_policy(CurationPolicy(synthetic_share=0.5, target="mix", budget_tokens=128), ctx, 0)
     assert synthetic.cost.parent_flops > 0
 
 
@@ -316,15 +333,18 @@ def test_compare_strategies_rows_and_plot(shakespeare, micro_parent, tmp_path):
 
 
 def test_collapse_rows_and_plot(shakespeare, tmp_path):
-    cfg = CollapseConfig(generations=2, real_bytes=1_024, test_bytes=512, budget_tokens=256,
-                         window=32, batch_size=4)
+    cfg = CollapseConfig(
+        generations=2, real_bytes=1_024, test_bytes=512, budget_tokens=256, window=32, batch_size=4
+    )
     runs = [run_collapse(shakespeare, replace(cfg, mode=m)).to_dict() for m in MODES]
     for r in runs:
         assert [g["generation"] for g in r["generations"]] == [0, 1, 2]
         assert r["heldout_bytes"] == 15 * 32  # 512 held-out bytes hold 15 windows of 32 targets
         assert r["generations"][0]["heldout_bits_per_byte"] < 8.0  # real data beats uniform
-        assert all(g["sample_entropy_bits"] <= 8.0 and g["sample_unigram_entropy_bits"] <= 8.0
-                   for g in r["generations"])
+        assert all(
+            g["sample_entropy_bits"] <= 8.0 and g["sample_unigram_entropy_bits"] <= 8.0
+            for g in r["generations"]
+        )
         # by construction the tail holds at most (and here nearly) tail_share of real bigrams
         assert 0.09 < r["real_tail_mass"] <= 0.1
         assert 4.5 < r["real_unigram_entropy_bits"] < 4.8  # Shakespeare's bytes: ≈ 4.7 bits
@@ -377,13 +397,23 @@ def test_cli_evaluate_policy(tmp_path, shakespeare, capsys):
     corpus.write_bytes(shakespeare)
     train_run(shakespeare, tmp_path / "parent", preset="tiny", steps=2)
     out = tmp_path / "eval.json"
-    args = ["offspring", "evaluate", "--parent", str(tmp_path / "parent"), "--corpus", str(corpus),
-            "--quick", "--json", str(out)]
+    args = [
+        "offspring",
+        "evaluate",
+        "--parent",
+        str(tmp_path / "parent"),
+        "--corpus",
+        str(corpus),
+        "--quick",
+        "--json",
+        str(out),
+    ]
     assert main(args + ["--policy", '{"score": "surprisal", "budget_tokens": 2048}']) == 0
     r = json.loads(out.read_text())
     assert r["policy"]["score"] == "surprisal" and r["tokens"] == 2048
     assert r["fitness"] == pytest.approx(
-        (r["baseline_bits_per_byte"] - r["heldout_bits_per_byte"]) / (r["flops"] / 1e12))
+        (r["baseline_bits_per_byte"] - r["heldout_bits_per_byte"]) / (r["flops"] / 1e12)
+    )
     capsys.readouterr()
     assert main(args + ["--policy", '{"score": "psychic"}']) == 1
     assert "score must be one of" in capsys.readouterr().err
@@ -396,8 +426,22 @@ def test_cli_quick_runs(tmp_path):
 
     train_run(bundled_corpus_bytes(), tmp_path / "parent", preset="tiny", steps=30)
     out = tmp_path / "cmp.json"
-    assert main(["offspring", "compare", "--parent", str(tmp_path / "parent"), "--quick",
-                 "--json", str(out), "--plot", str(tmp_path / "cmp")]) == 0
+    assert (
+        main(
+            [
+                "offspring",
+                "compare",
+                "--parent",
+                str(tmp_path / "parent"),
+                "--quick",
+                "--json",
+                str(out),
+                "--plot",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert len(r["strategies"]) == 10 and r["quick"] is True and r["pool_windows"] == 250
     out = tmp_path / "col.json"

@@ -39,21 +39,27 @@ def test_svg_depends_only_on_the_figure(tmp_path):
 
 
 def test_matplotlib_is_imported_only_by_the_plotting_module_and_only_on_use():
-    importers = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
-                       if re.search(r"^\s*(import|from) matplotlib", p.read_text(), re.M))
+    importers = sorted(
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if re.search(r"^\s*(import|from) matplotlib", p.read_text(), re.M)
+    )
     assert importers == ["bitlens/plotting.py"]
     code = "import sys, bitlens.plotting, bitlens.evolve.plots; print('matplotlib' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC)})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SRC)}
+    )
     assert out.stdout.strip() == "False"
 
 
 def test_lineage_plot_returns_the_paths_it_wrote(tmp_path):
     from bitlens.evolve.plots import plot_lineage
 
-    evaluations = [{"id": 1, "generation": 0, "index": 0, "parents": [], "status": "done", "fitness": -3.0},
-                   {"id": 2, "generation": 0, "index": 1, "parents": [], "status": "failed", "fitness": None},
-                   {"id": 3, "generation": 1, "index": 0, "parents": [1], "status": "done", "fitness": -2.5}]
+    evaluations = [
+        {"id": 1, "generation": 0, "index": 0, "parents": [], "status": "done", "fitness": -3.0},
+        {"id": 2, "generation": 0, "index": 1, "parents": [], "status": "failed", "fitness": None},
+        {"id": 3, "generation": 1, "index": 0, "parents": [1], "status": "done", "fitness": -2.5},
+    ]
     paths = plot_lineage({"evaluations": evaluations, "best": {"id": 3}}, tmp_path / "lineage.png")
     assert paths == [tmp_path / "lineage.png", tmp_path / "lineage.svg"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -93,8 +93,9 @@ def probe_result(shakespeare):
     from bitlens.model import GPT, GPTConfig
 
     model = GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)).eval()
-    return measure_probes(model, shakespeare,
-                          replace(FAST, properties=("current-byte", "in-word", "next-byte"))).to_dict()
+    return measure_probes(
+        model, shakespeare, replace(FAST, properties=("current-byte", "in-word", "next-byte"))
+    ).to_dict()
 
 
 def test_shuffled_label_control(probe_result):
@@ -141,8 +142,24 @@ def test_cli_probe_json(micro_model, tmp_path, capsys, shakespeare):
     corpus = tmp_path / "c.txt"
     corpus.write_bytes(shakespeare[:6000])
     capsys.readouterr()
-    assert main(["probe", "--model", str(run), "--corpus", str(corpus), "--property", "in-word",
-                 "--examples", "256", "--json", "-"]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--model",
+                str(run),
+                "--corpus",
+                str(corpus),
+                "--property",
+                "in-word",
+                "--examples",
+                "256",
+                "--json",
+                "-",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     layer = out["properties"][0]["layers"][0]
     assert {"layer", "codelength_bits", "uniform_bits", "compression", "control_compression"} <= set(layer)

@@ -10,6 +10,8 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+import tests.chromium as chromium
+from tests.chromium import open_page
 
 from bitlens.cli import main
 from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
@@ -17,8 +19,6 @@ from bitlens.errors import BitlensError
 from bitlens.measures.lens import plot_lens
 from bitlens.report import build_report, render_report
 from bitlens.report.sections import fmt
-import tests.chromium as chromium
-from tests.chromium import open_page
 
 HOSTILE = '<script>alert("x")</script> & \x01 "quoted"'
 
@@ -26,91 +26,275 @@ HOSTILE = '<script>alert("x")</script> & \x01 "quoted"'
 def contract_results() -> dict[str, dict]:
     """One result per step, with the keys its section and its plot functions read, numbers chosen
     by hand."""
-    layers = [{"layer": i, "logit_kl_bits": 3.0 - i, "tuned_kl_bits": 1.5 - 0.5 * i, "logit_ce_bits": 6.0 - i,
-               "tuned_ce_bits": 5.0 - i, "entropy_bits": 4.0 - 0.5 * i} for i in range(3)]
-    gen = lambda mode, bpb: {"mode": mode, "real_tail_mass": 0.04, "generations": [  # noqa: E731
-        {"generation": g, "heldout_bits_per_byte": bpb + 0.1 * g, "sample_entropy_bits": 2.0 - 0.1 * g,
-         "tail_mass": 0.05 / (g + 1)} for g in range(3)]}
+    layers = [
+        {
+            "layer": i,
+            "logit_kl_bits": 3.0 - i,
+            "tuned_kl_bits": 1.5 - 0.5 * i,
+            "logit_ce_bits": 6.0 - i,
+            "tuned_ce_bits": 5.0 - i,
+            "entropy_bits": 4.0 - 0.5 * i,
+        }
+        for i in range(3)
+    ]
+
+    def gen(mode: str, bpb: float) -> dict:
+        return {
+            "mode": mode,
+            "real_tail_mass": 0.04,
+            "generations": [
+                {
+                    "generation": g,
+                    "heldout_bits_per_byte": bpb + 0.1 * g,
+                    "sample_entropy_bits": 2.0 - 0.1 * g,
+                    "tail_mass": 0.05 / (g + 1),
+                }
+                for g in range(3)
+            ],
+        }
+
     return {
-        "train": {"run_dir": "model", "preset": "tiny", "params": 222336, "steps": 200, "tokens": 819200,
-                  "flops": 1.37e12, "seconds": 12.5, "tokens_per_second": 65536.0,
-                  "val_bits_per_byte": 2.5, "val_bytes": 111539,
-                  "curve": [{"step": 50, "tokens": 204800, "train_bits_per_byte": 4.0, "val_bits_per_byte": 3.9},
-                            {"step": 200, "tokens": 819200, "train_bits_per_byte": 2.6, "val_bits_per_byte": 2.5}]},
-        "compression": {"input_bytes": 8000, "rows": [
-            {"name": "gzip -9", "bits_per_byte": 3.2, "output_bytes": 3200, "compress_seconds": 0.01,
-             "decompress_seconds": 0.01, "roundtrip": True},
-            {"name": "xz -9e", "bits_per_byte": 2.5, "output_bytes": 2500, "compress_seconds": 0.02,
-             "decompress_seconds": 0.01, "roundtrip": True},
-            {"name": "bitlens offline", "bits_per_byte": 2.0, "output_bytes": 2000, "compress_seconds": 3.0,
-             "decompress_seconds": 3.1, "roundtrip": True, "bits_per_byte_with_model": 11.0}]},
-        "surprisal": {"bits_per_byte": 2.5, "entropy_bits_per_byte": 2.25, "bytes": 111539,
-                      "most_surprising": [{"text": HOSTILE, "start": 42, "mean_surprisal_bits": 7.5}],
-                      "least_surprising": [{"text": "the king\n", "start": 7, "mean_surprisal_bits": 0.25}],
-                      "histogram": {"edges_bits": [0.0, 2.0, 4.0, 6.0, 8.0], "surprisal_counts": [50, 30, 15, 5],
-                                    "entropy_counts": [40, 45, 10, 5]},
-                      "profile": {"surprisal_bits": [2.75, 2.25, 2.5], "entropy_bits": [2.5, 2.0, 2.25]}},
-        "prequential": {"uniform_bits": 80000.0, "prequential_bits": 30000.0,
-                        "two_part_bits": {"fp32": 7_000_000.0, "fp16": 3_500_000.0}, "final_model_bits": 20000.0,
-                        "information_in_weights_bits": 10000.0, "bytes": 10000,
-                        "bits_per_byte": {"uniform_bits": 8.0, "prequential_bits": 3.0, "final_model_bits": 2.0,
-                                          "two_part_bits": {"fp32": 700.0, "fp16": 350.0}},
-                        "blocks": [{"start": 0, "end": 1000, "bits_per_byte": 6.0},
-                                   {"start": 1000, "end": 10000, "bits_per_byte": 2.75}]},
-        "dynamics": {"classes": {"L->L": {"proportion": 0.5, "information_gained_bits": 100.0},
-                                 "H->L": {"proportion": 0.25, "information_gained_bits": 900.0},
-                                 "L->H": {"proportion": 0.15, "information_gained_bits": -50.0},
-                                 "H->H": {"proportion": 0.1, "information_gained_bits": 10.0}},
-                     "rho1_proportions": {"L->L": 0.51, "H->L": 0.26, "L->H": 0.12, "H->H": 0.11},
-                     "tokens": 4000, "threshold_bits": 2.0, "start_step": 10,
-                     "checkpoints": [{"step": 10, "bits_per_byte": 4.0}, {"step": 100, "bits_per_byte": 3.0}],
-                     "by_start_surprisal": [{"mean_start_bits": 1.0, "mean_gain_bits": 0.25},
-                                            {"mean_start_bits": 5.0, "mean_gain_bits": 2.0}],
-                     "spearman_start_surprisal_vs_gain": 0.5},
-        "capacity": {"models": [
-            {"n_layer": 1, "n_embd": 16, "params": 10000, "bits_per_parameter": 1.5,
-             "points": [{"data_bits": 8000.0, "memorised_bits": 7000.0},
-                        {"data_bits": 32000.0, "memorised_bits": 15000.0}]},
-            {"n_layer": 2, "n_embd": 32, "params": 40000, "bits_per_parameter": 2.75,
-             "points": [{"data_bits": 8000.0, "memorised_bits": 8000.0},
-                        {"data_bits": 320000.0, "memorised_bits": 110000.0}]}],
-                     "reference_bits_per_parameter": {"morris_2025": 3.6, "allen_zhu_li": 2.0}},
+        "train": {
+            "run_dir": "model",
+            "preset": "tiny",
+            "params": 222336,
+            "steps": 200,
+            "tokens": 819200,
+            "flops": 1.37e12,
+            "seconds": 12.5,
+            "tokens_per_second": 65536.0,
+            "val_bits_per_byte": 2.5,
+            "val_bytes": 111539,
+            "curve": [
+                {"step": 50, "tokens": 204800, "train_bits_per_byte": 4.0, "val_bits_per_byte": 3.9},
+                {"step": 200, "tokens": 819200, "train_bits_per_byte": 2.6, "val_bits_per_byte": 2.5},
+            ],
+        },
+        "compression": {
+            "input_bytes": 8000,
+            "rows": [
+                {
+                    "name": "gzip -9",
+                    "bits_per_byte": 3.2,
+                    "output_bytes": 3200,
+                    "compress_seconds": 0.01,
+                    "decompress_seconds": 0.01,
+                    "roundtrip": True,
+                },
+                {
+                    "name": "xz -9e",
+                    "bits_per_byte": 2.5,
+                    "output_bytes": 2500,
+                    "compress_seconds": 0.02,
+                    "decompress_seconds": 0.01,
+                    "roundtrip": True,
+                },
+                {
+                    "name": "bitlens offline",
+                    "bits_per_byte": 2.0,
+                    "output_bytes": 2000,
+                    "compress_seconds": 3.0,
+                    "decompress_seconds": 3.1,
+                    "roundtrip": True,
+                    "bits_per_byte_with_model": 11.0,
+                },
+            ],
+        },
+        "surprisal": {
+            "bits_per_byte": 2.5,
+            "entropy_bits_per_byte": 2.25,
+            "bytes": 111539,
+            "most_surprising": [{"text": HOSTILE, "start": 42, "mean_surprisal_bits": 7.5}],
+            "least_surprising": [{"text": "the king\n", "start": 7, "mean_surprisal_bits": 0.25}],
+            "histogram": {
+                "edges_bits": [0.0, 2.0, 4.0, 6.0, 8.0],
+                "surprisal_counts": [50, 30, 15, 5],
+                "entropy_counts": [40, 45, 10, 5],
+            },
+            "profile": {"surprisal_bits": [2.75, 2.25, 2.5], "entropy_bits": [2.5, 2.0, 2.25]},
+        },
+        "prequential": {
+            "uniform_bits": 80000.0,
+            "prequential_bits": 30000.0,
+            "two_part_bits": {"fp32": 7_000_000.0, "fp16": 3_500_000.0},
+            "final_model_bits": 20000.0,
+            "information_in_weights_bits": 10000.0,
+            "bytes": 10000,
+            "bits_per_byte": {
+                "uniform_bits": 8.0,
+                "prequential_bits": 3.0,
+                "final_model_bits": 2.0,
+                "two_part_bits": {"fp32": 700.0, "fp16": 350.0},
+            },
+            "blocks": [
+                {"start": 0, "end": 1000, "bits_per_byte": 6.0},
+                {"start": 1000, "end": 10000, "bits_per_byte": 2.75},
+            ],
+        },
+        "dynamics": {
+            "classes": {
+                "L->L": {"proportion": 0.5, "information_gained_bits": 100.0},
+                "H->L": {"proportion": 0.25, "information_gained_bits": 900.0},
+                "L->H": {"proportion": 0.15, "information_gained_bits": -50.0},
+                "H->H": {"proportion": 0.1, "information_gained_bits": 10.0},
+            },
+            "rho1_proportions": {"L->L": 0.51, "H->L": 0.26, "L->H": 0.12, "H->H": 0.11},
+            "tokens": 4000,
+            "threshold_bits": 2.0,
+            "start_step": 10,
+            "checkpoints": [{"step": 10, "bits_per_byte": 4.0}, {"step": 100, "bits_per_byte": 3.0}],
+            "by_start_surprisal": [
+                {"mean_start_bits": 1.0, "mean_gain_bits": 0.25},
+                {"mean_start_bits": 5.0, "mean_gain_bits": 2.0},
+            ],
+            "spearman_start_surprisal_vs_gain": 0.5,
+        },
+        "capacity": {
+            "models": [
+                {
+                    "n_layer": 1,
+                    "n_embd": 16,
+                    "params": 10000,
+                    "bits_per_parameter": 1.5,
+                    "points": [
+                        {"data_bits": 8000.0, "memorised_bits": 7000.0},
+                        {"data_bits": 32000.0, "memorised_bits": 15000.0},
+                    ],
+                },
+                {
+                    "n_layer": 2,
+                    "n_embd": 32,
+                    "params": 40000,
+                    "bits_per_parameter": 2.75,
+                    "points": [
+                        {"data_bits": 8000.0, "memorised_bits": 8000.0},
+                        {"data_bits": 320000.0, "memorised_bits": 110000.0},
+                    ],
+                },
+            ],
+            "reference_bits_per_parameter": {"morris_2025": 3.6, "allen_zhu_li": 2.0},
+        },
         "lens": {"layers": layers},
-        "probes": {"properties": [{"property": "is_vowel", "layers": [
-            {"layer": 0, "codelength_bits": 500.0, "uniform_bits": 1000.0, "compression": 2.0,
-             "control_compression": 1.25},
-            {"layer": 1, "codelength_bits": 250.0, "uniform_bits": 1000.0, "compression": 4.0,
-             "control_compression": 1.5}]}]},
-        "offspring": {"strategies": [
-            {"name": "random", "keep_ratio": 0.3, "tokens": 1000, "flops": 1e9, "heldout_bits_per_byte": 3.0,
-             "fitness": -3.0, "choice_bits": 800.0, "gain_over_random_bits": 0.0},
-            {"name": "excess", "keep_ratio": 0.3, "tokens": 1000, "flops": 1e9, "heldout_bits_per_byte": 2.75,
-             "fitness": -2.75, "choice_bits": 800.0, "gain_over_random_bits": 250.0}],
+        "probes": {
+            "properties": [
+                {
+                    "property": "is_vowel",
+                    "layers": [
+                        {
+                            "layer": 0,
+                            "codelength_bits": 500.0,
+                            "uniform_bits": 1000.0,
+                            "compression": 2.0,
+                            "control_compression": 1.25,
+                        },
+                        {
+                            "layer": 1,
+                            "codelength_bits": 250.0,
+                            "uniform_bits": 1000.0,
+                            "compression": 4.0,
+                            "control_compression": 1.5,
+                        },
+                    ],
+                }
+            ]
+        },
+        "offspring": {
+            "strategies": [
+                {
+                    "name": "random",
+                    "keep_ratio": 0.3,
+                    "tokens": 1000,
+                    "flops": 1e9,
+                    "heldout_bits_per_byte": 3.0,
+                    "fitness": -3.0,
+                    "choice_bits": 800.0,
+                    "gain_over_random_bits": 0.0,
+                },
+                {
+                    "name": "excess",
+                    "keep_ratio": 0.3,
+                    "tokens": 1000,
+                    "flops": 1e9,
+                    "heldout_bits_per_byte": 2.75,
+                    "fitness": -2.75,
+                    "choice_bits": 800.0,
+                    "gain_over_random_bits": 250.0,
+                },
+            ],
             "distillation": [
-                {"target": "hard", "tokens": 1000, "heldout_bits_per_byte": 2.9, "kl_to_parent_bits": 0.5,
-                 "bits_per_token_from_parent": 2.0},
-                {"target": "soft", "tokens": 1000, "heldout_bits_per_byte": 2.7, "kl_to_parent_bits": 0.25,
-                 "bits_per_token_from_parent": 4.0}]},
+                {
+                    "target": "hard",
+                    "tokens": 1000,
+                    "heldout_bits_per_byte": 2.9,
+                    "kl_to_parent_bits": 0.5,
+                    "bits_per_token_from_parent": 2.0,
+                },
+                {
+                    "target": "soft",
+                    "tokens": 1000,
+                    "heldout_bits_per_byte": 2.7,
+                    "kl_to_parent_bits": 0.25,
+                    "bits_per_token_from_parent": 4.0,
+                },
+            ],
+        },
         "collapse_replace": gen("replace", 2.5),
         "collapse_accumulate": gen("accumulate", 2.4),
-        "evolution": {"generations": [
-            {"generation": 0, "best_fitness": -3.0, "mean_fitness": -3.5, "best_genome": {"score": "random"}},
-            {"generation": 1, "best_fitness": -2.5, "mean_fitness": -3.0, "best_genome": {"score": "excess"}}],
-            "pareto": [{"heldout_bits_per_byte": 2.5, "flops": 2e9, "genome": {"score": "excess"}},
-                       {"heldout_bits_per_byte": 2.75, "flops": 1e9, "genome": {"score": "random"}}]},
-        "generalisation": {"points": [
-            {"n": 1000, "gap_bits_per_byte": 0.5, "bound_bits_per_byte": 0.75, "cmi_bits": 300.0,
-             "cmi_bits_per_window": 0.3, "cmi_floor_bits_per_window": 0.05},
-            {"n": 4000, "gap_bits_per_byte": 0.25, "bound_bits_per_byte": 0.2, "cmi_bits": 200.0,
-             "cmi_bits_per_window": 0.05, "cmi_floor_bits_per_window": 0.05}]},
+        "evolution": {
+            "generations": [
+                {
+                    "generation": 0,
+                    "best_fitness": -3.0,
+                    "mean_fitness": -3.5,
+                    "best_genome": {"score": "random"},
+                },
+                {
+                    "generation": 1,
+                    "best_fitness": -2.5,
+                    "mean_fitness": -3.0,
+                    "best_genome": {"score": "excess"},
+                },
+            ],
+            "pareto": [
+                {"heldout_bits_per_byte": 2.5, "flops": 2e9, "genome": {"score": "excess"}},
+                {"heldout_bits_per_byte": 2.75, "flops": 1e9, "genome": {"score": "random"}},
+            ],
+        },
+        "generalisation": {
+            "points": [
+                {
+                    "n": 1000,
+                    "gap_bits_per_byte": 0.5,
+                    "bound_bits_per_byte": 0.75,
+                    "cmi_bits": 300.0,
+                    "cmi_bits_per_window": 0.3,
+                    "cmi_floor_bits_per_window": 0.05,
+                },
+                {
+                    "n": 4000,
+                    "gap_bits_per_byte": 0.25,
+                    "bound_bits_per_byte": 0.2,
+                    "cmi_bits": 200.0,
+                    "cmi_bits_per_window": 0.05,
+                    "cmi_floor_bits_per_window": 0.05,
+                },
+            ]
+        },
     }
 
 
 def demo_manifest(quick: bool, seed: int, steps: dict[str, dict] | None = None) -> dict:
     """A `demo.json` as the demo writes it; `steps` maps a step to {status, error}."""
-    return {"quick": quick, "seed": seed, "corpus": "tinyshakespeare", "corpus_bytes": 1115394,
-            "steps": {name: {"seconds": 1.5, "entry_point": ENTRY_POINTS[name], "error": None, **record}
-                      for name, record in (steps or {}).items()}}
+    return {
+        "quick": quick,
+        "seed": seed,
+        "corpus": "tinyshakespeare",
+        "corpus_bytes": 1115394,
+        "steps": {
+            name: {"seconds": 1.5, "entry_point": ENTRY_POINTS[name], "error": None, **record}
+            for name, record in (steps or {}).items()
+        },
+    }
 
 
 def write_results(folder: Path, results: dict[str, dict], manifest: dict | None = None) -> Path:
@@ -124,7 +308,9 @@ def write_results(folder: Path, results: dict[str, dict], manifest: dict | None 
 
 @pytest.fixture(scope="module")
 def full_page(tmp_path_factory) -> tuple[Path, str]:
-    folder = write_results(tmp_path_factory.mktemp("report") / "demo", contract_results(), demo_manifest(True, 3))
+    folder = write_results(
+        tmp_path_factory.mktemp("report") / "demo", contract_results(), demo_manifest(True, 3)
+    )
     path = build_report(folder)
     return path, path.read_text()
 
@@ -140,22 +326,29 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "Not run yet" not in html and "Not in this report yet" not in html
     assert "does not follow the contract" not in html
     # Readings computed from the hand-picked numbers.
-    assert "bitlens offline codes at 2.000 bits/byte, 20% fewer bits than the best classical compressor " \
-           "(xz -9e, 2.500 bits/byte)" in text
-    assert "3 of 3 rows decoded back to the input; counting the model's weights, bitlens offline costs " \
-           "11.000 bits/byte" in text
+    assert (
+        "bitlens offline codes at 2.000 bits/byte, 20% fewer bits than the best classical compressor "
+        "(xz -9e, 2.500 bits/byte)" in text
+    )
+    assert (
+        "3 of 3 rows decoded back to the input; counting the model's weights, bitlens offline costs "
+        "11.000 bits/byte" in text
+    )
     assert "takes 3.000 bits/byte" in text and "two-part) takes 350.000 bits/byte" in text  # fp16 is shorter
     assert "absorbed 10,000 bits" in text and "1.000 bits per byte seen" in text
     assert "3.20× fewer bits than the 8 bits/byte" in text  # 8 / 2.5
     assert "from 3.900 at step 50 to 2.500 at the end" in text
     assert "it is over-confident" in text  # entropy 2.25 < 2.5 bits/byte
     assert "The H->L tokens gained the most information during training: 900.000 bits" in text
-    assert "stored at least 2.750 bits per parameter (40,000 parameters; memorised bits are a lower bound" \
-           in text and "110,000 bits" in text
+    assert (
+        "stored at least 2.750 bits per parameter (40,000 parameters; memorised bits are a lower bound"
+        in text
+        and "110,000 bits" in text
+    )
     assert "is_vowel compresses best at layer 1 (4.000× vs 1.500× for its control task)" in text
     assert "largest lead over a control task is is_vowel at layer 1 (2.500× more compression)" in text
     assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51%, 26%, 12%, 11%)" in text
-    assert "<h3 id=\"probes\">MDL probes per layer</h3>" in html
+    assert '<h3 id="probes">MDL probes per layer</h3>' in html
     assert "The best selection, excess" in text and "250.000 bits better than random" in text
     assert "Distilling on soft targets is best: 2.700" in text
     assert "Replace: held-out bits/byte goes from 2.500 (generation 0) to 2.700 (generation 2)" in text
@@ -195,7 +388,9 @@ def test_failed_absent_and_malformed_steps_are_named(tmp_path):
     assert "Not run yet: no <code>collapse_accumulate.json</code>" in html  # half of the collapse section
     assert "Replace: held-out bits/byte goes from 2.500" in _text(html)
     assert "Not in this report yet: capacity, probes, collapse_accumulate." in html
-    assert '<td class="status-failed">failed</td>' in html and '<td class="status-not-run">not run</td>' in html
+    assert (
+        '<td class="status-failed">failed</td>' in html and '<td class="status-not-run">not run</td>' in html
+    )
 
 
 def test_figures_are_the_instruments_own_plots_of_the_json(full_page, tmp_path):
@@ -205,7 +400,7 @@ def test_figures_are_the_instruments_own_plots_of_the_json(full_page, tmp_path):
     assert [p.suffix for p in paths] == [".png", ".svg"]
     svg = paths[1].read_bytes()
     assert b"logit lens" in svg and b"tuned lens" in svg
-    section = html[html.index('id="lens"'):html.index('id="probes"')]
+    section = html[html.index('id="lens"') : html.index('id="probes"')]
     assert f'src="data:image/svg+xml;base64,{base64.b64encode(svg).decode()}"' in section
 
 
@@ -220,9 +415,21 @@ def test_report_depends_on_the_demo_manifest_only():
                 imported.update(a.name for a in node.names)
     demo_or_cli = {m for m in imported if m.startswith(("bitlens.demo", "bitlens.cli"))}
     assert demo_or_cli == {"bitlens.demo.manifest"}
-    assert list(STEP_NAMES) == ["train", "compression", "surprisal", "prequential", "dynamics", "capacity",
-                                "lens", "probes", "offspring", "collapse_replace", "collapse_accumulate",
-                                "evolution", "generalisation"]
+    assert list(STEP_NAMES) == [
+        "train",
+        "compression",
+        "surprisal",
+        "prequential",
+        "dynamics",
+        "capacity",
+        "lens",
+        "probes",
+        "offspring",
+        "collapse_replace",
+        "collapse_accumulate",
+        "evolution",
+        "generalisation",
+    ]
 
 
 def test_learned_coder_worse_than_classical_is_read_as_more_bits(tmp_path):
@@ -233,8 +440,15 @@ def test_learned_coder_worse_than_classical_is_read_as_more_bits(tmp_path):
 
 
 def test_fmt():
-    assert [fmt(None), fmt(True), fmt(1234567), fmt(2.5), fmt(1234.4), fmt(3.2e9), fmt(float("nan"))] == \
-           ["–", "yes", "1,234,567", "2.500", "1,234", "3.2e+09", "nan"]
+    assert [fmt(None), fmt(True), fmt(1234567), fmt(2.5), fmt(1234.4), fmt(3.2e9), fmt(float("nan"))] == [
+        "–",
+        "yes",
+        "1,234,567",
+        "2.500",
+        "1,234",
+        "3.2e+09",
+        "nan",
+    ]
 
 
 def test_report_command(tmp_path, capsys):
@@ -252,9 +466,11 @@ def test_report_command(tmp_path, capsys):
 
 def test_chromium_detects_console_errors(tmp_path):
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
-                   '<script>console.error("deliberate"); notDefined();</script>'
-                   '<img src="missing-file.png"></body></html>')
+    bad.write_text(
+        '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+        '<script>console.error("deliberate"); notDefined();</script>'
+        '<img src="missing-file.png"></body></html>'
+    )
     errors = open_page(bad, tmp_path / "bad.png")
     joined = "\n".join(errors)
     assert "deliberate" in joined and "notDefined" in joined and "missing-file.png" in joined

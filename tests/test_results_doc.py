@@ -124,7 +124,9 @@ def test_every_named_record_exists_and_every_record_is_named() -> None:
     assert named, "RESULTS.md names no record"
     missing = sorted(p for p in named if not (ROOT / p).is_file())
     assert not missing, f"named in RESULTS.md but not committed: {missing}"
-    unnamed = sorted(str(p.relative_to(ROOT)) for p in RECORDS.iterdir() if str(p.relative_to(ROOT)) not in named)
+    unnamed = sorted(
+        str(p.relative_to(ROOT)) for p in RECORDS.iterdir() if str(p.relative_to(ROOT)) not in named
+    )
     assert not unnamed, f"committed but not named in RESULTS.md: {unnamed}"
 
 
@@ -132,8 +134,12 @@ def test_every_table_names_a_json_record_and_a_command() -> None:
     assert len(TABLE_SECTIONS) >= 5
     for heading, lines, _ in TABLE_SECTIONS:
         text = "\n".join(lines)
-        assert re.search(r"benchmarks/results/[\w.\-]+\.json", text), f"table in '{heading}' names no JSON record"
-        assert re.search(r"python benchmarks/\w+\.py|bitlens \w+", text), f"table in '{heading}' names no command"
+        assert re.search(r"benchmarks/results/[\w.\-]+\.json", text), (
+            f"table in '{heading}' names no JSON record"
+        )
+        assert re.search(r"python benchmarks/\w+\.py|bitlens \w+", text), (
+            f"table in '{heading}' names no command"
+        )
 
 
 def test_removed_figures_carry_no_numbers_or_tables() -> None:
@@ -173,13 +179,18 @@ def test_compression_table_cells_match_their_record(table_index: int) -> None:
                 continue
             coder = header[col].replace(" (network)", "")
             found = [
-                (r, e["input_bytes"]) for e in entries for r in e["rows"] if r["name"] in {coder, f"bitlens {coder}"}
+                (r, e["input_bytes"])
+                for e in entries
+                for r in e["rows"]
+                if r["name"] in {coder, f"bitlens {coder}"}
             ]
             assert len(found) == 1, f"{heading}: {stem} / {coder}: {len(found)} record rows"
             rec, n_bytes = found[0]
             bpb_dec, net_dec = rec.get("decimals", (None, None))
             printed = numbers(cell)
-            assert printed_as(rec["bits_per_byte"], *printed[0], bpb_dec), f"{heading}: {stem} / {coder}: {cell}"
+            assert printed_as(rec["bits_per_byte"], *printed[0], bpb_dec), (
+                f"{heading}: {stem} / {coder}: {cell}"
+            )
             if len(printed) == 2:
                 net = rec.get("network_bits_per_byte") or rec["network_bits"] / n_bytes
                 assert printed_as(net, *printed[1], net_dec), f"{heading}: {stem} / {coder} network: {cell}"
@@ -188,7 +199,8 @@ def test_compression_table_cells_match_their_record(table_index: int) -> None:
 
 
 def test_other_tables_hold_only_numbers_from_their_records() -> None:
-    """Outside the compression tables every number in a table body (past the row labels) is one of its records'."""
+    """Outside the compression tables every number in a table body (past the row labels) is one
+    of its records'."""
     others = [(h, lines, t) for h, lines, t in TABLE_SECTIONS if "gzip -9" not in t[0]]
     assert others
     for heading, lines, table in others:
@@ -196,7 +208,9 @@ def test_other_tables_hold_only_numbers_from_their_records() -> None:
         for row in table[1:]:
             for cell in row[1:]:
                 for printed, decimals in numbers(cell):
-                    assert any(printed_as(v, printed, decimals) for v in values), f"{heading}: {printed} in {row}"
+                    assert any(printed_as(v, printed, decimals) for v in values), (
+                        f"{heading}: {printed} in {row}"
+                    )
 
 
 def test_a_hand_edited_number_is_caught() -> None:

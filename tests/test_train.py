@@ -19,8 +19,14 @@ from bitlens.runs import CHECKPOINT_FILE, atomic_write_bytes, load_run
 from bitlens.train import TrainConfig, lr_at, train, train_run
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-OVERRIDES = {"checkpoint_interval": 5, "eval_interval": 20, "eval_bytes": 1024, "log_interval": 5,
-             "batch_size": 8, "threads": 1}
+OVERRIDES = {
+    "checkpoint_interval": 5,
+    "eval_interval": 20,
+    "eval_bytes": 1024,
+    "log_interval": 5,
+    "batch_size": 8,
+    "threads": 1,
+}
 RUN_SCRIPT = f"""
 import sys
 from pathlib import Path
@@ -33,8 +39,9 @@ train_run(data, sys.argv[2], preset="tiny", steps=int(sys.argv[3]), seed=5,
 
 def _run(corpus: Path, out: Path, steps: int, resume: bool) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, str(corpus), str(out), str(steps),
-                             "1" if resume else "0"], env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_SCRIPT, str(corpus), str(out), str(steps), "1" if resume else "0"], env=env
+    )
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -58,8 +65,9 @@ def test_training_lowers_loss_and_reports_bits(shakespeare, micro_config):
     torch.manual_seed(0)
     model = GPT(micro_config)
     data = torch.frombuffer(bytearray(shakespeare), dtype=torch.uint8)
-    cfg = TrainConfig(steps=200, batch_size=16, lr=3e-3, warmup_steps=5, eval_interval=100,
-                      eval_bytes=2048, log_interval=10)
+    cfg = TrainConfig(
+        steps=200, batch_size=16, lr=3e-3, warmup_steps=5, eval_interval=100, eval_bytes=2048, log_interval=10
+    )
     r = train(model, data[:18000], cfg, val_data=data[18000:])
     assert r.metrics[0]["train_bits_per_byte"] > 6.0  # near-uniform at the start (8 bits)
     assert r.val_bits_per_byte < 4.5  # below the ~4.5 bits/byte of a byte-frequency model
@@ -150,8 +158,9 @@ def test_train_restores_the_torch_settings(shakespeare, micro_config):
     threads, kernels = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(False)
     try:
-        train(GPT(micro_config), data, TrainConfig(steps=2, batch_size=2, threads=threads + 1,
-                                                   log_interval=1))
+        train(
+            GPT(micro_config), data, TrainConfig(steps=2, batch_size=2, threads=threads + 1, log_interval=1)
+        )
         assert torch.get_num_threads() == threads
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
@@ -162,8 +171,7 @@ def test_train_restores_the_torch_settings(shakespeare, micro_config):
 def test_resume_refuses_other_steps_or_seed(shakespeare, tmp_path, capsys):
     from bitlens.cli import main
 
-    first = train_run(shakespeare, tmp_path / "r", preset="tiny", steps=3, seed=4,
-                      train_overrides=OVERRIDES)
+    first = train_run(shakespeare, tmp_path / "r", preset="tiny", steps=3, seed=4, train_overrides=OVERRIDES)
     weights = (tmp_path / "r/model.safetensors").read_bytes()
     with pytest.raises(BitlensError, match=r"--steps 5 \(recorded: 3\)"):
         train_run(shakespeare, tmp_path / "r", preset="tiny", steps=5, resume=True)

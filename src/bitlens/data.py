@@ -94,9 +94,7 @@ def get_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows: x = data[i:i+T], y = data[i+1:i+T+1], both (B, T) int64."""
     if len(data) < block_size + 1:
-        raise BitlensError(
-            f"data has {len(data)} bytes, fewer than one context window ({block_size + 1})"
-        )
+        raise BitlensError(f"data has {len(data)} bytes, fewer than one context window ({block_size + 1})")
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     offsets = torch.arange(block_size + 1)
     windows = data[ix[:, None] + offsets[None, :]].long()

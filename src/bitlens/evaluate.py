@@ -108,16 +108,25 @@ def score_bytes(
     was_training = model.training
     model.eval()
     try:
-        surprisal, entropy = score_windows(model, with_start(t), t.long(), block, stride, batch_size,
-                                           with_entropy, progress, "scoring")
+        surprisal, entropy = score_windows(
+            model, with_start(t), t.long(), block, stride, batch_size, with_entropy, progress, "scoring"
+        )
     finally:
         model.train(was_training)
     return ByteScores(surprisal_bits=surprisal, entropy_bits=entropy)
 
 
-def score_windows(model, seq: torch.Tensor, targets: torch.Tensor, block: int, stride: int,
-                  batch_size: int, with_entropy: bool, progress: bool,
-                  label: str) -> tuple[np.ndarray, np.ndarray | None]:
+def score_windows(
+    model,
+    seq: torch.Tensor,
+    targets: torch.Tensor,
+    block: int,
+    stride: int,
+    batch_size: int,
+    with_entropy: bool,
+    progress: bool,
+    label: str,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Surprisal (and entropy) in bits of every target, seq[i] predicting targets[i], scored in
     overlapping windows of `block` shifted by `stride` (see `_windows`), `batch_size` at a time.
 

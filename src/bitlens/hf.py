@@ -62,7 +62,7 @@ class HFModel:
             raise BitlensError(f"tokenizer of {name} has no BOS or EOS token to predict the first token")
         self.start_id = int(start)
 
-    def eval(self) -> "HFModel":
+    def eval(self) -> HFModel:
         return self
 
     def parameters(self):
@@ -91,16 +91,19 @@ class HFModel:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise BitlensError(f"a tokenizer model reads text: the data is not valid UTF-8 ({e.reason} "
-                               f"at byte {e.start})") from None
+            raise BitlensError(
+                f"a tokenizer model reads text: the data is not valid UTF-8 ({e.reason} at byte {e.start})"
+            ) from None
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = list(enc["input_ids"])
         if not ids:
             raise BitlensError("the tokenizer produced no tokens for this data")
         back = self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
         if back != text:
-            raise BitlensError("the tokenizer does not reproduce this text exactly, so its code "
-                               "length would not be a code for these bytes")
+            raise BitlensError(
+                "the tokenizer does not reproduce this text exactly, so its code "
+                "length would not be a code for these bytes"
+            )
         # byte offset of every character boundary, then each token's end in bytes
         char_bytes = np.fromiter((len(ch.encode("utf-8")) for ch in text), dtype=np.int64, count=len(text))
         boundary = np.concatenate([[0], np.cumsum(char_bytes)])
@@ -123,8 +126,10 @@ def load_hf_model(path: str | Path) -> HFModel:
     """Load a causal LM and its tokenizer from a local directory, offline (never a download)."""
     p = Path(path).expanduser()
     if not p.is_dir():
-        raise BitlensError(f"no local model directory {str(path)!r}: bitlens works offline and never "
-                           "downloads; save the model with save_pretrained() and pass hf:DIR")
+        raise BitlensError(
+            f"no local model directory {str(path)!r}: bitlens works offline and never "
+            "downloads; save the model with save_pretrained() and pass hf:DIR"
+        )
     if not (p / "config.json").exists():
         raise BitlensError(f"{p} has no config.json: not a Hugging Face model directory")
     if not any(p.glob("*.safetensors")):
@@ -133,7 +138,8 @@ def load_hf_model(path: str | Path) -> HFModel:
         raise BitlensError(
             f"{p} has no .safetensors weights{found}; bitlens never unpickles weights. Convert once "
             "where you trust the file: AutoModelForCausalLM.from_pretrained(DIR)"
-            ".save_pretrained(DIR, safe_serialization=True)")
+            ".save_pretrained(DIR, safe_serialization=True)"
+        )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach the hub
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -141,8 +147,7 @@ def load_hf_model(path: str | Path) -> HFModel:
         raise BitlensError("Hugging Face models need the optional extra: pip install 'bitlens[hf]'") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True,
-                                                     use_safetensors=True)
+        model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, use_safetensors=True)
     except (OSError, ValueError, KeyError) as e:
         raise BitlensError(f"cannot load a causal LM from {p}: {str(e).splitlines()[0]}") from None
     if not getattr(tokenizer, "is_fast", False):

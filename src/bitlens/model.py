@@ -34,7 +34,7 @@ class GPTConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GPTConfig":
+    def from_dict(cls, d: dict) -> GPTConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 

@@ -104,8 +104,17 @@ def score_tokens(
     stream = token_stream(model, data)
     block = model.config.block_size
     stride = max(1, block // 2)
-    surprisal, entropy = score_windows(model, stream.inputs(), stream.ids, block, stride, batch_size,
-                                       with_entropy, progress, "scoring tokens")
+    surprisal, entropy = score_windows(
+        model,
+        stream.inputs(),
+        stream.ids,
+        block,
+        stride,
+        batch_size,
+        with_entropy,
+        progress,
+        "scoring tokens",
+    )
     return TokenScores(surprisal, entropy, stream.byte_ends, stream.n_bytes)
 
 
@@ -161,5 +170,10 @@ def evaluate_any(model, data: bytes, progress: bool = False) -> EvalResult | Tok
         scores = score_tokens(model, data, progress=progress)
     total = scores.total_bits
     n_tok = len(scores.surprisal_bits)
-    return TokenEvalResult(bits_per_byte=total / len(data), bytes=len(data), total_bits=total,
-                           tokens=n_tok, bits_per_token=total / n_tok)
+    return TokenEvalResult(
+        bits_per_byte=total / len(data),
+        bytes=len(data),
+        total_bits=total,
+        tokens=n_tok,
+        bits_per_token=total / n_tok,
+    )

@@ -206,15 +206,15 @@ class _RunFiles:
         self.metrics_path = run_dir / METRICS_FILE
         self._metrics: IO[str] | None = None
 
-    def restore(self, model: GPT, opt: torch.optim.Optimizer,
-                resume: bool) -> tuple[_Counters, list[dict]]:
+    def restore(self, model: GPT, opt: torch.optim.Optimizer, resume: bool) -> tuple[_Counters, list[dict]]:
         """The counters and metrics to continue from (the checkpoint's, with resume), and a
         metrics file cut back to them."""
         counters, metrics = _Counters(), []
         if resume and self.checkpoint_path.exists():
             meta = load_checkpoint(self.checkpoint_path, model, opt)
-            counters = _Counters(int(meta["step"]), int(meta["tokens"]), float(meta["flops"]),
-                                 float(meta.get("seconds", 0.0)))
+            counters = _Counters(
+                int(meta["step"]), int(meta["tokens"]), float(meta["flops"]), float(meta.get("seconds", 0.0))
+            )
             metrics = _read_metrics(self.metrics_path, counters.step)
         atomic_write_bytes(self.metrics_path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
         return counters, metrics
@@ -240,7 +240,8 @@ def _random_windows(train_data: torch.Tensor, batch_size: int, block: int) -> Ba
     """The default batches: `batch_size` random windows of `block` + 1 bytes."""
     if len(train_data) < block + 1:
         raise BitlensError(
-            f"training data has {len(train_data)} bytes, fewer than one context window ({block + 1})")
+            f"training data has {len(train_data)} bytes, fewer than one context window ({block + 1})"
+        )
 
     def batch_fn(step: int, gen: torch.Generator) -> Batch:
         return get_batch(train_data, batch_size, block, gen)
@@ -248,8 +249,9 @@ def _random_windows(train_data: torch.Tensor, batch_size: int, block: int) -> Ba
     return batch_fn
 
 
-def _optimizer_step(model: GPT, opt: torch.optim.Optimizer, cfg: TrainConfig, step: int,
-                    batch_fn: BatchFn, loss_fn: LossFn) -> tuple[float, int]:
+def _optimizer_step(
+    model: GPT, opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, batch_fn: BatchFn, loss_fn: LossFn
+) -> tuple[float, int]:
     """One step on its seeded batch; returns its loss in bits per token and its token count."""
     torch.manual_seed(cfg.seed * 7_919 + step)  # dropout, if any, is seeded per step
     batch = batch_fn(step, step_generator(cfg.seed, step))
@@ -297,8 +299,11 @@ def train(
     val_bpb = _last_val_bits_per_byte(metrics)
     last = _Step(start, None, False, None, val_bpb)
     t0 = time.perf_counter()
-    with train_threads(cfg), files or nullcontext(), \
-            progress_bar(cfg.steps, "training", enabled=progress) as bar:
+    with (
+        train_threads(cfg),
+        files or nullcontext(),
+        progress_bar(cfg.steps, "training", enabled=progress) as bar,
+    ):
         bar.advance(start.step)
         for last in _steps(model, opt, cfg, start, val_bpb, val_data, batch_fn, loss_fn):
             if last.row is not None:
@@ -346,8 +351,14 @@ class _Step:
 
 
 def _steps(
-    model: GPT, opt: torch.optim.Optimizer, cfg: TrainConfig, start: _Counters,
-    val_bpb: float | None, val_data: torch.Tensor | None, batch_fn: BatchFn, loss_fn: LossFn,
+    model: GPT,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    start: _Counters,
+    val_bpb: float | None,
+    val_data: torch.Tensor | None,
+    batch_fn: BatchFn,
+    loss_fn: LossFn,
 ) -> Iterator[_Step]:
     """Steps start.step … cfg.steps − 1, yielding after each (the model as that step left it).
     The training loss is averaged in bits over the steps since the last logged one."""
@@ -360,8 +371,12 @@ def _steps(
     for step in range(start.step, cfg.steps):
         loss_bits, n_tok = _optimizer_step(model, opt, cfg, step, batch_fn, loss_fn)
         done = step + 1
-        c = _Counters(done, c.tokens + n_tok, c.flops + n_tok * flops_per_token,
-                      start.seconds + time.perf_counter() - t0)
+        c = _Counters(
+            done,
+            c.tokens + n_tok,
+            c.flops + n_tok * flops_per_token,
+            start.seconds + time.perf_counter() - t0,
+        )
         window_bits += loss_bits
         window_n += 1
         logged = done % cfg.log_interval == 0 or done == cfg.steps
@@ -371,8 +386,14 @@ def _steps(
             window_bits, window_n = 0.0, 0
         row = None
         if logged or evaluated:
-            row = {"step": done, "tokens": c.tokens, "flops": c.flops, "lr": lr_at(step, cfg),
-                   "train_bits_per_byte": train_bpb, "seconds": c.seconds}
+            row = {
+                "step": done,
+                "tokens": c.tokens,
+                "flops": c.flops,
+                "lr": lr_at(step, cfg),
+                "train_bits_per_byte": train_bpb,
+                "seconds": c.seconds,
+            }
         if evaluated and val_data is not None and row is not None:
             val_bpb = evaluate(model, val_data[: cfg.eval_bytes]).bits_per_byte
             model.train()
@@ -436,22 +457,30 @@ def train_run(
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg)
     with train_threads(cfg):  # the final evaluation runs under the training's settings too
-        result = train(model, split.train, cfg, val_data=split.val, run_dir=out, resume=resume,
-                       progress=progress)
+        result = train(
+            model, split.train, cfg, val_data=split.val, run_dir=out, resume=resume, progress=progress
+        )
         save_model(model, out / WEIGHTS_FILE)
         final = evaluate(model, split.val, progress=progress)
     run = RunResult(
-        run_dir=str(out), preset=preset, params=model.num_params(), steps=result.steps,
-        tokens=result.tokens, flops=result.flops, seconds=result.seconds,
-        tokens_per_second=result.tokens_per_second, val_bits_per_byte=final.bits_per_byte,
+        run_dir=str(out),
+        preset=preset,
+        params=model.num_params(),
+        steps=result.steps,
+        tokens=result.tokens,
+        flops=result.flops,
+        seconds=result.seconds,
+        tokens_per_second=result.tokens_per_second,
+        val_bits_per_byte=final.bits_per_byte,
         val_bytes=final.bytes,
     )
     atomic_write_json(out / "result.json", run.to_dict())
     return run
 
 
-def _new_run(out: Path, preset: str, overrides: dict[str, Any], corpus: bytes,
-             corpus_name: str) -> tuple[str, GPTConfig, TrainConfig]:
+def _new_run(
+    out: Path, preset: str, overrides: dict[str, Any], corpus: bytes, corpus_name: str
+) -> tuple[str, GPTConfig, TrainConfig]:
     """The preset's model and training config with the overrides; recorded in config.json."""
     if preset not in MODEL_PRESETS:
         raise BitlensError(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
@@ -459,22 +488,33 @@ def _new_run(out: Path, preset: str, overrides: dict[str, Any], corpus: bytes,
     cfg = resolve_train_config(preset, **overrides)
     if cfg.threads is None:
         cfg = replace(cfg, threads=torch.get_num_threads())
-    atomic_write_json(out / CONFIG_FILE, {
-        "preset": preset, "model": model_cfg.to_dict(), "train": cfg.to_dict(),
-        "corpus": corpus_name, "corpus_bytes": len(corpus), "environment": environment_info(),
-    })
+    atomic_write_json(
+        out / CONFIG_FILE,
+        {
+            "preset": preset,
+            "model": model_cfg.to_dict(),
+            "train": cfg.to_dict(),
+            "corpus": corpus_name,
+            "corpus_bytes": len(corpus),
+            "environment": environment_info(),
+        },
+    )
     return preset, model_cfg, cfg
 
 
-def _recorded_run(out: Path, preset: str,
-                  overrides: dict[str, Any]) -> tuple[str, GPTConfig, TrainConfig]:
+def _recorded_run(out: Path, preset: str, overrides: dict[str, Any]) -> tuple[str, GPTConfig, TrainConfig]:
     """The preset, model and training config recorded in `out`; refuses overrides that differ."""
     saved = read_config(out)
     cfg = TrainConfig.from_dict(saved["train"])
     recorded = cfg.to_dict()
-    conflicts = [f"--{k.replace('_', '-')} {v} (recorded: {recorded.get(k)})"
-                 for k, v in overrides.items() if v is not None and recorded.get(k) != v]
+    conflicts = [
+        f"--{k.replace('_', '-')} {v} (recorded: {recorded.get(k)})"
+        for k, v in overrides.items()
+        if v is not None and recorded.get(k) != v
+    ]
     if conflicts:
-        raise BitlensError(f"cannot resume {out} with {', '.join(conflicts)}: a resumed run keeps "
-                           "its recorded settings; drop the option or train into another --out")
+        raise BitlensError(
+            f"cannot resume {out} with {', '.join(conflicts)}: a resumed run keeps "
+            "its recorded settings; drop the option or train into another --out"
+        )
     return saved.get("preset", preset), GPTConfig.from_dict(saved["model"]), cfg

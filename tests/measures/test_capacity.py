@@ -47,8 +47,12 @@ def test_sequence_surprisal_scores_every_byte_after_the_start_byte_and_restores_
 
 
 def _points(memorised: list[float]) -> list[CapacityPoint]:
-    return [CapacityPoint(n_sequences=8 * 2**i, data_bits=2048.0 * 2**i, memorised_bits=m,
-                          train_bits_per_byte=0.0) for i, m in enumerate(memorised)]
+    return [
+        CapacityPoint(
+            n_sequences=8 * 2**i, data_bits=2048.0 * 2**i, memorised_bits=m, train_bits_per_byte=0.0
+        )
+        for i, m in enumerate(memorised)
+    ]
 
 
 def test_plateau_means_memorised_bits_stopped_growing():
@@ -75,9 +79,17 @@ def test_capacity_check_has_a_real_expected_value(tmp_path):
     assert check.details["plateau_reached"] == plateau_reached(points)
     capacity = max(p.memorised_bits for p in points)
     assert check.details["bits_per_parameter"] == pytest.approx(capacity / check.details["params"])
-    result = {"models": [{"n_layer": 1, "n_embd": 8, "params": check.details["params"],
-                          "bits_per_parameter": check.details["bits_per_parameter"],
-                          "points": check.details["points"]}],
-              "reference_bits_per_parameter": {"morris_2025": 3.6, "allen_zhu_li": 2.0}}
+    result = {
+        "models": [
+            {
+                "n_layer": 1,
+                "n_embd": 8,
+                "params": check.details["params"],
+                "bits_per_parameter": check.details["bits_per_parameter"],
+                "points": check.details["points"],
+            }
+        ],
+        "reference_bits_per_parameter": {"morris_2025": 3.6, "allen_zhu_li": 2.0},
+    }
     plot_capacity(result, tmp_path / "cap")
     assert (tmp_path / "cap.png").exists() and (tmp_path / "cap.svg").exists()

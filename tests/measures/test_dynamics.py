@@ -36,8 +36,11 @@ def test_half_determined_source(tmp_path):
     # half High, and the threshold (mean final loss) sits near the 2-bit entropy rate.
     src = half_determined_source(16)
     data = src.sample(40_000, seed=0)
-    r = measure_dynamics(data, DynamicsConfig(steps=250, heldout_bytes=2048, checkpoints=10, preset="micro"),
-                         model_config=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)).to_dict()
+    r = measure_dynamics(
+        data,
+        DynamicsConfig(steps=250, heldout_bytes=2048, checkpoints=10, preset="micro"),
+        model_config=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32),
+    ).to_dict()
     classes = r["classes"]
     low_end = classes["L->L"]["proportion"] + classes["H->L"]["proportion"]
     assert low_end == pytest.approx(0.5, abs=0.03)

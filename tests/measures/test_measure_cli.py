@@ -46,9 +46,25 @@ def test_surprisal_cli(run_dir, corpus_path, capsys, tmp_path):
     from bitlens.evaluate import evaluate
     from bitlens.runs import load_run
 
-    r = run_json(capsys, ["measure", "surprisal", "--model", str(run_dir), "--corpus", str(corpus_path),
-                          "--max-bytes", "4096", "--top-k", "3", "--npz", str(tmp_path / "s.npz"),
-                          "--plot", str(tmp_path / "s")])
+    r = run_json(
+        capsys,
+        [
+            "measure",
+            "surprisal",
+            "--model",
+            str(run_dir),
+            "--corpus",
+            str(corpus_path),
+            "--max-bytes",
+            "4096",
+            "--top-k",
+            "3",
+            "--npz",
+            str(tmp_path / "s.npz"),
+            "--plot",
+            str(tmp_path / "s"),
+        ],
+    )
     # The known answer: the mean surprisal is the model's cross-entropy on those 4096 bytes.
     expected = evaluate(load_run(run_dir), corpus_path.read_bytes()[:4096])
     assert r["bytes"] == 4096
@@ -63,8 +79,20 @@ def test_surprisal_cli(run_dir, corpus_path, capsys, tmp_path):
 
 
 def test_prequential_cli(corpus_path, capsys):
-    r = run_json(capsys, ["measure", "prequential", "--corpus", str(corpus_path), "--quick",
-                          "--max-bytes", "2048", "--seed", "3"])
+    r = run_json(
+        capsys,
+        [
+            "measure",
+            "prequential",
+            "--corpus",
+            str(corpus_path),
+            "--quick",
+            "--max-bytes",
+            "2048",
+            "--seed",
+            "3",
+        ],
+    )
     assert (r["bytes"], r["seed"], r["preset"]) == (2048, 3, "tiny")
     assert r["config"]["max_bytes"] == 2048 and r["config"]["first_block_bytes"] == 1024  # quick, overridden
     assert r["uniform_bits"] == 8 * 2048
@@ -87,7 +115,8 @@ def test_dynamics_cli(corpus_path, capsys):
     classes = r["classes"]
     assert sum(c["tokens"] for c in classes.values()) == r["tokens"]
     assert sum(c["information_gained_bits"] for c in classes.values()) == pytest.approx(
-        r["information_gained_bits"])
+        r["information_gained_bits"]
+    )
 
 
 def test_capacity_cli(capsys):

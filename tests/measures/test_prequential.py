@@ -58,8 +58,9 @@ def test_random_bytes_are_not_compressed(tmp_path):
 
 def test_prequential_rate_approaches_markov_entropy_rate():
     source = random_markov_source(order=1, alphabet_size=8, seed=0)
-    cfg = PrequentialConfig(max_bytes=32_768, first_block_bytes=1024, min_steps=20,
-                            epochs_per_stage=8.0, lr=1e-2)
+    cfg = PrequentialConfig(
+        max_bytes=32_768, first_block_bytes=1024, min_steps=20, epochs_per_stage=8.0, lr=1e-2
+    )
     check = check_prequential_vs_entropy_rate(source, cfg, tolerance=0.10)
     assert check.passed, check
     d = check.details

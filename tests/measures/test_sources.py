@@ -64,8 +64,7 @@ def test_half_determined_source_alternates_free_and_forced():
 
 
 @settings(max_examples=25, deadline=None)
-@given(order=st.integers(0, 2), k=st.integers(2, 6), seed=st.integers(0, 10**6),
-       n=st.integers(0, 300))
+@given(order=st.integers(0, 2), k=st.integers(2, 6), seed=st.integers(0, 10**6), n=st.integers(0, 300))
 def test_sampling_is_deterministic_and_rates_are_bounded(order, k, seed, n):
     src = random_markov_source(order=order, alphabet_size=k, seed=seed)
     a, b = src.sample(n, seed), src.sample(n, seed)

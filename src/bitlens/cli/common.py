@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -53,25 +54,39 @@ def parse_list(text: str | None, kind: Callable[[str], Any] = str, name: str = "
     try:
         return tuple(kind(s) for s in items)
     except ValueError:
-        raise BitlensError(f"{name}: cannot read {text!r} as a comma-separated list of "
-                           f"{getattr(kind, '__name__', 'values')}") from None
+        raise BitlensError(
+            f"{name}: cannot read {text!r} as a comma-separated list of {getattr(kind, '__name__', 'values')}"
+        ) from None
 
 
 corpus_option = click.option(
-    "--corpus", default=None, metavar="PATH",
-    help="Text file, directory of files, or '-' for stdin. Default: bundled Tiny Shakespeare.")
-seed_option = click.option("--seed", type=int, default=0, show_default=True,
-                           help="Random seed (the same seed gives the same numbers).")
+    "--corpus",
+    default=None,
+    metavar="PATH",
+    help="Text file, directory of files, or '-' for stdin. Default: bundled Tiny Shakespeare.",
+)
+seed_option = click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Random seed (the same seed gives the same numbers).",
+)
 quick_option = click.option("--quick", is_flag=True, help="Small, fast settings (seconds to a minute).")
 model_option = click.option(
-    "--model", "model_spec", required=True, metavar="RUN_DIR|hf:PATH",
-    help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).")
+    "--model",
+    "model_spec",
+    required=True,
+    metavar="RUN_DIR|hf:PATH",
+    help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).",
+)
 preset_names = ("tiny", "small", "base")  # bitlens.model.MODEL_PRESETS (a test keeps them equal)
 
 
 def preset_option(default: str = "tiny", help: str = "Model size to train.") -> Callable[[F], F]:
-    return click.option("--preset", type=click.Choice(preset_names), default=default, show_default=True,
-                        help=help)
+    return click.option(
+        "--preset", type=click.Choice(preset_names), default=default, show_default=True, help=help
+    )
 
 
 json_option = click.option(
@@ -82,8 +97,9 @@ json_option = click.option(
     help="Also write the results as a JSON object to FILE ('-' for stdout).",
 )
 
-plot_option = click.option("--plot", "plot_path", default=None, metavar="PATH",
-                           help="Also draw the figure to PATH.png and PATH.svg.")
+plot_option = click.option(
+    "--plot", "plot_path", default=None, metavar="PATH", help="Also draw the figure to PATH.png and PATH.svg."
+)
 
 
 def emit_json(obj: Any, target: str | None) -> None:

@@ -27,26 +27,48 @@ def _check_output(path: str, force: bool) -> None:
 @click.command("compress")
 @click.argument("in_path", metavar="IN")
 @click.argument("out_path", metavar="OUT")
-@click.option("--model", "model_dir", default=None, metavar="RUN_DIR",
-              help="Trained run directory. Alone: offline mode. With --online: adaptive mode.")
-@click.option("--online", is_flag=True,
-              help="Learn while coding (no weights are sent; decoding repeats the training).")
+@click.option(
+    "--model",
+    "model_dir",
+    default=None,
+    metavar="RUN_DIR",
+    help="Trained run directory. Alone: offline mode. With --online: adaptive mode.",
+)
+@click.option(
+    "--online", is_flag=True, help="Learn while coding (no weights are sent; decoding repeats the training)."
+)
 @preset_option("tiny", "Model size for online mode from scratch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initial weights (online).")
-@click.option("--streams", type=click.IntRange(min=1), default=None,
-              help="Parallel streams the file is cut into (default: from the file size).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads (recorded; decoding uses the same). Default: 1.")
-@click.option("--mix", is_flag=True,
-              help="Online/adaptive: mix the network with count models of orders 1, 2, 3, 4 and 6 "
-                   "and a word model (beats xz on megabyte text files; the code length is then the "
-                   "mixture's, and network_bits reports the network alone).")
-@click.option("--device", default="cpu", show_default=True,
-              help="cpu or cuda. A file coded on a GPU decodes only on the same GPU model.")
+@click.option(
+    "--streams",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel streams the file is cut into (default: from the file size).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads (recorded; decoding uses the same). Default: 1.",
+)
+@click.option(
+    "--mix",
+    is_flag=True,
+    help="Online/adaptive: mix the network with count models of orders 1, 2, 3, 4 and 6 "
+    "and a word model (beats xz on megabyte text files; the code length is then the "
+    "mixture's, and network_bits reports the network alone).",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="cpu or cuda. A file coded on a GPU decodes only on the same GPU model.",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @json_option
-def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, threads, mix, device,
-                 force, json_out):
+def compress_cmd(
+    in_path, out_path, model_dir, online, preset, seed, streams, threads, mix, device, force, json_out
+):
     """Compress IN losslessly into OUT with a byte-level model and a range coder.
 
     \b
@@ -70,30 +92,51 @@ def compress_cmd(in_path, out_path, model_dir, online, preset, seed, streams, th
     _check_output(out_path, force)
     data = _read_input(in_path)
     model = load_run(model_dir) if model_dir else None
-    blob, r = compress(data, model, online=online, preset=preset, seed=seed, n_streams=streams,
-                       threads=threads, progress=show_progress(), device=device,
-                       mix=MixConfig() if mix else None)
+    blob, r = compress(
+        data,
+        model,
+        online=online,
+        preset=preset,
+        seed=seed,
+        n_streams=streams,
+        threads=threads,
+        progress=show_progress(),
+        device=device,
+        mix=MixConfig() if mix else None,
+    )
     atomic_write_bytes(out_path, blob)
     if json_out != "-":
         rate = "n/a" if r.bits_per_byte is None else f"{r.bits_per_byte:.4f} bits/byte"
-        click.echo(f"{r.mode}: {r.input_bytes:,} → {r.output_bytes:,} bytes, {rate} "
-                   f"({r.seconds:.1f} s, {r.bytes_per_second:,.0f} bytes/s, {r.n_streams} streams)")
-        click.echo(f"model: {r.model_bits:,.0f} bits; overhead {r.overhead_bits:,.0f} bits "
-                   f"(header {8 * r.header_bytes} bits, coder {r.coder_overhead_bits:,.0f} bits)")
+        click.echo(
+            f"{r.mode}: {r.input_bytes:,} → {r.output_bytes:,} bytes, {rate} "
+            f"({r.seconds:.1f} s, {r.bytes_per_second:,.0f} bytes/s, {r.n_streams} streams)"
+        )
+        click.echo(
+            f"model: {r.model_bits:,.0f} bits; overhead {r.overhead_bits:,.0f} bits "
+            f"(header {8 * r.header_bytes} bits, coder {r.coder_overhead_bits:,.0f} bits)"
+        )
         if r.network_bits is not None:
-            click.echo(f"network alone: {r.network_bits / max(r.input_bytes, 1):.4f} bits/byte "
-                       f"(mixing saved {r.network_bits - r.model_bits:,.0f} bits)")
+            click.echo(
+                f"network alone: {r.network_bits / max(r.input_bytes, 1):.4f} bits/byte "
+                f"(mixing saved {r.network_bits - r.model_bits:,.0f} bits)"
+            )
         if r.bits_per_byte_with_model is not None:
-            click.echo(f"with the model counted (2 bytes/parameter): "
-                       f"{r.bits_per_byte_with_model:.4f} bits/byte")
+            click.echo(
+                f"with the model counted (2 bytes/parameter): {r.bits_per_byte_with_model:.4f} bits/byte"
+            )
     emit_json(r.to_dict(), json_out)
 
 
 @click.command("decompress")
 @click.argument("in_path", metavar="IN")
 @click.argument("out_path", metavar="OUT")
-@click.option("--model", "model_dir", default=None, metavar="RUN_DIR",
-              help="The run directory used to compress (offline and adaptive files).")
+@click.option(
+    "--model",
+    "model_dir",
+    default=None,
+    metavar="RUN_DIR",
+    help="The run directory used to compress (offline and adaptive files).",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def decompress_cmd(in_path, out_path, model_dir, force):
     """Decompress a file made by `bitlens compress`; verifies model, versions and CRC-32.

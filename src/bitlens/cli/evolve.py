@@ -13,39 +13,108 @@ from bitlens.evolve.strategy import STRATEGIES
 
 @click.command("evolve")
 @corpus_option
-@click.option("--out", "out_dir", required=True, metavar="RUN_DIR",
-              help="Run directory: lineage.sqlite, offspring weights, parent, result.json, figures.")
-@click.option("--parent", "parent_dir", default=None, metavar="RUN_DIR",
-              help="A trained parent model (default: train a tiny one into RUN_DIR/parent).")
-@click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True,
-              help="local: process pool; ray: Ray tasks; serial: this process.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Evaluations in flight at once (processes or Ray tasks, 1 thread each).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Join an existing Ray cluster (default: start Ray on this machine).")
-@click.option("--population", type=click.IntRange(min=1), default=None,
-              help="Survivors μ = children λ per generation (default 8; 3 with --quick).")
-@click.option("--generations", type=click.IntRange(min=1), default=None,
-              help="Generations including the random first one (default 6; 2 with --quick).")
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=None,
-              help="es: (μ+λ) with tournament selection (default); random: random search control.")
-@click.option("--lineage", is_flag=True, default=None,
-              help="The best offspring of each generation becomes the next generation's parent.")
-@click.option("--reevaluate/--no-reevaluate", default=None,
-              help="Score the survivors again on each new generation's seed and select on those "
-                   "fresh scores (default; fitness is noisy, this stops lucky genomes from "
-                   "surviving forever).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="RUN_DIR",
+    help="Run directory: lineage.sqlite, offspring weights, parent, result.json, figures.",
+)
+@click.option(
+    "--parent",
+    "parent_dir",
+    default=None,
+    metavar="RUN_DIR",
+    help="A trained parent model (default: train a tiny one into RUN_DIR/parent).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(list(BACKENDS)),
+    default="local",
+    show_default=True,
+    help="local: process pool; ray: Ray tasks; serial: this process.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Evaluations in flight at once (processes or Ray tasks, 1 thread each).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="Join an existing Ray cluster (default: start Ray on this machine).",
+)
+@click.option(
+    "--population",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Survivors μ = children λ per generation (default 8; 3 with --quick).",
+)
+@click.option(
+    "--generations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Generations including the random first one (default 6; 2 with --quick).",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(list(STRATEGIES)),
+    default=None,
+    help="es: (μ+λ) with tournament selection (default); random: random search control.",
+)
+@click.option(
+    "--lineage",
+    is_flag=True,
+    default=None,
+    help="The best offspring of each generation becomes the next generation's parent.",
+)
+@click.option(
+    "--reevaluate/--no-reevaluate",
+    default=None,
+    help="Score the survivors again on each new generation's seed and select on those "
+    "fresh scores (default; fitness is noisy, this stops lucky genomes from "
+    "surviving forever).",
+)
 @seed_option
-@click.option("--budget-flops", type=float, default=None,
-              help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).")
-@click.option("--time-limit", type=float, default=None,
-              help="Stop after this many wall-clock seconds (summed over resumes).")
-@click.option("--quick", is_flag=True,
-              help="A small run (tiny offspring, small budgets, 3 × 2 genomes) for tests.")
+@click.option(
+    "--budget-flops",
+    type=float,
+    default=None,
+    help="Stop once finished evaluations used this many FLOPs (offspring + parent + reference).",
+)
+@click.option(
+    "--time-limit",
+    type=float,
+    default=None,
+    help="Stop after this many wall-clock seconds (summed over resumes).",
+)
+@click.option(
+    "--quick", is_flag=True, help="A small run (tiny offspring, small budgets, 3 × 2 genomes) for tests."
+)
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR; finished evaluations are kept.")
 @json_option
-def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, population, generations,
-               strategy, lineage, reevaluate, seed, budget_flops, time_limit, quick, resume, json_out):
+def evolve_cmd(
+    corpus,
+    out_dir,
+    parent_dir,
+    backend,
+    workers,
+    ray_address,
+    population,
+    generations,
+    strategy,
+    lineage,
+    reevaluate,
+    seed,
+    budget_flops,
+    time_limit,
+    quick,
+    resume,
+    json_out,
+):
     """Evolve data-curation policies under selective pressure.
 
     A genome is a curation policy (selection score and keep ratio, document or token level,
@@ -63,13 +132,28 @@ def evolve_cmd(corpus, out_dir, parent_dir, backend, workers, ray_address, popul
     from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
     from bitlens.evolve.run import EvolveConfig, run_evolution
 
-    cfg = override(EvolveConfig.quick() if quick else EvolveConfig.full(), population=population,
-                   generations=generations, seed=seed, strategy=strategy, lineage=lineage,
-                   reevaluate=reevaluate)
-    result = run_evolution(out_dir, cfg, corpus=load_corpus(corpus), backend=backend,
-                           workers=workers, resume=resume, progress=show_progress(),
-                           budget_flops=budget_flops, time_limit=time_limit,
-                           ray_address=ray_address, parent_dir=parent_dir)
+    cfg = override(
+        EvolveConfig.quick() if quick else EvolveConfig.full(),
+        population=population,
+        generations=generations,
+        seed=seed,
+        strategy=strategy,
+        lineage=lineage,
+        reevaluate=reevaluate,
+    )
+    result = run_evolution(
+        out_dir,
+        cfg,
+        corpus=load_corpus(corpus),
+        backend=backend,
+        workers=workers,
+        resume=resume,
+        progress=show_progress(),
+        budget_flops=budget_flops,
+        time_limit=time_limit,
+        ray_address=ray_address,
+        parent_dir=parent_dir,
+    )
     r = result.to_dict()
     out = Path(out_dir)
     plot_fitness(r, out / "fitness.png")
@@ -85,12 +169,15 @@ def _print_summary(r: dict, out: Path) -> None:
         best = "—" if g["best_fitness"] is None else f"{g['best_fitness']:.4g}"
         mean = "—" if g["mean_fitness"] is None else f"{g['mean_fitness']:.4g}"
         bpb = "—" if g["best_heldout_bits_per_byte"] is None else f"{g['best_heldout_bits_per_byte']:.4f}"
-        click.echo(f"generation {g['generation']}: best fitness {best}, mean {mean}, "
-                   f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}"
-                   + (f" ({g['reevaluations']} survivors re-scored)" if g["reevaluations"] else ""))
+        click.echo(
+            f"generation {g['generation']}: best fitness {best}, mean {mean}, "
+            f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}"
+            + (f" ({g['reevaluations']} survivors re-scored)" if g["reevaluations"] else "")
+        )
     for p in r["pareto"]:
         click.echo(f"pareto: {p['heldout_bits_per_byte']:.4f} bits/byte at {p['flops']:.3g} FLOPs")
     t = r["totals"]
-    click.echo(f"{t['done']} evaluations ({t['failed']} failed), {t['flops']:.3g} FLOPs, "
-               f"{t['wall_seconds']:.0f} s" + (f"; stopped: {r['stopped']}" if r["stopped"] else "")
-               + f" → {out}")
+    click.echo(
+        f"{t['done']} evaluations ({t['failed']} failed), {t['flops']:.3g} FLOPs, "
+        f"{t['wall_seconds']:.0f} s" + (f"; stopped: {r['stopped']}" if r["stopped"] else "") + f" → {out}"
+    )

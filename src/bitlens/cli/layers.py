@@ -8,27 +8,53 @@ from bitlens.cli.common import emit_json, json_option, show_progress
 from bitlens.measures.properties import PROPERTIES
 
 model_option = click.option(
-    "--model", "model_spec", required=True, metavar="RUN_DIR|hf:PATH",
-    help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).")
+    "--model",
+    "model_spec",
+    required=True,
+    metavar="RUN_DIR|hf:PATH",
+    help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).",
+)
 corpus_option = click.option(
-    "--corpus", default=None, metavar="PATH",
-    help="File, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
+    "--corpus",
+    default=None,
+    metavar="PATH",
+    help="File, directory or '-' (stdin). Default: bundled Tiny Shakespeare.",
+)
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 quick_option = click.option("--quick", is_flag=True, help="A small, fast measurement (a few seconds).")
-plot_option = click.option("--plot", "plot_path", default=None, metavar="FILE",
-                           help="Also draw the figure (FILE and its .png/.svg siblings).")
+plot_option = click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    metavar="FILE",
+    help="Also draw the figure (FILE and its .png/.svg siblings).",
+)
 
 
 @click.command("lens")
 @model_option
 @corpus_option
 @click.option("--tuned", is_flag=True, help="Also train (or load) a tuned lens and show it side by side.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Tuned-lens SGD steps (default 250, or 120 with --quick).")
-@click.option("--load-lens", "load_lens", default=None, metavar="FILE",
-              help="Reuse a tuned lens saved with --save-lens instead of training one (implies --tuned).")
-@click.option("--save-lens", "save_lens", default=None, metavar="FILE",
-              help="Write the trained tuned lens as safetensors.")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tuned-lens SGD steps (default 250, or 120 with --quick).",
+)
+@click.option(
+    "--load-lens",
+    "load_lens",
+    default=None,
+    metavar="FILE",
+    help="Reuse a tuned lens saved with --save-lens instead of training one (implies --tuned).",
+)
+@click.option(
+    "--save-lens",
+    "save_lens",
+    default=None,
+    metavar="FILE",
+    help="Write the trained tuned lens as safetensors.",
+)
 @seed_option
 @quick_option
 @plot_option
@@ -53,18 +79,26 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
     lens = TunedLens.load(load_lens) if load_lens else None
     base = LensConfig.quick() if quick else LensConfig.full()
     config = override(base, steps=steps, tuned=tuned or lens is not None, seed=seed)
-    result = measure_lens(load_model(model_spec), load_corpus(corpus), config, progress=show_progress(),
-                          lens=lens)
+    result = measure_lens(
+        load_model(model_spec), load_corpus(corpus), config, progress=show_progress(), lens=lens
+    )
     if save_lens and result.tuned_lens is not None:
         result.tuned_lens.save(save_lens)
     r = result.to_dict()
     if json_out != "-":
         unit = f"bits/{r['token']}"
-        click.echo(f"{'layer':>5} {'logit KL':>9} {'tuned KL':>9} {'logit CE':>9} {'tuned CE':>9} "
-                   f"{'entropy':>8}   ({unit}, {r['tokens']:,} held-out {r['token']}s)")
+        click.echo(
+            f"{'layer':>5} {'logit KL':>9} {'tuned KL':>9} {'logit CE':>9} {'tuned CE':>9} "
+            f"{'entropy':>8}   ({unit}, {r['tokens']:,} held-out {r['token']}s)"
+        )
         for row in r["layers"]:
-            cells = [row["logit_kl_bits"], row["tuned_kl_bits"], row["logit_ce_bits"], row["tuned_ce_bits"],
-                     row["entropy_bits"]]
+            cells = [
+                row["logit_kl_bits"],
+                row["tuned_kl_bits"],
+                row["logit_ce_bits"],
+                row["tuned_ce_bits"],
+                row["entropy_bits"],
+            ]
             text = " ".join("        -" if c is None else f"{c:9.3f}" for c in cells)
             click.echo(f"{row['layer']:>5} {text}")
         if save_lens:
@@ -77,12 +111,26 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
 @click.command("probe")
 @model_option
 @corpus_option
-@click.option("--property", "properties", multiple=True, type=click.Choice(list(PROPERTIES)),
-              help="Property to probe (repeatable). Default: all of them.")
-@click.option("--probe", "probe_kind", default=None, metavar="KIND",
-              help="Probe family: linear (default), or mlp (one hidden layer).")
-@click.option("--examples", type=click.IntRange(min=64), default=None,
-              help="Tokens probed per property (default 8192, or 1024 with --quick).")
+@click.option(
+    "--property",
+    "properties",
+    multiple=True,
+    type=click.Choice(list(PROPERTIES)),
+    help="Property to probe (repeatable). Default: all of them.",
+)
+@click.option(
+    "--probe",
+    "probe_kind",
+    default=None,
+    metavar="KIND",
+    help="Probe family: linear (default), or mlp (one hidden layer).",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(min=64),
+    default=None,
+    help="Tokens probed per property (default 8192, or 1024 with --quick).",
+)
 @seed_option
 @quick_option
 @plot_option
@@ -105,19 +153,26 @@ def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seed, quick,
     from bitlens.runs import load_model
 
     base = ProbeConfig.quick() if quick else ProbeConfig.full()
-    config = override(base, properties=tuple(properties) or None, kind=probe_kind, examples=examples,
-                      seed=seed)
-    r = measure_probes(load_model(model_spec), load_corpus(corpus), config,
-                       progress=show_progress()).to_dict()
+    config = override(
+        base, properties=tuple(properties) or None, kind=probe_kind, examples=examples, seed=seed
+    )
+    r = measure_probes(
+        load_model(model_spec), load_corpus(corpus), config, progress=show_progress()
+    ).to_dict()
     if json_out != "-":
         for prop in r["properties"]:
-            click.echo(f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples, "
-                       f"labels alone ×{prop['marginal_compression']:.2f}")
-            click.echo(f"{'layer':>7} {'online bits':>12} {'uniform bits':>13} {'compression':>12} "
-                       f"{'control':>8}")
+            click.echo(
+                f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples, "
+                f"labels alone ×{prop['marginal_compression']:.2f}"
+            )
+            click.echo(
+                f"{'layer':>7} {'online bits':>12} {'uniform bits':>13} {'compression':>12} {'control':>8}"
+            )
             for row in prop["layers"]:
-                click.echo(f"{row['layer']:>7} {row['codelength_bits']:12,.0f} {row['uniform_bits']:13,.0f} "
-                           f"{row['compression']:12.2f} {row['control_compression']:8.2f}")
+                click.echo(
+                    f"{row['layer']:>7} {row['codelength_bits']:12,.0f} {row['uniform_bits']:13,.0f} "
+                    f"{row['compression']:12.2f} {row['control_compression']:8.2f}"
+                )
     if plot_path:
         plot_probes(r, plot_path)
     emit_json(r, json_out)

@@ -13,14 +13,23 @@ from bitlens.cli.common import emit_json, json_option, preset_names, show_progre
 from bitlens.errors import BitlensError
 
 corpus_option = click.option(
-    "--corpus", default=None, metavar="PATH",
-    help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.")
+    "--corpus",
+    default=None,
+    metavar="PATH",
+    help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.",
+)
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 quick_option = click.option("--quick", is_flag=True, help="A small, fast run (seconds).")
-preset_option = click.option("--preset", type=click.Choice(preset_names), default="tiny", show_default=True,
-                             help="Model size to train.")
-plot_option = click.option("--plot", "plot_path", default=None, metavar="PATH",
-                           help="Also draw the figure to PATH.png and PATH.svg.")
+preset_option = click.option(
+    "--preset",
+    type=click.Choice(preset_names),
+    default="tiny",
+    show_default=True,
+    help="Model size to train.",
+)
+plot_option = click.option(
+    "--plot", "plot_path", default=None, metavar="PATH", help="Also draw the figure to PATH.png and PATH.svg."
+)
 
 
 def training_measure_options(f):
@@ -50,13 +59,26 @@ def measure() -> None:
 @measure.command("surprisal")
 @click.option("--model", "model_dir", required=True, metavar="RUN_DIR", help="A trained run directory.")
 @corpus_option
-@click.option("--max-bytes", type=click.IntRange(min=0), default=None,
-              help="Score the first N bytes (0 = all). Default: 262,144.")
-@click.option("--span", type=click.IntRange(min=1), default=None,
-              help="Length in bytes of the reported most/least surprising spans. Default: 32.")
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Score the first N bytes (0 = all). Default: 262,144.",
+)
+@click.option(
+    "--span",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Length in bytes of the reported most/least surprising spans. Default: 32.",
+)
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Spans reported. Default: 5.")
-@click.option("--npz", "npz_path", default=None, metavar="FILE",
-              help="Write per-byte surprisal_bits, entropy_bits and bytes arrays to FILE (.npz).")
+@click.option(
+    "--npz",
+    "npz_path",
+    default=None,
+    metavar="FILE",
+    help="Write per-byte surprisal_bits, entropy_bits and bytes arrays to FILE (.npz).",
+)
 @plot_option
 @json_option
 def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path, json_out):
@@ -76,8 +98,11 @@ def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path
     if npz_path:
         result.scores.save_npz(npz_path)
     r = result.to_dict()
-    _echo(json_out, f"{r['bits_per_byte']:.4f} bits/byte surprisal, {r['entropy_bits_per_byte']:.4f} "
-                    f"bits/byte predictive entropy over {r['bytes']:,} bytes")
+    _echo(
+        json_out,
+        f"{r['bits_per_byte']:.4f} bits/byte surprisal, {r['entropy_bits_per_byte']:.4f} "
+        f"bits/byte predictive entropy over {r['bytes']:,} bytes",
+    )
     for title, key in (("most surprising", "most_surprising"), ("least surprising", "least_surprising")):
         _echo(json_out, f"{title}:")
         for s in r[key]:
@@ -87,8 +112,12 @@ def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path
 
 @measure.command("prequential")
 @training_measure_options
-@click.option("--max-bytes", type=click.IntRange(min=0), default=None,
-              help="Code the first N bytes (0 = all). Default: 256 KiB, 32 KiB with --quick.")
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Code the first N bytes (0 = all). Default: 256 KiB, 32 KiB with --quick.",
+)
 def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out):
     """Prequential (online) description length vs uniform and two-part codes, in bits.
 
@@ -105,20 +134,30 @@ def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out)
     r = measure_prequential(load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     bpb = r["bits_per_byte"]
     _echo(json_out, f"{r['bytes']:,} bytes, {preset} model ({r['params']:,} parameters):")
-    for name, key in (("uniform", "uniform_bits"), ("prequential", "prequential_bits"),
-                      ("final model (cross-entropy only)", "final_model_bits"),
-                      ("information in weights", "information_in_weights_bits")):
+    for name, key in (
+        ("uniform", "uniform_bits"),
+        ("prequential", "prequential_bits"),
+        ("final model (cross-entropy only)", "final_model_bits"),
+        ("information in weights", "information_in_weights_bits"),
+    ):
         _echo(json_out, f"  {name:34s} {r[key]:>14,.0f} bits  {bpb[key]:7.4f} bits/byte")
     for prec in ("fp32", "fp16"):
-        _echo(json_out, f"  {'two-part, ' + prec + ' weights':34s} {r['two_part_bits'][prec]:>14,.0f} bits  "
-                        f"{bpb['two_part_bits'][prec]:7.4f} bits/byte")
+        _echo(
+            json_out,
+            f"  {'two-part, ' + prec + ' weights':34s} {r['two_part_bits'][prec]:>14,.0f} bits  "
+            f"{bpb['two_part_bits'][prec]:7.4f} bits/byte",
+        )
     _finish(r, json_out, plot_path, plot_prequential)
 
 
 @measure.command("dynamics")
 @training_measure_options
-@click.option("--steps", type=click.IntRange(min=2), default=None,
-              help="Training steps (default: the preset's; 150 with --quick).")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Training steps (default: the preset's; 150 with --quick).",
+)
 def dynamics_cmd(corpus, preset, steps, seed, quick, plot_path, json_out):
     """Information gained per held-out token during training, in bits, by Rho-1 class.
 
@@ -134,19 +173,32 @@ def dynamics_cmd(corpus, preset, steps, seed, quick, plot_path, json_out):
     base = DynamicsConfig.quick() if quick else DynamicsConfig.full()
     cfg = override(base, preset=preset, seed=seed, steps=steps)
     r = measure_dynamics(load_corpus(corpus), cfg, progress=show_progress()).to_dict()
-    _echo(json_out, f"{r['tokens']:,} held-out tokens, start step {r['start_step']}, end step "
-                    f"{r['end_step']}, threshold {r['threshold_bits']:.3f} bits")
+    _echo(
+        json_out,
+        f"{r['tokens']:,} held-out tokens, start step {r['start_step']}, end step "
+        f"{r['end_step']}, threshold {r['threshold_bits']:.3f} bits",
+    )
     for c, v in r["classes"].items():
-        _echo(json_out, f"  {c}: {v['proportion']:6.1%} (Rho-1 {r['rho1_proportions'][c]:.0%}), "
-                        f"information gained {v['information_gained_bits']:,.0f} bits")
-    _echo(json_out, f"Spearman(start surprisal, gain) = {r['spearman_start_surprisal_vs_gain']:.3f}; "
-                    f"Spearman(byte frequency, gain) = {r['spearman_frequency_vs_gain']:.3f}")
+        _echo(
+            json_out,
+            f"  {c}: {v['proportion']:6.1%} (Rho-1 {r['rho1_proportions'][c]:.0%}), "
+            f"information gained {v['information_gained_bits']:,.0f} bits",
+        )
+    _echo(
+        json_out,
+        f"Spearman(start surprisal, gain) = {r['spearman_start_surprisal_vs_gain']:.3f}; "
+        f"Spearman(byte frequency, gain) = {r['spearman_frequency_vs_gain']:.3f}",
+    )
     _finish(r, json_out, plot_path, plot_dynamics)
 
 
 @measure.command("capacity")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Full-batch training steps (= exposures per sequence).")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Full-batch training steps (= exposures per sequence).",
+)
 @seed_option
 @quick_option
 @plot_option
@@ -167,15 +219,22 @@ def capacity_cmd(steps, seed, quick, plot_path, json_out):
     r = measure_capacity(cfg, progress=show_progress()).to_dict()
     for m in r["models"]:
         flag = "" if m["plateau_reached"] else "  (still growing: sweep more sequences)"
-        _echo(json_out, f"{m['n_layer']}×{m['n_embd']}: {m['params']:,} params, capacity "
-                        f"{m['capacity_bits']:,.0f} bits = {m['bits_per_parameter']:.2f} bits/param{flag}")
+        _echo(
+            json_out,
+            f"{m['n_layer']}×{m['n_embd']}: {m['params']:,} params, capacity "
+            f"{m['capacity_bits']:,.0f} bits = {m['bits_per_parameter']:.2f} bits/param{flag}",
+        )
     _echo(json_out, "references: Morris et al. 2025 ≈3.6 bits/param, Allen-Zhu & Li ≈2 bits/param")
     _finish(r, json_out, plot_path, plot_capacity)
 
 
 @measure.command("validate")
-@click.option("--quick/--full", default=True, show_default=True,
-              help="Quick checks (~1 min) or the full ones (1 MB order-2 Markov source, minutes).")
+@click.option(
+    "--quick/--full",
+    default=True,
+    show_default=True,
+    help="Quick checks (~1 min) or the full ones (1 MB order-2 Markov source, minutes).",
+)
 @seed_option
 @json_option
 def validate_cmd(quick, seed, json_out):
@@ -190,9 +249,12 @@ def validate_cmd(quick, seed, json_out):
     base = ValidationConfig.quick() if quick else ValidationConfig.full()
     r = validate_measures(override(base, seed=seed), progress=show_progress()).to_dict()
     for c in r["checks"]:
-        _echo(json_out, f"{'ok  ' if c['passed'] else 'FAIL'} {c['name']:32s} {c['source']:14s} "
-                        f"expected {c['expected_bits_per_byte']:.4f}, measured "
-                        f"{c['measured_bits_per_byte']:.4f} bits/byte ({c['seconds']:.0f} s)")
+        _echo(
+            json_out,
+            f"{'ok  ' if c['passed'] else 'FAIL'} {c['name']:32s} {c['source']:14s} "
+            f"expected {c['expected_bits_per_byte']:.4f}, measured "
+            f"{c['measured_bits_per_byte']:.4f} bits/byte ({c['seconds']:.0f} s)",
+        )
     emit_json(r, json_out)
     if not r["passed"]:
         failed = ", ".join(c["name"] for c in r["checks"] if not c["passed"])
@@ -212,28 +274,60 @@ def _sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
 
 
 @measure.command("generalisation")
-@click.option("--corpus", default=None, metavar="PATH",
-              help="Text file, directory or '-' (stdin); windows come from its first 90%. "
-                   "Default: bundled Tiny Shakespeare.")
-@click.option("--preset", type=click.Choice(["micro", *preset_names]), default=None,
-              help="Model trained on each mask (default micro = 2 layers × 32).")
-@click.option("--sizes", callback=_sizes, default=None, metavar="N,N,...",
-              help="Training windows n per supersample (default 75,250,1000,4000; quick 25,100,400).")
-@click.option("--masks", type=click.IntRange(min=2), default=None,
-              help="Trainings per supersample, even (default 8; quick 6; the paper uses 30).")
-@click.option("--supersamples", type=click.IntRange(min=1), default=None,
-              help="Independent supersamples per size (default 1; the paper uses 5).")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Optimizer steps per training, the same for every n (default 300; quick 120).")
-@click.option("--window", "window_bytes", type=click.IntRange(min=2), default=None,
-              help="Bytes predicted per window (default 16).")
+@click.option(
+    "--corpus",
+    default=None,
+    metavar="PATH",
+    help="Text file, directory or '-' (stdin); windows come from its first 90%. "
+    "Default: bundled Tiny Shakespeare.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["micro", *preset_names]),
+    default=None,
+    help="Model trained on each mask (default micro = 2 layers × 32).",
+)
+@click.option(
+    "--sizes",
+    callback=_sizes,
+    default=None,
+    metavar="N,N,...",
+    help="Training windows n per supersample (default 75,250,1000,4000; quick 25,100,400).",
+)
+@click.option(
+    "--masks",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Trainings per supersample, even (default 8; quick 6; the paper uses 30).",
+)
+@click.option(
+    "--supersamples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Independent supersamples per size (default 1; the paper uses 5).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Optimizer steps per training, the same for every n (default 300; quick 120).",
+)
+@click.option(
+    "--window",
+    "window_bytes",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Bytes predicted per window (default 16).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for windows, masks and training.")
 @click.option("--quick", is_flag=True, help="A small run (seconds): fewer sizes, masks and steps.")
-@click.option("--plot", "plot_path", default=None, metavar="FILE",
-              help="Write the figure to FILE.png and FILE.svg.")
+@click.option(
+    "--plot", "plot_path", default=None, metavar="FILE", help="Write the figure to FILE.png and FILE.svg."
+)
 @json_option
-def generalisation_cmd(corpus, preset, sizes, masks, supersamples, steps, window_bytes, seed, quick,
-                       plot_path, json_out):
+def generalisation_cmd(
+    corpus, preset, sizes, masks, supersamples, steps, window_bytes, seed, quick, plot_path, json_out
+):
     """Generalisation gap vs its f-CMI bound, in bits/byte; memorised bits per window.
 
     How much do models know about their own training windows, and does it bound the gap?
@@ -259,8 +353,16 @@ def generalisation_cmd(corpus, preset, sizes, masks, supersamples, steps, window
     )
 
     base = GeneralisationConfig.quick() if quick else GeneralisationConfig.full()
-    cfg = override(base, preset=preset, sizes=sizes, masks=masks, supersamples=supersamples, steps=steps,
-                   window_bytes=window_bytes, seed=seed)
+    cfg = override(
+        base,
+        preset=preset,
+        sizes=sizes,
+        masks=masks,
+        supersamples=supersamples,
+        steps=steps,
+        window_bytes=window_bytes,
+        seed=seed,
+    )
     r = measure_generalisation(load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     if json_out != "-":
         _print_generalisation(r)
@@ -272,24 +374,32 @@ def generalisation_cmd(corpus, preset, sizes, masks, supersamples, steps, window
 
 def _print_generalisation(result: dict) -> None:
     c = result["config"]
-    click.echo(f"{c['preset']} model ({result['model_params']:,} parameters), "
-               f"{c['window_bytes']}-byte windows, {c['masks']} masks × {c['supersamples']} supersample(s), "
-               f"{c['steps']} steps each, "
-               f"{result['seconds']:.0f} s")
-    click.echo(f"{'n':>6} {'train':>8} {'held-out':>9} {'gap':>8} {'bound':>8} {'CMI bits':>9} "
-               f"{'bits/pair':>9}")
+    click.echo(
+        f"{c['preset']} model ({result['model_params']:,} parameters), "
+        f"{c['window_bytes']}-byte windows, {c['masks']} masks × {c['supersamples']} supersample(s), "
+        f"{c['steps']} steps each, "
+        f"{result['seconds']:.0f} s"
+    )
+    click.echo(
+        f"{'n':>6} {'train':>8} {'held-out':>9} {'gap':>8} {'bound':>8} {'CMI bits':>9} {'bits/pair':>9}"
+    )
     for p in result["points"]:
-        click.echo(f"{p['n']:>6} {p['train_bits_per_byte']:>8.3f} {p['heldout_bits_per_byte']:>9.3f} "
-                   f"{p['gap_bits_per_byte']:>8.4f} {p['bound_bits_per_byte']:>8.4f} {p['cmi_bits']:>9.1f} "
-                   f"{p['cmi_bits_per_window']:>9.3f}")
+        click.echo(
+            f"{p['n']:>6} {p['train_bits_per_byte']:>8.3f} {p['heldout_bits_per_byte']:>9.3f} "
+            f"{p['gap_bits_per_byte']:>8.4f} {p['bound_bits_per_byte']:>8.4f} {p['cmi_bits']:>9.1f} "
+            f"{p['cmi_bits_per_window']:>9.3f}"
+        )
     floor = result["points"][0]["cmi_floor_bits_per_window"]
-    click.echo(f"(losses in bits/byte; the CMI estimate reads {floor:.3f} bits/pair for pairs the models "
-               "ignore)")
+    click.echo(
+        f"(losses in bits/byte; the CMI estimate reads {floor:.3f} bits/pair for pairs the models ignore)"
+    )
     mem = result["memorisation"]
     click.echo(f"most memorised windows at n={mem['n']} (loss drop when trained on · surprisal held out):")
     for w in mem["windows"][:5]:
-        click.echo(f"  {w['membership_bits_per_byte']:6.2f} · {w['reference_bits_per_byte']:5.2f} bits/byte  "
-                   f"{w['text']!r}")
+        click.echo(
+            f"  {w['membership_bits_per_byte']:6.2f} · {w['reference_bits_per_byte']:5.2f} bits/byte  "
+            f"{w['text']!r}"
+        )
 
 
 COMMANDS = [measure]

@@ -43,13 +43,27 @@ def offspring_group() -> None:
 
 
 @offspring_group.command("compare")
-@click.option("--parent", "parent_dir", required=True, metavar="RUN_DIR",
-              help="Trained parent run directory (bitlens train).")
+@click.option(
+    "--parent",
+    "parent_dir",
+    required=True,
+    metavar="RUN_DIR",
+    help="Trained parent run directory (bitlens train).",
+)
 @corpus_option
-@click.option("--keep-ratio", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
-              help="Share of pool windows (or tokens) each strategy keeps (default 0.3).")
-@click.option("--seeds", default="0", show_default=True, metavar="S1,S2,...",
-              help="Offspring seeds; means and spreads are over them.")
+@click.option(
+    "--keep-ratio",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Share of pool windows (or tokens) each strategy keeps (default 0.3).",
+)
+@click.option(
+    "--seeds",
+    default="0",
+    show_default=True,
+    metavar="S1,S2,...",
+    help="Offspring seeds; means and spreads are over them.",
+)
 @offspring_preset_option
 @quick_option
 @plot_option
@@ -73,8 +87,12 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
     from bitlens.offspring.compare import CompareConfig, compare_strategies, plot_strategies
     from bitlens.runs import load_run
 
-    cfg = override(CompareConfig.quick() if quick else CompareConfig.full(),
-                   keep_ratio=keep_ratio, seeds=parse_list(seeds, int, "--seeds"), preset=preset)
+    cfg = override(
+        CompareConfig.quick() if quick else CompareConfig.full(),
+        keep_ratio=keep_ratio,
+        seeds=parse_list(seeds, int, "--seeds"),
+        preset=preset,
+    )
     parent = load_run(parent_dir)
     r = compare_strategies(parent, load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     if json_out != "-":
@@ -85,28 +103,47 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
 
 
 def _print_comparison(r: dict) -> None:
-    click.echo(f"parent: {r['parent_bits_per_byte']:.4f} bits/byte; pool {r['pool_windows']} "
-               f"windows; budget {r['budget_tokens']:,} tokens; seeds {r['seeds']}")
-    click.echo(f"{'strategy':26} {'bits/byte':>16} {'TFLOPs':>8} {'fitness':>9} "
-               f"{'choice bits':>12} {'gain bits':>10}")
+    click.echo(
+        f"parent: {r['parent_bits_per_byte']:.4f} bits/byte; pool {r['pool_windows']} "
+        f"windows; budget {r['budget_tokens']:,} tokens; seeds {r['seeds']}"
+    )
+    click.echo(
+        f"{'strategy':26} {'bits/byte':>16} {'TFLOPs':>8} {'fitness':>9} "
+        f"{'choice bits':>12} {'gain bits':>10}"
+    )
     for s in r["strategies"]:
-        click.echo(f"{s['name']:26} {s['heldout_bits_per_byte']:8.4f} ±{s['heldout_bits_per_byte_std']:.4f} "
-                   f"{s['flops'] / 1e12:8.3f} {s['fitness']:9.4f} {s['choice_bits']:12.4g} "
-                   f"{s['gain_over_random_bits']:10.1f}")
+        click.echo(
+            f"{s['name']:26} {s['heldout_bits_per_byte']:8.4f} ±{s['heldout_bits_per_byte_std']:.4f} "
+            f"{s['flops'] / 1e12:8.3f} {s['fitness']:9.4f} {s['choice_bits']:12.4g} "
+            f"{s['gain_over_random_bits']:10.1f}"
+        )
     click.echo(f"{'target':8} {'bits/byte':>16} {'KL→parent':>10} {'absorbed/tok':>13} {'label bits':>11}")
     for d in r["distillation"]:
-        click.echo(f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} ±{d['heldout_bits_per_byte_std']:.4f} "
-                   f"{d['kl_to_parent_bits']:10.4f} {d['bits_per_token_from_parent']:13.4f} "
-                   f"{d['label_bits_per_token']:11.4f}")
+        click.echo(
+            f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} ±{d['heldout_bits_per_byte_std']:.4f} "
+            f"{d['kl_to_parent_bits']:10.4f} {d['bits_per_token_from_parent']:13.4f} "
+            f"{d['label_bits_per_token']:11.4f}"
+        )
 
 
 @offspring_group.command("evaluate")
-@click.option("--parent", "parent_dir", required=True, metavar="RUN_DIR",
-              help="Trained parent run directory (bitlens train).")
+@click.option(
+    "--parent",
+    "parent_dir",
+    required=True,
+    metavar="RUN_DIR",
+    help="Trained parent run directory (bitlens train).",
+)
 @corpus_option
-@click.option("--policy", "policy_text", default="{}", show_default=True, metavar="JSON|FILE",
-              help="CurationPolicy genes as a JSON object or a JSON file; missing genes take "
-                   "their defaults, unknown ones are an error.")
+@click.option(
+    "--policy",
+    "policy_text",
+    default="{}",
+    show_default=True,
+    metavar="JSON|FILE",
+    help="CurationPolicy genes as a JSON object or a JSON file; missing genes take "
+    "their defaults, unknown ones are an error.",
+)
 @seed_option
 @quick_option
 @json_option
@@ -127,32 +164,49 @@ def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
     context = override(ContextConfig.quick() if quick else ContextConfig.full(), seed=seed)
     r = evaluate_policy(policy, build_context(parent_dir, load_corpus(corpus), context), seed)
     if json_out != "-":
-        click.echo(f"offspring {r.heldout_bits_per_byte:.4f} bits/byte, random selection "
-                   f"{r.baseline_bits_per_byte:.4f}, parent {r.parent_bits_per_byte:.4f}; "
-                   f"{r.tokens:,} tokens, {r.flops:.3g} FLOPs, fitness {r.fitness:+.4f} "
-                   f"{r.fitness_unit}")
+        click.echo(
+            f"offspring {r.heldout_bits_per_byte:.4f} bits/byte, random selection "
+            f"{r.baseline_bits_per_byte:.4f}, parent {r.parent_bits_per_byte:.4f}; "
+            f"{r.tokens:,} tokens, {r.flops:.3g} FLOPs, fitness {r.fitness:+.4f} "
+            f"{r.fitness_unit}"
+        )
     emit_json(r.to_dict(), json_out)
 
 
 @click.command("collapse")
 @corpus_option
-@click.option("--mode", type=click.Choice([*COLLAPSE_MODES, "both"]), default="replace",
-              show_default=True,
-              help="replace: train only on the last generation's samples; accumulate: on real "
-                   "data and all samples so far.")
-@click.option("--generations", type=click.IntRange(min=1), default=None,
-              help="Generations after generation 0, which trains on real data (default 5).")
+@click.option(
+    "--mode",
+    type=click.Choice([*COLLAPSE_MODES, "both"]),
+    default="replace",
+    show_default=True,
+    help="replace: train only on the last generation's samples; accumulate: on real "
+    "data and all samples so far.",
+)
+@click.option(
+    "--generations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Generations after generation 0, which trains on real data (default 5).",
+)
 @seed_option
-@click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=None,
-              help="Sampling temperature (default 1.0).")
-@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
-              help="Nucleus sampling mass (default 0.9).")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0.0, min_open=True),
+    default=None,
+    help="Sampling temperature (default 1.0).",
+)
+@click.option(
+    "--top-p",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Nucleus sampling mass (default 0.9).",
+)
 @offspring_preset_option
 @quick_option
 @plot_option
 @json_option
-def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, quick, plot_path,
-                 json_out):
+def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, quick, plot_path, json_out):
     """Model collapse: train each generation on the previous generation's samples.
 
     Per generation, in bits: held-out bits/byte on real data, the samples' entropy (their mean
@@ -166,13 +220,17 @@ def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, qu
     from bitlens.data import load_corpus
     from bitlens.offspring.collapse import CollapseConfig, plot_collapse, run_collapse
 
-    cfg = override(CollapseConfig.quick() if quick else CollapseConfig.full(),
-                   generations=generations, seed=seed, temperature=temperature, top_p=top_p,
-                   preset=preset)
+    cfg = override(
+        CollapseConfig.quick() if quick else CollapseConfig.full(),
+        generations=generations,
+        seed=seed,
+        temperature=temperature,
+        top_p=top_p,
+        preset=preset,
+    )
     data = load_corpus(corpus)
     modes = COLLAPSE_MODES if mode == "both" else (mode,)
-    runs = [run_collapse(data, override(cfg, mode=m), progress=show_progress()).to_dict()
-            for m in modes]
+    runs = [run_collapse(data, override(cfg, mode=m), progress=show_progress()).to_dict() for m in modes]
     if json_out != "-":
         for r in runs:
             _print_collapse(r)
@@ -183,9 +241,13 @@ def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, qu
 
 def _print_collapse(r: dict) -> None:
     click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}")
-    click.echo(f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
-               f"{'tail mass':>10} {'real bytes < 2^-10':>19}")
+    click.echo(
+        f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
+        f"{'tail mass':>10} {'real bytes < 2^-10':>19}"
+    )
     for g in r["generations"]:
-        click.echo(f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
-                   f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
-                   f"{g['heldout_share_below_threshold']:19.4f}")
+        click.echo(
+            f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
+            f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
+            f"{g['heldout_share_below_threshold']:19.4f}"
+        )

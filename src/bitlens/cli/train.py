@@ -16,15 +16,27 @@ from bitlens.cli.common import (
 
 @click.command("train")
 @corpus_option
-@click.option("--out", "out_dir", required=True, metavar="RUN_DIR",
-              help="Run directory: config.json, model.safetensors, metrics.jsonl, checkpoint.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="RUN_DIR",
+    help="Run directory: config.json, model.safetensors, metrics.jsonl, checkpoint.",
+)
 @preset_option(default="small", help="Model size: tiny ≈0.2M, small ≈1M, base ≈3M parameters.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Optimizer steps (overrides the preset's default length).")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Optimizer steps (overrides the preset's default length).",
+)
 @click.option("--seed", type=int, default=None, help="Random seed (init, batches). Default 1337.")
-@click.option("--resume", is_flag=True,
-              help="Continue a run in RUN_DIR from its last checkpoint with its recorded config "
-                   "(same result); a --steps or --seed that differs from the recorded one is an error.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a run in RUN_DIR from its last checkpoint with its recorded config "
+    "(same result); a --steps or --seed that differs from the recorded one is an error.",
+)
 @json_option
 def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
     """Train a byte-level transformer and report held-out bits per byte.
@@ -36,8 +48,16 @@ def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
     from bitlens.data import load_corpus
     from bitlens.train import train_run
 
-    r = train_run(load_corpus(corpus), out_dir, preset=preset, steps=steps, seed=seed,
-                  resume=resume, progress=show_progress(), corpus_name=corpus or "tinyshakespeare")
+    r = train_run(
+        load_corpus(corpus),
+        out_dir,
+        preset=preset,
+        steps=steps,
+        seed=seed,
+        resume=resume,
+        progress=show_progress(),
+        corpus_name=corpus or "tinyshakespeare",
+    )
     click.echo(
         f"{r.preset}: {r.params:,} parameters, {r.steps} steps, {r.tokens:,} tokens, "
         f"{r.flops:.3g} FLOPs, {r.seconds:.1f} s ({r.tokens_per_second:,.0f} tokens/s)"

@@ -101,8 +101,16 @@ class _Plan:
     schedule: OnlineConfig | None
 
 
-def _plan(n: int, model: GPT | None, online: bool, preset: str | GPTConfig, seed: int,
-          n_streams: int | None, schedule: OnlineConfig | None, mix: MixConfig | None) -> _Plan:
+def _plan(
+    n: int,
+    model: GPT | None,
+    online: bool,
+    preset: str | GPTConfig,
+    seed: int,
+    n_streams: int | None,
+    schedule: OnlineConfig | None,
+    mix: MixConfig | None,
+) -> _Plan:
     """Mode, stream layout and header parameters of a compression run over n bytes."""
     if model is None and not online:
         raise BitlensError("offline compression needs a model (or use online mode)")
@@ -151,12 +159,20 @@ def _grid(data: bytes, S: int, L: int) -> tuple[np.ndarray, torch.Tensor, np.nda
     return flat.reshape(S, L), seq, stream_lengths(len(data), S, L)
 
 
-def compress(data: bytes, model: GPT | None = None, online: bool = False,
-             preset: str | GPTConfig = "tiny",
-             seed: int = 0, n_streams: int | None = None, threads: int | None = None,
-             schedule: OnlineConfig | None = None, progress: bool = False,
-             trace: list[np.ndarray] | None = None, device: str = "cpu",
-             mix: MixConfig | None = None) -> tuple[bytes, CompressResult]:
+def compress(
+    data: bytes,
+    model: GPT | None = None,
+    online: bool = False,
+    preset: str | GPTConfig = "tiny",
+    seed: int = 0,
+    n_streams: int | None = None,
+    threads: int | None = None,
+    schedule: OnlineConfig | None = None,
+    progress: bool = False,
+    trace: list[np.ndarray] | None = None,
+    device: str = "cpu",
+    mix: MixConfig | None = None,
+) -> tuple[bytes, CompressResult]:
     """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
 
     - model, not online → offline (decoding needs the same weights);
@@ -191,13 +207,19 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
 
         with deterministic(threads):
             coder_model = on_device(_mode_model(mode, model, params), mode, device)
-            lengths_bits = code_streams(coder_model, seq, lengths, encode, plan.schedule, seed, progress,
-                                        trace, mix=mix)
+            lengths_bits = code_streams(
+                coder_model, seq, lengths, encode, plan.schedule, seed, progress, trace, mix=mix
+            )
     model_bits = lengths_bits.coded
     payload = encoder.get_compressed().astype("<u4").tobytes()
     header = Header(
-        mode=mode, threads=threads, original_length=n, original_crc32=crc32(data), n_streams=S,
-        payload_words=len(payload) // 4, payload_crc32=crc32(payload),
+        mode=mode,
+        threads=threads,
+        original_length=n,
+        original_crc32=crc32(data),
+        n_streams=S,
+        payload_words=len(payload) // 4,
+        payload_crc32=crc32(payload),
         fingerprint=bytes.fromhex(weights_fingerprint(model)) if model is not None else bytes(32),
         params=params,
     )
@@ -205,10 +227,16 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
     blob = head + payload
     seconds = time.perf_counter() - t0
     result = CompressResult(
-        mode=mode, input_bytes=n, output_bytes=len(blob),
-        bits_per_byte=8 * len(blob) / n if n else None, model_bits=model_bits,
-        overhead_bits=8 * len(blob) - model_bits, header_bytes=len(head),
-        coder_overhead_bits=8 * len(payload) - model_bits, n_streams=S, seconds=seconds,
+        mode=mode,
+        input_bytes=n,
+        output_bytes=len(blob),
+        bits_per_byte=8 * len(blob) / n if n else None,
+        model_bits=model_bits,
+        overhead_bits=8 * len(blob) - model_bits,
+        header_bytes=len(head),
+        coder_overhead_bits=8 * len(payload) - model_bits,
+        n_streams=S,
+        seconds=seconds,
         bytes_per_second=n / max(seconds, 1e-9),
         network_bits=lengths_bits.network if mix is not None else None,
     )
@@ -219,12 +247,20 @@ def compress(data: bytes, model: GPT | None = None, online: bool = False,
     return blob, result
 
 
-def estimate_bits(data: bytes, model: GPT | None = None, online: bool = False,
-                  preset: str | GPTConfig = "tiny", seed: int = 0,
-                  n_streams: int | None = None, threads: int | None = None,
-                  schedule: OnlineConfig | None = None, progress: bool = False,
-                  device: str = "cpu", mix: MixConfig | None = None,
-                  deterministic_kernels: bool = True) -> CodeLengths:
+def estimate_bits(
+    data: bytes,
+    model: GPT | None = None,
+    online: bool = False,
+    preset: str | GPTConfig = "tiny",
+    seed: int = 0,
+    n_streams: int | None = None,
+    threads: int | None = None,
+    schedule: OnlineConfig | None = None,
+    progress: bool = False,
+    device: str = "cpu",
+    mix: MixConfig | None = None,
+    deterministic_kernels: bool = True,
+) -> CodeLengths:
     """The code lengths `compress` would measure with these arguments, without coding (bits):
     `.coded` is its model_bits, `.network` the network's own code length.
 
@@ -248,8 +284,9 @@ def estimate_bits(data: bytes, model: GPT | None = None, online: bool = False,
     device_name(device)
     with deterministic(threads or DEFAULT_THREADS, kernels=deterministic_kernels):
         coder_model = on_device(_mode_model(plan.mode, model, plan.params), plan.mode, device)
-        return code_streams(coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress,
-                            estimate=True, mix=mix)
+        return code_streams(
+            coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress, estimate=True, mix=mix
+        )
 
 
 def read_header(blob: bytes) -> Header:
@@ -257,8 +294,9 @@ def read_header(blob: bytes) -> Header:
     return unpack(blob)[0]
 
 
-def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
-               trace: list[np.ndarray] | None = None) -> bytes:
+def decompress(
+    blob: bytes, model: GPT | None = None, progress: bool = False, trace: list[np.ndarray] | None = None
+) -> bytes:
     """Decode a file made by `compress`. Verifies the container, the model fingerprint, the
     torch version and thread count, and the CRC-32 of the output; any mismatch is a
     BitlensError, never silently wrong bytes.
@@ -310,8 +348,17 @@ def decompress(blob: bytes, model: GPT | None = None, progress: bool = False,
             raise BitlensError("corrupted file: invalid online schedule in the header") from None
     with deterministic(header.threads):
         coder_model = on_device(_mode_model(header.mode, model, params), header.mode, device)
-        code_streams(coder_model, seq, lengths, decode, schedule, int(params.get("seed", 0)), progress,
-                     trace, mix=_header_mix(params))
+        code_streams(
+            coder_model,
+            seq,
+            lengths,
+            decode,
+            schedule,
+            int(params.get("seed", 0)),
+            progress,
+            trace,
+            mix=_header_mix(params),
+        )
     out = seq[:, 1:].numpy().reshape(-1)[:n].tobytes()
     if zlib.crc32(out) & 0xFFFFFFFF != header.original_crc32:
         raise BitlensError(

@@ -39,8 +39,12 @@ def _row(coder: Compressor, data: bytes) -> dict:
         "roundtrip": out == data,
     }
     if result is not None:
-        row.update(model_bits=result.model_bits, overhead_bits=result.overhead_bits,
-                   coder_overhead_bits=result.coder_overhead_bits, n_streams=result.n_streams)
+        row.update(
+            model_bits=result.model_bits,
+            overhead_bits=result.overhead_bits,
+            coder_overhead_bits=result.coder_overhead_bits,
+            n_streams=result.n_streams,
+        )
         if result.network_bits is not None:
             row["network_bits"] = result.network_bits
         if result.bits_per_byte_with_model is not None:
@@ -88,8 +92,9 @@ class ComparisonResult:
         return asdict(self)
 
 
-def compare_compressors(data: bytes, model: GPT | None, config: ComparisonConfig,
-                        progress: bool = False) -> ComparisonResult:
+def compare_compressors(
+    data: bytes, model: GPT | None, config: ComparisonConfig, progress: bool = False
+) -> ComparisonResult:
     """Compress the first `config.max_bytes` of `data` with each of `config.compressors`, decode
     each output, and report bits per byte.
 
@@ -98,12 +103,14 @@ def compare_compressors(data: bytes, model: GPT | None, config: ComparisonConfig
     bytes per parameter), "+mix" rows network_bits (the network's own code length, bits).
     """
     data = data[: config.max_bytes or len(data)]
-    settings = CoderSettings(model=model, preset=config.online_preset, seed=config.seed,
-                             threads=config.threads, progress=progress)
+    settings = CoderSettings(
+        model=model, preset=config.online_preset, seed=config.seed, threads=config.threads, progress=progress
+    )
     coders = [COMPRESSORS[key](settings) for key in config.compressors]
     rows = [_row(coder, data) for coder in coders if coder is not None]
-    return ComparisonResult(input_bytes=len(data), online_preset=config.online_preset, seed=config.seed,
-                            rows=rows)
+    return ComparisonResult(
+        input_bytes=len(data), online_preset=config.online_preset, seed=config.seed, rows=rows
+    )
 
 
 def plot_compression(result: dict, path: str | Path) -> list[Path]:
@@ -118,8 +125,7 @@ def plot_compression(result: dict, path: str | Path) -> list[Path]:
     bars = ax.barh(names, values, color=colors)
     for bar, r in zip(bars, rows):
         label = f"{r['bits_per_byte']:.3f}" + ("" if r.get("roundtrip", True) else " (FAILED)")
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " " + label, va="center",
-                fontsize=8)
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " " + label, va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("bits per byte (lower is better)")
     ax.set_title(f"lossless compression of {result['input_bytes']:,} bytes")

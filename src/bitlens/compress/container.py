@@ -67,8 +67,17 @@ def pack_header(h: Header) -> bytes:
         raise ValueError("fingerprint must be 32 bytes (a SHA-256 digest)")
     params = json.dumps(h.params, sort_keys=True, separators=(",", ":")).encode()
     fixed = _FIXED.pack(
-        MAGIC, FORMAT_VERSION, MODES.index(h.mode), h.threads, h.original_length,
-        h.original_crc32, h.n_streams, h.payload_words, h.payload_crc32, h.fingerprint, len(params),
+        MAGIC,
+        FORMAT_VERSION,
+        MODES.index(h.mode),
+        h.threads,
+        h.original_length,
+        h.original_crc32,
+        h.n_streams,
+        h.payload_words,
+        h.payload_crc32,
+        h.fingerprint,
+        len(params),
     )
     body = fixed + params
     return body + _CRC.pack(crc32(body))
@@ -80,8 +89,9 @@ def unpack(blob: bytes) -> tuple[Header, bytes]:
         raise BitlensError("not a bitlens compressed file (bad magic number)")
     if len(blob) < _FIXED.size + _CRC.size:
         raise BitlensError("truncated file: the header is incomplete")
-    (_, version, mode, threads, length, data_crc, streams, words, payload_crc, fingerprint,
-     params_len) = _FIXED.unpack_from(blob)
+    (_, version, mode, threads, length, data_crc, streams, words, payload_crc, fingerprint, params_len) = (
+        _FIXED.unpack_from(blob)
+    )
     if version != FORMAT_VERSION:
         raise BitlensError(
             f"format version {version} is not supported (this bitlens reads version {FORMAT_VERSION})"
@@ -107,8 +117,14 @@ def unpack(blob: bytes) -> tuple[Header, bytes]:
     if crc32(payload) != payload_crc:
         raise BitlensError("corrupted file: the payload fails its CRC-32 check")
     header = Header(
-        mode=MODES[mode], threads=threads, original_length=length, original_crc32=data_crc,
-        n_streams=streams, payload_words=words, payload_crc32=payload_crc,
-        fingerprint=fingerprint, params=params,
+        mode=MODES[mode],
+        threads=threads,
+        original_length=length,
+        original_crc32=data_crc,
+        n_streams=streams,
+        payload_words=words,
+        payload_crc32=payload_crc,
+        fingerprint=fingerprint,
+        params=params,
     )
     return header, payload

@@ -17,8 +17,9 @@ def device_name(device: str) -> str:
     if dev.type == "cpu":
         return "cpu"
     if dev.type != "cuda" or not torch.cuda.is_available():
-        raise BitlensError(f"device {device!r} is not available here "
-                           "(use cpu, or cuda on a machine with a GPU)")
+        raise BitlensError(
+            f"device {device!r} is not available here (use cpu, or cuda on a machine with a GPU)"
+        )
     return f"cuda:{torch.cuda.get_device_name(dev)}"
 
 
@@ -29,8 +30,10 @@ def decoding_device(recorded: str) -> str:
     gpu = recorded.split(":", 1)[1]
     if not torch.cuda.is_available() or torch.cuda.get_device_name(0) != gpu:
         here = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-        raise BitlensError(f"this file was compressed on a {gpu} GPU and decodes only on the same "
-                           f"GPU model (here: {here}); GPU and CPU probabilities differ in the last bits")
+        raise BitlensError(
+            f"this file was compressed on a {gpu} GPU and decodes only on the same "
+            f"GPU model (here: {here}); GPU and CPU probabilities differ in the last bits"
+        )
     return "cuda"
 
 

@@ -75,8 +75,9 @@ def _predict(model: GPT, cache: KVCache, inputs: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits.float(), dim=-1).cpu()
 
 
-def _kv_steps(model: GPT, cache: KVCache, seq: torch.Tensor, start: int, end: int,
-              keep: int) -> Iterator[Position]:
+def _kv_steps(
+    model: GPT, cache: KVCache, seq: torch.Tensor, start: int, end: int, keep: int
+) -> Iterator[Position]:
     """Coding: the log-probabilities at positions start … end-1, one KV-cache step each.
 
     The cache is primed with the last `keep` inputs at `start` and whenever the window is full.
@@ -118,10 +119,18 @@ def _chunk_forwards(model: GPT, seq: torch.Tensor, start: int, end: int, keep: i
             yield pos, logp[:, j], target[:, j]
 
 
-def code_streams(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: SymbolFn,
-                 online: OnlineConfig | None, seed: int, progress: bool,
-                 trace: list[np.ndarray] | None = None, estimate: bool = False,
-                 mix: MixConfig | None = None) -> CodeLengths:
+def code_streams(
+    model: GPT,
+    seq: torch.Tensor,
+    lengths: np.ndarray,
+    symbols: SymbolFn,
+    online: OnlineConfig | None,
+    seed: int,
+    progress: bool,
+    trace: list[np.ndarray] | None = None,
+    estimate: bool = False,
+    mix: MixConfig | None = None,
+) -> CodeLengths:
     """The coding loop shared by the encoder and the decoder; returns the code lengths.
 
     seq (S, L+1) uint8: column 0 is START_BYTE, column t+1 holds byte t of each stream (the
@@ -165,19 +174,32 @@ def code_streams(model: GPT, seq: torch.Tensor, lengths: np.ndarray, symbols: Sy
             mixer.update(got)
         bar.advance(int(active.sum()))
         if known is None:  # the next inputs of both sides
-            seq[torch.as_tensor(active).to(device), pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(device)
+            seq[torch.as_tensor(active).to(device), pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(
+                device
+            )
 
     with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
         for round_index, start in enumerate(range(0, L, segment)):
             end = min(L, start + segment)
-            positions = (_chunk_forwards(model, seq, start, end, keep) if estimate
-                         else _kv_steps(model, cache, seq, start, end, keep))
+            positions = (
+                _chunk_forwards(model, seq, start, end, keep)
+                if estimate
+                else _kv_steps(model, cache, seq, start, end, keep)
+            )
             for pos, logp, known in positions:
                 step(pos, logp, known)
             if opt is not None and online is not None and end < L:
                 with torch.enable_grad():
-                    train_round(model, opt, seq, lengths_t, end, online, round_lr(online, round_index),
-                                round_generator(seed, round_index))
+                    train_round(
+                        model,
+                        opt,
+                        seq,
+                        lengths_t,
+                        end,
+                        online,
+                        round_lr(online, round_index),
+                        round_generator(seed, round_index),
+                    )
     if seq is not seq_host:
         seq_host.copy_(seq.cpu())
     if mixer is None:

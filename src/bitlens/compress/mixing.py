@@ -13,10 +13,10 @@ StateSMix) therefore mix the network with count models that learn from a single 
   backing off to order 2) joins them;
 - a geometric mixer: p(x) ∝ exp(Σ_i w_i · log p_i(x)) over the network and each order's
   interpolated distribution, with one weight vector per "confidence" (the highest order whose
-  context was seen before, times a bucket of that context's count), trained online by gradient ascent on log p(x) (learning rate
-  `rate`, in nats). Weights start at 1 on the highest order and 0 elsewhere, the network
-  included: the untrained network is near uniform, and the mixer learns to trust it as it
-  learns. Rates of 0.001–0.003 work (0.01 oscillates). Counts alone, no network, code the
+  context was seen before, times a bucket of that context's count), trained online by gradient
+  ascent on log p(x) (learning rate `rate`, in nats). Weights start at 1 on the highest order
+  and 0 elsewhere, the network included: the untrained network is near uniform, and the mixer
+  learns to trust it as it learns. Rates of 0.001–0.003 work (0.01 oscillates). Counts alone, no network, code the
   first 256 KiB of enwik8 at ≈ 2.18 bits/byte (xz -9e 2.414) and the whole 1 MB at 2.104
   (xz -9e 2.326); the word model gave −0.065, 2^18 instead of 2^17 buckets −0.02;
 - a floor: p ← (1 − 2⁻²⁰) p + 2⁻²⁰/256, so no byte is ever impossible (at most ≈ 28 bits).
@@ -77,7 +77,7 @@ class ContextMixer:
     def _contexts(self) -> list[np.ndarray]:
         h = self.history
         out = []
-        for k, rows in zip(self.orders, self.rows):
+        for k in self.orders:
             if k == 1:
                 out.append(h[:, -1].astype(np.int64))
             elif k == 2:

@@ -57,8 +57,16 @@ def make_online_optimizer(model: GPT, cfg: OnlineConfig) -> torch.optim.Optimize
     return make_optimizer(model, TrainConfig(lr=cfg.lr, weight_decay=0.0, beta1=cfg.beta1, beta2=cfg.beta2))
 
 
-def train_round(model: GPT, opt: torch.optim.Optimizer, seq: torch.Tensor, lengths: torch.Tensor,
-                t: int, cfg: OnlineConfig, lr: float, gen: torch.Generator) -> None:
+def train_round(
+    model: GPT,
+    opt: torch.optim.Optimizer,
+    seq: torch.Tensor,
+    lengths: torch.Tensor,
+    t: int,
+    cfg: OnlineConfig,
+    lr: float,
+    gen: torch.Generator,
+) -> None:
     """Optimizer steps on the text coded so far (seq[:, 1 : t+1] of every stream).
 
     Each batch holds, per stream, the window ending at the newest coded byte, plus `replay`

@@ -62,8 +62,16 @@ class LearnedCoder:
 
     def compress(self, data: bytes) -> tuple[bytes, CompressResult]:
         s = self.settings
-        return compress(data, self._model, online=self.mode != "offline", preset=s.preset, seed=s.seed,
-                        progress=s.progress, mix=MixConfig() if self.mix else None, threads=s.threads)
+        return compress(
+            data,
+            self._model,
+            online=self.mode != "offline",
+            preset=s.preset,
+            seed=s.seed,
+            progress=s.progress,
+            mix=MixConfig() if self.mix else None,
+            threads=s.threads,
+        )
 
     def decompress(self, blob: bytes) -> bytes:
         return decompress(blob, self._model, progress=self.settings.progress)

@@ -98,8 +98,10 @@ def _open_manifest(out: Path, quick: bool, seed: int, corpus_bytes: int) -> Mani
     if manifest is None:
         return Manifest(quick, seed, CORPUS_NAME, corpus_bytes)
     if manifest.quick != quick or manifest.seed != seed:
-        raise BitlensError(f"{out} holds a demo run with quick={manifest.quick}, seed={manifest.seed}; "
-                           f"choose another --out for quick={quick}, seed={seed}")
+        raise BitlensError(
+            f"{out} holds a demo run with quick={manifest.quick}, seed={manifest.seed}; "
+            f"choose another --out for quick={quick}, seed={seed}"
+        )
     return manifest
 
 
@@ -117,17 +119,25 @@ def plan_steps(manifest: Manifest, out: Path, redo: tuple[str, ...], only: tuple
     return {s.name: action(s.name) for s in STEPS}
 
 
-def _announce(emit: Log, out: Path, manifest: Manifest, plan: dict[str, str], expected: dict[str, float]) -> None:
+def _announce(
+    emit: Log, out: Path, manifest: Manifest, plan: dict[str, str], expected: dict[str, float]
+) -> None:
     todo = [name for name, action in plan.items() if action == "run"]
     total = format_duration(Eta(expected).seconds_left(todo))
-    emit(f"bitlens demo → {out} ({'quick' if manifest.quick else 'full'}, seed {manifest.seed}): "
-         f"{len(STEPS)} steps + report, {len(todo)} to run, overall ETA ~{total}")
+    emit(
+        f"bitlens demo → {out} ({'quick' if manifest.quick else 'full'}, seed {manifest.seed}): "
+        f"{len(STEPS)} steps + report, {len(todo)} to run, overall ETA ~{total}"
+    )
     for i, (name, action) in enumerate(plan.items(), 1):
-        emit(f"  {i:2d}. {name:<20} {action if action != 'run' else f'run, ~{format_duration(expected[name])}'}")
+        emit(
+            f"  {i:2d}. {name:<20} "
+            f"{action if action != 'run' else f'run, ~{format_duration(expected[name])}'}"
+        )
 
 
-def _run_steps(ctx: DemoContext, manifest: Manifest, plan: dict[str, str], expected: dict[str, float],
-               emit: Log) -> list[StepOutcome]:
+def _run_steps(
+    ctx: DemoContext, manifest: Manifest, plan: dict[str, str], expected: dict[str, float], emit: Log
+) -> list[StepOutcome]:
     """Run the planned steps in order, recording each in the manifest as it ends."""
     todo = [name for name, action in plan.items() if action == "run"]
     eta = Eta(expected)
@@ -144,20 +154,25 @@ def _run_steps(ctx: DemoContext, manifest: Manifest, plan: dict[str, str], expec
                 emit(f"{tag}: skipped (not in --only)")
                 continue
             left = format_duration(eta.seconds_left([n for n in todo if n not in eta.done]))
-            emit(f"{tag}: running {step.entry_point} (expect ~{format_duration(expected[step.name])}; "
-                 f"overall ETA ~{left})")
+            emit(
+                f"{tag}: running {step.entry_point} (expect ~{format_duration(expected[step.name])}; "
+                f"overall ETA ~{left})"
+            )
             bar.update(status=f"step {i}/{len(STEPS)} {step.name} · overall ETA ~{left}")
             outcome = run_step(step, ctx)
             if step.name == "train" and outcome.status == "failed":
                 raise BitlensError(f"training the default model failed: {outcome.error}")
-            manifest.steps[step.name] = StepRecord(outcome.status, round(outcome.seconds, 3), step.entry_point,
-                                                   outcome.error)
+            manifest.steps[step.name] = StepRecord(
+                outcome.status, round(outcome.seconds, 3), step.entry_point, outcome.error
+            )
             write_manifest(ctx.out_dir, manifest)
             outcomes.append(outcome)
             eta.record(step.name, outcome.seconds)
             bar.update(advance=expected[step.name], status=f"{i}/{len(STEPS)} steps done")
-            emit(f"{tag}: {outcome.status} in {format_duration(outcome.seconds)}"
-                 + (f" → {step.name}.json" if outcome.status == "done" else f": {outcome.error}"))
+            emit(
+                f"{tag}: {outcome.status} in {format_duration(outcome.seconds)}"
+                + (f" → {step.name}.json" if outcome.status == "done" else f": {outcome.error}")
+            )
     return outcomes
 
 
@@ -213,8 +228,13 @@ class _OverallBar:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("demo"), BarColumn(), TextColumn("{task.fields[status]}"),
-                                      TimeElapsedColumn(), console=Console(file=sys.stderr))
+            self._progress = Progress(
+                TextColumn("demo"),
+                BarColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=Console(file=sys.stderr),
+            )
             self._progress.__enter__()
             self._task = self._progress.add_task("demo", total=self.total, status="")
         return self

@@ -73,13 +73,25 @@ def _train(c: DemoContext) -> dict:
     from bitlens.train import train_run
 
     settings = TRAIN_SETTINGS[c.quick]
-    r = train_run(c.corpus, c.model_dir, preset=settings["preset"], steps=settings["steps"],
-                  seed=c.seed, resume=(c.model_dir / CONFIG_FILE).exists(), progress=c.progress,
-                  corpus_name=CORPUS_NAME, train_overrides=settings["overrides"])
+    r = train_run(
+        c.corpus,
+        c.model_dir,
+        preset=settings["preset"],
+        steps=settings["steps"],
+        seed=c.seed,
+        resume=(c.model_dir / CONFIG_FILE).exists(),
+        progress=c.progress,
+        corpus_name=CORPUS_NAME,
+        train_overrides=settings["overrides"],
+    )
     keys = ("step", "tokens", "train_bits_per_byte", "val_bits_per_byte")
     rows = [json.loads(line) for line in (c.model_dir / METRICS_FILE).read_text().splitlines()]
     # run_dir relative to the demo folder, so the report is portable
-    return {**r.to_dict(), "run_dir": MODEL_DIR, "curve": [{k: row[k] for k in keys if k in row} for row in rows]}
+    return {
+        **r.to_dict(),
+        "run_dir": MODEL_DIR,
+        "curve": [{k: row[k] for k in keys if k in row} for row in rows],
+    }
 
 
 def _compression(c: DemoContext) -> dict:
@@ -150,8 +162,16 @@ def _evolution(c: DemoContext) -> dict:
     # not re-scored).
     config = EvolveConfig.quick() if c.quick else replace(EvolveConfig.quick(), population=4, generations=3)
     config = replace(config, seed=c.seed, reevaluate=False)
-    return run_evolution(out, config, corpus=c.corpus, backend="local", workers=1, resume=out.exists(),
-                         progress=c.progress, parent_dir=str(c.model_dir)).to_dict()
+    return run_evolution(
+        out,
+        config,
+        corpus=c.corpus,
+        backend="local",
+        workers=1,
+        resume=out.exists(),
+        progress=c.progress,
+        parent_dir=str(c.model_dir),
+    ).to_dict()
 
 
 def _generalisation(c: DemoContext) -> dict:

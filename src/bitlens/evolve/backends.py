@@ -110,9 +110,12 @@ class LocalBackend:
         self._pool: ProcessPoolExecutor | None = None
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker,
-                                   initargs=(self.evaluator, self.threads, os.getpid()))
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.evaluator, self.threads, os.getpid()),
+        )
 
     def evaluate(self, tasks: Sequence[EvalTask], on_result: OnResult, should_stop: ShouldStop) -> None:
         queue = list(tasks)
@@ -174,8 +177,14 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, evaluator: Evaluator, workers: int = 1, threads: int = 1,
-                 address: str | None = None, **_: object) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        workers: int = 1,
+        threads: int = 1,
+        address: str | None = None,
+        **_: object,
+    ) -> None:
         try:
             import ray
         except ImportError:
@@ -191,8 +200,12 @@ class RayBackend:
                 if address:
                     ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
                 else:
-                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                             runtime_env=runtime_env)
+                    ray.init(
+                        num_cpus=workers,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        runtime_env=runtime_env,
+                    )
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise BitlensError(f"cannot start Ray{f' at {address}' if address else ''}: {e}") from None
         self._remote = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
@@ -225,8 +238,9 @@ class RayBackend:
 BACKENDS: dict[str, type] = {"local": LocalBackend, "ray": RayBackend, "serial": SerialBackend}
 
 
-def make_backend(name: str, evaluator: Evaluator, workers: int = 1, threads: int = 1,
-                 address: str | None = None) -> Backend:
+def make_backend(
+    name: str, evaluator: Evaluator, workers: int = 1, threads: int = 1, address: str | None = None
+) -> Backend:
     if name not in BACKENDS:
         raise BitlensError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     return BACKENDS[name](evaluator, workers=workers, threads=threads, address=address)

@@ -38,8 +38,9 @@ class Evaluator(Protocol):
     @property
     def space(self) -> GeneSpace: ...
 
-    def __call__(self, genome: Genome, seed: int, parent_model: str | None,
-                 weights_dir: str | None) -> dict[str, Any]: ...
+    def __call__(
+        self, genome: Genome, seed: int, parent_model: str | None, weights_dir: str | None
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,10 @@ def run_task(evaluator: Evaluator, task: EvalTask) -> EvalOutcome:
             return failed(f"evaluator returned no {', '.join(missing)}")
         metrics = _jsonable(metrics)
         if not all(math.isfinite(float(metrics[k])) for k in REQUIRED_METRICS):
-            return failed(f"non-finite result: fitness={metrics['fitness']}, "
-                          f"heldout_bits_per_byte={metrics['heldout_bits_per_byte']}")
+            return failed(
+                f"non-finite result: fitness={metrics['fitness']}, "
+                f"heldout_bits_per_byte={metrics['heldout_bits_per_byte']}"
+            )
     except MemoryError:
         return failed("out of memory")
     except Exception as e:  # a failed evaluation is data: record it and go on
@@ -104,8 +107,7 @@ def run_task(evaluator: Evaluator, task: EvalTask) -> EvalOutcome:
 
 
 @functools.lru_cache(maxsize=4)
-def _context(parent_dir: str, corpus_digest: str, config: ContextConfig,
-             corpus: bytes) -> OffspringContext:
+def _context(parent_dir: str, corpus_digest: str, config: ContextConfig, corpus: bytes) -> OffspringContext:
     """The offspring context for a parent, built once per worker process (it scores the pool)."""
     from bitlens.offspring.policy import build_context
 
@@ -131,8 +133,9 @@ class PolicyEvaluator:
     context: ContextConfig = field(default_factory=_full_context)
     space: GeneSpace = field(default_factory=policy_gene_space)
 
-    def __call__(self, genome: Genome, seed: int, parent_model: str | None,
-                 weights_dir: str | None) -> dict[str, Any]:
+    def __call__(
+        self, genome: Genome, seed: int, parent_model: str | None, weights_dir: str | None
+    ) -> dict[str, Any]:
         # Imported here: the offspring package needs torch, which the CLI must not load for --help.
         from bitlens.offspring.policy import CurationPolicy, evaluate_offspring
         from bitlens.runs import WEIGHTS_FILE, atomic_write_json, save_model
@@ -144,8 +147,14 @@ class PolicyEvaluator:
         if weights_dir is not None:
             out = Path(weights_dir)
             save_model(model, out / WEIGHTS_FILE)
-            atomic_write_json(out / "config.json", {
-                "preset": genome.get("offspring_preset"), "model": model.config.to_dict(),
-                "policy": genome, "seed": seed, "parent": parent_model or self.parent_dir,
-            })
+            atomic_write_json(
+                out / "config.json",
+                {
+                    "preset": genome.get("offspring_preset"),
+                    "model": model.config.to_dict(),
+                    "policy": genome,
+                    "seed": seed,
+                    "parent": parent_model or self.parent_dir,
+                },
+            )
         return result.to_dict()

@@ -155,16 +155,21 @@ def policy_gene_space(quick: bool = False) -> GeneSpace:
     from bitlens.offspring.distill import SOFT_WEIGHT
     from bitlens.offspring.select import LEVELS, SCORES
 
-    budget = Integer("budget_tokens", 8_192, 65_536, 0.15) if quick else \
-        Integer("budget_tokens", 32_768, 524_288, 0.15)
-    return GeneSpace((
-        Choice("score", tuple(SCORES)),
-        Choice("level", LEVELS),
-        Real("keep_ratio", 0.1, 1.0, 0.1),
-        Real("synthetic_share", 0.0, 1.0, 0.1),
-        Real("temperature", 0.5, 1.5, 0.1),
-        Real("top_p", 0.5, 1.0, 0.1),
-        Choice("target", tuple(SOFT_WEIGHT)),
-        Choice("offspring_preset", ("tiny",) if quick else ("tiny", "small")),
-        budget,
-    ))
+    budget = (
+        Integer("budget_tokens", 8_192, 65_536, 0.15)
+        if quick
+        else Integer("budget_tokens", 32_768, 524_288, 0.15)
+    )
+    return GeneSpace(
+        (
+            Choice("score", tuple(SCORES)),
+            Choice("level", LEVELS),
+            Real("keep_ratio", 0.1, 1.0, 0.1),
+            Real("synthetic_share", 0.0, 1.0, 0.1),
+            Real("temperature", 0.5, 1.5, 0.1),
+            Real("top_p", 0.5, 1.0, 0.1),
+            Choice("target", tuple(SOFT_WEIGHT)),
+            Choice("offspring_preset", ("tiny",) if quick else ("tiny", "small")),
+            budget,
+        )
+    )

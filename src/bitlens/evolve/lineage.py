@@ -90,25 +90,51 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "generation": self.generation, "index": self.idx, "genome": self.genome,
-            "parents": list(self.parents), "seed": self.seed, "parent_model": self.parent_model,
-            "status": self.status, "fitness": self.fitness,
-            "heldout_bits_per_byte": self.heldout_bits_per_byte, "flops": self.flops,
-            "tokens": self.tokens, "seconds": self.seconds, "error": self.error,
-            "weights": self.weights, "metrics": self.result, "kind": self.kind,
+            "id": self.id,
+            "generation": self.generation,
+            "index": self.idx,
+            "genome": self.genome,
+            "parents": list(self.parents),
+            "seed": self.seed,
+            "parent_model": self.parent_model,
+            "status": self.status,
+            "fitness": self.fitness,
+            "heldout_bits_per_byte": self.heldout_bits_per_byte,
+            "flops": self.flops,
+            "tokens": self.tokens,
+            "seconds": self.seconds,
+            "error": self.error,
+            "weights": self.weights,
+            "metrics": self.result,
+            "kind": self.kind,
         }
 
 
-_COLUMNS = ("id, generation, idx, genome, parents, seed, parent_model, status, fitness, "
-            "heldout_bits_per_byte, flops, tokens, seconds, error, weights, result, kind")
+_COLUMNS = (
+    "id, generation, idx, genome, parents, seed, parent_model, status, fitness, "
+    "heldout_bits_per_byte, flops, tokens, seconds, error, weights, result, kind"
+)
 
 
 def _row(r: tuple) -> Evaluation:
     return Evaluation(
-        id=r[0], generation=r[1], idx=r[2], genome=json.loads(r[3]), parents=tuple(json.loads(r[4])),
-        seed=r[5], parent_model=r[6], status=r[7], fitness=r[8], heldout_bits_per_byte=r[9],
-        flops=r[10], tokens=r[11], seconds=r[12], error=r[13], weights=r[14],
-        result=json.loads(r[15]) if r[15] else None, kind=r[16],
+        id=r[0],
+        generation=r[1],
+        idx=r[2],
+        genome=json.loads(r[3]),
+        parents=tuple(json.loads(r[4])),
+        seed=r[5],
+        parent_model=r[6],
+        status=r[7],
+        fitness=r[8],
+        heldout_bits_per_byte=r[9],
+        flops=r[10],
+        tokens=r[11],
+        seconds=r[12],
+        error=r[13],
+        weights=r[14],
+        result=json.loads(r[15]) if r[15] else None,
+        kind=r[16],
     )
 
 
@@ -154,19 +180,31 @@ class LineageStore:
         self._write([("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))])
 
     # generations --------------------------------------------------------------------------
-    def add_generation(self, generation: int, proposals: list[Proposal], seeds: list[int],
-                       parent_model: str | None) -> None:
+    def add_generation(
+        self, generation: int, proposals: list[Proposal], seeds: list[int], parent_model: str | None
+    ) -> None:
         """Record a generation's genomes as pending, atomically (all or none)."""
         now = time.time()
         stmts: list[tuple[str, tuple]] = [
-            ("INSERT INTO generations (generation, parent_model) VALUES (?, ?)", (generation, parent_model))]
+            ("INSERT INTO generations (generation, parent_model) VALUES (?, ?)", (generation, parent_model))
+        ]
         for i, (p, seed) in enumerate(zip(proposals, seeds, strict=True)):
-            stmts.append((
-                "INSERT INTO evaluations (generation, idx, genome, parents, seed, parent_model, status, "
-                "created_at, kind) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (generation, i, json.dumps(p.genome), json.dumps(list(p.parents)), seed, parent_model, now,
-                 p.kind),
-            ))
+            stmts.append(
+                (
+                    "INSERT INTO evaluations (generation, idx, genome, parents, seed, parent_model, status, "
+                    "created_at, kind) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (
+                        generation,
+                        i,
+                        json.dumps(p.genome),
+                        json.dumps(list(p.parents)),
+                        seed,
+                        parent_model,
+                        now,
+                        p.kind,
+                    ),
+                )
+            )
         self._write(stmts)
 
     def has_generation(self, generation: int) -> bool:
@@ -179,8 +217,14 @@ class LineageStore:
         return row[0] if row else None
 
     def complete_generation(self, generation: int, survivors: list[int]) -> None:
-        self._write([("UPDATE generations SET survivors = ?, complete = 1 WHERE generation = ?",
-                      (json.dumps(survivors), generation))])
+        self._write(
+            [
+                (
+                    "UPDATE generations SET survivors = ?, complete = 1 WHERE generation = ?",
+                    (json.dumps(survivors), generation),
+                )
+            ]
+        )
 
     def survivors(self, generation: int) -> list[int]:
         q = "SELECT survivors FROM generations WHERE generation = ? AND complete = 1"
@@ -193,16 +237,39 @@ class LineageStore:
         return bool(row and row[0])
 
     # evaluations --------------------------------------------------------------------------
-    def record(self, eval_id: int, status: str, metrics: dict[str, Any] | None, error: str | None,
-               seconds: float, weights: str | None) -> None:
+    def record(
+        self,
+        eval_id: int,
+        status: str,
+        metrics: dict[str, Any] | None,
+        error: str | None,
+        seconds: float,
+        weights: str | None,
+    ) -> None:
         """Store an evaluation's outcome ('done' with its metrics, or 'failed' with its error)."""
         m = metrics or {}
-        self._write([(
-            "UPDATE evaluations SET status = ?, fitness = ?, heldout_bits_per_byte = ?, flops = ?, "
-            "tokens = ?, seconds = ?, finished_at = ?, error = ?, weights = ?, result = ? WHERE id = ?",
-            (status, m.get("fitness"), m.get("heldout_bits_per_byte"), m.get("flops"), m.get("tokens"),
-             seconds, time.time(), error, weights, json.dumps(m) if m else None, eval_id),
-        )])
+        self._write(
+            [
+                (
+                    "UPDATE evaluations SET status = ?, fitness = ?, heldout_bits_per_byte = ?, flops = ?, "
+                    "tokens = ?, seconds = ?, finished_at = ?, error = ?, weights = ?, result = ? "
+                    "WHERE id = ?",
+                    (
+                        status,
+                        m.get("fitness"),
+                        m.get("heldout_bits_per_byte"),
+                        m.get("flops"),
+                        m.get("tokens"),
+                        seconds,
+                        time.time(),
+                        error,
+                        weights,
+                        json.dumps(m) if m else None,
+                        eval_id,
+                    ),
+                )
+            ]
+        )
 
     def evaluations(self, generation: int | None = None, status: str | None = None) -> list[Evaluation]:
         sql, args = f"SELECT {_COLUMNS} FROM evaluations WHERE 1=1", list[Any]()
@@ -222,6 +289,7 @@ class LineageStore:
         """FLOPs, tokens and evaluation counts over all finished evaluations so far."""
         flops, tokens, done = self._db.execute(
             "SELECT COALESCE(SUM(flops), 0), COALESCE(SUM(tokens), 0), COUNT(*) FROM evaluations "
-            "WHERE status = 'done'").fetchone()
+            "WHERE status = 'done'"
+        ).fetchone()
         failed = self._db.execute("SELECT COUNT(*) FROM evaluations WHERE status = 'failed'").fetchone()[0]
         return {"flops": float(flops), "tokens": int(tokens), "done": int(done), "failed": int(failed)}

@@ -21,7 +21,11 @@ def plot_fitness(result: dict[str, Any], path: str | Path) -> list[Path]:
     fig, ax = new_figure(width=6, height=4)
     ax.plot(x, [g["best_fitness"] for g in gens], "o-", label="best of generation")
     ax.plot(x, [g["mean_fitness"] for g in gens], "s--", label="mean of generation")
-    so_far = [(g["generation"], g.get("best_so_far_fitness")) for g in gens if g.get("best_so_far_fitness") is not None]
+    so_far = [
+        (g["generation"], g.get("best_so_far_fitness"))
+        for g in gens
+        if g.get("best_so_far_fitness") is not None
+    ]
     if so_far:
         ax.plot(*zip(*so_far), "k:", label="best so far (survivors)")
     integer_ticks(ax.xaxis)
@@ -37,12 +41,23 @@ def plot_pareto(result: dict[str, Any], path: str | Path) -> list[Path]:
     done = [e for e in result.get("evaluations", []) if e["status"] == "done"]
     fig, ax = new_figure(width=6, height=4)
     if done:
-        sc = ax.scatter([e["flops"] for e in done], [e["heldout_bits_per_byte"] for e in done],
-                        c=[e["generation"] for e in done], cmap="viridis", s=18, alpha=0.7)
+        sc = ax.scatter(
+            [e["flops"] for e in done],
+            [e["heldout_bits_per_byte"] for e in done],
+            c=[e["generation"] for e in done],
+            cmap="viridis",
+            s=18,
+            alpha=0.7,
+        )
         fig.colorbar(sc, ax=ax, label="generation")
     front = sorted(result["pareto"], key=lambda p: p["flops"])
-    ax.step([p["flops"] for p in front], [p["heldout_bits_per_byte"] for p in front], "r-o",
-            where="post", label="Pareto front")
+    ax.step(
+        [p["flops"] for p in front],
+        [p["heldout_bits_per_byte"] for p in front],
+        "r-o",
+        where="post",
+        label="Pareto front",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("FLOPs (total cost of the offspring run)")
     ax.set_ylabel("held-out bits/byte")
@@ -62,13 +77,26 @@ def plot_lineage(result: dict[str, Any], path: str | Path) -> list[Path]:
                 ax.plot([x0, x1], [y0, y1], color="0.7", lw=0.8, zorder=1)
     done = [e for e in evals if e["status"] == "done"]
     if done:
-        sc = ax.scatter([pos[e["id"]][0] for e in done], [pos[e["id"]][1] for e in done],
-                        c=[e["fitness"] for e in done], cmap="plasma", s=40, zorder=2)
+        sc = ax.scatter(
+            [pos[e["id"]][0] for e in done],
+            [pos[e["id"]][1] for e in done],
+            c=[e["fitness"] for e in done],
+            cmap="plasma",
+            s=40,
+            zorder=2,
+        )
         fig.colorbar(sc, ax=ax, label="fitness")
     failed = [e for e in evals if e["status"] == "failed"]
     if failed:
-        ax.scatter([pos[e["id"]][0] for e in failed], [pos[e["id"]][1] for e in failed],
-                   marker="x", color="k", s=40, zorder=2, label="failed")
+        ax.scatter(
+            [pos[e["id"]][0] for e in failed],
+            [pos[e["id"]][1] for e in failed],
+            marker="x",
+            color="k",
+            s=40,
+            zorder=2,
+            label="failed",
+        )
         ax.legend()
     best = result.get("best")
     if best:

@@ -73,8 +73,7 @@ class EvolveConfig:
         if self.population < 1 or self.generations < 1:
             raise BitlensError("population and generations must be at least 1")
         if self.strategy not in STRATEGIES:
-            raise BitlensError(
-                f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+            raise BitlensError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
 
     @classmethod
     def quick(cls) -> EvolveConfig:
@@ -111,14 +110,22 @@ def _prepare_parent(out: Path, corpus: bytes, cfg: EvolveConfig, progress: bool)
 
     parent = out / "parent"
     if not (parent / WEIGHTS_FILE).exists() or not (parent / "result.json").exists():
-        train_run(corpus, parent, preset=PARENT_PRESET,
-                  steps=QUICK_PARENT_STEPS if cfg.small else None, seed=cfg.seed,
-                  resume=(parent / CONFIG_FILE).exists(), progress=progress, corpus_name="evolve")
+        train_run(
+            corpus,
+            parent,
+            preset=PARENT_PRESET,
+            steps=QUICK_PARENT_STEPS if cfg.small else None,
+            seed=cfg.seed,
+            resume=(parent / CONFIG_FILE).exists(),
+            progress=progress,
+            corpus_name="evolve",
+        )
     return str(parent)
 
 
-def _policy_evaluator(out: Path, cfg: EvolveConfig, corpus: bytes | None, parent_dir: str | None,
-                      progress: bool) -> PolicyEvaluator:
+def _policy_evaluator(
+    out: Path, cfg: EvolveConfig, corpus: bytes | None, parent_dir: str | None, progress: bool
+) -> PolicyEvaluator:
     """The real evaluator: the given parent (or one trained into RUN_DIR/parent) on `corpus`."""
     from bitlens.data import load_corpus
 
@@ -146,8 +153,7 @@ def _check_resume(store: LineageStore, cfg: EvolveConfig, genes: list[str]) -> N
 class _Limits:
     """The run's wall clock (summed over resumes) and its caps, checked between evaluations."""
 
-    def __init__(self, store: LineageStore, budget_flops: float | None,
-                 time_limit: float | None) -> None:
+    def __init__(self, store: LineageStore, budget_flops: float | None, time_limit: float | None) -> None:
         self.store, self.budget_flops, self.time_limit = store, budget_flops, time_limit
         self._before, self._t0 = float(store.get_meta("wall_seconds", 0.0)), time.perf_counter()
 
@@ -189,15 +195,15 @@ def run_evolution(
     store_path = out / STORE_FILE
     if store_path.exists() and not resume:
         raise BitlensError(f"{out} already holds an evolution run; pass --resume to continue it")
-    ev = evaluator if evaluator is not None else _policy_evaluator(out, config, corpus, parent_dir,
-                                                                    progress)
+    ev = evaluator if evaluator is not None else _policy_evaluator(out, config, corpus, parent_dir, progress)
     with LineageStore(store_path) as store:
         _check_resume(store, config, list(ev.space.names))
         limits = _Limits(store, budget_flops, time_limit)
         engine = make_backend(backend, ev, workers=workers, address=ray_address)
         try:
-            stopped = _evolve(store, engine, ev.space, config, limits,
-                              out / "offspring" if save_weights else None, progress)
+            stopped = _evolve(
+                store, engine, ev.space, config, limits, out / "offspring" if save_weights else None, progress
+            )
         finally:
             engine.close()
             store.set_meta("wall_seconds", limits.elapsed())
@@ -208,8 +214,15 @@ def run_evolution(
     return result
 
 
-def _evolve(store: LineageStore, engine: Backend, space: GeneSpace, cfg: EvolveConfig,
-            limits: _Limits, weights_root: Path | None, progress: bool) -> str | None:
+def _evolve(
+    store: LineageStore,
+    engine: Backend,
+    space: GeneSpace,
+    cfg: EvolveConfig,
+    limits: _Limits,
+    weights_root: Path | None,
+    progress: bool,
+) -> str | None:
     """Run (or finish) every generation; returns why the run stopped early, or None."""
     for g in range(cfg.generations):
         if store.is_complete(g):
@@ -220,8 +233,7 @@ def _evolve(store: LineageStore, engine: Backend, space: GeneSpace, cfg: EvolveC
                 return stopped
             parent_model = _lineage_parent(store, g) if cfg.lineage else None
             proposals = _propose(space, cfg, g, previous)
-            store.add_generation(g, proposals, [evaluation_seed(cfg.seed, g)] * len(proposals),
-                                 parent_model)
+            store.add_generation(g, proposals, [evaluation_seed(cfg.seed, g)] * len(proposals), parent_model)
         _evaluate_generation(store, engine, g, weights_root, progress, limits)
         if store.evaluations(g, "pending"):
             return limits.stop_reason() or "interrupted"
@@ -232,15 +244,18 @@ def _evolve(store: LineageStore, engine: Backend, space: GeneSpace, cfg: EvolveC
     return None
 
 
-def _propose(space: GeneSpace, cfg: EvolveConfig, g: int,
-             previous: list[Evaluation]) -> list[Proposal]:
+def _propose(space: GeneSpace, cfg: EvolveConfig, g: int, previous: list[Evaluation]) -> list[Proposal]:
     """Generation g's genomes: random at first, then bred from (and with `reevaluate`, also
     re-scoring) the previous survivors; a pure function of (seed, g, survivors)."""
     rng = generation_rng(cfg.seed, g)
     if g == 0:
         return sample_population(space, cfg.population, rng)
-    es = ESConfig(mu=cfg.population, lam=cfg.population, tournament_size=cfg.tournament_size,
-                  crossover_rate=cfg.crossover_rate)
+    es = ESConfig(
+        mu=cfg.population,
+        lam=cfg.population,
+        tournament_size=cfg.tournament_size,
+        crossover_rate=cfg.crossover_rate,
+    )
     survivors = [e.scored() for e in previous]
     proposals = STRATEGIES[cfg.strategy](space, survivors, es, rng)
     return proposals + reevaluations(survivors) if cfg.reevaluate else proposals
@@ -254,14 +269,22 @@ def _lineage_parent(store: LineageStore, generation: int) -> str | None:
     return max(done, key=lambda e: (e.fitness, -e.id)).weights
 
 
-def _evaluate_generation(store: LineageStore, engine: Backend, g: int, weights_root: Path | None,
-                         progress: bool, limits: _Limits) -> None:
+def _evaluate_generation(
+    store: LineageStore, engine: Backend, g: int, weights_root: Path | None, progress: bool, limits: _Limits
+) -> None:
     """Evaluate generation g's pending genomes, storing each outcome the moment it arrives."""
     rows = store.evaluations(g)
     pending = [e for e in rows if e.status == "pending"]
-    tasks = [EvalTask(e.id, e.genome, e.seed, e.parent_model,
-                      str(weights_root / f"g{g:03d}-i{e.idx:03d}") if weights_root else None)
-             for e in pending]
+    tasks = [
+        EvalTask(
+            e.id,
+            e.genome,
+            e.seed,
+            e.parent_model,
+            str(weights_root / f"g{g:03d}-i{e.idx:03d}") if weights_root else None,
+        )
+        for e in pending
+    ]
     finished = [e.fitness for e in rows if e.status == "done" and e.fitness is not None]
     with progress_bar(len(rows), f"generation {g}", enabled=progress) as bar:
         bar.advance(len(rows) - len(pending))
@@ -328,9 +351,17 @@ class EvolveResult:
             "config": self.config,
             "stopped": self.stopped,
             "generations": [g.to_dict() for g in self.generations],
-            "pareto": [{"heldout_bits_per_byte": e.heldout_bits_per_byte, "flops": e.flops,
-                        "genome": e.genome, "id": e.id, "fitness": e.fitness, "tokens": e.tokens}
-                       for e in self.pareto],
+            "pareto": [
+                {
+                    "heldout_bits_per_byte": e.heldout_bits_per_byte,
+                    "flops": e.flops,
+                    "genome": e.genome,
+                    "id": e.id,
+                    "fitness": e.fitness,
+                    "tokens": e.tokens,
+                }
+                for e in self.pareto
+            ],
             "best": self.best.to_dict() if self.best else None,
             "evaluations": [e.to_dict() for e in self.evaluations],
             "totals": self.totals,
@@ -363,8 +394,7 @@ def _generation_summary(store: LineageStore, g: int, rows: list[Evaluation]) -> 
     )
 
 
-def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None,
-              **extra: Any) -> EvolveResult:
+def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None, **extra: Any) -> EvolveResult:
     """The run's summary, rebuilt from the lineage store alone (`extra`: how it ran)."""
     evals = store.evaluations()
     done = [e for e in evals if e.status == "done"]
@@ -372,8 +402,9 @@ def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None,
     return EvolveResult(
         config={**cfg.to_dict(), **extra},
         stopped=stopped,
-        generations=[_generation_summary(store, g, [e for e in evals if e.generation == g])
-                     for g in generations],
+        generations=[
+            _generation_summary(store, g, [e for e in evals if e.generation == g]) for g in generations
+        ],
         pareto=pareto_front(done),
         best=_best(done),
         evaluations=evals,

@@ -73,8 +73,9 @@ def _rank(fitness: float) -> float:
     return fitness if fitness == fitness else float("-inf")  # NaN loses every comparison
 
 
-def propose_es(space: GeneSpace, survivors: Sequence[Scored], cfg: ESConfig,
-               rng: np.random.Generator) -> list[Proposal]:
+def propose_es(
+    space: GeneSpace, survivors: Sequence[Scored], cfg: ESConfig, rng: np.random.Generator
+) -> list[Proposal]:
     """λ children of the survivors by tournament, crossover and mutation."""
     if not survivors:  # everything failed so far: start over from random genomes
         return sample_population(space, cfg.lam, rng)
@@ -90,8 +91,9 @@ def propose_es(space: GeneSpace, survivors: Sequence[Scored], cfg: ESConfig,
     return children
 
 
-def propose_random(space: GeneSpace, survivors: Sequence[Scored], cfg: ESConfig,
-                   rng: np.random.Generator) -> list[Proposal]:
+def propose_random(
+    space: GeneSpace, survivors: Sequence[Scored], cfg: ESConfig, rng: np.random.Generator
+) -> list[Proposal]:
     """Random search: λ fresh genomes each generation, ignoring the survivors."""
     return sample_population(space, cfg.lam, rng)
 

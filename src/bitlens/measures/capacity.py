@@ -119,9 +119,17 @@ def train_memoriser(config: GPTConfig, seqs: torch.Tensor, cfg: CapacityConfig) 
     torch.manual_seed(cfg.seed)
     model = GPT(config)
     x = _windows(seqs)[:, :-1]
-    train_cfg = TrainConfig(steps=cfg.steps, batch_size=len(seqs), lr=cfg.lr, weight_decay=0.0,
-                            warmup_steps=min(20, cfg.steps), seed=cfg.seed, eval_interval=10**9,
-                            log_interval=10**9, checkpoint_interval=10**9)
+    train_cfg = TrainConfig(
+        steps=cfg.steps,
+        batch_size=len(seqs),
+        lr=cfg.lr,
+        weight_decay=0.0,
+        warmup_steps=min(20, cfg.steps),
+        seed=cfg.seed,
+        eval_interval=10**9,
+        log_interval=10**9,
+        checkpoint_interval=10**9,
+    )
     train(model, None, train_cfg, batch_fn=lambda step, gen: (x, seqs))
     return model
 
@@ -135,18 +143,28 @@ def model_capacity(n_layer: int, n_embd: int, cfg: CapacityConfig, on_point=None
         seqs = random_sequences(n, cfg.seq_len, seed=cfg.seed * 1_000_003 + n)
         model = train_memoriser(config, seqs, cfg)
         surprisal = sequence_surprisal_bits(model, seqs)
-        points.append(CapacityPoint(
-            n_sequences=n, data_bits=BITS_PER_RANDOM_BYTE * n * cfg.seq_len,
-            memorised_bits=memorised_bits(surprisal, cfg.seq_len),
-            train_bits_per_byte=float(surprisal.sum() / (n * cfg.seq_len))))
+        points.append(
+            CapacityPoint(
+                n_sequences=n,
+                data_bits=BITS_PER_RANDOM_BYTE * n * cfg.seq_len,
+                memorised_bits=memorised_bits(surprisal, cfg.seq_len),
+                train_bits_per_byte=float(surprisal.sum() / (n * cfg.seq_len)),
+            )
+        )
         params, non_emb = model.num_params(), model.num_params() - _embedding_params(model)
         if on_point:
             on_point()
     capacity = max(p.memorised_bits for p in points)
     return ModelCapacity(
-        n_layer=n_layer, n_embd=n_embd, params=params, non_embedding_params=non_emb,
-        bits_per_parameter=capacity / params, bits_per_non_embedding_parameter=capacity / non_emb,
-        capacity_bits=capacity, plateau_reached=plateau_reached(points), points=points,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        params=params,
+        non_embedding_params=non_emb,
+        bits_per_parameter=capacity / params,
+        bits_per_non_embedding_parameter=capacity / non_emb,
+        capacity_bits=capacity,
+        plateau_reached=plateau_reached(points),
+        points=points,
     )
 
 
@@ -160,9 +178,12 @@ class CapacityResult:
     config: CapacityConfig
 
     def to_dict(self) -> dict:
-        return {"seed": self.seed, "models": [asdict(m) for m in self.models],
-                "reference_bits_per_parameter": dict(self.reference_bits_per_parameter),
-                "config": self.config.to_dict()}
+        return {
+            "seed": self.seed,
+            "models": [asdict(m) for m in self.models],
+            "reference_bits_per_parameter": dict(self.reference_bits_per_parameter),
+            "config": self.config.to_dict(),
+        }
 
 
 def measure_capacity(config: CapacityConfig, progress: bool = False) -> CapacityResult:
@@ -172,8 +193,12 @@ def measure_capacity(config: CapacityConfig, progress: bool = False) -> Capacity
     with progress_bar(len(config.sizes) * len(config.n_sequences), "capacity", enabled=progress) as bar:
         for n_layer, n_embd in config.sizes:
             models.append(model_capacity(n_layer, n_embd, config, on_point=lambda: bar.advance(1)))
-    return CapacityResult(seed=config.seed, models=models,
-                          reference_bits_per_parameter=dict(REFERENCE_BITS_PER_PARAMETER), config=config)
+    return CapacityResult(
+        seed=config.seed,
+        models=models,
+        reference_bits_per_parameter=dict(REFERENCE_BITS_PER_PARAMETER),
+        config=config,
+    )
 
 
 def plot_capacity(result: dict, path: str | Path) -> list[Path]:
@@ -185,8 +210,12 @@ def plot_capacity(result: dict, path: str | Path) -> list[Path]:
     lim = np.array([min(all_data), max(all_data)])
     ax1.plot(lim, lim, color="grey", ls=":", label="all of it (8 bits/byte)")
     for m in result["models"]:
-        ax1.plot([p["data_bits"] for p in m["points"]], [p["memorised_bits"] for p in m["points"]],
-                 marker="o", label=f"{m['n_layer']}×{m['n_embd']}, {m['params']:,} params")
+        ax1.plot(
+            [p["data_bits"] for p in m["points"]],
+            [p["memorised_bits"] for p in m["points"]],
+            marker="o",
+            label=f"{m['n_layer']}×{m['n_embd']}, {m['params']:,} params",
+        )
     ax1.set_xscale("log")
     ax1.set_yscale("log")
     ax1.set_xlabel("bits in the random training set")

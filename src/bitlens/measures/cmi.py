@@ -102,8 +102,9 @@ def _check(losses: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarra
     losses = np.asarray(losses, dtype=np.float64)
     masks = np.asarray(masks)
     if losses.ndim != 3 or losses.shape[2] != 2 or masks.shape != losses.shape[:2]:
-        raise BitlensError(f"expected losses (k, n, 2) and masks (k, n); got {losses.shape} and "
-                           f"{masks.shape}")
+        raise BitlensError(
+            f"expected losses (k, n, 2) and masks (k, n); got {losses.shape} and {masks.shape}"
+        )
     if not np.isin(masks, (0, 1)).all():
         raise BitlensError("masks must hold 0 or 1 (which member of each pair was trained on)")
     return losses, masks.astype(np.int64)

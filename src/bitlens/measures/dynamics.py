@@ -113,8 +113,14 @@ def checkpoint_steps(steps: int, n: int) -> list[int]:
     return [0, *logs.tolist()]
 
 
-def train_with_checkpoints(model: GPT, train_data: torch.Tensor, cfg: TrainConfig,
-                           at_steps: list[int], on_checkpoint, progress: bool = False) -> None:
+def train_with_checkpoints(
+    model: GPT,
+    train_data: torch.Tensor,
+    cfg: TrainConfig,
+    at_steps: list[int],
+    on_checkpoint,
+    progress: bool = False,
+) -> None:
     """The trainer's loop (AdamW, warm-up + cosine, clipping), calling on_checkpoint(step)
     after each step in `at_steps` (0 = before training). Same batches as `train` for a seed.
     """
@@ -148,8 +154,9 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def _binned(key: np.ndarray, start: np.ndarray, end: np.ndarray, edges: np.ndarray,
-            lo_name: str, hi_name: str) -> list[dict]:
+def _binned(
+    key: np.ndarray, start: np.ndarray, end: np.ndarray, edges: np.ndarray, lo_name: str, hi_name: str
+) -> list[dict]:
     """Per bin of `key`: token count, mean start/end loss and information gained (bits)."""
     idx = np.clip(np.searchsorted(edges, key, side="right") - 1, 0, len(edges) - 2)
     out = []
@@ -158,23 +165,40 @@ def _binned(key: np.ndarray, start: np.ndarray, end: np.ndarray, edges: np.ndarr
         if not m.any():
             continue
         gain = start[m] - end[m]
-        out.append({lo_name: float(edges[i]), hi_name: float(edges[i + 1]), "tokens": int(m.sum()),
-                    "mean_start_bits": float(start[m].mean()), "mean_end_bits": float(end[m].mean()),
-                    "mean_gain_bits": float(gain.mean()), "information_gained_bits": float(gain.sum())})
+        out.append(
+            {
+                lo_name: float(edges[i]),
+                hi_name: float(edges[i + 1]),
+                "tokens": int(m.sum()),
+                "mean_start_bits": float(start[m].mean()),
+                "mean_end_bits": float(end[m].mean()),
+                "mean_gain_bits": float(gain.mean()),
+                "information_gained_bits": float(gain.sum()),
+            }
+        )
     return out
 
 
 def classify(start_bits: np.ndarray, end_bits: np.ndarray, threshold_bits: float) -> dict:
     """Rho-1's four classes: proportion, token count and information gained (Σ start − end)."""
     hi_start, hi_end = start_bits >= threshold_bits, end_bits >= threshold_bits
-    masks = {"L->L": ~hi_start & ~hi_end, "H->L": hi_start & ~hi_end,
-             "L->H": ~hi_start & hi_end, "H->H": hi_start & hi_end}
+    masks = {
+        "L->L": ~hi_start & ~hi_end,
+        "H->L": hi_start & ~hi_end,
+        "L->H": ~hi_start & hi_end,
+        "H->H": hi_start & hi_end,
+    }
     n = len(start_bits)
-    return {c: {"proportion": float(m.sum() / n), "tokens": int(m.sum()),
-                "information_gained_bits": float((start_bits[m] - end_bits[m]).sum()),
-                "mean_start_bits": float(start_bits[m].mean()) if m.any() else None,
-                "mean_end_bits": float(end_bits[m].mean()) if m.any() else None}
-            for c, m in masks.items()}
+    return {
+        c: {
+            "proportion": float(m.sum() / n),
+            "tokens": int(m.sum()),
+            "information_gained_bits": float((start_bits[m] - end_bits[m]).sum()),
+            "mean_start_bits": float(start_bits[m].mean()) if m.any() else None,
+            "mean_end_bits": float(end_bits[m].mean()) if m.any() else None,
+        }
+        for c, m in masks.items()
+    }
 
 
 def token_dynamics(
@@ -228,8 +252,10 @@ def token_dynamics(
         rho1_proportions=dict(RHO1_PROPORTIONS),
         information_gained_bits=float(gain.sum()),
         information_gained_from_init_bits=float((init - end).sum()),
-        checkpoints=[{"step": s, "tokens_trained": s * tokens_per_step,
-                      "bits_per_byte": float(losses[s].mean())} for s in steps],
+        checkpoints=[
+            {"step": s, "tokens_trained": s * tokens_per_step, "bits_per_byte": float(losses[s].mean())}
+            for s in steps
+        ],
         by_frequency=_binned(freq, start, end, freq_edges, "frequency_lo", "frequency_hi"),
         by_start_surprisal=_binned(start, start, end, s_edges, "start_bits_lo", "start_bits_hi"),
         spearman_start_surprisal_vs_gain=_spearman(start, gain),
@@ -271,9 +297,13 @@ def plot_dynamics(result: dict, path: str | Path) -> list[Path]:
     ax1.bar(x - 0.2, ours, width=0.4, label="bitlens")
     ax1.bar(x + 0.2, [result["rho1_proportions"][c] for c in CLASSES], width=0.4, label="Rho-1")
     for xi, c in zip(x, CLASSES, strict=True):
-        ax1.annotate(f"{result['classes'][c]['information_gained_bits'] / 8192:,.1f} KiB",
-                     (xi - 0.2, result["classes"][c]["proportion"]), ha="center", va="bottom",
-                     fontsize=8)
+        ax1.annotate(
+            f"{result['classes'][c]['information_gained_bits'] / 8192:,.1f} KiB",
+            (xi - 0.2, result["classes"][c]["proportion"]),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax1.set_xticks(x, CLASSES)
     ax1.set_ylabel("share of held-out tokens")
     ax1.set_title(f"classes (label: information gained), threshold {result['threshold_bits']:.2f} bits")

@@ -93,9 +93,15 @@ class GeneralisationResult:
     seconds: float
 
     def to_dict(self) -> dict:
-        return {"points": [asdict(p) for p in self.points], "memorisation": self.memorisation,
-                "config": self.config.to_dict(), "model_params": self.model_params,
-                "seed": self.config.seed, "quick": self.config.mode == "quick", "seconds": self.seconds}
+        return {
+            "points": [asdict(p) for p in self.points],
+            "memorisation": self.memorisation,
+            "config": self.config.to_dict(),
+            "model_params": self.model_params,
+            "seed": self.config.seed,
+            "quick": self.config.mode == "quick",
+            "seconds": self.seconds,
+        }
 
 
 def model_config(preset: str, window_bytes: int) -> GPTConfig:
@@ -142,9 +148,16 @@ def train_on_mask(
         w = trained[torch.randint(n, (cfg.batch_size,), generator=gen)].long()
         return w[:, :-1], w[:, 1:]
 
-    tcfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                       warmup_steps=max(1, cfg.steps // 10), eval_interval=cfg.steps + 1,
-                       log_interval=cfg.steps, checkpoint_interval=cfg.steps + 1, seed=seed)
+    tcfg = TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_steps=max(1, cfg.steps // 10),
+        eval_interval=cfg.steps + 1,
+        log_interval=cfg.steps,
+        checkpoint_interval=cfg.steps + 1,
+        seed=seed,
+    )
     train(model, trained, tcfg, batch_fn=batch_fn)
     return window_bits_per_byte(model, windows.view(2 * n, -1)).reshape(n, 2)
 
@@ -225,8 +238,14 @@ def _measure_size(
         memorisation = memorisation or _memorised_windows(windows, membership(losses, masks), n)
     assert memorisation is not None  # cfg.supersamples >= 1
     known = [c for c in correlations if c is not None]
-    figures = ("gap_bits_per_byte", "bound_bits_per_byte", "cmi_bits", "cmi_bits_per_window",
-               "train_bits_per_byte", "heldout_bits_per_byte")
+    figures = (
+        "gap_bits_per_byte",
+        "bound_bits_per_byte",
+        "cmi_bits",
+        "cmi_bits_per_window",
+        "train_bits_per_byte",
+        "heldout_bits_per_byte",
+    )
     point = GeneralisationPoint(
         n=n,
         **{key: float(np.mean([getattr(e, key) for e in estimates])) for key in figures},
@@ -244,12 +263,14 @@ def _memorised_windows(windows: torch.Tensor, m: Membership, n: int) -> dict:
     for i in range(n):
         for member in (0, 1):
             gain = float(m.membership_bits_per_byte[i, member])
-            rows.append({
-                "text": bytes(windows[i, member, 1:].tolist()).decode("utf-8", errors="replace"),
-                "membership_bits": gain * predicted,  # the whole window's loss drop
-                "membership_bits_per_byte": gain,
-                "reference_bits_per_byte": float(m.reference_bits_per_byte[i, member]),
-            })
+            rows.append(
+                {
+                    "text": bytes(windows[i, member, 1:].tolist()).decode("utf-8", errors="replace"),
+                    "membership_bits": gain * predicted,  # the whole window's loss drop
+                    "membership_bits_per_byte": gain,
+                    "reference_bits_per_byte": float(m.reference_bits_per_byte[i, member]),
+                }
+            )
     rows.sort(key=lambda r: -r["membership_bits_per_byte"])
     return {"n": n, "windows": rows}
 
@@ -276,8 +297,13 @@ def plot_generalisation(result: dict, path: str | Path) -> list[Path]:
     ax.set_title("Generalisation gap and its f-CMI bound")
     ax.legend()
     ax_cmi.plot(ns, [p["cmi_bits_per_window"] for p in pts], "o-", label="CMI estimate")
-    ax_cmi.plot(ns, [p["cmi_floor_bits_per_window"] for p in pts], "--", color="grey",
-                label="estimate for a pair the models ignore")
+    ax_cmi.plot(
+        ns,
+        [p["cmi_floor_bits_per_window"] for p in pts],
+        "--",
+        color="grey",
+        label="estimate for a pair the models ignore",
+    )
     ax_cmi.set_ylim(0, 1.05)
     ax_cmi.set_ylabel("bits per window pair (max 1)")
     ax_cmi.set_title("Information the models hold about their mask")

@@ -141,8 +141,13 @@ def train_tuned_lens(model, data: bytes, cfg: LensConfig, progress: bool = False
     layers, final_logp, _ = _collect(model, data, cfg, cfg.train_tokens)
     n = len(final_logp)
     lens = TunedLens(model.config.n_layer, model.config.n_embd)
-    opt = torch.optim.SGD(lens.parameters(), lr=cfg.lr * (1 - cfg.momentum), momentum=cfg.momentum,
-                          nesterov=True, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        lens.parameters(),
+        lr=cfg.lr * (1 - cfg.momentum),
+        momentum=cfg.momentum,
+        nesterov=True,
+        weight_decay=cfg.weight_decay,
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / cfg.steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     with _frozen(model), progress_bar(cfg.steps, "tuned lens", enabled=progress) as bar:
@@ -150,8 +155,10 @@ def train_tuned_lens(model, data: bytes, cfg: LensConfig, progress: bool = False
             idx = torch.randint(n, (min(cfg.batch_tokens, n),), generator=gen)
             target = final_logp[idx]
             loss = sum(  # summed layer by layer from an exact zero, in float32
-                (_kl_nats(target, F.log_softmax(model.unembed(lens.transform(h[idx], layer)), -1)).mean()
-                 for layer, h in enumerate(layers)),
+                (
+                    _kl_nats(target, F.log_softmax(model.unembed(lens.transform(h[idx], layer)), -1)).mean()
+                    for layer, h in enumerate(layers)
+                ),
                 torch.zeros(()),
             )
             if not torch.isfinite(loss):
@@ -183,8 +190,10 @@ def lens_figures(model, data: bytes, lens: TunedLens | None, cfg: LensConfig) ->
     layers, final_logp, targets = _collect(model, data, cfg, cfg.eval_tokens)
     n_layer = model.config.n_layer
     if lens is not None and (lens.n_layer, lens.n_embd) != (n_layer, model.config.n_embd):
-        raise BitlensError(f"the tuned lens is for {lens.n_layer} layers × {lens.n_embd}, the model has "
-                           f"{n_layer} × {model.config.n_embd}")
+        raise BitlensError(
+            f"the tuned lens is for {lens.n_layer} layers × {lens.n_embd}, the model has "
+            f"{n_layer} × {model.config.n_embd}"
+        )
 
     def figures(logp: torch.Tensor) -> tuple[float, float, float]:
         kl = _kl_nats(final_logp, logp).mean()
@@ -224,14 +233,21 @@ class LensResult:
     tuned_lens: TunedLens | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return {"layers": [asdict(r) for r in self.layers], "token": self.token, "tokens": self.tokens,
-                "bytes": self.bytes, "bytes_per_token": self.bytes_per_token,
-                "final_ce_bits": self.final_ce_bits, "tuned_lens_steps": self.tuned_lens_steps,
-                "seed": self.seed}
+        return {
+            "layers": [asdict(r) for r in self.layers],
+            "token": self.token,
+            "tokens": self.tokens,
+            "bytes": self.bytes,
+            "bytes_per_token": self.bytes_per_token,
+            "final_ce_bits": self.final_ce_bits,
+            "tuned_lens_steps": self.tuned_lens_steps,
+            "seed": self.seed,
+        }
 
 
-def measure_lens(model, data: bytes, config: LensConfig, progress: bool = False,
-                 lens: TunedLens | None = None) -> LensResult:
+def measure_lens(
+    model, data: bytes, config: LensConfig, progress: bool = False, lens: TunedLens | None = None
+) -> LensResult:
     """Logit lens and (if `config.tuned`) tuned lens of `model` on `data`: bits per layer.
 
     The tuned lens is trained on the head of `data` (or `lens` is reused) and every figure is
@@ -263,8 +279,10 @@ def plot_lens(result: dict, path: str | Path) -> list[Path]:
     layers = [r["layer"] for r in rows]
     token = result.get("token", "byte")
     fig, axes = new_figure(ncols=2, width=9, height=3.6)
-    for ax, key, title in ((axes[0], "kl", f"KL to the final distribution (bits per {token})"),
-                           (axes[1], "ce", f"cross-entropy to the next {token} (bits per {token})")):
+    for ax, key, title in (
+        (axes[0], "kl", f"KL to the final distribution (bits per {token})"),
+        (axes[1], "ce", f"cross-entropy to the next {token} (bits per {token})"),
+    ):
         ax.plot(layers, [r[f"logit_{key}_bits"] for r in rows], "o-", label="logit lens")
         if rows and rows[0].get(f"tuned_{key}_bits") is not None:
             ax.plot(layers, [r[f"tuned_{key}_bits"] for r in rows], "s-", label="tuned lens")

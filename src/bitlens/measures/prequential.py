@@ -144,24 +144,46 @@ def prequential_code(
     n = len(t)
     torch.manual_seed(seed)
     model = GPT(model_cfg)
-    train_cfg = TrainConfig(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=0.0, seed=seed,
-                            eval_interval=10**9, log_interval=10**9, checkpoint_interval=10**9)
-    blocks = [PrequentialBlock(start=0, end=first, bytes=first, bits=UNIFORM_BITS_PER_BYTE * first,
-                               bits_per_byte=UNIFORM_BITS_PER_BYTE, train_steps=0)]
+    train_cfg = TrainConfig(
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=0.0,
+        seed=seed,
+        eval_interval=10**9,
+        log_interval=10**9,
+        checkpoint_interval=10**9,
+    )
+    blocks = [
+        PrequentialBlock(
+            start=0,
+            end=first,
+            bytes=first,
+            bits=UNIFORM_BITS_PER_BYTE * first,
+            bits_per_byte=UNIFORM_BITS_PER_BYTE,
+            train_steps=0,
+        )
+    ]
     stages = bounds[1:]  # train on [0, t_s), code [t_s, t_{s+1}); the last stage is the final model
     total_steps = 0
     with progress_bar(len(stages), "prequential", enabled=progress) as bar:
         for s, prefix in enumerate(stages):
             steps = _stage_steps(prefix, model_cfg, cfg)
-            stage_cfg = replace(train_cfg, steps=steps, warmup_steps=min(10, steps),
-                                seed=seed * 1_000 + s)
+            stage_cfg = replace(train_cfg, steps=steps, warmup_steps=min(10, steps), seed=seed * 1_000 + s)
             train(model, t[:prefix], stage_cfg)
             total_steps += steps
             if prefix < n:
                 end = bounds[s + 2]
                 bits = float(_score_block(model, t, prefix, end).sum())
-                blocks.append(PrequentialBlock(start=prefix, end=end, bytes=end - prefix, bits=bits,
-                                               bits_per_byte=bits / (end - prefix), train_steps=steps))
+                blocks.append(
+                    PrequentialBlock(
+                        start=prefix,
+                        end=end,
+                        bytes=end - prefix,
+                        bits=bits,
+                        bits_per_byte=bits / (end - prefix),
+                        train_steps=steps,
+                    )
+                )
                 bar.advance(1, status=f"block {prefix:,}–{end:,}: {bits / (end - prefix):.3f} bits/byte")
             else:
                 bar.advance(1, status="final model")
@@ -171,9 +193,13 @@ def prequential_code(
     uniform = UNIFORM_BITS_PER_BYTE * n
     preq = float(sum(b.bits for b in blocks))
     two_part = {"fp32": final_bits + 32.0 * params, "fp16": final_fp16_bits + 16.0 * params}
-    per_byte = {"uniform_bits": uniform / n, "prequential_bits": preq / n,
-                "two_part_bits": {k: v / n for k, v in two_part.items()},
-                "final_model_bits": final_bits / n, "information_in_weights_bits": (preq - final_bits) / n}
+    per_byte = {
+        "uniform_bits": uniform / n,
+        "prequential_bits": preq / n,
+        "two_part_bits": {k: v / n for k, v in two_part.items()},
+        "final_model_bits": final_bits / n,
+        "information_in_weights_bits": (preq - final_bits) / n,
+    }
     return PrequentialCode(
         uniform_bits=uniform,
         prequential_bits=preq,
@@ -191,9 +217,7 @@ def prequential_code(
     )
 
 
-def measure_prequential(
-    data: bytes, config: PrequentialConfig, progress: bool = False
-) -> PrequentialResult:
+def measure_prequential(data: bytes, config: PrequentialConfig, progress: bool = False) -> PrequentialResult:
     """The prequential, uniform and two-part description lengths of `data`, in bits, with a
     `config.preset` model (see MODEL_PRESETS) on the first `config.max_bytes` bytes.
     """
@@ -210,18 +234,29 @@ def plot_prequential(result: dict, path: str | Path) -> list[Path]:
     fig, (ax1, ax2) = new_figure(ncols=2, width=11)
     bpb = result["bits_per_byte"]
     names = ["uniform", "prequential", "final model", "two-part fp16", "two-part fp32"]
-    values = [bpb["uniform_bits"], bpb["prequential_bits"], bpb["final_model_bits"],
-              bpb["two_part_bits"]["fp16"], bpb["two_part_bits"]["fp32"]]
+    values = [
+        bpb["uniform_bits"],
+        bpb["prequential_bits"],
+        bpb["final_model_bits"],
+        bpb["two_part_bits"]["fp16"],
+        bpb["two_part_bits"]["fp32"],
+    ]
     bars = ax1.bar(names, values, color=["grey", "C0", "C2", "C3", "C3"])
     ax1.bar_label(bars, fmt="%.2f")
     ax1.set_yscale("log")  # two-part codes are tens of times larger than the rest
     ax1.set_ylabel("bits/byte (log scale)")
-    ax1.set_title(f"{result['bytes']:,} bytes; information in weights "
-                  f"{result['information_in_weights_bits'] / 8192:,.1f} KiB")
+    ax1.set_title(
+        f"{result['bytes']:,} bytes; information in weights "
+        f"{result['information_in_weights_bits'] / 8192:,.1f} KiB"
+    )
     ax1.tick_params(axis="x", rotation=20)
     blocks = result["blocks"]
-    ax2.hlines([b["bits_per_byte"] for b in blocks], [max(b["start"], 1) for b in blocks],
-               [b["end"] for b in blocks], label="prequential block")
+    ax2.hlines(
+        [b["bits_per_byte"] for b in blocks],
+        [max(b["start"], 1) for b in blocks],
+        [b["end"] for b in blocks],
+        label="prequential block",
+    )
     ax2.axhline(bpb["final_model_bits"], color="C2", ls="--", label="final model")
     ax2.set_xscale("log")
     ax2.set_xlabel("bytes seen (block end)")

@@ -53,6 +53,7 @@ MIN_DEV = 20  # fewest dev examples for early stopping
 
 # ---- probes and the online code
 
+
 @dataclass(frozen=True)
 class ProbeConfig:
     """Probe family and training: full-batch Adam, early stopping on 10 % of the prefix. (Voita &
@@ -86,8 +87,16 @@ class Probes(nn.Module):
     frequencies of the training prefix (Krichevsky–Trofimov), so a probe that learns nothing
     from the features codes like the marginal code of the labels."""
 
-    def __init__(self, kind: str, p: int, d: int, k: int, hidden: int, log_prior: torch.Tensor,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        p: int,
+        d: int,
+        k: int,
+        hidden: int,
+        log_prior: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         if kind not in PROBE_KINDS:
             raise BitlensError(f"unknown probe {kind!r}; choose from {', '.join(PROBE_KINDS)}")
@@ -132,8 +141,15 @@ def train_probes(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig, see
     n = x.shape[1]
     n_dev = max(n // 10, MIN_DEV)
     xt, yt, xd, yd = x[:, : n - n_dev], y[:, : n - n_dev], x[:, n - n_dev :], y[:, n - n_dev :]
-    probes = Probes(cfg.kind, x.shape[0], x.shape[2], k, cfg.hidden, _log_prior(y if n < MIN_FIT else yt, k),
-                    torch.Generator().manual_seed(seed))
+    probes = Probes(
+        cfg.kind,
+        x.shape[0],
+        x.shape[2],
+        k,
+        cfg.hidden,
+        _log_prior(y if n < MIN_FIT else yt, k),
+        torch.Generator().manual_seed(seed),
+    )
     if n < MIN_FIT:
         return probes.eval()
     opt = torch.optim.Adam(probes.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -178,8 +194,9 @@ def portion_ends(n: int) -> list[int]:
     return [e for e in ends if e <= n]
 
 
-def online_codelength(x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig,
-                      seed: int = 0) -> OnlineCode:
+def online_codelength(
+    x: torch.Tensor, y: torch.Tensor, k: int, cfg: ProbeConfig, seed: int = 0
+) -> OnlineCode:
     """Online code lengths in bits of labels y (P, N) in 0..k−1, already in random order, given
     features x (P, N, d): one independent code per probe p."""
     if x.dim() == 2:  # a single probe
@@ -207,6 +224,7 @@ def marginal_codelength_bits(y: np.ndarray, k: int) -> float:
 
 
 # ---- the measurement
+
 
 @dataclass(frozen=True)
 class LayerProbe:
@@ -296,15 +314,32 @@ def measure_probes(model, data: bytes, config: ProbeConfig, progress: bool = Fal
             x = torch.stack([_standardise(rep[idx]) for rep in reps])
             y_all = torch.stack([y_t] * n_layers + [y_control] * n_layers)
             code = online_codelength(torch.cat([x, x]), y_all, k, cfg, seed)
-            rows = [LayerProbe(i, code.codelength_bits[i], code.uniform_bits, code.compression(i),
-                               code.codelength_bits[n_layers + i], code.compression(n_layers + i))
-                    for i in range(n_layers)]
+            rows = [
+                LayerProbe(
+                    i,
+                    code.codelength_bits[i],
+                    code.uniform_bits,
+                    code.compression(i),
+                    code.codelength_bits[n_layers + i],
+                    code.compression(n_layers + i),
+                )
+                for i in range(n_layers)
+            ]
             bar.advance(1, status=f"{name}: ×{max(r.compression for r in rows):.2f} at best")
             uniform = len(y) * math.log2(k)
-            out.append(PropertyProbes(property=name, classes=k, examples=len(y), marginal_bits=marginal,
-                                      marginal_compression=uniform / marginal, layers=rows))
-    return ProbesResult(properties=out, probe=cfg.kind, portions=list(PORTIONS), seed=seed,
-                        token=token_name(model))
+            out.append(
+                PropertyProbes(
+                    property=name,
+                    classes=k,
+                    examples=len(y),
+                    marginal_bits=marginal,
+                    marginal_compression=uniform / marginal,
+                    layers=rows,
+                )
+            )
+    return ProbesResult(
+        properties=out, probe=cfg.kind, portions=list(PORTIONS), seed=seed, token=token_name(model)
+    )
 
 
 def plot_probes(result: dict, path: str | Path) -> list[Path]:

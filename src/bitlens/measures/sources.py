@@ -124,8 +124,9 @@ def iid_source(probs, symbols: bytes | None = None) -> MarkovSource:
 
 def random_bytes_source() -> MarkovSource:
     """Uniformly random bytes: exactly 8 bits/byte, nothing to learn."""
-    return MarkovSource(symbols=bytes(range(256)), order=0, table=np.full((1, 256), 1 / 256),
-                        name="random-bytes")
+    return MarkovSource(
+        symbols=bytes(range(256)), order=0, table=np.full((1, 256), 1 / 256), name="random-bytes"
+    )
 
 
 def random_markov_source(
@@ -141,8 +142,9 @@ def random_markov_source(
     table = rng.dirichlet(np.full(alphabet_size, concentration), size=alphabet_size**order)
     table = np.maximum(table, 1e-3)
     table /= table.sum(1, keepdims=True)
-    return MarkovSource(symbols=DEFAULT_SYMBOLS[:alphabet_size], order=order, table=table,
-                        name=f"markov-{order}")
+    return MarkovSource(
+        symbols=DEFAULT_SYMBOLS[:alphabet_size], order=order, table=table, name=f"markov-{order}"
+    )
 
 
 def half_determined_source(alphabet_size: int = 16) -> MarkovSource:

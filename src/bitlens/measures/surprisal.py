@@ -47,8 +47,12 @@ class SurprisalScores:
 
     def save_npz(self, path: str | Path) -> None:
         """Write the per-byte arrays (`surprisal_bits`, `entropy_bits`, `bytes`) to a .npz file."""
-        np.savez_compressed(path, surprisal_bits=self.surprisal_bits, entropy_bits=self.entropy_bits,
-                            bytes=np.frombuffer(self.data, dtype=np.uint8))
+        np.savez_compressed(
+            path,
+            surprisal_bits=self.surprisal_bits,
+            entropy_bits=self.entropy_bits,
+            bytes=np.frombuffer(self.data, dtype=np.uint8),
+        )
 
 
 def score_surprisal(model: GPT, data: bytes, progress: bool = False) -> SurprisalScores:
@@ -58,8 +62,7 @@ def score_surprisal(model: GPT, data: bytes, progress: bool = False) -> Surprisa
     return SurprisalScores(data=data, surprisal_bits=s.surprisal_bits, entropy_bits=s.entropy_bits)
 
 
-def extreme_spans(values_bits: np.ndarray, data: bytes, span: int, k: int,
-                  most: bool) -> list[dict]:
+def extreme_spans(values_bits: np.ndarray, data: bytes, span: int, k: int, most: bool) -> list[dict]:
     """The k non-overlapping spans of `span` bytes with the highest (most) or lowest mean value.
 
     Greedy: take the best window, exclude every window overlapping it, repeat.
@@ -77,8 +80,13 @@ def extreme_spans(values_bits: np.ndarray, data: bytes, span: int, k: int,
         if taken[i : i + span].any():
             continue
         taken[i : i + span] = True
-        out.append({"text": data[i : i + span].decode("utf-8", errors="replace"), "start": int(i),
-                    "mean_surprisal_bits": float(means[i])})
+        out.append(
+            {
+                "text": data[i : i + span].decode("utf-8", errors="replace"),
+                "start": int(i),
+                "mean_surprisal_bits": float(means[i]),
+            }
+        )
     return out
 
 
@@ -164,8 +172,9 @@ def plot_surprisal(result: dict, path: str | Path) -> list[Path]:
     ax1.bar(centers + w / 2, hist["entropy_counts"], width=w, label="entropy H(p)")
     ax1.set_xlabel("bits")
     ax1.set_ylabel("bytes")
-    ax1.set_title(f"{result['bits_per_byte']:.3f} bits/byte surprisal, "
-                  f"{result['entropy_bits_per_byte']:.3f} entropy")
+    ax1.set_title(
+        f"{result['bits_per_byte']:.3f} bits/byte surprisal, {result['entropy_bits_per_byte']:.3f} entropy"
+    )
     ax1.legend()
     prof = result["profile"]
     x = np.linspace(0, result["bytes"], len(prof["surprisal_bits"]))

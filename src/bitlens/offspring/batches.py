@@ -34,10 +34,16 @@ class WindowSource:
 def offspring_train_config(preset: str, steps: int, batch_size: int, seed: int) -> TrainConfig:
     """The preset's optimiser settings for a short run: no evaluation, no checkpoints."""
     base = TRAIN_PRESETS[preset]
-    return replace(base, steps=steps, batch_size=batch_size,
-                   warmup_steps=min(base.warmup_steps, max(1, steps // 10)),
-                   eval_interval=10**9, log_interval=max(1, steps), checkpoint_interval=10**9,
-                   seed=seed)
+    return replace(
+        base,
+        steps=steps,
+        batch_size=batch_size,
+        warmup_steps=min(base.warmup_steps, max(1, steps // 10)),
+        eval_interval=10**9,
+        log_interval=max(1, steps),
+        checkpoint_interval=10**9,
+        seed=seed,
+    )
 
 
 def train_on_windows(
@@ -65,8 +71,10 @@ def train_on_windows(
     if block_size is not None:
         config = replace(config, block_size=block_size)
     if config.block_size < window:
-        raise BitlensError(f"preset {preset!r} has a context of {config.block_size} bytes, "
-                           f"shorter than the {window}-byte training windows")
+        raise BitlensError(
+            f"preset {preset!r} has a context of {config.block_size} bytes, "
+            f"shorter than the {window}-byte training windows"
+        )
     steps = steps_for_budget(budget_tokens, batch_size, window)
     torch.manual_seed(seed)
     model = GPT(config)

@@ -63,8 +63,7 @@ class CollapseConfig:
         if self.mode not in MODES:
             raise BitlensError(f"unknown collapse mode {self.mode!r}; choose from {', '.join(MODES)}")
         if self.generations < 1:
-            raise BitlensError(
-                f"need at least one generation after generation 0, got {self.generations}")
+            raise BitlensError(f"need at least one generation after generation 0, got {self.generations}")
         if self.preset not in MODEL_PRESETS:
             raise BitlensError(f"unknown preset {self.preset!r}; choose from {', '.join(MODEL_PRESETS)}")
 
@@ -150,8 +149,10 @@ class CollapseResult:
     quick: bool  # the sizes were the quick ones
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{f: getattr(self, f) for f in self.__dataclass_fields__},
-                "generations": [g.to_dict() for g in self.generations]}
+        return {
+            **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "generations": [g.to_dict() for g in self.generations],
+        }
 
 
 def _real_and_test(data: bytes, config: CollapseConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,13 +167,18 @@ def _real_and_test(data: bytes, config: CollapseConfig) -> tuple[torch.Tensor, t
 
 def _train_generation(config: CollapseConfig, g: int, windows: torch.Tensor) -> GPT:
     """Generation g's model, trained from scratch on `windows` for the token budget."""
-    model, _ = train_on_windows(config.preset, [WindowSource.unmasked(windows, config.batch_size)],
-                                config.budget_tokens, config.seed * 1_000 + g)
+    model, _ = train_on_windows(
+        config.preset,
+        [WindowSource.unmasked(windows, config.batch_size)],
+        config.budget_tokens,
+        config.seed * 1_000 + g,
+    )
     return model
 
 
-def _generations(config: CollapseConfig, real: torch.Tensor, test: torch.Tensor,
-                 tail: np.ndarray) -> Iterator[CollapseGeneration]:
+def _generations(
+    config: CollapseConfig, real: torch.Tensor, test: torch.Tensor, tail: np.ndarray
+) -> Iterator[CollapseGeneration]:
     """Train and measure generation 0 (real windows), then each later one (generated windows)."""
     prompts = torch.full((len(real), 1), START_BYTE, dtype=torch.uint8)
     pool, samples = [real], real
@@ -195,7 +201,8 @@ def _generations(config: CollapseConfig, real: torch.Tensor, test: torch.Tensor,
             sample_entropy_bits=s.mean_surprisal_bits,
             tail_mass=tail_mass(samples, tail),
             heldout_share_below_threshold=float(
-                (heldout.surprisal_bits > config.surprise_threshold_bits).mean()),
+                (heldout.surprisal_bits > config.surprise_threshold_bits).mean()
+            ),
             sample_unigram_entropy_bits=unigram_entropy_bits(s.tokens),
             train_windows=len(train_windows),
         )
@@ -233,18 +240,18 @@ def plot_collapse(results: list[dict], path: str | Path) -> list[Path]:
     if isinstance(results, dict):
         results = [results]
     fig, axes = new_figure(ncols=4, width=15.2, height=3.6)
-    panels = [("heldout_bits_per_byte", "held-out bits/byte (real data)"),
-              ("sample_entropy_bits", "sample entropy (bits/byte)"),
-              ("tail_mass", "tail mass of samples"),
-              ("heldout_share_below_threshold", "real bytes below threshold")]
+    panels = [
+        ("heldout_bits_per_byte", "held-out bits/byte (real data)"),
+        ("sample_entropy_bits", "sample entropy (bits/byte)"),
+        ("tail_mass", "tail mass of samples"),
+        ("heldout_share_below_threshold", "real bytes below threshold"),
+    ]
     for ax, (key, label) in zip(axes, panels, strict=True):
         for r in results:
             gens = [row["generation"] for row in r["generations"]]
-            ax.plot(gens, [row.get(key, np.nan) for row in r["generations"]], marker="o",
-                    label=r["mode"])
+            ax.plot(gens, [row.get(key, np.nan) for row in r["generations"]], marker="o", label=r["mode"])
         if key == "tail_mass" and results:
-            ax.axhline(results[0]["real_tail_mass"], ls="--", color="grey", lw=0.8,
-                       label="real data")
+            ax.axhline(results[0]["real_tail_mass"], ls="--", color="grey", lw=0.8, label="real data")
         ax.set_xlabel("generation")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)

@@ -127,7 +127,8 @@ def _strategy_row(name: str, runs: list[PolicyResult]) -> StrategyRow:
         baseline_bits_per_byte=float(np.mean([r.baseline_bits_per_byte for r in runs])),
         fitness=float(np.mean([r.fitness for r in runs])),
         improvement_vs_parent_bits_per_byte=float(
-            np.mean([r.improvement_vs_parent_bits_per_byte for r in runs])),
+            np.mean([r.improvement_vs_parent_bits_per_byte for r in runs])
+        ),
         choice_bits=choice,
         gain_over_random_bits=mean_gain,
         gain_over_random_bits_std=std_gain,
@@ -157,8 +158,9 @@ class DistillationRow:
 def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float]) -> DistillationRow:
     mean_bpb, std_bpb = _mean_std([r.heldout_bits_per_byte for r in runs])
     kl, _ = _mean_std([r.kl_to_parent_bits for r in runs])
-    absorbed = [(k0 - r.kl_to_parent_bits) * r.heldout_bytes / r.tokens
-                for r, k0 in zip(runs, kl_init, strict=True)]
+    absorbed = [
+        (k0 - r.kl_to_parent_bits) * r.heldout_bytes / r.tokens for r, k0 in zip(runs, kl_init, strict=True)
+    ]
     return DistillationRow(
         target=target,
         tokens=runs[0].tokens,
@@ -173,14 +175,16 @@ def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float
 
 
 def compare_distillation(
-    ctx: OffspringContext, budget_tokens: int, seeds: Sequence[int], preset: str = "tiny",
+    ctx: OffspringContext,
+    budget_tokens: int,
+    seeds: Sequence[int],
+    preset: str = "tiny",
     bar: Bar | None = None,
 ) -> list[DistillationRow]:
     """One row per distillation target: offspring trained on all of the pool at one budget."""
     rows = []
     for target, genes in DISTILLATION_TARGETS.items():
-        policy = CurationPolicy(keep_ratio=1.0, offspring_preset=preset,
-                                budget_tokens=budget_tokens, **genes)
+        policy = CurationPolicy(keep_ratio=1.0, offspring_preset=preset, budget_tokens=budget_tokens, **genes)
         runs, kl_init = [], []
         for seed in seeds:
             runs.append(evaluate_policy(policy, ctx, seed))
@@ -209,9 +213,11 @@ class CompareResult:
     fitness_unit: str = FITNESS_UNIT
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{f: getattr(self, f) for f in self.__dataclass_fields__},
-                "strategies": [r.to_dict() for r in self.strategies],
-                "distillation": [r.to_dict() for r in self.distillation]}
+        return {
+            **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "strategies": [r.to_dict() for r in self.strategies],
+            "distillation": [r.to_dict() for r in self.distillation],
+        }
 
 
 def strategy_budget(ctx: OffspringContext, keep_ratio: float) -> int:
@@ -238,8 +244,13 @@ def compare_strategies(
     rows = []
     with progress_bar(n_runs, "offspring", enabled=progress) as bar:
         for level, score in strategies:
-            policy = CurationPolicy(score=score, level=level, keep_ratio=config.keep_ratio,
-                                    offspring_preset=config.preset, budget_tokens=budget)
+            policy = CurationPolicy(
+                score=score,
+                level=level,
+                keep_ratio=config.keep_ratio,
+                offspring_preset=config.preset,
+                budget_tokens=budget,
+            )
             runs = []
             for seed in config.seeds:
                 runs.append(evaluate_policy(policy, ctx, seed))
@@ -269,11 +280,14 @@ def plot_strategies(result: dict, path: str | Path) -> list[Path]:
     names = [r["name"] for r in rows]
     y = np.arange(len(rows))
     ax = axes[0]
-    ax.barh(y, [r["heldout_bits_per_byte"] for r in rows],
-            xerr=[r.get("heldout_bits_per_byte_std", 0.0) for r in rows], color="tab:blue")
+    ax.barh(
+        y,
+        [r["heldout_bits_per_byte"] for r in rows],
+        xerr=[r.get("heldout_bits_per_byte_std", 0.0) for r in rows],
+        color="tab:blue",
+    )
     for level in LEVELS:
-        base = [r["heldout_bits_per_byte"] for r in rows
-                if r["name"] == f"random/{level}"]
+        base = [r["heldout_bits_per_byte"] for r in rows if r["name"] == f"random/{level}"]
         if base:
             ax.axvline(base[0], ls="--", color="grey", lw=0.8)
     lo = min(r["heldout_bits_per_byte"] for r in rows)
@@ -288,8 +302,14 @@ def plot_strategies(result: dict, path: str | Path) -> list[Path]:
     ax.set_yticks(y, names)
     ax.set_xlabel("held-out bits gained over random")
     for yi, r in zip(y, rows, strict=True):
-        ax.annotate(f"≤ {r['choice_bits']:.3g} bits of choice", (1.0, yi), fontsize=7,
-                    va="center", ha="right", xycoords=("axes fraction", "data"))
+        ax.annotate(
+            f"≤ {r['choice_bits']:.3g} bits of choice",
+            (1.0, yi),
+            fontsize=7,
+            va="center",
+            ha="right",
+            xycoords=("axes fraction", "data"),
+        )
     ax.set_title("does the choice carry information?")
     ax = axes[2]
     d = result.get("distillation", [])

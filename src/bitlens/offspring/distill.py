@@ -79,5 +79,6 @@ def heldout_score(
     kl = None
     if parent_logits is not None:
         kl = float(nats_to_bits(float(_kl_nats(parent_logits, logits).double().sum()) / n))
-    return HeldoutScore(bits_per_byte=float(surprisal.mean()), kl_to_parent_bits=kl, bytes=n,
-                        surprisal_bits=surprisal)
+    return HeldoutScore(
+        bits_per_byte=float(surprisal.mean()), kl_to_parent_bits=kl, bytes=n, surprisal_bits=surprisal
+    )

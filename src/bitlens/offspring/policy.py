@@ -66,8 +66,10 @@ class CurationPolicy:
             (self.temperature > 0.0, "temperature must be positive"),
             (0.0 < self.top_p <= 1.0, "top_p must be in (0, 1]"),
             (self.target in SOFT_WEIGHT, f"target must be one of {', '.join(SOFT_WEIGHT)}"),
-            (self.offspring_preset in MODEL_PRESETS,
-             f"offspring_preset must be one of {', '.join(MODEL_PRESETS)}"),
+            (
+                self.offspring_preset in MODEL_PRESETS,
+                f"offspring_preset must be one of {', '.join(MODEL_PRESETS)}",
+            ),
             (self.budget_tokens >= 1, "budget_tokens must be at least 1"),
         ]
         for ok, message in checks:
@@ -90,8 +92,11 @@ class CurationPolicy:
 
 def _check_gene_type(name: str, value: Any, kind: type) -> None:
     """A gene must have its default's type (an int is a valid float; a bool is never a number)."""
-    ok = isinstance(value, kind) if kind is str else (
-        isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool))
+    ok = (
+        isinstance(value, kind)
+        if kind is str
+        else (isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool))
+    )
     if not ok:
         what = {str: "a string", float: "a number", int: "an integer"}[kind]
         raise BitlensError(f"invalid curation policy: gene {name}={value!r} must be {what}")
@@ -177,8 +182,7 @@ class OffspringContext:
     def heldout(self, model: GPT) -> HeldoutScore:
         """Score a model on the test windows: bits/byte and KL to the parent (one forward)."""
         if self.parent_test_logits is None:
-            self.parent_test_logits = window_logits(self.parent, self.test_windows(),
-                                                    batch_size=SCORE_BATCH)
+            self.parent_test_logits = window_logits(self.parent, self.test_windows(), batch_size=SCORE_BATCH)
         return heldout_score(model, self.test_windows(), self.parent_test_logits)
 
     def initial_kl_bits(self, preset: str, seed: int) -> float:
@@ -210,8 +214,13 @@ def _train_reference(data: torch.Tensor, config: ContextConfig) -> _Reference:
     """The reference (irreducible-loss) model: a tiny model trained on the clean held-out set."""
     windows = make_windows(data, config.window)
     budget = config.reference_steps * config.batch_size * config.window
-    model, result = train_on_windows("tiny", [WindowSource.unmasked(windows, config.batch_size)],
-                                     budget, config.seed, block_size=config.window)
+    model, result = train_on_windows(
+        "tiny",
+        [WindowSource.unmasked(windows, config.batch_size)],
+        budget,
+        config.seed,
+        block_size=config.window,
+    )
     return _Reference(model=model.eval(), flops=result.flops)
 
 
@@ -225,11 +234,11 @@ def context_from_model(parent: GPT, corpus: bytes, config: ContextConfig) -> Off
     val = split.val
     n_ref = min(config.reference_bytes, len(val) // 3)
     if n_ref < 2 * (config.window + 1):
-        raise BitlensError(
-            f"held-out split of {len(val)} bytes is too small for a reference and a test set")
+        raise BitlensError(f"held-out split of {len(val)} bytes is too small for a reference and a test set")
     test = val[n_ref : n_ref + config.test_bytes]
-    return OffspringContext(parent=parent.eval(), pool=windows[pick], reference_data=val[:n_ref],
-                            test=test, config=config)
+    return OffspringContext(
+        parent=parent.eval(), pool=windows[pick], reference_data=val[:n_ref], test=test, config=config
+    )
 
 
 def build_context(parent_dir: str, corpus: bytes, config: ContextConfig) -> OffspringContext:
@@ -261,8 +270,9 @@ class _Selection:
     label_bits_per_token: float  # mean parent label bits over the kept (masked-in) targets
 
 
-def _select(policy: CurationPolicy, ctx: OffspringContext, bits: dict[str, np.ndarray],
-            seed: int) -> _Selection:
+def _select(
+    policy: CurationPolicy, ctx: OffspringContext, bits: dict[str, np.ndarray], seed: int
+) -> _Selection:
     """Apply the policy's score at its level to the pool."""
     scores = token_scores(policy.score, bits, seed)
     pool, window, n = ctx.pool, ctx.window, len(ctx.pool)
@@ -286,23 +296,27 @@ class _Synthetic:
     mask_share: float  # share of the synthetic targets that carry loss
 
 
-def _synthesize(policy: CurationPolicy, ctx: OffspringContext, real: torch.Tensor, per_batch: int,
-                gen: torch.Generator) -> _Synthetic:
+def _synthesize(
+    policy: CurationPolicy, ctx: OffspringContext, real: torch.Tensor, per_batch: int, gen: torch.Generator
+) -> _Synthetic:
     """Windows the parent writes from real prompts (`per_batch` of them in each batch)."""
     config, window = ctx.config, ctx.window
     want = math.ceil(policy.synthetic_share * policy.budget_tokens / window)
     n_windows = max(1, min(config.max_synthetic_windows, want))
     prompts = real[torch.randint(len(real), (n_windows,), generator=gen)]
-    synthetic, samples = synthesize_windows(ctx.parent, prompts, config.prompt_bytes,
-                                            policy.temperature, policy.top_p, gen)
+    synthetic, samples = synthesize_windows(
+        ctx.parent, prompts, config.prompt_bytes, policy.temperature, policy.top_p, gen
+    )
     mask = np.zeros((n_windows, window), dtype=bool)
     mask[:, config.prompt_bytes - 1 :] = True  # targets that the parent wrote
     soft = SOFT_WEIGHT[policy.target]
-    label_bits = float(((1 - soft) * samples.surprisal_bits + soft * samples.entropy_bits)
-                       .double().mean())
-    return _Synthetic(WindowSource(synthetic, mask, per_batch),
-                      inference_flops(ctx.parent, n_windows * window), label_bits,
-                      float(mask.mean()))
+    label_bits = float(((1 - soft) * samples.surprisal_bits + soft * samples.entropy_bits).double().mean())
+    return _Synthetic(
+        WindowSource(synthetic, mask, per_batch),
+        inference_flops(ctx.parent, n_windows * window),
+        label_bits,
+        float(mask.mean()),
+    )
 
 
 def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> OffspringRun:
@@ -323,8 +337,13 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
         sources.append(synth.source)
         parent_flops += synth.parent_flops
         synth_label_bits, synth_mask_share = synth.label_bits_per_token, synth.mask_share
-    model, result = train_on_windows(policy.offspring_preset, sources, policy.budget_tokens, seed,
-                                     loss_fn=distill_loss(policy.target, ctx.parent))
+    model, result = train_on_windows(
+        policy.offspring_preset,
+        sources,
+        policy.budget_tokens,
+        seed,
+        loss_fn=distill_loss(policy.target, ctx.parent),
+    )
     if SOFT_WEIGHT[policy.target] > 0:
         parent_flops += inference_flops(ctx.parent, result.tokens)
     real_share = sources[0].per_batch / batch_size
@@ -334,19 +353,23 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
         heldout=ctx.heldout(model),
         tokens=result.tokens,
         loss_tokens=round(result.tokens * loss_share),
-        cost=Cost(offspring_train_flops=result.flops, parent_flops=parent_flops,
-                  reference_flops=reference_flops),
+        cost=Cost(
+            offspring_train_flops=result.flops, parent_flops=parent_flops, reference_flops=reference_flops
+        ),
         choice_bits=real.choice_bits,
-        label_bits_per_token=real_share * real.label_bits_per_token
-        + (1 - real_share) * synth_label_bits,
+        label_bits_per_token=real_share * real.label_bits_per_token + (1 - real_share) * synth_label_bits,
     )
 
 
 def baseline_policy(policy: CurationPolicy) -> CurationPolicy:
     """The fitness baseline: a random selection at the same level, keep ratio and budget."""
-    return CurationPolicy(score="random", level=policy.level, keep_ratio=policy.keep_ratio,
-                          offspring_preset=policy.offspring_preset,
-                          budget_tokens=policy.budget_tokens)
+    return CurationPolicy(
+        score="random",
+        level=policy.level,
+        keep_ratio=policy.keep_ratio,
+        offspring_preset=policy.offspring_preset,
+        budget_tokens=policy.budget_tokens,
+    )
 
 
 @dataclass(frozen=True)
@@ -379,8 +402,9 @@ class PolicyResult:
         return {**d, "policy": self.policy.to_dict(), "cost": self.cost.to_dict()}
 
 
-def _baseline_bits_per_byte(policy: CurationPolicy, run: OffspringRun, ctx: OffspringContext,
-                            seed: int) -> float:
+def _baseline_bits_per_byte(
+    policy: CurationPolicy, run: OffspringRun, ctx: OffspringContext, seed: int
+) -> float:
     """Held-out bits/byte of the policy's random-selection baseline (trained once per seed)."""
     base = baseline_policy(policy)
     key = (*sorted(base.to_dict().items()), seed)
@@ -391,8 +415,7 @@ def _baseline_bits_per_byte(policy: CurationPolicy, run: OffspringRun, ctx: Offs
     return ctx.baselines[key]
 
 
-def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext,
-                       seed: int) -> tuple[PolicyResult, GPT]:
+def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> tuple[PolicyResult, GPT]:
     """Train the policy's offspring and score it (deterministic in policy, context and seed);
     returns the result and the trained offspring."""
     run = train_offspring(policy, ctx, seed)

@@ -45,13 +45,16 @@ class Score:
     fn: ScoreFn
 
 
-SCORES: dict[str, Score] = {s.name: s for s in (
-    Score("random", (), lambda b, rng: rng.random(next(iter(b.values())).shape)),
-    Score("surprisal", ("parent",), lambda b, rng: b["parent"]),
-    Score("low-surprisal", ("parent",), lambda b, rng: -b["parent"]),
-    Score("excess", ("parent", "reference"), lambda b, rng: b["parent"] - b["reference"]),
-    Score("learnability", ("parent", "bigram"), lambda b, rng: b["bigram"] - b["parent"]),
-)}
+SCORES: dict[str, Score] = {
+    s.name: s
+    for s in (
+        Score("random", (), lambda b, rng: rng.random(next(iter(b.values())).shape)),
+        Score("surprisal", ("parent",), lambda b, rng: b["parent"]),
+        Score("low-surprisal", ("parent",), lambda b, rng: -b["parent"]),
+        Score("excess", ("parent", "reference"), lambda b, rng: b["parent"] - b["reference"]),
+        Score("learnability", ("parent", "bigram"), lambda b, rng: b["bigram"] - b["parent"]),
+    )
+}
 
 
 def make_windows(data: torch.Tensor, block_size: int) -> torch.Tensor:

@@ -44,8 +44,7 @@ def sample(
     if p < 1 or n_new < 1:
         raise BitlensError("sampling needs a prompt of at least one byte and n_new ≥ 1")
     if p + n_new - 1 > model.config.block_size:
-        raise BitlensError(
-            f"prompt {p} + {n_new} new bytes exceed the context of {model.config.block_size}")
+        raise BitlensError(f"prompt {p} + {n_new} new bytes exceed the context of {model.config.block_size}")
     if temperature < 0 or not 0 < top_p <= 1:
         raise BitlensError(f"need temperature ≥ 0 and top_p in (0, 1], got {temperature}, {top_p}")
     was_training = model.training
@@ -74,8 +73,9 @@ def sample(
             ent.append(torch.stack(h_rows, dim=1))
     finally:
         model.train(was_training)
-    return Samples(tokens=torch.cat(toks).to(torch.uint8), surprisal_bits=torch.cat(surp),
-                   entropy_bits=torch.cat(ent))
+    return Samples(
+        tokens=torch.cat(toks).to(torch.uint8), surprisal_bits=torch.cat(surp), entropy_bits=torch.cat(ent)
+    )
 
 
 def synthesize_windows(

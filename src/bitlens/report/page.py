@@ -120,8 +120,10 @@ def _command(section: Section, manifest: Manifest | None, result: dict | None) -
     seed = f" --seed {manifest.seed if manifest else 0}"
     if section.key == "train":
         t = result or {}
-        return (f"bitlens train --preset {t.get('preset', 'small')} --steps {t.get('steps', '?')}{seed} "
-                "--out DIR/model")
+        return (
+            f"bitlens train --preset {t.get('preset', 'small')} --steps {t.get('steps', '?')}{seed} "
+            "--out DIR/model"
+        )
     redo = " ".join(f"--redo {s}" for s in section.steps)
     entry = ENTRY_POINTS[section.steps[0]]
     return f"bitlens demo --out DIR{quick}{seed} {redo}  (calls {entry})"
@@ -153,12 +155,20 @@ def render_section(section: Section, states: dict[str, StepState], manifest: Man
     except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as e:
         files = ", ".join(f"{s}.json" for s in section.steps)
         problem = _visible(f"{type(e).__name__}: {e}")
-        return (head + f'<div class="failed">The result in {escape(files)} does not follow the contract '
-                f"({problem}).</div>" + command)
+        return (
+            head + f'<div class="failed">The result in {escape(files)} does not follow the contract '
+            f"({problem}).</div>" + command
+        )
     figures = "".join(f'<img class="figure" alt="{escape(section.title)}" src="{u}">' for u in uris)
     partial = [st for st in own if st.result is None]
-    return (head + figures + f'<div class="reading">{reading}</div>' + table
-            + (_absent(partial) if partial else "") + command)
+    return (
+        head
+        + figures
+        + f'<div class="reading">{reading}</div>'
+        + table
+        + (_absent(partial) if partial else "")
+        + command
+    )
 
 
 def _status_table(states: dict[str, StepState], manifest: Manifest | None) -> str:
@@ -166,11 +176,15 @@ def _status_table(states: dict[str, StepState], manifest: Manifest | None) -> st
     for name, st in states.items():
         record = manifest.steps.get(name) if manifest else None
         seconds = record.seconds if record else None
-        rows.append(f"<tr><td>{escape(name)}</td><td><code>{escape(ENTRY_POINTS[name])}</code></td>"
-                    f'<td class="status-{st.status.replace(" ", "-")}">{escape(st.status)}</td>'
-                    f'<td class="num">{escape(fmt(seconds))}</td></tr>')
-    return ("<table><thead><tr><th>step</th><th>entry point</th><th>status</th><th>seconds</th></tr>"
-            "</thead><tbody>" + "".join(rows) + "</tbody></table>")
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td><code>{escape(ENTRY_POINTS[name])}</code></td>"
+            f'<td class="status-{st.status.replace(" ", "-")}">{escape(st.status)}</td>'
+            f'<td class="num">{escape(fmt(seconds))}</td></tr>'
+        )
+    return (
+        "<table><thead><tr><th>step</th><th>entry point</th><th>status</th><th>seconds</th></tr>"
+        "</thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def render_report(run_dir: str | Path) -> str:
@@ -178,24 +192,26 @@ def render_report(run_dir: str | Path) -> str:
     manifest, states = load_states(run_dir)
     absent = [n for n, st in states.items() if st.status != "done"]
     mode = "quick" if manifest and manifest.quick else "full"
-    seed, corpus, corpus_bytes = ("?", "?", None) if manifest is None else (
-        manifest.seed, manifest.corpus, manifest.corpus_bytes)
-    summary = (f"{mode} demo, seed {seed}, corpus {corpus} ({fmt(corpus_bytes)} bytes). Every number and "
-               f"figure below is read from the JSON files in this folder. All figures in bits.")
+    seed, corpus, corpus_bytes = (
+        ("?", "?", None) if manifest is None else (manifest.seed, manifest.corpus, manifest.corpus_bytes)
+    )
+    summary = (
+        f"{mode} demo, seed {seed}, corpus {corpus} ({fmt(corpus_bytes)} bytes). Every number and "
+        f"figure below is read from the JSON files in this folder. All figures in bits."
+    )
     nav, body = [], []
     for question, sections in QUESTIONS:
         body.append(f"<h2>{escape(question)}</h2>")
         for section in sections:
             nav.append(f'<li><a href="#{section.key}">{escape(section.title)}</a></li>')
             body.append(render_section(section, states, manifest))
-    not_yet = (f'<p class="absent">Not in this report yet: {escape(", ".join(absent))}.</p>' if absent
-               else "")
+    not_yet = f'<p class="absent">Not in this report yet: {escape(", ".join(absent))}.</p>' if absent else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,"><title>bitlens report</title>'
         f"<style>{CSS}</style></head><body><main>"
-        f"<h1>bitlens report</h1><p class=\"lead\">{_visible(summary)}</p>{not_yet}"
+        f'<h1>bitlens report</h1><p class="lead">{_visible(summary)}</p>{not_yet}'
         f"<nav><ol>{''.join(nav)}</ol></nav>"
         f"{''.join(body)}"
         f"<h2>Steps</h2>{_status_table(states, manifest)}"

@@ -32,8 +32,13 @@ def plot_training(result: dict, path: str | Path) -> list[Path]:
         ax.plot(*zip(*train), color=COLORS[0], label="train (batch mean)")
     if val:
         ax.plot(*zip(*val), "o-", color=COLORS[1], label="held-out")
-    ax.axhline(result["val_bits_per_byte"], color=COLORS[1], ls=":", lw=1,
-               label=f"final held-out {result['val_bits_per_byte']:.3f}")
+    ax.axhline(
+        result["val_bits_per_byte"],
+        color=COLORS[1],
+        ls=":",
+        lw=1,
+        label=f"final held-out {result['val_bits_per_byte']:.3f}",
+    )
     ax.legend()
     return save_figure(fig, path)
 

@@ -73,10 +73,16 @@ def _relative(a: float, b: float) -> str:
 # --- Is the model a compressed encoding of its data? ---------------------------------------
 
 
-_TRAIN_ROWS = [("preset", "model preset"), ("params", "parameters"), ("steps", "training steps"),
-               ("tokens", "training bytes (tokens)"), ("flops", "training FLOPs"),
-               ("seconds", "training seconds"), ("val_bits_per_byte", "held-out bits/byte"),
-               ("val_bytes", "held-out bytes")]
+_TRAIN_ROWS = [
+    ("preset", "model preset"),
+    ("params", "parameters"),
+    ("steps", "training steps"),
+    ("tokens", "training bytes (tokens)"),
+    ("flops", "training FLOPs"),
+    ("seconds", "training seconds"),
+    ("val_bits_per_byte", "held-out bits/byte"),
+    ("val_bytes", "held-out bytes"),
+]
 
 
 def _train_table(r: list[dict]) -> Table:
@@ -87,9 +93,12 @@ def _train_reading(r: list[dict]) -> list[str]:
     t = r[0]
     bpb = t["val_bits_per_byte"]
     evals = [c for c in t["curve"] if c.get("val_bits_per_byte") is not None]
-    trend = (f"held-out bits/byte went from {fmt(evals[0]['val_bits_per_byte'])} at step "
-             f"{evals[0]['step']} to {fmt(bpb)} at the end" if len(evals) > 1 else
-             f"held-out bits/byte ended at {fmt(bpb)}")
+    trend = (
+        f"held-out bits/byte went from {fmt(evals[0]['val_bits_per_byte'])} at step "
+        f"{evals[0]['step']} to {fmt(bpb)} at the end"
+        if len(evals) > 1
+        else f"held-out bits/byte ended at {fmt(bpb)}"
+    )
     return [
         f"The default {t['preset']} model ({fmt(t['params'])} parameters) codes {fmt(t['val_bytes'])} "
         f"held-out bytes at {fmt(bpb)} bits/byte, {8 / bpb:.2f}× fewer bits than the 8 bits/byte of "
@@ -110,8 +119,9 @@ def _compression_table(r: list[dict]) -> Table:
     n = r[0]["input_bytes"]
     if any("network_bits" in row for row in rows) and n:
         headers.append("network alone (bits/byte)")
-        rows = [{**row, "network_bpb": row["network_bits"] / n} if "network_bits" in row else row
-                for row in rows]
+        rows = [
+            {**row, "network_bpb": row["network_bits"] / n} if "network_bits" in row else row for row in rows
+        ]
         keys.append("network_bpb")
     return Table(headers, [[row.get(k) for k in keys] for row in rows])
 
@@ -132,12 +142,15 @@ def _compression_reading(r: list[dict]) -> list[str]:
         )
     failed = [row["name"] for row in res["rows"] if not row.get("roundtrip")]
     with_model = [row for row in rows if row.get("bits_per_byte_with_model") is not None]
-    check = (f"{len(res['rows']) - len(failed)} of {len(res['rows'])} rows decoded back to the input"
-             + (f" (not: {', '.join(failed)})" if failed else ""))
+    check = f"{len(res['rows']) - len(failed)} of {len(res['rows'])} rows decoded back to the input" + (
+        f" (not: {', '.join(failed)})" if failed else ""
+    )
     if with_model:
         m = with_model[0]
-        check += (f"; counting the model's weights, {m['name']} costs "
-                  f"{fmt(m['bits_per_byte_with_model'])} bits/byte")
+        check += (
+            f"; counting the model's weights, {m['name']} costs "
+            f"{fmt(m['bits_per_byte_with_model'])} bits/byte"
+        )
     lines.append(check + ".")
     return lines
 
@@ -145,11 +158,15 @@ def _compression_reading(r: list[dict]) -> list[str]:
 def _prequential_table(r: list[dict]) -> Table:
     res = r[0]
     n = res["bytes"]
-    codes = [("uniform code (8 bits/byte)", res["uniform_bits"]),
-             ("prequential code", res["prequential_bits"])]
+    codes = [
+        ("uniform code (8 bits/byte)", res["uniform_bits"]),
+        ("prequential code", res["prequential_bits"]),
+    ]
     codes += [(f"two-part code, weights in {k}", v) for k, v in res["two_part_bits"].items()]
-    codes += [("data under the final model", res["final_model_bits"]),
-              ("information in the weights", res["information_in_weights_bits"])]
+    codes += [
+        ("data under the final model", res["final_model_bits"]),
+        ("information in the weights", res["information_in_weights_bits"]),
+    ]
     return Table(["code", "bits", "bits/byte"], [[name, bits, bits / n] for name, bits in codes])
 
 
@@ -172,10 +189,12 @@ def _prequential_reading(r: list[dict]) -> list[str]:
 
 def _surprisal_table(r: list[dict]) -> Table:
     res = r[0]
-    rows = [["most surprising", p["start"], p["mean_surprisal_bits"], p["text"]]
-            for p in res["most_surprising"]]
-    rows += [["least surprising", p["start"], p["mean_surprisal_bits"], p["text"]]
-             for p in res["least_surprising"]]
+    rows = [
+        ["most surprising", p["start"], p["mean_surprisal_bits"], p["text"]] for p in res["most_surprising"]
+    ]
+    rows += [
+        ["least surprising", p["start"], p["mean_surprisal_bits"], p["text"]] for p in res["least_surprising"]
+    ]
     return Table(["passage", "start byte", "mean surprisal (bits/byte)", "text"], rows)
 
 
@@ -184,21 +203,30 @@ def _surprisal_reading(r: list[dict]) -> list[str]:
     lines = [
         f"Over {fmt(res['bytes'])} held-out bytes the model pays {fmt(res['bits_per_byte'])} bits/byte and "
         f"expects to pay {fmt(res['entropy_bits_per_byte'])} (its predictive entropy): "
-        + ("it is over-confident." if res["entropy_bits_per_byte"] < res["bits_per_byte"] else
-           "it is under-confident."),
+        + (
+            "it is over-confident."
+            if res["entropy_bits_per_byte"] < res["bits_per_byte"]
+            else "it is under-confident."
+        ),
     ]
     most, least = res["most_surprising"], res["least_surprising"]
     if most and least:
-        lines.append(f"The most surprising passage costs {fmt(most[0]['mean_surprisal_bits'])} bits/byte, "
-                     f"the least surprising {fmt(least[0]['mean_surprisal_bits'])}.")
+        lines.append(
+            f"The most surprising passage costs {fmt(most[0]['mean_surprisal_bits'])} bits/byte, "
+            f"the least surprising {fmt(least[0]['mean_surprisal_bits'])}."
+        )
     return lines
 
 
 def _dynamics_table(r: list[dict]) -> Table:
     res = r[0]
-    return Table(["class (loss start→end)", "proportion", "Rho-1 proportion", "information gained (bits)"],
-                 [[k, c["proportion"], res["rho1_proportions"].get(k), c["information_gained_bits"]]
-                  for k, c in res["classes"].items()])
+    return Table(
+        ["class (loss start→end)", "proportion", "Rho-1 proportion", "information gained (bits)"],
+        [
+            [k, c["proportion"], res["rho1_proportions"].get(k), c["information_gained_bits"]]
+            for k, c in res["classes"].items()
+        ],
+    )
 
 
 def _dynamics_reading(r: list[dict]) -> list[str]:
@@ -206,9 +234,11 @@ def _dynamics_reading(r: list[dict]) -> list[str]:
     cls = res["classes"]
     top = max(cls, key=lambda k: cls[k]["information_gained_bits"])
     return [
-        f"Of {fmt(res['tokens'])} held-out tokens, " + ", ".join(
-            f"{100 * c['proportion']:.0f}% are {k}" for k, c in cls.items()) + " (Rho-1: " + ", ".join(
-            f"{100 * v:.0f}%" for v in res["rho1_proportions"].values()) + ").",
+        f"Of {fmt(res['tokens'])} held-out tokens, "
+        + ", ".join(f"{100 * c['proportion']:.0f}% are {k}" for k, c in cls.items())
+        + " (Rho-1: "
+        + ", ".join(f"{100 * v:.0f}%" for v in res["rho1_proportions"].values())
+        + ").",
         f"The {top} tokens gained the most information during training: "
         f"{fmt(cls[top]['information_gained_bits'])} bits.",
     ]
@@ -240,9 +270,17 @@ _LENS_KEYS = ["layer", "logit_kl_bits", "tuned_kl_bits", "logit_ce_bits", "tuned
 
 
 def _lens_table(r: list[dict]) -> Table:
-    return Table(["layer", "logit-lens KL (bits)", "tuned-lens KL (bits)", "logit-lens CE (bits)",
-                  "tuned-lens CE (bits)", "entropy (bits)"],
-                 [[row.get(k) for k in _LENS_KEYS] for row in r[0]["layers"]])
+    return Table(
+        [
+            "layer",
+            "logit-lens KL (bits)",
+            "tuned-lens KL (bits)",
+            "logit-lens CE (bits)",
+            "tuned-lens CE (bits)",
+            "entropy (bits)",
+        ],
+        [[row.get(k) for k in _LENS_KEYS] for row in r[0]["layers"]],
+    )
 
 
 def _lens_reading(r: list[dict]) -> list[str]:
@@ -260,25 +298,42 @@ def _probes_table(r: list[dict]) -> Table:
     rows = []
     for prop in r[0]["properties"]:
         for row in prop["layers"]:
-            rows.append([prop["property"], row["layer"], row["codelength_bits"], row["uniform_bits"],
-                         row["compression"], row["control_compression"]])
-    return Table(["property", "layer", "codelength (bits)", "uniform (bits)", "compression",
-                  "control compression"], rows)
+            rows.append(
+                [
+                    prop["property"],
+                    row["layer"],
+                    row["codelength_bits"],
+                    row["uniform_bits"],
+                    row["compression"],
+                    row["control_compression"],
+                ]
+            )
+    return Table(
+        ["property", "layer", "codelength (bits)", "uniform (bits)", "compression", "control compression"],
+        rows,
+    )
 
 
 def _probes_reading(r: list[dict]) -> list[str]:
     parts = []
     for prop in r[0]["properties"]:
         best = max(prop["layers"], key=lambda row: row["compression"])
-        parts.append(f"{prop['property']} compresses best at layer {best['layer']} "
-                     f"({fmt(best['compression'])}× vs {fmt(best['control_compression'])}× "
-                     "for its control task)")
-    gaps = [(row["compression"] - row["control_compression"], prop["property"], row["layer"])
-            for prop in r[0]["properties"] for row in prop["layers"]]
+        parts.append(
+            f"{prop['property']} compresses best at layer {best['layer']} "
+            f"({fmt(best['compression'])}× vs {fmt(best['control_compression'])}× "
+            "for its control task)"
+        )
+    gaps = [
+        (row["compression"] - row["control_compression"], prop["property"], row["layer"])
+        for prop in r[0]["properties"]
+        for row in prop["layers"]
+    ]
     gap, prop, layer = max(gaps)
-    return ["; ".join(parts) + ".",
-            f"The largest lead over a control task is {prop} at layer {layer} ({fmt(gap)}× more "
-            "compression): there the property is encoded, not just learnable by the probe."]
+    return [
+        "; ".join(parts) + ".",
+        f"The largest lead over a control task is {prop} at layer {layer} ({fmt(gap)}× more "
+        "compression): there the property is encoded, not just learnable by the probe.",
+    ]
 
 
 # --- Does generated data distil or collapse? -------------------------------------------------
@@ -286,13 +341,34 @@ def _probes_reading(r: list[dict]) -> list[str]:
 
 def _offspring_table(r: list[dict]) -> Table:
     res = r[0]
-    keys = ["name", "keep_ratio", "tokens", "flops", "heldout_bits_per_byte", "fitness", "choice_bits",
-            "gain_over_random_bits"]
+    keys = [
+        "name",
+        "keep_ratio",
+        "tokens",
+        "flops",
+        "heldout_bits_per_byte",
+        "fitness",
+        "choice_bits",
+        "gain_over_random_bits",
+    ]
     rows = [[s.get(k) for k in keys] for s in res["strategies"]]
-    rows += [[f"distil: {d['target']}", None, d["tokens"], None, d["heldout_bits_per_byte"], None,
-              None, None] for d in res["distillation"]]
-    return Table(["selection / target", "keep ratio", "tokens", "FLOPs", "held-out bits/byte", "fitness",
-                  "choice bits", "gain over random (bits)"], rows)
+    rows += [
+        [f"distil: {d['target']}", None, d["tokens"], None, d["heldout_bits_per_byte"], None, None, None]
+        for d in res["distillation"]
+    ]
+    return Table(
+        [
+            "selection / target",
+            "keep ratio",
+            "tokens",
+            "FLOPs",
+            "held-out bits/byte",
+            "fitness",
+            "choice bits",
+            "gain over random (bits)",
+        ],
+        rows,
+    )
 
 
 def _offspring_reading(r: list[dict]) -> list[str]:
@@ -300,19 +376,26 @@ def _offspring_reading(r: list[dict]) -> list[str]:
     lines = []
     if res["strategies"]:
         best = min(res["strategies"], key=lambda s: s["heldout_bits_per_byte"])
-        lines.append(f"The best selection, {best['name']}, gives an offspring at "
-                     f"{fmt(best['heldout_bits_per_byte'])} held-out bits/byte, "
-                     f"{fmt(best['gain_over_random_bits'])} bits better than random selection.")
+        lines.append(
+            f"The best selection, {best['name']}, gives an offspring at "
+            f"{fmt(best['heldout_bits_per_byte'])} held-out bits/byte, "
+            f"{fmt(best['gain_over_random_bits'])} bits better than random selection."
+        )
     if res["distillation"]:
         d = min(res["distillation"], key=lambda d: d["heldout_bits_per_byte"])
-        lines.append(f"Distilling on {d['target']} targets is best: {fmt(d['heldout_bits_per_byte'])} "
-                     f"bits/byte, {fmt(d['kl_to_parent_bits'])} bits KL to the parent.")
+        lines.append(
+            f"Distilling on {d['target']} targets is best: {fmt(d['heldout_bits_per_byte'])} "
+            f"bits/byte, {fmt(d['kl_to_parent_bits'])} bits KL to the parent."
+        )
     return lines
 
 
 def _collapse_table(r: list[dict]) -> Table:
-    rows = [[res["mode"], g["generation"], g["heldout_bits_per_byte"], g["sample_entropy_bits"],
-             g["tail_mass"]] for res in r for g in res["generations"]]
+    rows = [
+        [res["mode"], g["generation"], g["heldout_bits_per_byte"], g["sample_entropy_bits"], g["tail_mass"]]
+        for res in r
+        for g in res["generations"]
+    ]
     return Table(["mode", "generation", "held-out bits/byte", "sample entropy (bits)", "tail mass"], rows)
 
 
@@ -321,11 +404,13 @@ def _collapse_reading(r: list[dict]) -> list[str]:
     for res in r:
         g = res["generations"]
         if g:
-            lines.append(f"{res['mode'].capitalize()}: held-out bits/byte goes from "
-                         f"{fmt(g[0]['heldout_bits_per_byte'])} (generation {g[0]['generation']}) to "
-                         f"{fmt(g[-1]['heldout_bits_per_byte'])} (generation {g[-1]['generation']}), "
-                         "tail mass "
-                         f"from {fmt(g[0]['tail_mass'])} to {fmt(g[-1]['tail_mass'])}.")
+            lines.append(
+                f"{res['mode'].capitalize()}: held-out bits/byte goes from "
+                f"{fmt(g[0]['heldout_bits_per_byte'])} (generation {g[0]['generation']}) to "
+                f"{fmt(g[-1]['heldout_bits_per_byte'])} (generation {g[-1]['generation']}), "
+                "tail mass "
+                f"from {fmt(g[0]['tail_mass'])} to {fmt(g[-1]['tail_mass'])}."
+            )
     return lines
 
 
@@ -339,8 +424,10 @@ def _genome(g: Any) -> str:
 
 
 def _evolution_table(r: list[dict]) -> Table:
-    rows = [[g["generation"], g["best_fitness"], g["mean_fitness"], _genome(g["best_genome"])]
-            for g in r[0]["generations"]]
+    rows = [
+        [g["generation"], g["best_fitness"], g["mean_fitness"], _genome(g["best_genome"])]
+        for g in r[0]["generations"]
+    ]
     return Table(["generation", "best fitness", "mean fitness", "best genome"], rows)
 
 
@@ -349,13 +436,17 @@ def _evolution_reading(r: list[dict]) -> list[str]:
     g = res["generations"]
     lines = []
     if g:
-        lines.append(f"Best fitness went from {fmt(g[0]['best_fitness'])} in generation {g[0]['generation']} "
-                     f"to {fmt(g[-1]['best_fitness'])} in generation {g[-1]['generation']}.")
+        lines.append(
+            f"Best fitness went from {fmt(g[0]['best_fitness'])} in generation {g[0]['generation']} "
+            f"to {fmt(g[-1]['best_fitness'])} in generation {g[-1]['generation']}."
+        )
     if res["pareto"]:
         best = min(res["pareto"], key=lambda p: p["heldout_bits_per_byte"])
-        lines.append(f"The Pareto front (held-out bits/byte vs FLOPs) holds {len(res['pareto'])} policies; "
-                     f"the best reaches {fmt(best['heldout_bits_per_byte'])} bits/byte at "
-                     f"{fmt(best['flops'])} FLOPs.")
+        lines.append(
+            f"The Pareto front (held-out bits/byte vs FLOPs) holds {len(res['pareto'])} policies; "
+            f"the best reaches {fmt(best['heldout_bits_per_byte'])} bits/byte at "
+            f"{fmt(best['flops'])} FLOPs."
+        )
     return lines
 
 
@@ -363,56 +454,123 @@ def _evolution_reading(r: list[dict]) -> list[str]:
 
 
 def _generalisation_table(r: list[dict]) -> Table:
-    return Table(["training windows n", "gap (bits/byte)", "bound (bits/byte)", "CMI (bits)"],
-                 [[p["n"], p["gap_bits_per_byte"], p["bound_bits_per_byte"], p["cmi_bits"]]
-                  for p in r[0]["points"]])
+    return Table(
+        ["training windows n", "gap (bits/byte)", "bound (bits/byte)", "CMI (bits)"],
+        [[p["n"], p["gap_bits_per_byte"], p["bound_bits_per_byte"], p["cmi_bits"]] for p in r[0]["points"]],
+    )
 
 
 def _generalisation_reading(r: list[dict]) -> list[str]:
     pts = r[0]["points"]
     held = sum(p["gap_bits_per_byte"] <= p["bound_bits_per_byte"] for p in pts)
     last = max(pts, key=lambda p: p["n"])
-    return [f"The information-theoretic bound holds at {held} of {len(pts)} training-set sizes.",
-            f"At n = {fmt(last['n'])} training windows the gap is {fmt(last['gap_bits_per_byte'])} bits/byte "
-            f"and the bound {fmt(last['bound_bits_per_byte'])} bits/byte ({fmt(last['cmi_bits'])} bits of CMI)."]
+    return [
+        f"The information-theoretic bound holds at {held} of {len(pts)} training-set sizes.",
+        f"At n = {fmt(last['n'])} training windows the gap is {fmt(last['gap_bits_per_byte'])} bits/byte "
+        f"and the bound {fmt(last['bound_bits_per_byte'])} bits/byte ({fmt(last['cmi_bits'])} bits of CMI).",
+    ]
 
 
-def _section(key: str, title: str, table: Callable, reading: Callable, plots: tuple[PlotFn, ...],
-             steps: tuple[str, ...] | None = None) -> Section:
+def _section(
+    key: str,
+    title: str,
+    table: Callable,
+    reading: Callable,
+    plots: tuple[PlotFn, ...],
+    steps: tuple[str, ...] | None = None,
+) -> Section:
     return Section(key, title, steps or (key,), table, reading, plots)
 
 
 # The report's questions, in order, each with its sections.
 QUESTIONS: list[tuple[str, list[Section]]] = [
-    ("Is the model a compressed encoding of its data?", [
-        _section("train", "the default model", _train_table, _train_reading, (plot_training,)),
-        _section("compression", "compression against classical compressors", _compression_table,
-                 _compression_reading, (plot_compression,)),
-        _section("prequential", "prequential code vs two-part code", _prequential_table, _prequential_reading,
-                 (plot_prequential,)),
-    ]),
-    ("What does it keep?", [
-        _section("surprisal", "surprisal and entropy", _surprisal_table, _surprisal_reading, (plot_surprisal,)),
-        _section("dynamics", "token-class dynamics", _dynamics_table, _dynamics_reading, (plot_dynamics,)),
-        _section("capacity", "capacity in bits per parameter", _capacity_table, _capacity_reading,
-                 (plot_capacity,)),
-    ]),
-    ("How does information flow through the layers?", [
-        _section("lens", "logit lens and tuned lens", _lens_table, _lens_reading, (plot_lens,)),
-        _section("probes", "MDL probes per layer", _probes_table, _probes_reading, (plot_probes,)),
-    ]),
-    ("Does generated data distil or collapse?", [
-        _section("offspring", "offspring selection and distillation", _offspring_table, _offspring_reading,
-                 (plot_strategies,)),
-        _section("collapse", "model collapse over generations", _collapse_table, _collapse_reading,
-                 (plot_collapse,), steps=("collapse_replace", "collapse_accumulate")),
-    ]),
-    ("Can the loop evolve?", [
-        _section("evolution", "evolution of curation policies", _evolution_table, _evolution_reading,
-                 (plot_fitness, plot_pareto)),
-    ]),
-    ("Does it generalise?", [
-        _section("generalisation", "generalisation gap and its bound", _generalisation_table,
-                 _generalisation_reading, (plot_generalisation,)),
-    ]),
+    (
+        "Is the model a compressed encoding of its data?",
+        [
+            _section("train", "the default model", _train_table, _train_reading, (plot_training,)),
+            _section(
+                "compression",
+                "compression against classical compressors",
+                _compression_table,
+                _compression_reading,
+                (plot_compression,),
+            ),
+            _section(
+                "prequential",
+                "prequential code vs two-part code",
+                _prequential_table,
+                _prequential_reading,
+                (plot_prequential,),
+            ),
+        ],
+    ),
+    (
+        "What does it keep?",
+        [
+            _section(
+                "surprisal", "surprisal and entropy", _surprisal_table, _surprisal_reading, (plot_surprisal,)
+            ),
+            _section(
+                "dynamics", "token-class dynamics", _dynamics_table, _dynamics_reading, (plot_dynamics,)
+            ),
+            _section(
+                "capacity",
+                "capacity in bits per parameter",
+                _capacity_table,
+                _capacity_reading,
+                (plot_capacity,),
+            ),
+        ],
+    ),
+    (
+        "How does information flow through the layers?",
+        [
+            _section("lens", "logit lens and tuned lens", _lens_table, _lens_reading, (plot_lens,)),
+            _section("probes", "MDL probes per layer", _probes_table, _probes_reading, (plot_probes,)),
+        ],
+    ),
+    (
+        "Does generated data distil or collapse?",
+        [
+            _section(
+                "offspring",
+                "offspring selection and distillation",
+                _offspring_table,
+                _offspring_reading,
+                (plot_strategies,),
+            ),
+            _section(
+                "collapse",
+                "model collapse over generations",
+                _collapse_table,
+                _collapse_reading,
+                (plot_collapse,),
+                steps=("collapse_replace", "collapse_accumulate"),
+            ),
+        ],
+    ),
+    (
+        "Can the loop evolve?",
+        [
+            _section(
+                "evolution",
+                "evolution of curation policies",
+                _evolution_table,
+                _evolution_reading,
+                (plot_fitness, plot_pareto),
+            ),
+        ],
+    ),
+    (
+        "Does it generalise?",
+        [
+            _section(
+                "generalisation",
+                "generalisation gap and its bound",
+                _generalisation_table,
+                _generalisation_reading,
+                (plot_generalisation,),
+            ),
+        ],
+    ),
 ]
