@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-all bench clean chromium
+.PHONY: setup demo test test-all lint bench clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/bitlens demo --out runs/demo
 
-test: $(STAMP) chromium
+# Lint (ruff: rules and formatting) and types (mypy) over the package, tests and benchmarks.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: $(STAMP) chromium lint
 	$(PY) -m pytest -q
 
 test-all: $(STAMP) chromium

@@ -10,6 +10,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -19,13 +20,13 @@ from rich.progress import (
 class Bar:
     """A handle to one progress bar: `advance(n, **fields)` moves it and updates its text fields."""
 
-    def __init__(self, progress: Progress | None, task_id: int | None) -> None:
+    def __init__(self, progress: Progress | None, task_id: TaskID | None) -> None:
         self._progress = progress
         self._task_id = task_id
 
     def advance(self, n: float = 1, **fields: object) -> None:
         if self._progress is not None and self._task_id is not None:
-            self._progress.update(self._task_id, advance=n, **fields)
+            self._progress.update(self._task_id, advance=n, **fields)  # type: ignore[arg-type]
 
     def set_description(self, text: str) -> None:
         if self._progress is not None and self._task_id is not None:

@@ -275,7 +275,7 @@ def train_threads(cfg: TrainConfig) -> AbstractContextManager[None]:
 
 def train(
     model: GPT,
-    train_data: torch.Tensor,
+    train_data: torch.Tensor | None,
     cfg: TrainConfig,
     val_data: torch.Tensor | None = None,
     run_dir: str | Path | None = None,
@@ -292,7 +292,10 @@ def train(
     cfg.threads torch threads and (cfg.deterministic) deterministic kernels, restored afterwards.
     With `run_dir`, logs metrics.jsonl and checkpoints; `resume` continues from the checkpoint.
     """
-    batch_fn = batch_fn or _random_windows(train_data, cfg.batch_size, model.config.block_size)
+    if batch_fn is None:
+        if train_data is None:
+            raise BitlensError("train() needs train_data or a batch_fn")
+        batch_fn = _random_windows(train_data, cfg.batch_size, model.config.block_size)
     opt = make_optimizer(model, cfg)
     files = _RunFiles(Path(run_dir)) if run_dir is not None else None
     start, metrics = files.restore(model, opt, resume) if files else (_Counters(), [])

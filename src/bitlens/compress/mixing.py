@@ -16,8 +16,8 @@ StateSMix) therefore mix the network with count models that learn from a single 
   context was seen before, times a bucket of that context's count), trained online by gradient
   ascent on log p(x) (learning rate `rate`, in nats). Weights start at 1 on the highest order
   and 0 elsewhere, the network included: the untrained network is near uniform, and the mixer
-  learns to trust it as it learns. Rates of 0.001–0.003 work (0.01 oscillates). Counts alone, no network, code the
-  first 256 KiB of enwik8 at ≈ 2.18 bits/byte (xz -9e 2.414) and the whole 1 MB at 2.104
+  learns to trust it as it learns. Rates of 0.001–0.003 work (0.01 oscillates). Counts alone,
+  no network, code the first 256 KiB of enwik8 at ≈ 2.18 bits/byte (xz -9e 2.414) and the whole 1 MB at 2.104
   (xz -9e 2.326); the word model gave −0.065, 2^18 instead of 2^17 buckets −0.02;
 - a floor: p ← (1 − 2⁻²⁰) p + 2⁻²⁰/256, so no byte is ever impossible (at most ≈ 28 bits).
 
