@@ -7,18 +7,28 @@ import json
 import os
 import re
 import shutil
+from dataclasses import replace
 
 import pytest
 from tests.chromium import chromium_path, open_page
 from tests.test_report import contract_results
 
 from bitlens.cli import main
+from bitlens.compress.compare import ComparisonConfig
 from bitlens.data import bundled_corpus_bytes, split_corpus
 from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
 from bitlens.demo.run import Eta, format_duration
 from bitlens.demo.steps import STEPS
 from bitlens.evaluate import evaluate
+from bitlens.evolve.run import EvolveConfig
+from bitlens.measures.capacity import CapacityConfig
+from bitlens.measures.dynamics import DynamicsConfig
+from bitlens.measures.generalisation import GeneralisationConfig
+from bitlens.measures.lens import LensConfig
+from bitlens.measures.prequential import PrequentialConfig
 from bitlens.model import GPT, MODEL_PRESETS
+from bitlens.offspring.collapse import CollapseConfig
+from bitlens.offspring.compare import CompareConfig
 from bitlens.runs import load_run
 
 # The default suite runs the quick demo with the instruments that measure the trained model in
@@ -132,12 +142,19 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     results["lens"] = {"not_layers": []}  # done, but its section cannot read it
     calls: dict[str, list[dict]] = {}
 
+    class Result:
+        def __init__(self, d: dict) -> None:
+            self.d = d
+
+        def to_dict(self) -> dict:
+            return self.d
+
     def fake(name):
-        def entry(**kwargs):
-            calls.setdefault(name, []).append(kwargs)
+        def entry(*args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
             if name == "generalisation":
                 raise RuntimeError("boom")
-            return results[f"collapse_{kwargs['mode']}" if name == "collapse" else name]
+            return Result(results[f"collapse_{args[-1].mode}" if name == "collapse" else name])
 
         return entry
 
@@ -148,39 +165,41 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert "1 step(s) failed (generalisation)" in capsys.readouterr().err
     assert "surprisal" not in calls and "probes" not in calls  # reused
 
-    common = {"seed": 0, "quick": True, "progress": False}
+    quiet = {"progress": False}
     heldout = bytes(split_corpus(bundled_corpus_bytes(), 128).val.numpy())
     corpus = bundled_corpus_bytes()
-    assert calls["capacity"] == [common]
-    (lens,) = calls["lens"]
-    assert isinstance(lens.pop("model"), GPT) and lens == {"data": heldout, "tuned": True, **common}
-    (compression,) = calls["compression"]
-    assert isinstance(compression.pop("model"), GPT)
-    assert compression == {"data": heldout, "online_preset": "tiny", **common}
-    assert calls["prequential"] == calls["dynamics"] == [{"data": corpus, "preset": "tiny", **common}]
+    assert calls["capacity"] == [((CapacityConfig.quick(),), quiet)]
+    ((model, data, lens_config), kwargs) = calls["lens"][0]
+    assert (
+        isinstance(model, GPT) and data == heldout and lens_config == LensConfig.quick() and kwargs == quiet
+    )
+    assert lens_config.tuned
+    ((model, data, comparison), kwargs) = calls["compression"][0]
+    assert isinstance(model, GPT) and data == heldout and kwargs == quiet
+    assert comparison == ComparisonConfig.quick() and comparison.online_preset == "tiny"
+    assert calls["prequential"] == [((corpus, PrequentialConfig.quick()), quiet)]
+    assert calls["dynamics"] == [((corpus, DynamicsConfig.quick()), quiet)]
     assert calls["collapse"] == [
-        {"data": corpus, "mode": m, "generations": 5, **common} for m in ("replace", "accumulate")
+        ((corpus, replace(CollapseConfig.quick(), mode=m, generations=5)), quiet)
+        for m in ("replace", "accumulate")
     ]
-    (offspring,) = calls["offspring"]
-    assert isinstance(offspring.pop("parent"), GPT)
-    assert offspring == {"data": corpus, "keep_ratio": 0.3, "seeds": (0,), "quick": True, "progress": False}
+    ((parent, data, compare), kwargs) = calls["offspring"][0]
+    assert isinstance(parent, GPT) and data == corpus and kwargs == quiet
+    assert compare == CompareConfig.quick() and compare.keep_ratio == 0.3 and compare.seeds == (0,)
     assert calls["evolution"] == [
-        {
-            "out_dir": str(out / "evolution"),
-            "corpus": corpus,
-            "backend": "local",
-            "population": None,
-            "generations": None,
-            "resume": False,
-            "workers": 1,
-            "parent_dir": str(out / "model"),
-            "seed": 0,
-            "quick": True,
-            "progress": False,
-            "reevaluate": False,
-        }
+        (
+            (out / "evolution", replace(EvolveConfig.quick(), reevaluate=False)),
+            {
+                "corpus": corpus,
+                "backend": "local",
+                "workers": 1,
+                "resume": False,
+                "progress": False,
+                "parent_dir": str(out / "model"),
+            },
+        )
     ]
-    assert calls["generalisation"] == [{"data": corpus, **common}]
+    assert calls["generalisation"] == [((corpus, GeneralisationConfig.quick()), quiet)]
 
     manifest = json.loads((out / "demo.json").read_text())["steps"]
     assert {k: v["status"] for k, v in manifest.items()} == {
