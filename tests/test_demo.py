@@ -174,7 +174,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
         isinstance(model, GPT) and data == heldout and lens_config == LensConfig.quick() and kwargs == quiet
     )
     assert lens_config.tuned
-    ((model, data, comparison), kwargs) = calls["compression"][0]
+    ((data, model, comparison), kwargs) = calls["compression"][0]
     assert isinstance(model, GPT) and data == heldout and kwargs == quiet
     assert comparison == ComparisonConfig.quick() and comparison.online_preset == "tiny"
     assert calls["prequential"] == [((corpus, PrequentialConfig.quick()), quiet)]
