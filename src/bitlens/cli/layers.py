@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, show_progress
+from bitlens.cli.common import (
+    corpus_option,
+    emit_json,
+    json_option,
+    model_option,
+    plot_option,
+    quick_option,
+    seed_option,
+    show_progress,
+)
 from bitlens.measures.properties import PROPERTIES
-
-model_option = click.option(
-    "--model",
-    "model_spec",
-    required=True,
-    metavar="RUN_DIR|hf:PATH",
-    help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).",
-)
-corpus_option = click.option(
-    "--corpus",
-    default=None,
-    metavar="PATH",
-    help="File, directory or '-' (stdin). Default: bundled Tiny Shakespeare.",
-)
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-quick_option = click.option("--quick", is_flag=True, help="A small, fast measurement (a few seconds).")
-plot_option = click.option(
-    "--plot",
-    "plot_path",
-    default=None,
-    metavar="FILE",
-    help="Also draw the figure (FILE and its .png/.svg siblings).",
-)
 
 
 @click.command("lens")

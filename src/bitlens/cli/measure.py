@@ -9,27 +9,20 @@ from __future__ import annotations
 
 import click
 
-from bitlens.cli.common import emit_json, json_option, preset_names, show_progress
+from bitlens.cli.common import (
+    corpus_option,
+    emit_json,
+    json_option,
+    plot_option,
+    preset_names,
+    quick_option,
+    seed_option,
+    show_progress,
+)
+from bitlens.cli.common import preset_option as common_preset_option
 from bitlens.errors import BitlensError
 
-corpus_option = click.option(
-    "--corpus",
-    default=None,
-    metavar="PATH",
-    help="Text file, directory or '-' (stdin). Default: bundled Tiny Shakespeare.",
-)
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-quick_option = click.option("--quick", is_flag=True, help="A small, fast run (seconds).")
-preset_option = click.option(
-    "--preset",
-    type=click.Choice(preset_names),
-    default="tiny",
-    show_default=True,
-    help="Model size to train.",
-)
-plot_option = click.option(
-    "--plot", "plot_path", default=None, metavar="PATH", help="Also draw the figure to PATH.png and PATH.svg."
-)
+preset_option = common_preset_option("tiny", "Model size to train.")
 
 
 def training_measure_options(f):
