@@ -6,12 +6,15 @@ Notable:
   (entry 0 is the embedding, entry l the output of block l), which the lenses read.
 - `KVCache` + `forward(idx, cache=...)` decode incrementally; the outputs match the full forward
   pass up to float rounding (tested). Compression uses only the incremental path on both sides.
-- Weights are tied between the byte embedding and the unembedding (Press & Wolf 2017).
+- The output head is its own matrix and every layer keeps PyTorch's default initialisation. A
+  tied head (e_i·e_j is symmetric) and GPT-2's std-0.02 init kept a small model on the unigram
+  plateau for hundreds of steps on a source whose information sits at order 2;
+  `benchmarks/learning_speed.py` measures that against a plain PyTorch reference. Runs saved
+  with a tied head (configs without `tie_embeddings`) still load as they were.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -29,13 +32,17 @@ class GPTConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
+    tie_embeddings: bool = False  # share the byte embedding with the output head
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        """From a saved config; one written before `tie_embeddings` existed had a tied head."""
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        fields.setdefault("tie_embeddings", True)
+        return cls(**fields)
 
 
 # ~0.2M, ~1M and ~3M parameters.
@@ -124,24 +131,18 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # tied
-        self.apply(self._init_weights)
-        # GPT-2: scale residual projections by 1/sqrt(2·n_layer) so the stream's variance stays put.
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count (tied weights once). non_embedding drops the position table."""
         n = sum(p.numel() for p in self.parameters())
         return n - self.wpe.weight.numel() if non_embedding else n
+
+    def embedding_params(self) -> int:
+        """Parameters in the byte and position tables and, when untied, the output head."""
+        n = self.wte.weight.numel() + self.wpe.weight.numel()
+        return n if self.config.tie_embeddings else n + self.lm_head.weight.numel()
 
     def _run(self, idx: torch.Tensor, cache: KVCache | None, hidden: list | None) -> torch.Tensor:
         B, T = idx.shape
@@ -177,12 +178,15 @@ class GPT(nn.Module):
     def flops_per_token(self, train: bool = True, context: int | None = None) -> float:
         """FLOPs per token: 6·N (train) or 2·N (forward) plus attention (PaLM appendix B).
 
-        N counts every matmul weight (the tied unembedding included, the position table not);
-        attention adds 12·L·d·T (train) or 4·L·d·T (forward) for context T.
+        N counts every matmul weight (the unembedding included; the position table and an untied
+        input embedding, which are lookups, not); attention adds 12·L·d·T (train) or 4·L·d·T
+        (forward) for context T.
         """
         c = self.config
         T = c.block_size if context is None else context
         n = self.num_params(non_embedding=True)
+        if not c.tie_embeddings:
+            n -= self.wte.weight.numel()
         if train:
             return 6.0 * n + 12.0 * c.n_layer * c.n_embd * T
         return 2.0 * n + 4.0 * c.n_layer * c.n_embd * T

@@ -104,8 +104,9 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def model_state(model: GPT) -> dict[str, torch.Tensor]:
-    """State dict without the tied duplicate (lm_head.weight is wte.weight)."""
-    return {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    """State dict without the tied duplicate (lm_head.weight is wte.weight when tied)."""
+    tied = model.config.tie_embeddings
+    return {k: v for k, v in model.state_dict().items() if not (tied and k == "lm_head.weight")}
 
 
 def save_model(model: GPT, path: str | Path) -> None:
@@ -127,7 +128,8 @@ def apply_weights(model: GPT, state: dict[str, torch.Tensor], path: str) -> None
     for k, v in model_state(model).items():
         if state[k].shape != v.shape:
             raise BitlensError(f"weights in {path} do not match the model config (shape of {k})")
-    state["lm_head.weight"] = state["wte.weight"]
+    if model.config.tie_embeddings:
+        state["lm_head.weight"] = state["wte.weight"]
     model.load_state_dict(state)
 
 

@@ -6,6 +6,8 @@ Three modes share one coding loop (`bitlens.compress.loop`):
             weights, code a segment, then take the same training steps on it (as NNCP does), so
             the output size is the prequential description length of the file.
 - adaptive: online, but starting from a trained model (dynamic evaluation).
+A fourth, counts, is the baseline the others are measured against: the count models, the match
+model and the mixer of `bitlens.compress.mixing` without any network.
 
 One range coder (constriction's `RangeEncoder`, `Categorical(perfect=False)`) codes all streams
 interleaved, step by step; the file's header (`bitlens.compress.container`) records everything
@@ -44,8 +46,8 @@ _FAMILY = constriction.stream.model.Categorical(perfect=False)
 # Target bytes per stream, and most streams, when cutting a file. Offline, more streams run the
 # model on bigger batches (faster per byte) and cost almost nothing: 16 or 64 streams on 20 KB
 # of enwik8 gave the same bits per byte. Online, fewer streams mean more updates per byte.
-STREAM_BYTES = {"offline": 256, "online": 1024, "adaptive": 1024}
-MAX_STREAMS = {"offline": 256, "online": 32, "adaptive": 32}
+STREAM_BYTES = {"offline": 256, "online": 1024, "adaptive": 1024, "counts": 1024}
+MAX_STREAMS = {"offline": 256, "online": 32, "adaptive": 32, "counts": 32}
 # One byte per stream per step is a small matmul: a second thread rarely pays for its
 # synchronisation, and on a busy machine OpenMP spin-waits make it 10× slower.
 DEFAULT_THREADS = 1
@@ -69,16 +71,32 @@ class CompressResult:
     params: int | None = None  # model parameters (offline, adaptive)
     bits_per_byte_with_model: float | None = None  # offline: weights at 2 bytes per parameter
     network_bits: float | None = None  # with mixing: Σ −log2 p under the network alone
+    counts_only_bits: float | None = None  # with mixing: the same count models and mixer, no network
+
+    @property
+    def network_saves_bits_per_byte(self) -> float | None:
+        """What the network's input saved inside the mixture, in bits per input byte."""
+        if self.counts_only_bits is None or self.mode == "counts" or not self.input_bytes:
+            return None
+        return (self.counts_only_bits - self.model_bits) / self.input_bytes
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "bits_per_byte"}
 
 
-_MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd")  # online model, in header order
+# The online model, in header order (a file written before tie_embeddings existed is refused).
+_MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "tie_embeddings")
 
 
-def _mode_model(mode: str, model: GPT | None, params: dict) -> GPT:
-    """The model the coding loop runs: the frozen model, a copy to adapt, or a fresh init."""
+def _mode_model(mode: str, model: GPT | None, params: dict, device: str) -> GPT | None:
+    """The model the coding loop runs on `device`: the frozen model, a copy to adapt, a fresh
+    init, or None (counts mode)."""
+    if mode == "counts":
+        return None
+    return on_device(_fresh_or_given(mode, model, params), mode, device)
+
+
+def _fresh_or_given(mode: str, model: GPT | None, params: dict) -> GPT:
     if mode != "online":
         if model is None:  # compress and decompress refuse this before coding
             raise BitlensError(f"{mode} mode needs a model")
@@ -110,11 +128,19 @@ def _plan(
     n_streams: int | None,
     schedule: OnlineConfig | None,
     mix: MixConfig | None,
+    network: bool = True,
 ) -> _Plan:
     """Mode, stream layout and header parameters of a compression run over n bytes."""
-    if model is None and not online:
+    if not network:
+        if model is not None or online:
+            raise BitlensError("the counts-only coder uses no network: give neither a model nor online")
+        if mix is None:
+            raise BitlensError("the counts-only coder needs mixing settings")
+        mode = "counts"
+    elif model is None and not online:
         raise BitlensError("offline compression needs a model (or use online mode)")
-    mode = "offline" if not online else ("adaptive" if model is not None else "online")
+    else:
+        mode = "offline" if not online else ("adaptive" if model is not None else "online")
     if mix is not None and mode == "offline":
         raise BitlensError("mixing with count models is for the online and adaptive modes (add --online)")
     stream_bytes = STREAM_BYTES[mode]
@@ -124,7 +150,7 @@ def _plan(
         stream_bytes = max(1, math.ceil(n / n_streams))
     S, L = plan_streams(n, stream_bytes, max_streams=max(MAX_STREAMS[mode], n_streams or 0))
     params: dict = {"torch": torch.__version__}
-    if mode != "offline":
+    if mode in ("online", "adaptive"):
         schedule = schedule or default_schedule(mode, n)
         params["schedule"] = list(astuple(schedule))
         params["seed"] = seed
@@ -172,6 +198,7 @@ def compress(
     trace: list[np.ndarray] | None = None,
     device: str = "cpu",
     mix: MixConfig | None = None,
+    network: bool = True,
 ) -> tuple[bytes, CompressResult]:
     """Compress bytes losslessly: (file bytes, result). The mode follows the arguments:
 
@@ -183,9 +210,11 @@ def compress(
     same count. trace, if given, receives every step's probabilities (see `code_streams`). device
     "cuda" runs the model on the GPU; the file then decodes only on the same GPU model. mix
     (online and adaptive) codes with the network mixed with count models (`bitlens.compress.mixing`);
-    model_bits is then the mixture's code length and network_bits the network's alone.
+    model_bits is then the mixture's code length, network_bits the network's alone and
+    counts_only_bits what the same mixer codes without the network (measured in the same pass).
+    network=False (with mix, no model, not online) is the counts-only coder.
     """
-    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
+    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix, network)
     mode, S, L, params = plan.mode, plan.n_streams, plan.stream_length, plan.params
     if (where := device_name(device)) != "cpu":
         params["device"] = where
@@ -206,7 +235,7 @@ def compress(
             return sym
 
         with deterministic(threads):
-            coder_model = on_device(_mode_model(mode, model, params), mode, device)
+            coder_model = _mode_model(mode, model, params, device)
             lengths_bits = code_streams(
                 coder_model, seq, lengths, encode, plan.schedule, seed, progress, trace, mix=mix
             )
@@ -238,7 +267,8 @@ def compress(
         n_streams=S,
         seconds=seconds,
         bytes_per_second=n / max(seconds, 1e-9),
-        network_bits=lengths_bits.network if mix is not None else None,
+        network_bits=lengths_bits.network if mix is not None and mode != "counts" else None,
+        counts_only_bits=lengths_bits.counts_only if mix is not None else None,
     )
     if model is not None:
         result.params = model.num_params()
@@ -260,6 +290,7 @@ def estimate_bits(
     device: str = "cpu",
     mix: MixConfig | None = None,
     deterministic_kernels: bool = True,
+    network: bool = True,
 ) -> CodeLengths:
     """The code lengths `compress` would measure with these arguments, without coding (bits):
     `.coded` is its model_bits, `.network` the network's own code length.
@@ -272,7 +303,7 @@ def estimate_bits(
     kernels are fine for an estimate, which never has to decode; some GPU ops refuse
     deterministic mode); the thread count is fixed either way.
     """
-    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix)
+    plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix, network)
     if not data:
         return CodeLengths()
     grid, seq, lengths = _grid(data, plan.n_streams, plan.stream_length)
@@ -283,7 +314,7 @@ def estimate_bits(
 
     device_name(device)
     with deterministic(threads or DEFAULT_THREADS, kernels=deterministic_kernels):
-        coder_model = on_device(_mode_model(plan.mode, model, plan.params), plan.mode, device)
+        coder_model = _mode_model(plan.mode, model, plan.params, device)
         return code_streams(
             coder_model, seq, lengths, no_symbols, plan.schedule, seed, progress, estimate=True, mix=mix
         )
@@ -341,13 +372,16 @@ def decompress(
             raise BitlensError(f"corrupted file: the code stream cannot be decoded ({e})") from None
 
     schedule = None
-    if header.mode != "offline":
+    if header.mode in ("online", "adaptive"):
         try:
             schedule = OnlineConfig(*params["schedule"])
         except (KeyError, TypeError):
             raise BitlensError("corrupted file: invalid online schedule in the header") from None
+    mix = _header_mix(params)
+    if header.mode == "counts" and mix is None:
+        raise BitlensError("corrupted file: a counts-only file without mixing settings")
     with deterministic(header.threads):
-        coder_model = on_device(_mode_model(header.mode, model, params), header.mode, device)
+        coder_model = _mode_model(header.mode, model, params, device)
         code_streams(
             coder_model,
             seq,
@@ -357,7 +391,7 @@ def decompress(
             int(params.get("seed", 0)),
             progress,
             trace,
-            mix=_header_mix(params),
+            mix=mix,
         )
     out = seq[:, 1:].numpy().reshape(-1)[:n].tobytes()
     if zlib.crc32(out) & 0xFFFFFFFF != header.original_crc32:

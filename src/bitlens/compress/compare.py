@@ -16,7 +16,7 @@ from bitlens.compress.registry import COMPRESSORS, CoderSettings, Compressor
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
 
-DEFAULT_LEARNED = ("offline", "online", "online+mix", "adaptive")
+DEFAULT_LEARNED = ("counts", "offline", "online", "online+mix", "adaptive")
 DEFAULT_COMPRESSORS = (*BASELINES, *DEFAULT_LEARNED)
 
 
@@ -47,6 +47,8 @@ def _row(coder: Compressor, data: bytes) -> dict:
         )
         if result.network_bits is not None:
             row["network_bits"] = result.network_bits
+        if result.counts_only_bits is not None and result.mode != "counts":
+            row["counts_only_bits"] = result.counts_only_bits
         if result.bits_per_byte_with_model is not None:
             row["bits_per_byte_with_model"] = result.bits_per_byte_with_model
     return row

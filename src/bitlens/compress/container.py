@@ -4,14 +4,14 @@ Layout (little-endian):
 
     magic            4 bytes   b"\\x89BLZ" (the high first byte catches text-mode mangling)
     format version   u8        FORMAT_VERSION
-    mode             u8        0 offline, 1 online, 2 adaptive
+    mode             u8        0 offline, 1 online, 2 adaptive, 3 counts (no network)
     threads          u16       torch threads the probabilities were computed with
     original length  u64       bytes
     original crc32   u32       CRC-32 of the original bytes
     streams          u32       parallel streams the file was cut into
     payload words    u64       32-bit words of range-coder output that follow the header
     payload crc32    u32       CRC-32 of the payload
-    fingerprint      32 bytes  SHA-256 of the model weights (zeros in online mode)
+    fingerprint      32 bytes  SHA-256 of the model weights (zeros in online and counts modes)
     params length    u16       then that many bytes of compact JSON: torch version, online
                                preset, seed and schedule
     header crc32     u32       CRC-32 of every header byte before it
@@ -31,7 +31,7 @@ from bitlens.errors import BitlensError
 
 MAGIC = b"\x89BLZ"
 FORMAT_VERSION = 1
-MODES = ("offline", "online", "adaptive")
+MODES = ("offline", "online", "adaptive", "counts")
 
 _FIXED = struct.Struct("<4sBBHQIIQI32sH")
 _CRC = struct.Struct("<I")

@@ -49,6 +49,7 @@ class CodeLengths:
 
     coded: float = 0.0  # Σ −log2 p under the probabilities handed to the coder
     network: float = 0.0  # Σ −log2 p under the network alone (= coded without mixing)
+    counts_only: float = 0.0  # with mixing: the same count models and mixer without the network
 
 
 def plan_streams(n: int, stream_bytes: int, max_streams: int) -> tuple[int, int]:
@@ -120,7 +121,7 @@ def _chunk_forwards(model: GPT, seq: torch.Tensor, start: int, end: int, keep: i
 
 
 def code_streams(
-    model: GPT,
+    model: GPT | None,
     seq: torch.Tensor,
     lengths: np.ndarray,
     symbols: SymbolFn,
@@ -140,16 +141,21 @@ def code_streams(
     the bit-for-bit test). estimate=True (seq already full, nothing coded): probabilities come
     from `_chunk_forwards` instead of `_kv_steps`, with the same contexts and the same training,
     so the code lengths match the coder's to float rounding at a fraction of the cost. It only
-    measures; `symbols` is not called. Used to tune schedules.
+    measures; `symbols` is not called. Used to tune schedules. model=None (with `mix`) is the
+    counts-only coder: the mixer without a network.
     """
     S, L = seq.shape[0], seq.shape[1] - 1
+    if model is None:
+        if mix is None:
+            raise ValueError("the counts-only coder needs mixing settings")
+        return _code_counts(seq, lengths, symbols, progress, trace, estimate, mix)
     keep = max(1, model.config.block_size // 2)
     device = next(model.parameters()).device
     seq_host, seq = seq, seq.to(device)  # the model reads seq on its device; the caller gets seq_host
     cache = KVCache(model.config, S, device=device)
     lengths_t = torch.as_tensor(lengths)
     segment = online.segment if online else L
-    mixer = ContextMixer(S, mix) if mix is not None else None
+    mixer = ContextMixer(S, mix, capacity=L, counts_only=True) if mix is not None else None
     opt = make_online_optimizer(model, online) if online is not None else None
     model.eval()
     bits = CodeLengths()
@@ -204,4 +210,35 @@ def code_streams(
         seq_host.copy_(seq.cpu())
     if mixer is None:
         bits.coded = bits.network
+    else:
+        bits.counts_only = mixer.counts_only_bits
+    return bits
+
+
+def _code_counts(
+    seq: torch.Tensor,
+    lengths: np.ndarray,
+    symbols: SymbolFn,
+    progress: bool,
+    trace: list[np.ndarray] | None,
+    estimate: bool,
+    mix: MixConfig,
+) -> CodeLengths:
+    """`code_streams` without a network: the count models and the mixer alone (bits)."""
+    S, L = seq.shape[0], seq.shape[1] - 1
+    mixer = ContextMixer(S, mix, capacity=L, network=False)
+    bits = CodeLengths()
+    with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
+        for pos in range(L):
+            active = pos < lengths
+            p = mixer.predict(None, active)
+            if trace is not None:
+                trace.append(p)
+            got = seq[active, pos + 1].long().numpy() if estimate else symbols(p)
+            bits.coded += mixture_code_bits(p, got)
+            mixer.update(got)
+            bar.advance(int(active.sum()))
+            if not estimate:
+                seq[torch.as_tensor(active), pos + 1] = torch.as_tensor(got.astype(np.uint8))
+    bits.counts_only = bits.coded
     return bits

@@ -39,23 +39,167 @@ FLOOR = 2.0**-20
 @dataclass(frozen=True)
 class MixConfig:
     """Count orders and mixer settings. Memory: 256 bytes × contexts per table (64 MiB per
-    hashed table at hash_bits 18: ≈ 270 MiB with the defaults, touched only where used)."""
+    hashed table at hash_bits 18: ≈ 270 MiB with the defaults, touched only where used), plus
+    the match model's 2^hash_bits positions and its copy of the text (9 bytes per coded byte)."""
 
     orders: tuple[int, ...] = (1, 2, 3, 4, 6)
     hash_bits: int = 18
     rate: float = 0.002  # mixer learning rate per byte (nats of log-likelihood gradient)
     word: bool = True  # add a model whose context is the current word (letters since a non-letter)
     count_buckets: int = 3  # weight sets per confidence level, by the top context's count
+    match: bool = True  # add a match model (the byte that followed the last occurrence of the context)
+    apm: bool = True  # secondary estimation (APM/SSE) of one byte's probability after the mixer
 
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _PRIME = np.uint64(0x100000001B3)
+MATCH_MIN = 6  # bytes of context a match must share before it predicts
+MATCH_LEVELS = 16  # match lengths 0..15+ each keep their own hit rate
+APM_CELLS = 33  # interpolation points over stretch(p) in [-8, 8]
+APM_RATE = 0.02
+
+
+def _match_bucket(length: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """0: no match; 1: a match shorter than 8 bytes past MATCH_MIN; 2: shorter than 32; 3: longer."""
+    return np.where(found, 1 + (length >= 8).astype(np.int64) + (length >= 32), 0)
+
+
+class MatchModel:
+    """The byte that followed the last earlier occurrence of the current MATCH_MIN-byte context
+    (paq8/lpaq's match model), for S streams over one shared history; a match is followed as long
+    as it keeps predicting right. Its input to the mixer puts the hit rate measured so far at the
+    match's length on the predicted byte and spreads the rest evenly; without a match it is uniform
+    (a constant input, which the mixer's gradient ignores)."""
+
+    def __init__(self, n_streams: int, capacity: int, hash_bits: int) -> None:
+        self.S, self.cap = n_streams, max(1, capacity)
+        self.text = np.zeros(n_streams * self.cap, dtype=np.uint8)  # stream s at s·cap + i
+        self.n = np.zeros(n_streams, dtype=np.int64)  # bytes seen per stream
+        self.last = np.full(1 << hash_bits, -1, dtype=np.int64)  # context hash → flat position after it
+        self.ptr = np.full(n_streams, -1, dtype=np.int64)  # flat position of the predicted byte
+        self.length = np.zeros(n_streams, dtype=np.int64)  # bytes predicted right in a row
+        self.hits = np.zeros(MATCH_LEVELS)
+        self.total = np.zeros(MATCH_LEVELS)
+        self.shift = np.uint64(64 - hash_bits)
+
+    def predicted(self, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found (m,) bool, predicted byte (m,) int64) for the active streams."""
+        ptr = self.ptr[active]
+        found = ptr >= 0
+        return found, np.where(found, self.text[np.maximum(ptr, 0)], 0).astype(np.int64)
+
+    def log_probs(self, active: np.ndarray) -> np.ndarray:
+        """The model's log-probabilities (m, 256) in nats."""
+        found, byte = self.predicted(active)
+        level = np.minimum(self.length[active], MATCH_LEVELS - 1)
+        q = (self.hits[level] + 0.5) / (self.total[level] + 1.0)
+        q = np.where(found, q, 1.0 / 256.0)
+        out = np.repeat(np.log((1.0 - q) / 255.0)[:, None], 256, axis=1)
+        rows = np.arange(len(q))
+        out[rows, byte] = np.log(q)
+        return out
+
+    def update(self, active: np.ndarray, x: np.ndarray) -> None:
+        streams = np.flatnonzero(active)
+        found, byte = self.predicted(active)
+        level = np.minimum(self.length[streams], MATCH_LEVELS - 1)
+        hit = found & (byte == x)
+        np.add.at(self.total, level[found], 1.0)
+        np.add.at(self.hits, level[hit], 1.0)
+        if self.total.max() > 4096:  # let old statistics fade
+            self.total *= 0.5
+            self.hits *= 0.5
+        self.length[streams] = np.where(hit, self.length[streams] + 1, 0)
+        self.ptr[streams] = np.where(hit, self.ptr[streams] + 1, -1)
+        at = streams * self.cap + self.n[streams]
+        self.text[at] = x
+        self.n[streams] += 1
+        ready = self.n[streams] >= MATCH_MIN
+        if not ready.any():
+            return
+        s, at = streams[ready], at[ready] + 1  # the position after the context just completed
+        acc = np.full(len(s), MATCH_MIN, dtype=np.uint64)
+        for j in range(MATCH_MIN):
+            acc = acc * _PRIME + self.text[at - 1 - j].astype(np.uint64) + np.uint64(1)
+        h = ((acc * _MULT) >> self.shift).astype(np.int64)
+        lost = self.ptr[s] < 0
+        candidate = self.last[h]
+        self.ptr[s] = np.where(lost, candidate, self.ptr[s])
+        self.length[s] = np.where(lost, 0, self.length[s])
+        self.last[h] = at  # later streams sharing the context overwrite earlier ones, same on both sides
+
+
+class _Head:
+    """Geometric mixing of some inputs with one weight vector per selector value, then an APM.
+
+    p(x) ∝ exp(Σ_i w_i · log p_i(x)); the APM (paq's secondary estimation) refines the probability
+    of one target byte through an adaptive table indexed by a small context and by stretch(p),
+    interpolating between its two nearest cells, and scales the other bytes to match."""
+
+    def __init__(self, n_inputs: int, levels: int, start: int, rate: float, apm_contexts: int) -> None:
+        self.weights = np.zeros((levels, n_inputs))
+        self.weights[:, start] = 1.0
+        self.rate = rate
+        centres = np.linspace(-8.0, 8.0, APM_CELLS)
+        self.apm = np.tile(1.0 / (1.0 + np.exp(-centres)), (apm_contexts, 1)) if apm_contexts else None
+        self._pending: tuple | None = None
+
+    def predict(
+        self, stack: np.ndarray, sel: np.ndarray, target: np.ndarray, apm_ctx: np.ndarray
+    ) -> np.ndarray:
+        z = np.einsum("mi,miv->mv", self.weights[sel], stack)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        mixed = p
+        apm_state = None
+        if self.apm is not None:
+            rows = np.arange(len(p))
+            pt = np.clip(p[rows, target], 1e-6, 1.0 - 1e-6)
+            st = np.clip(np.log(pt / (1.0 - pt)), -8.0, 8.0 - 1e-9)
+            pos = (st + 8.0) * (APM_CELLS - 1) / 16.0
+            lo = pos.astype(np.int64)
+            frac = pos - lo
+            refined = (1.0 - frac) * self.apm[apm_ctx, lo] + frac * self.apm[apm_ctx, lo + 1]
+            new_t = np.clip(0.25 * pt + 0.75 * refined, 1e-6, 1.0 - 1e-6)
+            p = p * ((1.0 - new_t) / (1.0 - pt))[:, None]
+            p[rows, target] = new_t
+            apm_state = (lo, frac, apm_ctx, target)
+        p = (1.0 - FLOOR) * p + FLOOR / 256.0
+        self._pending = (stack, sel, mixed, apm_state)
+        return p
+
+    def update(self, x: np.ndarray) -> None:
+        assert self._pending is not None
+        stack, sel, mixed, apm_state = self._pending
+        rows = np.arange(len(x))
+        # d log p(x) / d w_i = log p_i(x) − E_p[log p_i]  (of the mixer's own output)
+        grad = stack[rows, :, x] - np.einsum("mv,miv->mi", mixed, stack)
+        np.add.at(self.weights, sel, self.rate * grad)
+        if apm_state is not None and self.apm is not None:
+            lo, frac, ctx, target = apm_state
+            y = (x == target).astype(np.float64)
+            for cell, share in ((lo, 1.0 - frac), (lo + 1, frac)):
+                np.add.at(self.apm, (ctx, cell), APM_RATE * share * (y - self.apm[ctx, cell]))
+        self._pending = None
 
 
 class ContextMixer:
-    """Mix the network's log-probabilities with count models, for S streams in lockstep."""
+    """Mix the network's log-probabilities with count models, for S streams in lockstep.
 
-    def __init__(self, n_streams: int, config: MixConfig = MixConfig()) -> None:
+    With `counts_only`, a second mixer with the same count models but no network input runs
+    beside the first (its own weights and APM) and adds its code length to `counts_only_bits`:
+    what the coder would pay without the network, measured in the same pass. A mixer made with
+    `network=False` has no network input at all (the counts-only coder)."""
+
+    def __init__(
+        self,
+        n_streams: int,
+        config: MixConfig = MixConfig(),
+        capacity: int = 1 << 16,
+        network: bool = True,
+        counts_only: bool = False,
+    ) -> None:
         self.config = config
         self.S = n_streams
         self.orders = tuple(sorted(config.orders))
@@ -68,11 +212,23 @@ class ContextMixer:
         self.order0 = np.zeros(256, dtype=np.float64)
         self.history = np.zeros((n_streams, max(self.orders)), dtype=np.uint64)  # newest last
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)
-        m = len(self.rows) + 1  # network + one input per count model
-        levels = (len(self.orders) + 1) * config.count_buckets
-        self.weights = np.zeros((levels, m))  # one row per confidence level (× count bucket)
-        self.weights[:, len(self.orders)] = 1.0  # start on the highest order
+        self.match = MatchModel(n_streams, capacity, config.hash_bits) if config.match else None
+        self.network = network
+        n_counts = len(self.rows) + (1 if config.match else 0)
+        levels = (len(self.orders) + 1) * config.count_buckets * (4 if config.match else 1)
+        apm_contexts = 256 * 4 if config.apm else 0  # last byte × match bucket
+        top = len(self.orders) - 1  # the highest order's input among the count inputs
+        self.head = _Head(n_counts + network, levels, top + network, config.rate, apm_contexts)
+        self.shadow = (
+            _Head(n_counts, levels, top, config.rate, apm_contexts) if counts_only and network else None
+        )
+        self.counts_only_bits = 0.0
         self._pending: tuple | None = None
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The mixer's weights (selector levels × inputs; the network first when it is an input)."""
+        return self.head.weights
 
     def _contexts(self) -> list[np.ndarray]:
         h = self.history
@@ -92,11 +248,10 @@ class ContextMixer:
             out.append((acc >> np.uint64(64 - self.config.hash_bits)).astype(np.int64))
         return out
 
-    def predict(self, net_logp: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Mixed probabilities (m, 256) float64 for the m active streams; net_logp (S, 256) nats."""
-        ctx = self._contexts()
+    def _count_inputs(self, ctx: list[np.ndarray], active: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """The count models' log-probabilities (each (m, 256), nats) and the confidence level (m,)."""
         lower = np.broadcast_to((self.order0 + 1.0) / (self.order0.sum() + 256.0), (self.S, 256))
-        inputs = [net_logp.astype(np.float64)]
+        inputs = []
         confidence = np.zeros(self.S, dtype=np.int64)
         top_total = np.zeros(self.S)
         below_word = lower
@@ -109,7 +264,7 @@ class ContextMixer:
             distinct = np.count_nonzero(c, axis=1)[:, None].astype(np.float64)
             seen = total > 0
             lower = np.where(seen, (c + distinct * lower) / np.maximum(total + distinct, 1.0), lower)
-            inputs.append(np.log(lower))
+            inputs.append(np.log(lower)[active])
             if not word:
                 confidence = np.where(seen[:, 0], i + 1, confidence)
                 top_total = np.where(seen[:, 0], total[:, 0], top_total)
@@ -118,26 +273,51 @@ class ContextMixer:
         if self.config.count_buckets > 1:
             bucket = np.minimum(np.log2(top_total + 1).astype(np.int64) // 2, self.config.count_buckets - 1)
             confidence = confidence * self.config.count_buckets + bucket
-        stack = np.stack(inputs, axis=1)[active]  # (m, inputs, 256)
-        conf = confidence[active]
-        z = np.einsum("mi,miv->mv", self.weights[conf], stack)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        p = (1.0 - FLOOR) * p + FLOOR / 256.0
-        self._pending = (ctx, active, stack, conf, p)
+        return inputs, confidence[active]
+
+    def predict(self, net_logp: np.ndarray | None, active: np.ndarray) -> np.ndarray:
+        """Mixed probabilities (m, 256) float64 for the m active streams; net_logp (S, 256) nats
+        (None for a mixer without the network)."""
+        ctx = self._contexts()
+        inputs, sel = self._count_inputs(ctx, active)
+        target = np.zeros(len(sel), dtype=np.int64)
+        match_bucket = np.zeros(len(sel), dtype=np.int64)
+        if self.match is not None:
+            found, predicted = self.match.predicted(active)
+            inputs.append(self.match.log_probs(active))
+            match_bucket = _match_bucket(self.match.length[active], found)
+            sel = sel * 4 + match_bucket
+        counts = np.stack(inputs, axis=1)  # (m, inputs, 256)
+        if self.config.apm:  # refine the match's byte, else the counts' most likely byte
+            target = counts[:, len(self.orders) - 1].argmax(axis=1)
+            if self.match is not None:
+                target = np.where(found, predicted, target)
+        last = self.history[active, -1].astype(np.int64)
+        apm_ctx = last * 4 + match_bucket
+        if self.network:
+            if net_logp is None:
+                raise ValueError("this mixer mixes the network's log-probabilities: pass them")
+            lp = net_logp[active] if len(net_logp) != len(sel) else net_logp
+            stack = np.concatenate([lp.astype(np.float64)[:, None, :], counts], axis=1)
+        else:
+            stack = counts
+        p = self.head.predict(stack, sel, target, apm_ctx)
+        shadow_p = self.shadow.predict(counts, sel, target, apm_ctx) if self.shadow is not None else None
+        self._pending = (ctx, active, shadow_p)
         return p
 
     def update(self, symbols: np.ndarray) -> None:
         """Learn from the bytes just coded (one per active stream, in `predict`'s order)."""
         if self._pending is None:
             raise RuntimeError("ContextMixer.update needs a predict first")
-        ctx, active, stack, conf, p = self._pending
+        ctx, active, shadow_p = self._pending
         x = np.asarray(symbols, dtype=np.int64)
-        rows = np.arange(len(x))
-        # d log p(x) / d w_i = log p_i(x) − E_p[log p_i]  (before the floor, which is tiny)
-        grad = stack[rows, :, x] - np.einsum("mv,miv->mi", p, stack)
-        np.add.at(self.weights, conf, self.config.rate * grad)
+        self.head.update(x)
+        if self.shadow is not None and shadow_p is not None:
+            self.counts_only_bits += mixture_code_bits(shadow_p, x)
+            self.shadow.update(x)
+        if self.match is not None:
+            self.match.update(active, x)
         np.add.at(self.order0, x, 1.0)
         for table, c_idx in zip(self.counts, ctx):
             at = c_idx[active]

@@ -45,6 +45,25 @@ class CoderSettings:
 
 
 @dataclass(frozen=True)
+class CountsCoder:
+    """The count models, match model and mixer of the `+mix` coders with no network: the
+    baseline that shows what the network adds."""
+
+    settings: CoderSettings
+
+    @property
+    def name(self) -> str:
+        return "bitlens counts"
+
+    def compress(self, data: bytes) -> tuple[bytes, CompressResult]:
+        s = self.settings
+        return compress(data, network=False, mix=MixConfig(), progress=s.progress, threads=s.threads)
+
+    def decompress(self, blob: bytes) -> bytes:
+        return decompress(blob, progress=self.settings.progress)
+
+
+@dataclass(frozen=True)
 class LearnedCoder:
     """bitlens in one mode (offline, online, adaptive), optionally mixed with count models."""
 
@@ -98,6 +117,7 @@ def learned(mode: str, mix: bool = False) -> CompressorFactory:
 
 COMPRESSORS: dict[str, CompressorFactory] = {
     **{key: _classical(tool) for key, tool in BASELINES.items()},
+    "counts": CountsCoder,
     "offline": learned("offline"),
     "online": learned("online"),
     "online+mix": learned("online", mix=True),

@@ -80,10 +80,6 @@ def memorised_bits(surprisal_bits_per_sequence: np.ndarray, seq_len: int) -> flo
     return float(np.clip(saved, 0.0, None).sum())
 
 
-def _embedding_params(model: GPT) -> int:
-    return model.wte.weight.numel() + model.wpe.weight.numel()
-
-
 @dataclass(frozen=True)
 class CapacityPoint:
     n_sequences: int
@@ -151,7 +147,7 @@ def model_capacity(n_layer: int, n_embd: int, cfg: CapacityConfig, on_point=None
                 train_bits_per_byte=float(surprisal.sum() / (n * cfg.seq_len)),
             )
         )
-        params, non_emb = model.num_params(), model.num_params() - _embedding_params(model)
+        params, non_emb = model.num_params(), model.num_params() - model.embedding_params()
         if on_point:
             on_point()
     capacity = max(p.memorised_bits for p in points)
