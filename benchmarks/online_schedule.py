@@ -25,6 +25,8 @@ CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
 # Model shapes to try beyond the presets: (block_size, n_layer, n_head, n_embd).
 MODELS = {
     "tiny": (128, 4, 4, 64),
+    "shallow": (128, 2, 4, 128),  # ≈0.46M parameters, two layers
+    "shallow-tiny": (128, 2, 4, 64),
     "small": (128, 5, 4, 128),
     "medium": (128, 6, 6, 192),
     "large": (128, 8, 8, 256),
@@ -44,6 +46,7 @@ def point(job: dict) -> dict:
         train_steps=job["steps"],
         replay=job["replay"],
         warmup_rounds=job["warmup"],
+        beta1=job["beta1"],
         beta2=job["beta2"],
     )
     t0 = time.perf_counter()
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replays", nargs="+", type=int, default=[0])
     ap.add_argument("--steps", nargs="+", type=int, default=[1])
     ap.add_argument("--warmups", nargs="+", type=int, default=[0])
+    ap.add_argument("--beta1s", nargs="+", type=float, default=[0.9])
     ap.add_argument("--beta2s", nargs="+", type=float, default=[0.99])
     ap.add_argument(
         "--mix-rates",
@@ -123,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             replay=r,
             steps=k,
             warmup=w,
+            beta1=b1,
             beta2=b2,
             mix_rate=mr,
             device=args.device,
             nondeterministic=args.nondeterministic,
         )
-        for f, m, lr, s, g, r, k, w, b2, mr in itertools.product(
+        for f, m, lr, s, g, r, k, w, b1, b2, mr in itertools.product(
             args.files,
             args.models,
             args.lrs,
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             args.replays,
             args.steps,
             args.warmups,
+            args.beta1s,
             args.beta2s,
             args.mix_rates,
         )
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{row['file']:<22}{row['model']:<7} lr {row['lr']:<7g} S {row['streams']:<3} "
                 f"seg {row['segment']:<4} replay {row['replay']:<3} steps {row['steps']} "
-                f"warm {row['warmup']:<3} b2 {row['beta2']:<6g} mix {row['mix_rate']:<6g} "
+                f"warm {row['warmup']:<3} b1 {row['beta1']:<4g} b2 {row['beta2']:<6g} mix {row['mix_rate']:<6g} "
                 f"{row['bits_per_byte']:.4f} bits/byte (network {row['network_bits_per_byte']:.4f}) "
                 f"{row['seconds']:.0f} s",
                 flush=True,
@@ -179,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     "replay",
                     "steps",
                     "warmup",
+                    "beta1",
                     "beta2",
                     "mix_rate",
                 )

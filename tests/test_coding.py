@@ -71,7 +71,7 @@ def test_decoder_probabilities_equal_encoder_bit_for_bit(shakespeare, micro_mode
 def test_uniform_model_costs_exactly_eight_bits_per_byte():
     model = micro()
     with torch.no_grad():
-        model.wte.weight.zero_()  # tied unembedding: every logit is 0
+        model.lm_head.weight.zero_()  # every logit is 0
     data = np.random.default_rng(1).bytes(2000)
     blob, r = roundtrip(data, model)
     assert r.model_bits == pytest.approx(8 * 2000, rel=1e-6)
@@ -119,9 +119,10 @@ def test_online_learns_and_decoder_probabilities_match(shakespeare):
     assert all(a.tobytes() == b.tobytes() for a, b in zip(enc, dec)) and len(enc) == len(dec)
     assert r.mode == "online" and read_header(blob).params["seed"] == 0
     assert r.model_bits / len(data) < 3.0  # a 24-byte period, learned while coding (measured 2.62)
-    # Without learning (lr 0) the same random model is near-uniform: 8 bits per byte.
+    # Without learning (lr 0) the same random model learns nothing: at least the 8 bits per byte
+    # of a uniform code (a random head adds its KL from uniform; measured 8.39)
     _, frozen = compress(data, None, online=True, preset=MICRO, schedule=OnlineConfig(lr=0.0), n_streams=1)
-    assert frozen.model_bits / len(data) == pytest.approx(8.0, abs=0.05)
+    assert 8.0 - 0.05 < frozen.model_bits / len(data) < 9.0
 
 
 def test_adaptive_needs_and_checks_the_starting_model(shakespeare, micro_model):
@@ -272,10 +273,10 @@ def test_mixing_learns_a_periodic_source_and_cannot_compress_noise():
     )
     assert decompress(blob, trace=dec) == data
     assert all(a.tobytes() == b.tobytes() for a, b in zip(enc, dec))
-    # a frozen random network codes at ≈ 8 bits/byte; the counts learn the 37-byte period: the
+    # a frozen random network codes at ≥ 8 bits/byte; the counts learn the 37-byte period: the
     # first period costs its 8 bits a byte, and after it each byte is determined by its order-6
     # context, so the other 79 periods cost almost nothing (measured: 14 bits in all)
-    assert r.network_bits / len(data) == pytest.approx(8.0, abs=0.05)
+    assert 8.0 - 0.05 < r.network_bits / len(data) < 9.0
     assert 8 * 37 - 8 < r.model_bits < 8 * 37 + 32
     noise = np.random.default_rng(2).bytes(3000)
     _, rn = compress(

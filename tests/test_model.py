@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bitlens.model import GPT, MODEL_PRESETS, KVCache, top_p_filter
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig, KVCache, top_p_filter
 
 
 @pytest.mark.parametrize(
@@ -42,9 +42,26 @@ def test_forward_hidden_returns_every_layer(micro_model):
 
 def test_flops_per_token_formula(micro_model):
     c = micro_model.config
-    n = micro_model.num_params(non_embedding=True)
+    # N: every matmul weight (the linear layers, the output head included; lookups are free)
+    n = sum(m.weight.numel() for m in micro_model.modules() if isinstance(m, torch.nn.Linear))
     assert micro_model.flops_per_token(train=True) == 6 * n + 12 * c.n_layer * c.n_embd * c.block_size
     assert micro_model.flops_per_token(train=False) == 2 * n + 4 * c.n_layer * c.n_embd * c.block_size
+
+
+def test_a_run_saved_with_a_tied_head_still_loads(tmp_path):
+    from bitlens.runs import load_model_weights, save_model
+
+    old = GPTConfig.from_dict({"block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16})
+    assert old.tie_embeddings  # configs written before the field existed had a tied head
+    tied = GPT(old)
+    save_model(tied, tmp_path / "w.safetensors")
+    again = GPT(old)
+    load_model_weights(again, tmp_path / "w.safetensors")
+    assert again.lm_head.weight is again.wte.weight
+    assert torch.equal(again.lm_head.weight, tied.wte.weight)
+    untied = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16))
+    assert untied.lm_head.weight is not untied.wte.weight
+    assert untied.embedding_params() == tied.embedding_params() + 256 * 16
 
 
 def test_generate_is_seeded_and_greedy_is_argmax(micro_model):

@@ -178,15 +178,13 @@ class GPT(nn.Module):
     def flops_per_token(self, train: bool = True, context: int | None = None) -> float:
         """FLOPs per token: 6·N (train) or 2·N (forward) plus attention (PaLM appendix B).
 
-        N counts every matmul weight (the unembedding included; the position table and an untied
-        input embedding, which are lookups, not); attention adds 12·L·d·T (train) or 4·L·d·T
+        N counts every matmul weight (the linear layers, the unembedding included; the embedding
+        tables are lookups and norms are negligible); attention adds 12·L·d·T (train) or 4·L·d·T
         (forward) for context T.
         """
         c = self.config
         T = c.block_size if context is None else context
-        n = self.num_params(non_embedding=True)
-        if not c.tie_embeddings:
-            n -= self.wte.weight.numel()
+        n = sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
         if train:
             return 6.0 * n + 12.0 * c.n_layer * c.n_embd * T
         return 2.0 * n + 4.0 * c.n_layer * c.n_embd * T

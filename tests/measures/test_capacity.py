@@ -26,7 +26,7 @@ def test_memorised_bits_clamps_each_sequence():
 def test_uniform_model_memorises_nothing():
     model = GPT(GPTConfig(block_size=8, n_layer=1, n_head=2, n_embd=8))
     with torch.no_grad():
-        model.wte.weight.zero_()
+        model.lm_head.weight.zero_()
     seqs = random_sequences(5, 8, seed=0)
     s = sequence_surprisal_bits(model, seqs)
     assert s == pytest.approx(np.full(5, 64.0), abs=1e-4)

@@ -15,7 +15,7 @@ def uniform_model(config) -> GPT:
     """Zero (tied) embeddings → zero logits → p = 1/256 for every byte."""
     model = GPT(config).eval()
     with torch.no_grad():
-        model.wte.weight.zero_()
+        model.lm_head.weight.zero_()
     return model
 
 
