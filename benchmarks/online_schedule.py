@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{row['file']:<22}{row['model']:<7} lr {row['lr']:<7g} S {row['streams']:<3} "
                 f"seg {row['segment']:<4} replay {row['replay']:<3} steps {row['steps']} "
-                f"warm {row['warmup']:<3} b1 {row['beta1']:<4g} b2 {row['beta2']:<6g} mix {row['mix_rate']:<6g} "
+                f"warm {row['warmup']:<3} b1 {row['beta1']:<4g} b2 {row['beta2']:<6g} "
+                f"mix {row['mix_rate']:<6g} "
                 f"{row['bits_per_byte']:.4f} bits/byte (network {row['network_bits_per_byte']:.4f}) "
                 f"{row['seconds']:.0f} s",
                 flush=True,
