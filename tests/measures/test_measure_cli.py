@@ -136,3 +136,38 @@ def test_capacity_cli(capsys):
 def test_errors_are_one_line(capsys):
     assert main(["measure", "surprisal", "--model", "/nonexistent/run"]) == 1
     assert capsys.readouterr().err.strip().startswith("error:")
+
+
+def test_validate_cli_prints_the_order_k_checks(monkeypatch, capsys):
+    """The order-k check's line, and the sample's conditional entropies beneath it (no training:
+    validate_measures is replaced by a canned result)."""
+    from bitlens.measures import validate
+
+    def canned(config, progress=False):
+        assert config.mode == "quick" and config.seed == 3
+        check = validate.Check(
+            "model_learns_order_2",
+            "lagged-2",
+            2.0534,
+            2.1,
+            0.0227,
+            0.25,
+            True,
+            9.0,
+            {
+                "order": 2,
+                "conditional_entropy_bits_by_order": [4.0, 3.999, 2.04],
+                "entropy_given_byte_at_lag_bits": [3.998, 2.052],
+            },
+        )
+        return validate.ValidationResult(3, True, config.to_dict(), True, [check])
+
+    monkeypatch.setattr(validate, "validate_measures", canned)
+    capsys.readouterr()
+    assert main(["measure", "validate", "--seed", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ok   model_learns_order_2") and "lagged-2" in out[0]
+    assert "expected 2.0534, measured 2.1000 bits/byte" in out[0]
+    assert "j = 0..2: 4.00, 4.00, 2.04" in out[1] and "j = 1..2: 4.00, 2.05 bits/byte" in out[1]
+    r = run_json(capsys, ["measure", "validate", "--seed", "3"])
+    assert r["checks"][0]["details"]["order"] == 2 and r["plan"]["lagged_orders"] == [2]

@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 
 from bitlens.errors import BitlensError
 from bitlens.measures.sources import (
+    MAX_STATES,
     MarkovSource,
+    empirical_conditional_entropy_bits,
+    empirical_lag_entropy_bits,
     half_determined_source,
     iid_source,
+    lagged_source,
     random_bytes_source,
     random_markov_source,
 )
@@ -119,3 +123,141 @@ def test_invalid_tables_are_rejected():
         MarkovSource(symbols=b"ab", order=1, table=np.ones((1, 2)) / 2)
     with pytest.raises(BitlensError):
         MarkovSource(symbols=b"aa", order=0, table=np.ones((1, 2)) / 2)
+
+
+def _lagged_rate(k: int, p: float) -> float:
+    """−p log2 p − (1 − p) log2((1 − p) / (K − 1)), the closed form of lagged_source's rate."""
+    return -p * math.log2(p) - ((1 - p) * math.log2((1 - p) / (k - 1)) if p < 1 else 0.0)
+
+
+@pytest.mark.parametrize(
+    ("order", "k", "p"), [(1, 16, 0.7), (2, 16, 0.7), (3, 16, 0.7), (2, 5, 0.3), (3, 2, 0.9), (2, 4, 1.0)]
+)
+def test_lagged_source_rate_and_stationary_law_are_exact(order, k, p):
+    src = lagged_source(order, alphabet_size=k, p=p)
+    assert src.name == f"lagged-{order}" and src.order == order and src.table.shape == (k**order, k)
+    assert src.entropy_rate_bits() == pytest.approx(_lagged_rate(k, p), abs=1e-9)
+    states = k**order
+    np.testing.assert_allclose(src.stationary, np.full(states, 1 / states), rtol=0, atol=1e-15)
+    # Uniform is stationary: one step of the chain, written out here, leaves it unchanged.
+    after = np.zeros(states)
+    for s in range(states):
+        after[(s * k + np.arange(k)) % states] += src.stationary[s] * src.table[s]
+    np.testing.assert_allclose(after, src.stationary, rtol=0, atol=1e-12)
+    # Every row: p on perm(x_{t-k}) (the most significant digit), (1 − p) / (K − 1) elsewhere.
+    assert p > 1 / k  # so the row's largest entry is perm(x_{t-k})
+    target = src.table.argmax(1)
+    perm = target[np.arange(k) * k ** (order - 1)]  # states whose only nonzero digit is x_{t-k}
+    assert sorted(perm.tolist()) == list(range(k))
+    np.testing.assert_array_equal(target, perm[np.arange(states) // k ** (order - 1)])
+    expected = np.full((states, k), (1 - p) / (k - 1))
+    expected[np.arange(states), target] = p
+    np.testing.assert_allclose(src.table, expected, atol=1e-15)
+
+
+def test_lagged_source_stationary_law_matches_the_dense_solve():
+    """The closed-form uniform law is what MarkovSource solves for the same table."""
+    src = lagged_source(2, alphabet_size=5, p=0.6, seed=3)
+    solved = MarkovSource(symbols=src.symbols, order=2, table=src.table)
+    np.testing.assert_allclose(solved.stationary, src.stationary, atol=1e-12)
+    assert solved.entropy_rate_bits() == pytest.approx(src.entropy_rate_bits(), abs=1e-12)
+    assert solved.entropy_bits(7) == pytest.approx(src.entropy_bits(7), abs=1e-9)
+    assert solved.sample(500, seed=1) == src.sample(500, seed=1)
+
+
+def test_lagged_source_order3_over_16_symbols_is_max_states():
+    src = lagged_source(3)
+    assert src.table.shape[0] == 16**3 == MAX_STATES
+    assert src.entropy_bits(10) == pytest.approx(3 * 4 + 7 * _lagged_rate(16, 0.7), abs=1e-9)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_lagged_source_information_is_only_at_order_k(k):
+    """On 200 KB: H(X_t | fewer than k previous bytes) ≈ log2 K = 4, H(X_t | k previous) ≈ rate."""
+    src = lagged_source(k)
+    data = src.sample(200_000, seed=1)
+    rate = _lagged_rate(16, 0.7)
+    for j in range(k):
+        assert empirical_conditional_entropy_bits(data, j) == pytest.approx(4.0, abs=0.02), j
+    for j in range(1, k):
+        assert empirical_lag_entropy_bits(data, j) == pytest.approx(4.0, abs=0.02), j
+    assert empirical_lag_entropy_bits(data, k) == pytest.approx(rate, abs=0.03)
+    plug_in = empirical_conditional_entropy_bits(data, k)
+    if k == 2:
+        assert plug_in == pytest.approx(rate, abs=0.03)
+    else:
+        # 4096 contexts × 16 next bytes on 200 KB: the plug-in estimate reads low by about
+        # (65,536 − 4,096) / (2 N ln 2) ≈ 0.22 bits (it measured 0.25); within 0.03 of the rate
+        # it needs ~2 MB (test below).
+        bias = (16**4 - 16**3) / (2 * (len(data) - k) * math.log(2))
+        assert rate - bias - 0.05 <= plug_in <= rate
+
+
+@pytest.mark.slow
+def test_lagged_order3_plug_in_reaches_the_rate_on_2mb():
+    data = lagged_source(3).sample(2_000_000, seed=1)
+    assert empirical_conditional_entropy_bits(data, 3) == pytest.approx(_lagged_rate(16, 0.7), abs=0.03)
+
+
+def test_lagged_source_is_a_function_of_its_seed():
+    a, b, c = lagged_source(2, seed=5), lagged_source(2, seed=5), lagged_source(2, seed=6)
+    np.testing.assert_array_equal(a.table, b.table)
+    assert a.sample(2000, seed=1) == b.sample(2000, seed=1)
+    assert not np.array_equal(a.table, c.table)  # another permutation
+    assert a.sample(2000, seed=1) != a.sample(2000, seed=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"order": 0}, "order ≥ 1"),
+        ({"order": -1}, "order ≥ 1"),
+        ({"order": 2, "p": 0.0}, r"p in \(0, 1\]"),
+        ({"order": 2, "p": 1.5}, r"p in \(0, 1\]"),
+        ({"order": 2, "p": -0.2}, r"p in \(0, 1\]"),
+        ({"order": 2, "alphabet_size": 33}, r"alphabet_size in 2\.\.32"),
+        ({"order": 2, "alphabet_size": 1}, r"alphabet_size in 2\.\.32"),
+        ({"order": 4, "alphabet_size": 16}, "65536 states, more than 4096"),
+    ],
+)
+def test_lagged_source_rejects_bad_inputs(kwargs, message):
+    with pytest.raises(BitlensError, match=message):
+        lagged_source(**kwargs)
+
+
+def test_empirical_conditional_entropy_known_cases():
+    assert empirical_conditional_entropy_bits(b"abab" * 100, 0) == pytest.approx(1.0)
+    assert empirical_conditional_entropy_bits(b"abab" * 100, 1) == pytest.approx(0.0, abs=1e-12)
+    assert empirical_lag_entropy_bits(b"abab" * 100, 2) == pytest.approx(0.0, abs=1e-12)
+    assert empirical_conditional_entropy_bits(bytes(range(256)) * 4, 0) == pytest.approx(8.0)
+    # Orders past 6 bytes of context take the record path; both paths agree.
+    data = random_markov_source(order=1, alphabet_size=3, seed=0).sample(3000, seed=0)
+    assert empirical_conditional_entropy_bits(data, 7) == pytest.approx(
+        _conditional_entropy_by_counter(data, 7), abs=1e-9
+    )
+    assert empirical_conditional_entropy_bits(data, 2) == pytest.approx(
+        _conditional_entropy_by_counter(data, 2), abs=1e-9
+    )
+    with pytest.raises(BitlensError, match="order must be ≥ 0"):
+        empirical_conditional_entropy_bits(data, -1)
+    with pytest.raises(BitlensError, match="need more than 3 bytes"):
+        empirical_conditional_entropy_bits(b"abc", 3)
+    with pytest.raises(BitlensError, match="lag must be ≥ 1"):
+        empirical_lag_entropy_bits(data, 0)
+
+
+def _conditional_entropy_by_counter(data: bytes, order: int) -> float:
+    windows = [data[t - order : t + 1] for t in range(order, len(data))]
+    joint, ctx = Counter(windows), Counter(w[:-1] for w in windows)
+    n = len(windows)
+    return -sum(c / n * math.log2(c / ctx[w[:-1]]) for w, c in joint.items())
+
+
+def test_a_stationary_law_that_is_not_stationary_is_rejected():
+    table = np.array([[0.8, 0.2], [0.6, 0.4]])
+    with pytest.raises(BitlensError, match="not stationary"):
+        MarkovSource(symbols=b"ab", order=1, table=table, stationary_law=np.array([0.5, 0.5]))
+    with pytest.raises(BitlensError, match="distribution over 2 states"):
+        MarkovSource(symbols=b"ab", order=1, table=table, stationary_law=np.array([0.75, 0.25, 0.0]))
+    ok = MarkovSource(symbols=b"ab", order=1, table=table, stationary_law=np.array([0.75, 0.25]))
+    assert ok.stationary == pytest.approx([0.75, 0.25])

@@ -226,7 +226,8 @@ def capacity_cmd(steps, seed, quick, plot_path, json_out):
     "--quick/--full",
     default=True,
     show_default=True,
-    help="Quick checks (~1 min) or the full ones (1 MB order-2 Markov source, minutes).",
+    help="Quick checks (~1.5 min) or the full ones (1 MB order-2 Markov source, order-2 and "
+    "order-3 lagged sources, minutes).",
 )
 @seed_option
 @json_option
@@ -248,6 +249,16 @@ def validate_cmd(quick, seed, json_out):
             f"expected {c['expected_bits_per_byte']:.4f}, measured "
             f"{c['measured_bits_per_byte']:.4f} bits/byte ({c['seconds']:.0f} s)",
         )
+        if "conditional_entropy_bits_by_order" in c["details"]:  # model_learns_order_k
+            d = c["details"]
+            _echo(
+                json_out,
+                f"     sample: H(next | previous j bytes), j = 0..{d['order']}: "
+                + ", ".join(f"{h:.2f}" for h in d["conditional_entropy_bits_by_order"])
+                + f"; H(next | the byte j back), j = 1..{d['order']}: "
+                + ", ".join(f"{h:.2f}" for h in d["entropy_given_byte_at_lag_bits"])
+                + " bits/byte",
+            )
     emit_json(r, json_out)
     if not r["passed"]:
         failed = ", ".join(c["name"] for c in r["checks"] if not c["passed"])

@@ -2,6 +2,12 @@
 
 - model_vs_entropy_rate: a model trained on a Markov source codes held-out bytes within 5 % of
   the source's entropy rate (bits/byte).
+- model_learns_order_k (one check per k of the config): on `lagged_source(k)`, whose bytes are
+  predictable only from the byte k places back (log2 K = 4 bits/byte given any nearer context,
+  2.053 bits/byte given it), a trained model codes held-out bytes within 5 % of the entropy rate
+  (25 % in the quick run, whose short training does not always finish learning the lag; a model
+  that has not learnt it sits at 4 bits/byte, +95 %). The sample's empirical conditional
+  entropies at orders 0..k are recorded beside it.
 - prequential_vs_entropy_rate: the prequential code's last block approaches the entropy rate.
 - random_bytes_incompressible: on uniformly random bytes (8 bits/byte) neither a trained model,
   nor the prequential code, nor a two-part code claims fewer than 8 bits/byte.
@@ -12,21 +18,30 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 
 from bitlens.data import split_corpus
+from bitlens.errors import BitlensError
 from bitlens.evaluate import evaluate
 from bitlens.measures.capacity import BITS_PER_RANDOM_BYTE, CapacityConfig, model_capacity
 from bitlens.measures.prequential import PrequentialConfig, prequential_code
-from bitlens.measures.sources import MarkovSource, random_bytes_source, random_markov_source
+from bitlens.measures.sources import (
+    MarkovSource,
+    empirical_conditional_entropy_bits,
+    empirical_lag_entropy_bits,
+    lagged_source,
+    random_bytes_source,
+    random_markov_source,
+)
 from bitlens.model import GPT, GPTConfig
 from bitlens.progress import progress_bar
 from bitlens.train import TrainConfig, train
 
-# Small enough to train in seconds, context enough for order ≤ 2.
+# Small enough to train in seconds; its 32-byte context covers every order checked.
 VALIDATION_MODEL = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
 RANDOM_BYTES_SLACK_BITS = 0.02  # sampling noise allowed below 8 bits/byte on finite data
 
@@ -105,6 +120,46 @@ def check_model_vs_entropy_rate(
         bytes=n_bytes,
         steps=steps,
         lr=lr,
+    )
+
+
+def check_model_learns_order_k(
+    order: int, n_bytes: int, steps: int, seed: int = 0, tolerance: float = 0.05, lr: float = 3e-3
+) -> Check:
+    """A model trained on `lagged_source(order)` codes held-out bytes within `tolerance` of its
+    entropy rate. Any context shorter than `order` bytes leaves log2 K bits/byte; the details
+    record the sample's plug-in H(X_t | previous j bytes) for j = 0..order (biased low when the
+    contexts are many: order 3 on 64 KB reads ≈ 1.5 for a rate of 2.05) and H(X_t | X_{t-j}) for
+    j = 1..order (one byte back, nearly unbiased), so a reader sees where the information sits."""
+    block = VALIDATION_MODEL.block_size
+    if not 1 <= order < block:
+        raise BitlensError(
+            f"model_learns_order_k needs an order in 1..{block - 1} (the model sees {block} bytes)"
+        )
+    t0 = time.perf_counter()
+    source = lagged_source(order, seed=seed)
+    rate = source.entropy_rate_bits()
+    data = source.sample(n_bytes, seed)
+    bpb = fit_heldout_bits_per_byte(data, steps=steps, seed=seed, lr=lr)
+    below_order = math.log2(source.alphabet_size)  # H(X_t | any fewer than `order` bytes)
+    return _check(
+        f"model_learns_order_{order}",
+        source,
+        rate,
+        bpb,
+        tolerance,
+        abs(bpb - rate) <= tolerance * rate,
+        t0,
+        bytes=n_bytes,
+        steps=steps,
+        lr=lr,
+        order=order,
+        entropy_below_order_bits=below_order,
+        order_k_information_learned=(below_order - bpb) / (below_order - rate),
+        conditional_entropy_bits_by_order=[
+            empirical_conditional_entropy_bits(data, j) for j in range(order + 1)
+        ],
+        entropy_given_byte_at_lag_bits=[empirical_lag_entropy_bits(data, j) for j in range(1, order + 1)],
     )
 
 
@@ -193,6 +248,11 @@ class ValidationConfig:
     markov_bytes: int = 1_048_576
     model_steps: int = 3000
     lr: float = 3e-3  # 1e-2 learns order 1 in 300 steps; order 2 needs 3e-3 (1e-2 stalls at order 0)
+    lagged_orders: tuple[int, ...] = (2, 3)  # one model_learns_order_k check per order
+    lagged_bytes: int = 262_144
+    lagged_steps: int = 2000
+    lagged_lr: float = 3e-3
+    lagged_tolerance: float = 0.05
     prequential_bytes: int = 262_144
     random_bytes: int = 65_536
     random_steps: int = 300
@@ -209,6 +269,15 @@ class ValidationConfig:
             markov_bytes=65_536,
             model_steps=300,
             lr=1e-2,
+            # The lag is learnt in a sudden drop from 4 bits/byte (+95 %) late in training: at
+            # 600-800 steps it had often not happened yet. At 1000 steps the check measured
+            # +1.5 % to +3.8 % for seeds 0-5, and other samples of seed 0's source +2.4 % to
+            # +14 %; 25 % passes those and still fails a model that has not learnt the lag.
+            lagged_orders=(2,),
+            lagged_bytes=65_536,
+            lagged_steps=1000,
+            lagged_lr=3e-3,
+            lagged_tolerance=0.25,
             prequential_bytes=65_536,
             random_bytes=16_384,
             random_steps=100,
@@ -219,7 +288,8 @@ class ValidationConfig:
 
     @classmethod
     def full(cls) -> ValidationConfig:
-        """The 1 MB order-2 check of the issue, and larger prequential and capacity runs."""
+        """The 1 MB order-2 check of the issue, order 2 and 3 lagged sources, and larger
+        prequential and capacity runs."""
         return cls()
 
     def to_dict(self) -> dict:
@@ -257,6 +327,17 @@ def validate_measures(config: ValidationConfig, progress: bool = False) -> Valid
     runs = [
         lambda: check_model_vs_entropy_rate(
             markov, config.markov_bytes, config.model_steps, seed=seed, lr=config.lr
+        ),
+        *(
+            lambda k=k: check_model_learns_order_k(
+                k,
+                config.lagged_bytes,
+                config.lagged_steps,
+                seed=seed,
+                tolerance=config.lagged_tolerance,
+                lr=config.lagged_lr,
+            )
+            for k in config.lagged_orders
         ),
         lambda: check_prequential_vs_entropy_rate(markov, preq),
         lambda: check_random_bytes_incompressible(config.random_bytes, config.random_steps, seed=seed),
