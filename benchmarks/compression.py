@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 from pathlib import Path
 
 from bitlens.compress.baselines import BASELINES
 from bitlens.compress.compare import DEFAULT_LEARNED, ComparisonConfig, compare_compressors
+from bitlens.compress.online import ONLINE_PRESET
 from bitlens.compress.registry import LEARNED
 from bitlens.runs import load_run
 
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", nargs="*", default=FILES)
     ap.add_argument("--max-bytes", type=int, default=20_000, help="slice of each file to code (0: all)")
     ap.add_argument("--model", default=None, help="run dir for offline/adaptive (optional)")
-    ap.add_argument("--preset", default="small", help="online preset")
+    ap.add_argument("--preset", default=ONLINE_PRESET, help="online preset")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned coders")
     ap.add_argument(
         "--learned",
@@ -67,12 +69,18 @@ def main(argv: list[str] | None = None) -> int:
             with_model = row.get("bits_per_byte_with_model")
             overhead = row.get("overhead_bits")
             network = "" if "network_bits" not in row else f"{row['network_bits'] / r['input_bytes']:.3f}"
+            if "counts_only_bits" in row:
+                saves = (row["counts_only_bits"] - row["model_bits"]) / r["input_bytes"]
+                network += f" (saves {saves:.3f})"
             print(
                 f"{row['name']:<20}{row['bits_per_byte']:>10.4f}"
                 f"{'' if with_model is None else f'{with_model:.2f}':>10}{network:>9}"
                 f"{kb / row['compress_seconds']:>10.1f}{kb / row['decompress_seconds']:>10.1f}"
                 f"{'' if overhead is None else f'{overhead:.0f}':>10}  {row['roundtrip']}"
             )
+        # the process's peak resident memory so far (every coder run until now; Linux: KiB)
+        r["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak resident memory so far: {r['peak_rss_mib']:.0f} MiB")
         sys.stdout.flush()
         if args.json:  # after every file, so a long run that stops keeps what it measured
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

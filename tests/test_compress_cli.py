@@ -65,6 +65,27 @@ def test_online_needs_no_model_and_empty_file(tmp_path):
     assert back.read_bytes() == b""
 
 
+def test_counts_coder_and_the_networks_saving_on_the_command_line(shakespeare, tmp_path, capsys):
+    src, packed, back = tmp_path / "in.txt", tmp_path / "in.blz", tmp_path / "out.txt"
+    src.write_bytes(shakespeare[:700])
+    capsys.readouterr()
+    assert main(["compress", str(src), str(packed), "--counts", "--json", "-"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["mode"] == "counts" and "network_bits" not in counts
+    assert main(["decompress", str(packed), str(back)]) == 0 and back.read_bytes() == shakespeare[:700]
+    capsys.readouterr()
+    mixed_file = tmp_path / "mixed.blz"
+    args = ["compress", str(src), str(mixed_file), "--online", "--mix", "--streams", "1"]
+    assert main([*args, "--json", "-"]) == 0
+    mixed = json.loads(capsys.readouterr().out)
+    saved = (mixed["counts_only_bits"] - mixed["model_bits"]) / 700
+    assert mixed["network_saves_bits_per_byte"] == pytest.approx(saved)
+    assert main([*args, "--force"]) == 0
+    assert f"network saves {saved:.4f} bits/byte" in capsys.readouterr().out
+    assert main(["compress", str(src), str(packed), "--counts", "--online", "--force"]) == 1
+    assert "--counts" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "not-ours", "no-model"])
 def test_bad_files_are_one_line_errors_and_leave_no_output(damage, run_dir, tmp_path, capsys):
     src, packed, back = tmp_path / "in", tmp_path / "in.blz", tmp_path / "out"
@@ -100,6 +121,7 @@ def test_compare_rows_round_trip_and_plot(run_dir, shakespeare, tmp_path):
         "xz -9e",
         "zstd -19",
         "brotli -q 11",
+        "bitlens counts",
         "bitlens offline",
         "bitlens online",
         "bitlens online+mix",
@@ -108,9 +130,11 @@ def test_compare_rows_round_trip_and_plot(run_dir, shakespeare, tmp_path):
     assert all(row["roundtrip"] for row in r["rows"])
     for row in r["rows"]:
         assert row["bits_per_byte"] == pytest.approx(8 * row["output_bytes"] / 300)
-    assert "bits_per_byte_with_model" in r["rows"][5]
-    mixed = r["rows"][7]
+    assert "bits_per_byte_with_model" in r["rows"][6]
+    counts, mixed = r["rows"][5], r["rows"][8]
     assert mixed["network_bits"] > mixed["model_bits"]  # on 300 bytes the counts beat a fresh network
+    # the mixed run measures its counts-only code length in the same pass: the counts row's
+    assert mixed["counts_only_bits"] == pytest.approx(counts["model_bits"], rel=1e-9)
     plot_compression(json.loads(json.dumps(r)), tmp_path / "compression.png")
     assert (tmp_path / "compression.png").stat().st_size > 0
     assert (tmp_path / "compression.svg").stat().st_size > 0
@@ -125,6 +149,7 @@ def test_registry_keys_names_and_factories(run_dir):
         "xz",
         "zstd",
         "brotli",
+        "counts",
         "offline",
         "online",
         "online+mix",
@@ -139,6 +164,7 @@ def test_registry_keys_names_and_factories(run_dir):
         "xz -9e",
         "zstd -19",
         "brotli -q 11",
+        "bitlens counts",
         "bitlens offline",
         "bitlens online",
         "bitlens online+mix",
@@ -157,6 +183,14 @@ def test_registry_keys_names_and_factories(run_dir):
 def _mix_orders_phrase() -> str:
     *low, top = MixConfig().orders
     return f"orders {', '.join(map(str, low))} and {top}"
+
+
+def test_the_command_lines_online_preset_is_the_coders_default():
+    from bitlens.cli.compress import compress_cmd
+    from bitlens.compress.online import ONLINE_PRESET
+
+    preset = next(p for p in compress_cmd.params if p.name == "preset")
+    assert preset.default == ONLINE_PRESET
 
 
 def test_help_and_readme_state_the_default_mixing_orders(capsys):

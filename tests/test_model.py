@@ -5,7 +5,8 @@ from bitlens.model import GPT, MODEL_PRESETS, GPTConfig, KVCache, top_p_filter
 
 
 @pytest.mark.parametrize(
-    "name,lo,hi", [("tiny", 0.15e6, 0.3e6), ("small", 0.8e6, 1.3e6), ("base", 2.5e6, 3.5e6)]
+    "name,lo,hi",
+    [("tiny", 0.15e6, 0.3e6), ("shallow", 0.4e6, 0.6e6), ("small", 0.8e6, 1.3e6), ("base", 2.5e6, 3.5e6)],
 )
 def test_preset_sizes(name, lo, hi):
     assert lo <= GPT(MODEL_PRESETS[name]).num_params() <= hi

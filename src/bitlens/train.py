@@ -74,6 +74,7 @@ class TrainConfig:
 # Default training length per model preset; `--steps` overrides.
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(steps=600, batch_size=32, lr=3e-3),
+    "shallow": TrainConfig(steps=600, batch_size=32, lr=3e-3),
     "small": TrainConfig(steps=1650, batch_size=32, lr=3e-3),
     "base": TrainConfig(steps=3000, batch_size=32, lr=1e-3),
 }

@@ -80,7 +80,7 @@ model_option = click.option(
     metavar="RUN_DIR|hf:PATH",
     help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).",
 )
-preset_names = ("tiny", "small", "base")  # bitlens.model.MODEL_PRESETS (a test keeps them equal)
+preset_names = ("tiny", "shallow", "small", "base")  # bitlens.model.MODEL_PRESETS (a test keeps them equal)
 
 
 def preset_option(default: str = "tiny", help: str = "Model size to train.") -> Callable[[F], F]:

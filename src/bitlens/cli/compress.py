@@ -37,7 +37,7 @@ def _check_output(path: str, force: bool) -> None:
 @click.option(
     "--online", is_flag=True, help="Learn while coding (no weights are sent; decoding repeats the training)."
 )
-@preset_option("tiny", "Model size for online mode from scratch.")
+@preset_option("shallow", "Model size for online mode from scratch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initial weights (online).")
 @click.option(
     "--streams",

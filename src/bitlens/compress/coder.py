@@ -31,7 +31,7 @@ from bitlens.compress.container import Header, crc32, pack_header, unpack
 from bitlens.compress.device import decoding_device, device_name, on_device
 from bitlens.compress.loop import CodeLengths, code_streams, plan_streams, stream_lengths
 from bitlens.compress.mixing import MixConfig
-from bitlens.compress.online import OnlineConfig, default_schedule
+from bitlens.compress.online import ONLINE_PRESET, OnlineConfig, default_schedule
 from bitlens.data import START_BYTE
 from bitlens.determinism import deterministic
 from bitlens.errors import BitlensError
@@ -189,7 +189,7 @@ def compress(
     data: bytes,
     model: GPT | None = None,
     online: bool = False,
-    preset: str | GPTConfig = "tiny",
+    preset: str | GPTConfig = ONLINE_PRESET,
     seed: int = 0,
     n_streams: int | None = None,
     threads: int | None = None,
@@ -281,7 +281,7 @@ def estimate_bits(
     data: bytes,
     model: GPT | None = None,
     online: bool = False,
-    preset: str | GPTConfig = "tiny",
+    preset: str | GPTConfig = ONLINE_PRESET,
     seed: int = 0,
     n_streams: int | None = None,
     threads: int | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bitlens.compress.baselines import BASELINES
+from bitlens.compress.online import ONLINE_PRESET
 from bitlens.compress.registry import COMPRESSORS, CoderSettings, Compressor
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
@@ -62,7 +63,7 @@ class ComparisonConfig:
 
     max_bytes: int = 32_768  # fits the full demo's ~150 s budget for the learned coders on 2 cores
     compressors: tuple[str, ...] = DEFAULT_COMPRESSORS
-    online_preset: str = "tiny"
+    online_preset: str = ONLINE_PRESET
     threads: int | None = None
     seed: int = 0
 

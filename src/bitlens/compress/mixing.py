@@ -21,8 +21,9 @@ StateSMix) therefore mix the network with count models that learn from a single 
   (xz -9e 2.326); the word model gave −0.065, 2^18 instead of 2^17 buckets −0.02;
 - a floor: p ← (1 − 2⁻²⁰) p + 2⁻²⁰/256, so no byte is ever impossible (at most ≈ 28 bits).
 
-Everything is float64 numpy on the CPU and a pure function of the bytes seen so far, so the
-encoder and the decoder compute identical probabilities. All streams share the counts and the
+Everything is numpy on the CPU (float32 for the 256-wide arrays, whose logarithms dominate the
+cost; float64 for the coder's final probabilities) and a pure function of the bytes seen so far,
+so the encoder and the decoder compute identical probabilities. All streams share the counts and the
 weights (they are parts of one file). Log-probabilities are in nats, code lengths in bits.
 """
 
@@ -94,7 +95,7 @@ class MatchModel:
         level = np.minimum(self.length[active], MATCH_LEVELS - 1)
         q = (self.hits[level] + 0.5) / (self.total[level] + 1.0)
         q = np.where(found, q, 1.0 / 256.0)
-        out = np.repeat(np.log((1.0 - q) / 255.0)[:, None], 256, axis=1)
+        out = np.repeat(np.log((1.0 - q) / 255.0).astype(np.float32)[:, None], 256, axis=1)
         rows = np.arange(len(q))
         out[rows, byte] = np.log(q)
         return out
@@ -137,7 +138,7 @@ class _Head:
     interpolating between its two nearest cells, and scales the other bytes to match."""
 
     def __init__(self, n_inputs: int, levels: int, start: int, rate: float, apm_contexts: int) -> None:
-        self.weights = np.zeros((levels, n_inputs))
+        self.weights = np.zeros((levels, n_inputs), dtype=np.float32)
         self.weights[:, start] = 1.0
         self.rate = rate
         centres = np.linspace(-8.0, 8.0, APM_CELLS)
@@ -152,6 +153,7 @@ class _Head:
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         mixed = p
+        p = p.astype(np.float64)
         apm_state = None
         if self.apm is not None:
             rows = np.arange(len(p))
@@ -175,7 +177,7 @@ class _Head:
         rows = np.arange(len(x))
         # d log p(x) / d w_i = log p_i(x) − E_p[log p_i]  (of the mixer's own output)
         grad = stack[rows, :, x] - np.einsum("mv,miv->mi", mixed, stack)
-        np.add.at(self.weights, sel, self.rate * grad)
+        np.add.at(self.weights, sel, np.float32(self.rate) * grad)
         if apm_state is not None and self.apm is not None:
             lo, frac, ctx, target = apm_state
             y = (x == target).astype(np.float64)
@@ -250,7 +252,8 @@ class ContextMixer:
 
     def _count_inputs(self, ctx: list[np.ndarray], active: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """The count models' log-probabilities (each (m, 256), nats) and the confidence level (m,)."""
-        lower = np.broadcast_to((self.order0 + 1.0) / (self.order0.sum() + 256.0), (self.S, 256))
+        order0 = ((self.order0 + 1.0) / (self.order0.sum() + 256.0)).astype(np.float32)
+        lower = np.broadcast_to(order0, (self.S, 256))
         inputs = []
         confidence = np.zeros(self.S, dtype=np.int64)
         top_total = np.zeros(self.S)
@@ -259,9 +262,9 @@ class ContextMixer:
             word = i == len(self.orders)
             if word:  # the word model backs off to order 2 (or the highest order below it)
                 lower = below_word
-            c = table[c_idx].astype(np.float64)
-            total = c.sum(axis=1, keepdims=True)
-            distinct = np.count_nonzero(c, axis=1)[:, None].astype(np.float64)
+            c = table[c_idx]
+            total = c.sum(axis=1, keepdims=True, dtype=np.float32)
+            distinct = np.count_nonzero(c, axis=1)[:, None].astype(np.float32)
             seen = total > 0
             lower = np.where(seen, (c + distinct * lower) / np.maximum(total + distinct, 1.0), lower)
             inputs.append(np.log(lower)[active])
@@ -298,7 +301,7 @@ class ContextMixer:
             if net_logp is None:
                 raise ValueError("this mixer mixes the network's log-probabilities: pass them")
             lp = net_logp[active] if len(net_logp) != len(sel) else net_logp
-            stack = np.concatenate([lp.astype(np.float64)[:, None, :], counts], axis=1)
+            stack = np.concatenate([lp.astype(np.float32)[:, None, :], counts], axis=1)
         else:
             stack = counts
         p = self.head.predict(stack, sel, target, apm_ctx)

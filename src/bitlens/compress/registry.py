@@ -15,6 +15,7 @@ from typing import Protocol
 from bitlens.compress.baselines import BASELINES, Classical
 from bitlens.compress.coder import CompressResult, compress, decompress
 from bitlens.compress.mixing import MixConfig
+from bitlens.compress.online import ONLINE_PRESET
 from bitlens.model import GPT, GPTConfig
 
 
@@ -38,7 +39,7 @@ class CoderSettings:
     """What the learned coders need besides the bytes."""
 
     model: GPT | None = None  # offline and adaptive: the trained model (and decoding needs it)
-    preset: str | GPTConfig = "tiny"  # online: the model trained from scratch while coding
+    preset: str | GPTConfig = ONLINE_PRESET  # online: the model trained from scratch while coding
     seed: int = 0  # online: its initial weights
     threads: int | None = None  # torch threads (default: the coder's)
     progress: bool = False
