@@ -134,7 +134,7 @@ def compress_cmd(
             )
         if r.network_saves_bits_per_byte is not None:
             click.echo(
-                f"counts alone: {r.counts_only_bits / max(r.input_bytes, 1):.4f} bits/byte; "  # type: ignore[operator]
+                f"counts alone: {r.counts_only_bits / max(r.input_bytes, 1):.4f} bits/byte; "
                 f"network saves {r.network_saves_bits_per_byte:.4f} bits/byte"
             )
         if r.bits_per_byte_with_model is not None:
