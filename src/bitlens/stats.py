@@ -1,0 +1,145 @@
+"""Uncertainty, once, for every figure read as a finding: built on `scipy.stats`.
+
+- `bootstrap_ci`: a percentile-BCa bootstrap interval of a statistic over seeds or items
+  (`scipy.stats.bootstrap`), seeded, returned with the sample size;
+- `paired_test`: a paired comparison of two conditions measured on the same seeds or items
+  (`scipy.stats.ttest_rel`, or the signed-rank `scipy.stats.wilcoxon`), with the mean
+  difference and its bootstrap interval;
+- `holm`: Holm's step-down adjustment of a family of p-values (controls the family-wise error
+  rate; Holm 1979), so a table of comparisons is read at the stated level.
+
+Every result serialises to the keys the JSON of a measure carries: `ci95: [low, high]` and
+`n_seeds` (or `n`). Units are those of the values passed in (bits, bits/byte, ...); nothing here
+converts. An interval that contains 0 is "no effect detected", and `Interval.includes_zero`
+says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+from bitlens.errors import BitlensError
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 9999
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its confidence interval, over n values."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+    confidence: float = CONFIDENCE
+
+    @property
+    def includes_zero(self) -> bool:
+        return self.low <= 0.0 <= self.high
+
+    def to_dict(self, n_key: str = "n_seeds") -> dict:
+        return {"estimate": self.estimate, "ci95": [self.low, self.high], n_key: self.n}
+
+
+def _values(values: Sequence[float] | np.ndarray, name: str = "values") -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise BitlensError(f"no {name} to summarise")
+    if not np.isfinite(x).all():
+        raise BitlensError(f"{name} contain NaN or infinity")
+    return x
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """The statistic of `values` and its bootstrap interval (BCa; percentile when BCa is undefined).
+
+    One value has no spread to resample: its interval is the point itself, and n = 1 says so.
+    """
+    x = _values(values)
+    point = float(statistic(x))
+    if x.size == 1 or np.all(x == x[0]):
+        return Interval(point, point, point, int(x.size), confidence)
+    res = _st.bootstrap(
+        (x,),
+        lambda s, axis=-1: np.apply_along_axis(statistic, axis, s),
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="BCa",
+        random_state=np.random.default_rng(seed),
+    )
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (np.isfinite(low) and np.isfinite(high)):  # BCa degenerates on tiny samples
+        res = _st.bootstrap(
+            (x,),
+            lambda s, axis=-1: np.apply_along_axis(statistic, axis, s),
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Interval(point, low, high, int(x.size), confidence)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Condition a minus condition b on the same seeds: the mean difference, its interval, a p-value."""
+
+    difference: Interval
+    p_value: float
+    test: str  # "t" (paired t-test) or "wilcoxon" (signed-rank)
+
+    def to_dict(self) -> dict:
+        return {**self.difference.to_dict(), "p_value": self.p_value, "test": self.test}
+
+
+def paired_test(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    test: str = "t",
+    seed: int = 0,
+) -> PairedTest:
+    """Two-sided paired test of a − b (same seeds in the same order); needs at least 2 pairs."""
+    x, y = _values(a, "first values"), _values(b, "second values")
+    if x.shape != y.shape:
+        raise BitlensError(f"paired values differ in number: {x.size} and {y.size}")
+    if x.size < 2:
+        raise BitlensError("a paired test needs at least 2 pairs (seeds)")
+    d = x - y
+    if np.all(d == d[0]):  # no spread: the tests are undefined; the difference is exact
+        p = 1.0 if d[0] == 0 else 0.0
+    elif test == "t":
+        p = float(_st.ttest_rel(x, y).pvalue)
+    elif test == "wilcoxon":
+        p = float(_st.wilcoxon(x, y).pvalue)
+    else:
+        raise BitlensError(f"unknown paired test {test!r}; choose t or wilcoxon")
+    return PairedTest(bootstrap_ci(d, seed=seed), p, test)
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values, in the input order: reject hypothesis i at level α iff adjusted[i] ≤ α.
+
+    Sorted ascending, the k-th smallest (k from 0) is multiplied by (m − k), made monotone by a
+    running maximum, and capped at 1.
+    """
+    p = _values(p_values, "p-values")
+    if ((p < 0) | (p > 1)).any():
+        raise BitlensError("p-values must lie in [0, 1]")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(stepped, 1.0)
+    return out

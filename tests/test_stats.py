@@ -1,0 +1,58 @@
+"""bitlens.stats against known answers: coverage of a known mean, a known paired effect, Holm by hand."""
+
+import numpy as np
+import pytest
+
+from bitlens.errors import BitlensError
+from bitlens.stats import bootstrap_ci, holm, paired_test
+
+
+def test_bootstrap_interval_covers_a_known_mean_at_about_its_level():
+    rng = np.random.default_rng(0)
+    covered = 0
+    trials = 200
+    for t in range(trials):
+        x = rng.normal(3.0, 1.0, 30)
+        ci = bootstrap_ci(x, n_resamples=999, seed=t)
+        assert ci.low < ci.estimate < ci.high and ci.n == 30
+        covered += ci.low <= 3.0 <= ci.high
+    # 95 % nominal; BCa on n = 30 normal data lands near it (binomial sd over 200 trials ≈ 1.5 %)
+    assert 0.89 <= covered / trials <= 0.99
+
+
+def test_bootstrap_interval_shrinks_with_more_seeds_and_serialises():
+    rng = np.random.default_rng(1)
+    small = bootstrap_ci(rng.normal(0, 1, 10), n_resamples=999)
+    large = bootstrap_ci(rng.normal(0, 1, 1000), n_resamples=999)
+    assert (large.high - large.low) < (small.high - small.low) / 5
+    d = large.to_dict()
+    assert d["n_seeds"] == 1000 and d["ci95"] == [large.low, large.high]
+    one = bootstrap_ci([2.5])
+    assert (one.low, one.high, one.n) == (2.5, 2.5, 1)
+
+
+def test_paired_test_finds_a_real_effect_and_reports_no_effect_as_such():
+    rng = np.random.default_rng(2)
+    base = rng.normal(2.0, 0.5, 12)  # seeds differ a lot; the paired effect is small and steady
+    better = base - 0.1 + rng.normal(0, 0.02, 12)
+    r = paired_test(better, base)
+    assert r.p_value < 1e-6 and r.difference.high < 0 and not r.difference.includes_zero
+    assert r.difference.estimate == pytest.approx(-0.1, abs=0.02)
+    same = base + rng.normal(0, 0.02, 12)
+    null = paired_test(same, base, test="wilcoxon")
+    assert null.p_value > 0.05 and null.difference.includes_zero
+    with pytest.raises(BitlensError, match="at least 2"):
+        paired_test([1.0], [2.0])
+    with pytest.raises(BitlensError, match="differ in number"):
+        paired_test([1.0, 2.0], [2.0])
+
+
+def test_holm_matches_the_step_down_rule_by_hand():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → monotone 0.06
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # 0.5·2 capped at 1; monotone after it
+    with pytest.raises(BitlensError, match=r"\[0, 1\]"):
+        holm([0.2, 1.5])
+    with pytest.raises(BitlensError, match="NaN"):
+        bootstrap_ci([1.0, float("nan")])
