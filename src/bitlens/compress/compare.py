@@ -48,8 +48,9 @@ def _row(coder: Compressor, data: bytes) -> dict:
         )
         if result.network_bits is not None:
             row["network_bits"] = result.network_bits
-        if result.counts_only_bits is not None and result.mode != "counts":
+        if result.network_saves_bits_per_byte is not None:
             row["counts_only_bits"] = result.counts_only_bits
+            row["network_saves_bits_per_byte"] = result.network_saves_bits_per_byte
         if result.bits_per_byte_with_model is not None:
             row["bits_per_byte_with_model"] = result.bits_per_byte_with_model
     return row
