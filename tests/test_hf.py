@@ -1,5 +1,5 @@
-"""Hugging Face models on the same instruments: a tiny GPT-2 and a BPE tokenizer built here,
-saved to a temp dir and loaded offline (no downloads)."""
+"""Hugging Face models on the same instruments: a tiny GPT-2 and a BPE tokenizer built here
+(`hf_helpers`), saved to a temp dir and loaded offline (no downloads)."""
 
 import json
 import math
@@ -17,32 +17,15 @@ from bitlens.tokens import score_bytes_any, spread_over_bytes, token_stream
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
+from hf_helpers import byte_level_tokenizer, save_tiny  # noqa: E402
+
 TEXT_BYTES = 6000
 
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory, shakespeare):
     text = shakespeare[:TEXT_BYTES].decode()
-    bpe = tokenizers.ByteLevelBPETokenizer()
-    bpe.train_from_iterator([text], vocab_size=320, min_frequency=2, special_tokens=["<|endoftext|>"])
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>"
-    )
-    cfg = transformers.GPT2Config(
-        vocab_size=len(tok),
-        n_positions=64,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(cfg)
-    out = tmp_path_factory.mktemp("hf") / "tiny-gpt2"
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return save_tiny("gpt2", byte_level_tokenizer(text), tmp_path_factory.mktemp("hf") / "tiny-gpt2")
 
 
 @pytest.fixture(scope="module")

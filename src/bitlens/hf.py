@@ -143,13 +143,19 @@ def load_hf_model(path: str | Path) -> HFModel:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach the hub
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
     except ImportError:
         raise BitlensError("Hugging Face models need the optional extra: pip install 'bitlens[hf]'") from None
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a local load is quick; its bar would sit above any error line
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, use_safetensors=True)
     except (OSError, ValueError, KeyError) as e:
         raise BitlensError(f"cannot load a causal LM from {p}: {str(e).splitlines()[0]}") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if not getattr(tokenizer, "is_fast", False):
         raise BitlensError(f"{p}: bitlens needs a fast tokenizer (tokenizer.json) for byte offsets")
     model.requires_grad_(False)

@@ -32,7 +32,8 @@ def _check_output(path: str, force: bool) -> None:
     "model_dir",
     default=None,
     metavar="RUN_DIR",
-    help="Trained run directory. Alone: offline mode. With --online: adaptive mode.",
+    help="Trained run directory. Alone: offline mode. With --online: adaptive mode. "
+    "hf:DIR (a local Hugging Face causal LM): tokens mode.",
 )
 @click.option(
     "--online", is_flag=True, help="Learn while coding (no weights are sent; decoding repeats the training)."
@@ -83,17 +84,27 @@ def compress_cmd(
     online:   --online [--preset P]      (nothing needed to decompress)
     adaptive: --online --model RUN_DIR   (decompress needs the same starting model)
     counts:   --counts                   (no network: count models and mixer only)
+    tokens:   --model hf:DIR             (a local Hugging Face LM codes its tokens;
+                                          decompress needs the same model and tokenizer)
 
     Prints sizes in bytes and rates in bits per byte. JSON keys: input_bytes, output_bytes,
     bits_per_byte, model_bits (Σ −log2 p of the coded bytes), overhead_bits
     (8·output_bytes − model_bits), seconds, bytes_per_second, offline
     bits_per_byte_with_model (weights counted at 2 bytes per parameter), and with --mix
     network_bits (the network's own Σ −log2 p), counts_only_bits (the mixer without the
-    network) and network_saves_bits_per_byte ((counts_only_bits − model_bits) / input_bytes).
+    network) and network_saves_bits_per_byte ((counts_only_bits − model_bits) / input_bytes);
+    tokens mode: tokens and tokens_per_second (model_bits is Σ −log2 p of the coded tokens).
     """
-    from bitlens.compress import MixConfig, compress
-    from bitlens.runs import atomic_write_bytes, load_run
+    from bitlens.compress import MixConfig, compress, compress_tokens
+    from bitlens.hf import HF_PREFIX
+    from bitlens.runs import atomic_write_bytes, load_model, load_run
 
+    tokens = model_dir is not None and model_dir.startswith(HF_PREFIX)
+    if tokens and (online or mix or counts or streams is not None):
+        raise BitlensError(
+            "a Hugging Face model (hf:DIR) codes its tokens frozen, in one stream: "
+            "drop --online, --mix, --counts and --streams"
+        )
     if counts and (model_dir is not None or online):
         raise BitlensError("--counts codes without a network: drop --model and --online")
     if model_dir is None and not online and not counts:
@@ -102,31 +113,41 @@ def compress_cmd(
         raise BitlensError("--mix needs --online (online or adaptive mode)")
     _check_output(out_path, force)
     data = _read_input(in_path)
-    model = load_run(model_dir) if model_dir else None
-    blob, r = compress(
-        data,
-        model,
-        online=online,
-        preset=preset,
-        seed=seed,
-        n_streams=streams,
-        threads=threads,
-        progress=show_progress(),
-        device=device,
-        mix=MixConfig() if mix or counts else None,
-        network=not counts,
-    )
+    if tokens:
+        blob, r = compress_tokens(
+            data, load_model(model_dir), threads=threads, device=device, progress=show_progress()
+        )
+    else:
+        blob, r = compress(
+            data,
+            load_run(model_dir) if model_dir else None,
+            online=online,
+            preset=preset,
+            seed=seed,
+            n_streams=streams,
+            threads=threads,
+            progress=show_progress(),
+            device=device,
+            mix=MixConfig() if mix or counts else None,
+            network=not counts,
+        )
     atomic_write_bytes(out_path, blob)
     if json_out != "-":
         rate = "n/a" if r.bits_per_byte is None else f"{r.bits_per_byte:.4f} bits/byte"
+        pace = f"{r.n_streams} streams" if r.tokens is None else f"{r.tokens_per_second:,.1f} tokens/s"
         click.echo(
             f"{r.mode}: {r.input_bytes:,} → {r.output_bytes:,} bytes, {rate} "
-            f"({r.seconds:.1f} s, {r.bytes_per_second:,.0f} bytes/s, {r.n_streams} streams)"
+            f"({r.seconds:.1f} s, {r.bytes_per_second:,.0f} bytes/s, {pace})"
         )
         click.echo(
             f"model: {r.model_bits:,.0f} bits; overhead {r.overhead_bits:,.0f} bits "
             f"(header {8 * r.header_bytes} bits, coder {r.coder_overhead_bits:,.0f} bits)"
         )
+        if r.tokens:
+            click.echo(
+                f"tokens: {r.tokens:,} ({r.input_bytes / r.tokens:.2f} bytes/token, "
+                f"{r.model_bits / r.tokens:.4f} bits/token)"
+            )
         if r.network_bits is not None:
             click.echo(
                 f"network alone: {r.network_bits / max(r.input_bytes, 1):.4f} bits/byte "
@@ -155,7 +176,7 @@ def compress_cmd(
     "model_dir",
     default=None,
     metavar="RUN_DIR",
-    help="The run directory used to compress (offline and adaptive files).",
+    help="The run directory used to compress (offline and adaptive files), or hf:DIR (tokens files).",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def decompress_cmd(in_path, out_path, model_dir, force):
@@ -164,14 +185,26 @@ def decompress_cmd(in_path, out_path, model_dir, force):
     Any mismatch (wrong model, other torch version, corrupted or truncated file) is a one-line
     error and OUT is left untouched. Sizes are in bytes.
     """
-    from bitlens.compress import decompress, read_header
-    from bitlens.runs import atomic_write_bytes, load_run
+    from bitlens.compress import decompress, decompress_tokens, read_header
+    from bitlens.hf import HF_PREFIX
+    from bitlens.runs import atomic_write_bytes, load_model, load_run
 
     _check_output(out_path, force)
     blob = _read_input(in_path)
     header = read_header(blob)
-    model = load_run(model_dir) if model_dir and header.mode != "online" else None
-    data = decompress(blob, model, progress=show_progress())
+    hf = model_dir is not None and model_dir.startswith(HF_PREFIX)
+    if header.mode == "tokens":
+        if not hf:
+            raise BitlensError(
+                "this file was coded with a Hugging Face model's tokens "
+                f"(model {header.fingerprint.hex()[:12]}…); pass the same model: --model hf:DIR"
+            )
+        data = decompress_tokens(blob, load_model(model_dir), progress=show_progress())
+    elif hf:
+        raise BitlensError(f"this is a {header.mode} file, not a tokens file: hf:DIR does not decode it")
+    else:
+        model = load_run(model_dir) if model_dir and header.mode != "online" else None
+        data = decompress(blob, model, progress=show_progress())
     atomic_write_bytes(out_path, data)
     click.echo(f"{header.mode}: {len(blob):,} → {len(data):,} bytes, CRC-32 verified")
 

@@ -72,6 +72,8 @@ class CompressResult:
     bits_per_byte_with_model: float | None = None  # offline: weights at 2 bytes per parameter
     network_bits: float | None = None  # with mixing: Σ −log2 p under the network alone
     counts_only_bits: float | None = None  # with mixing: the same count models and mixer, no network
+    tokens: int | None = None  # tokens mode: tokens coded (`bitlens.compress.token_coder`)
+    tokens_per_second: float | None = None  # tokens mode
 
     @property
     def network_saves_bits_per_byte(self) -> float | None:
@@ -214,6 +216,8 @@ def compress(
     counts_only_bits what the same mixer codes without the network (measured in the same pass).
     network=False (with mix, no model, not online) is the counts-only coder.
     """
+    if getattr(model, "tokenizer", None) is not None:
+        raise BitlensError("a Hugging Face model codes its tokens: use bitlens.compress.compress_tokens")
     plan = _plan(len(data), model, online, preset, seed, n_streams, schedule, mix, network)
     mode, S, L, params = plan.mode, plan.n_streams, plan.stream_length, plan.params
     if (where := device_name(device)) != "cpu":
@@ -334,6 +338,11 @@ def decompress(
     """
     header, payload = unpack(blob)
     params = header.params
+    if header.mode == "tokens":
+        raise BitlensError(
+            "this file was coded with a Hugging Face model's tokens: decode it with "
+            "bitlens.compress.decompress_tokens (bitlens decompress --model hf:DIR)"
+        )
     if header.mode in ("offline", "adaptive"):
         if model is None:
             raise BitlensError(

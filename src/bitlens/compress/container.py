@@ -4,16 +4,19 @@ Layout (little-endian):
 
     magic            4 bytes   b"\\x89BLZ" (the high first byte catches text-mode mangling)
     format version   u8        FORMAT_VERSION
-    mode             u8        0 offline, 1 online, 2 adaptive, 3 counts (no network)
+    mode             u8        0 offline, 1 online, 2 adaptive, 3 counts (no network), 4 tokens
+                               (a Hugging Face model over its tokens)
     threads          u16       torch threads the probabilities were computed with
     original length  u64       bytes
     original crc32   u32       CRC-32 of the original bytes
     streams          u32       parallel streams the file was cut into
     payload words    u64       32-bit words of range-coder output that follow the header
     payload crc32    u32       CRC-32 of the payload
-    fingerprint      32 bytes  SHA-256 of the model weights (zeros in online and counts modes)
+    fingerprint      32 bytes  SHA-256 of the model weights (zeros in online and counts modes;
+                               tokens mode: over the config JSON and the weights)
     params length    u16       then that many bytes of compact JSON: torch version, online
-                               preset, seed and schedule
+                               preset, seed and schedule (tokens mode: tokenizer fingerprint,
+                               token count, start token, window, dtype, device, versions)
     header crc32     u32       CRC-32 of every header byte before it
 
 then the payload. A file that is not ours, a newer version, a corrupted or truncated file are
@@ -31,7 +34,7 @@ from bitlens.errors import BitlensError
 
 MAGIC = b"\x89BLZ"
 FORMAT_VERSION = 1
-MODES = ("offline", "online", "adaptive", "counts")
+MODES = ("offline", "online", "adaptive", "counts", "tokens")
 
 _FIXED = struct.Struct("<4sBBHQIIQI32sH")
 _CRC = struct.Struct("<I")
