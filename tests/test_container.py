@@ -7,12 +7,12 @@ import pytest
 from bitlens.compress.container import FORMAT_VERSION, MAGIC, Header, crc32, pack_header, unpack
 from bitlens.errors import BitlensError
 
-# magic | version 1 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
+# magic | version 2 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
 # 5 payload words | payload crc 0xCAFEBABE | fingerprint 00..1f | 27 bytes of JSON | header crc
 GOLDEN = (
     bytes.fromhex(
         "89424c5a"
-        "01"
+        "02"
         "01"
         "0200"
         "e803000000000000"
@@ -24,7 +24,7 @@ GOLDEN = (
         "1b00"
     )
     + b'{"seed":7,"torch":"2.13.0"}'
-    + bytes.fromhex("87abea4f")
+    + bytes.fromhex("ac85b8bd")
 )
 
 HEADER = Header(
@@ -46,7 +46,7 @@ def _file(payload: bytes = bytes(range(20))) -> bytes:
 
 
 def test_golden_bytes():
-    assert FORMAT_VERSION == 1 and MAGIC == b"\x89BLZ"
+    assert FORMAT_VERSION == 2 and MAGIC == b"\x89BLZ"
     assert pack_header(HEADER) == GOLDEN
     assert HEADER.size == len(GOLDEN) == 101
 
@@ -70,7 +70,7 @@ def test_round_trip():
         (lambda b: b + b"\x00" * 4, "corrupted file"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "payload fails its CRC-32"),
         (lambda b: b[:12] + bytes([b[12] ^ 0x40]) + b[13:], "header fails its CRC-32"),
-        (lambda b: b[:4] + bytes([FORMAT_VERSION + 1]) + b[5:], "format version 2 is not supported"),
+        (lambda b: b[:4] + bytes([FORMAT_VERSION + 1]) + b[5:], "format version 3 is not supported"),
     ],
 )
 def test_defects_are_clear_errors(mangle, message):

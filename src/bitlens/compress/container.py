@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from bitlens.errors import BitlensError
 
 MAGIC = b"\x89BLZ"
-FORMAT_VERSION = 1
+# 2: the online model has an untied head and PyTorch's default init, the mixer a match model and
+# an APM stage, and the counts and tokens modes exist; version-1 files are refused, not misread.
+FORMAT_VERSION = 2
 MODES = ("offline", "online", "adaptive", "counts", "tokens")
 
 _FIXED = struct.Struct("<4sBBHQIIQI32sH")
