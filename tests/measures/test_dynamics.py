@@ -45,10 +45,14 @@ def test_half_determined_source(tmp_path):
     low_end = classes["L->L"]["proportion"] + classes["H->L"]["proportion"]
     assert low_end == pytest.approx(0.5, abs=0.03)
     assert r["threshold_bits"] == pytest.approx(src.entropy_rate_bits(), rel=0.1)
-    assert r["checkpoints"][0]["bits_per_byte"] == pytest.approx(8.0, abs=0.1)
+    # A random network knows nothing: at least 8 bits/byte (its head's random logits add their
+    # KL from uniform, measured 0.23 bits)
+    init = r["checkpoints"][0]["bits_per_byte"]
+    assert 8.0 - 0.05 < init < 8.5
     assert r["unigram_bits_per_byte"] == pytest.approx(5.0, abs=0.02)  # 32 symbols, uniform
-    # Information gained from init: 8 − 0 bits per forced byte, 8 − 4 per free byte → 6 on average.
-    assert r["information_gained_from_init_bits"] / r["tokens"] == pytest.approx(6.0, abs=0.3)
+    # Information gained from init: init − 0 bits per forced byte, init − 4 per free byte, so
+    # init − 2 on average.
+    assert r["information_gained_from_init_bits"] / r["tokens"] == pytest.approx(init - 2.0, abs=0.3)
     assert r["tokens"] == 2048
     plot_dynamics(r, tmp_path / "dyn")
     assert (tmp_path / "dyn.png").exists() and (tmp_path / "dyn.svg").exists()
