@@ -15,6 +15,7 @@ from tests.test_report import contract_results
 
 from bitlens.cli import main
 from bitlens.compress.compare import ComparisonConfig
+from bitlens.compress.online import ONLINE_PRESET
 from bitlens.data import bundled_corpus_bytes, split_corpus
 from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
 from bitlens.demo.run import Eta, format_duration
@@ -176,7 +177,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert lens_config.tuned
     ((data, model, comparison), kwargs) = calls["compression"][0]
     assert isinstance(model, GPT) and data == heldout and kwargs == quiet
-    assert comparison == ComparisonConfig.quick() and comparison.online_preset == "tiny"
+    assert comparison == ComparisonConfig.quick() and comparison.online_preset == ONLINE_PRESET
     assert calls["prequential"] == [((corpus, PrequentialConfig.quick()), quiet)]
     assert calls["dynamics"] == [((corpus, DynamicsConfig.quick()), quiet)]
     assert calls["collapse"] == [

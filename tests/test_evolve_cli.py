@@ -50,8 +50,8 @@ def test_policy_evolution_end_to_end_with_lineage(parent_dir, tmp_path):
     for e in r["evaluations"]:
         cheap.check(e["genome"])
         m = e["metrics"]
-        # one or two steps of a tiny model: already below uniform (8 bits/byte), but not by much
-        assert 7.0 < e["heldout_bits_per_byte"] < 8.0
+        # one or two steps of a tiny model from its random init (≈ 8.2 bits/byte): not far from it
+        assert 7.0 < e["heldout_bits_per_byte"] < 8.5
         assert m["fitness"] == pytest.approx(
             (m["baseline_bits_per_byte"] - m["heldout_bits_per_byte"]) / (m["flops"] / 1e12)
         )

@@ -18,8 +18,9 @@ def test_a_learner_that_cannot_learn_shows_no_gap_and_no_cmi(shakespeare):
     point = measure_generalisation(shakespeare, cfg).points[0]
     assert point.cmi_bits == 0.0 and point.bound_bits_per_byte == 0.0
     assert point.gap_bits_per_byte == pytest.approx(0.0, abs=1e-12)
-    # An untrained model (weights of std 0.02, near-zero logits) codes at about 8 bits/byte.
-    assert point.train_bits_per_byte == pytest.approx(8.0, abs=0.05)
+    # An untrained model codes at no less than 8 bits/byte (its random logits add their KL from
+    # uniform: measured 0.18 bits/byte)
+    assert 8.0 - 0.05 < point.train_bits_per_byte < 8.5
 
 
 @pytest.fixture(scope="module")
