@@ -86,6 +86,28 @@ class CompressResult:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "bits_per_byte"}
 
 
+def coded_result(
+    mode: str, n: int, head: bytes, payload: bytes, model_bits: float, n_streams: int, seconds: float, **extra
+) -> CompressResult:
+    """The measurements of one coded file of n input bytes: sizes from its header and payload,
+    overheads against the model's code length (bits), speed from `seconds`."""
+    size = len(head) + len(payload)
+    return CompressResult(
+        mode=mode,
+        input_bytes=n,
+        output_bytes=size,
+        bits_per_byte=8 * size / n if n else None,
+        model_bits=model_bits,
+        overhead_bits=8 * size - model_bits,
+        header_bytes=len(head),
+        coder_overhead_bits=8 * len(payload) - model_bits,
+        n_streams=n_streams,
+        seconds=seconds,
+        bytes_per_second=n / max(seconds, 1e-9),
+        **extra,
+    )
+
+
 # The online model, in header order (a file written before tie_embeddings existed is refused).
 _MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "tie_embeddings")
 
@@ -259,18 +281,14 @@ def compress(
     head = pack_header(header)
     blob = head + payload
     seconds = time.perf_counter() - t0
-    result = CompressResult(
-        mode=mode,
-        input_bytes=n,
-        output_bytes=len(blob),
-        bits_per_byte=8 * len(blob) / n if n else None,
-        model_bits=model_bits,
-        overhead_bits=8 * len(blob) - model_bits,
-        header_bytes=len(head),
-        coder_overhead_bits=8 * len(payload) - model_bits,
-        n_streams=S,
-        seconds=seconds,
-        bytes_per_second=n / max(seconds, 1e-9),
+    result = coded_result(
+        mode,
+        n,
+        head,
+        payload,
+        model_bits,
+        S,
+        seconds,
         network_bits=lengths_bits.network if mix is not None and mode != "counts" else None,
         counts_only_bits=lengths_bits.counts_only if mix is not None else None,
     )

@@ -43,7 +43,7 @@ import constriction
 import numpy as np
 import torch
 
-from bitlens.compress.coder import DEFAULT_THREADS, CompressResult
+from bitlens.compress.coder import DEFAULT_THREADS, CompressResult, coded_result
 from bitlens.compress.container import Header, crc32, pack_header, unpack
 from bitlens.compress.device import decoding_device, device_name
 from bitlens.determinism import deterministic
@@ -266,18 +266,14 @@ def compress_tokens(
     blob = head + payload
     seconds = time.perf_counter() - t0
     n = len(data)
-    result = CompressResult(
-        mode=MODE,
-        input_bytes=n,
-        output_bytes=len(blob),
-        bits_per_byte=8 * len(blob) / n if n else None,
-        model_bits=model_bits,
-        overhead_bits=8 * len(blob) - model_bits,
-        header_bytes=len(head),
-        coder_overhead_bits=8 * len(payload) - model_bits,
-        n_streams=header.n_streams,
-        seconds=seconds,
-        bytes_per_second=n / max(seconds, 1e-9),
+    result = coded_result(
+        MODE,
+        n,
+        head,
+        payload,
+        model_bits,
+        header.n_streams,
+        seconds,
         params=model.num_params(),
         bits_per_byte_with_model=(8 * len(blob) + 16 * model.num_params()) / n if n else None,
         tokens=len(ids),
