@@ -70,25 +70,21 @@ def bootstrap_ci(
     point = float(statistic(x))
     if x.size == 1 or np.all(x == x[0]):
         return Interval(point, point, point, int(x.size), confidence)
-    res = _st.bootstrap(
-        (x,),
-        lambda s, axis=-1: np.apply_along_axis(statistic, axis, s),
-        confidence_level=confidence,
-        n_resamples=n_resamples,
-        method="BCa",
-        random_state=np.random.default_rng(seed),
-    )
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (np.isfinite(low) and np.isfinite(high)):  # BCa degenerates on tiny samples
+
+    def interval(method: str) -> tuple[float, float]:
         res = _st.bootstrap(
             (x,),
             lambda s, axis=-1: np.apply_along_axis(statistic, axis, s),
             confidence_level=confidence,
             n_resamples=n_resamples,
-            method="percentile",
+            method=method,
             random_state=np.random.default_rng(seed),
         )
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+    low, high = interval("BCa")
+    if not (np.isfinite(low) and np.isfinite(high)):  # BCa degenerates on tiny samples
+        low, high = interval("percentile")
     return Interval(point, low, high, int(x.size), confidence)
 
 

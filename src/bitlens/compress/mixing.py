@@ -74,7 +74,9 @@ class MatchModel:
 
     def __init__(self, n_streams: int, capacity: int, hash_bits: int) -> None:
         self.S, self.cap = n_streams, max(1, capacity)
-        self.text = np.zeros(n_streams * self.cap, dtype=np.uint8)  # stream s at s·cap + i
+        # stream s at s·cap + i (capacity: the most bytes a stream codes); one spare byte so that a
+        # position just past the last stream's end, which a match may point at, stays readable
+        self.text = np.zeros(n_streams * self.cap + 1, dtype=np.uint8)
         self.n = np.zeros(n_streams, dtype=np.int64)  # bytes seen per stream
         self.last = np.full(1 << hash_bits, -1, dtype=np.int64)  # context hash → flat position after it
         self.ptr = np.full(n_streams, -1, dtype=np.int64)  # flat position of the predicted byte
