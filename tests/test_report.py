@@ -497,3 +497,21 @@ def test_browser_test_skips_without_chromium_only_outside_ci(monkeypatch):
 def test_help_states_units(command, capsys):
     assert main([command, "--help"]) == 0
     assert "bits" in capsys.readouterr().out
+
+
+def test_the_compression_section_says_what_the_network_saves_or_costs():
+    from bitlens.report.sections import _compression_reading, _compression_table
+
+    def result(saves: float) -> list[dict]:
+        mixed = {"name": "bitlens online+mix", "bits_per_byte": 2.5, "roundtrip": True, "network_bits": 400}
+        xz = {"name": "xz -9e", "bits_per_byte": 3.0, "roundtrip": True}
+        return [{"input_bytes": 100, "rows": [xz, {**mixed, "network_saves_bits_per_byte": saves}]}]
+
+    assert any(
+        "network's input saves 0.053 bits/byte" in line for line in _compression_reading(result(0.053))
+    )
+    assert any(
+        "network's input costs 0.002 bits/byte" in line for line in _compression_reading(result(-0.002))
+    )
+    table = _compression_table(result(0.053))
+    assert table.headers[-1] == "network saves (bits/byte)" and table.rows[1][-1] == 0.053

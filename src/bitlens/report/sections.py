@@ -123,6 +123,9 @@ def _compression_table(r: list[dict]) -> Table:
             {**row, "network_bpb": row["network_bits"] / n} if "network_bits" in row else row for row in rows
         ]
         keys.append("network_bpb")
+    if any("network_saves_bits_per_byte" in row for row in rows):
+        headers.append("network saves (bits/byte)")
+        keys.append("network_saves_bits_per_byte")
     return Table(headers, [[row.get(k) for k in keys] for row in rows])
 
 
@@ -140,6 +143,14 @@ def _compression_reading(r: list[dict]) -> list[str]:
             f"bits/byte, {_relative(best_l['bits_per_byte'], best_c['bits_per_byte'])} the best "
             f"classical compressor ({best_c['name']}, {fmt(best_c['bits_per_byte'])} bits/byte)."
         )
+    for row in rows:
+        saves = row.get("network_saves_bits_per_byte")
+        if saves is not None:
+            verb = "saves" if saves >= 0 else "costs"
+            lines.append(
+                f"Inside {row['name']} the network's input {verb} {fmt(abs(saves))} bits/byte against "
+                "the same count models and mixer without it (measured in the same pass)."
+            )
     failed = [row["name"] for row in res["rows"] if not row.get("roundtrip")]
     with_model = [row for row in rows if row.get("bits_per_byte_with_model") is not None]
     check = f"{len(res['rows']) - len(failed)} of {len(res['rows'])} rows decoded back to the input" + (
