@@ -11,19 +11,29 @@ StateSMix) therefore mix the network with count models that learn from a single 
   (Witten–Bell: weight u/(N+u) on the lower order, u = distinct bytes seen, N = total), down to
   an adaptive order-0 model. A word model (context: the letters since the last non-letter,
   backing off to order 2) joins them;
-- a geometric mixer: p(x) ∝ exp(Σ_i w_i · log p_i(x)) over the network and each order's
-  interpolated distribution, with one weight vector per "confidence" (the highest order whose
-  context was seen before, times a bucket of that context's count), trained online by gradient
-  ascent on log p(x) (learning rate `rate`, in nats). Weights start at 1 on the highest order
-  and 0 elsewhere, the network included: the untrained network is near uniform, and the mixer
-  learns to trust it as it learns. Rates of 0.001–0.003 work (0.01 oscillates). Counts alone,
-  no network, code the first 256 KiB of enwik8 at ≈ 2.18 bits/byte (xz -9e 2.414) and the whole 1 MB at 2.104
-  (xz -9e 2.326); the word model gave −0.065, 2^18 instead of 2^17 buckets −0.02;
+- a match model: the byte that followed the last occurrence of the current 6-byte context,
+  followed byte by byte while it predicts right, its probability the hit rate measured so far at
+  that match length (paq8/lpaq);
+- a geometric mixer: p(x) ∝ exp(Σ_i w_i · log p_i(x)) over the network and every model above,
+  with one weight vector per "confidence" (the highest order whose context was seen before, times
+  a bucket of that context's count, times a bucket of the match length), trained online by
+  gradient ascent on log p(x) (learning rate `rate`, in nats). Weights start at 1 on the highest
+  order and 0 elsewhere, the network included: the untrained network knows nothing, and the mixer
+  learns to trust it as it learns. Rates of 0.001–0.003 work (0.01 oscillates);
+- an APM (secondary estimation, paq's SSE): the probability of one byte (the match's, else the
+  top order's most likely) is refined through an adaptive table indexed by the last byte, the
+  match state and stretch(p), interpolated between its two nearest cells, and averaged 1:3 with
+  the mixer's; the other bytes are scaled to match;
 - a floor: p ← (1 − 2⁻²⁰) p + 2⁻²⁰/256, so no byte is ever impossible (at most ≈ 28 bits).
 
-Everything is numpy on the CPU (float32 for the 256-wide arrays, whose logarithms dominate the
-cost; float64 for the coder's final probabilities) and a pure function of the bytes seen so far,
-so the encoder and the decoder compute identical probabilities. All streams share the counts and the
+What each part earns, without the network, is `benchmarks/mixer_parts.py` (on the first 256 KiB
+of four files: the word model 0.03–0.06 bits/byte, the match model 0.007–0.06, the APM
+0.004–0.008; benchmarks/RESULTS.md). With `counts_only`, a second mixer and APM without the
+network's input run in the same pass over the same count models: what the network saves.
+
+Everything is numpy on the CPU (float32 for the 256-wide arrays, float64 for the coder's final
+probabilities) and a pure function of the bytes seen so far, so the encoder and the decoder
+compute identical probabilities. All streams share the counts, the match model's history and the
 weights (they are parts of one file). Log-probabilities are in nats, code lengths in bits.
 """
 
