@@ -80,6 +80,11 @@ def fit_heldout_bits_per_byte(
     return evaluate(model, split.val).bits_per_byte
 
 
+def within(measured: float, expected: float, tolerance: float) -> bool:
+    """Whether `measured` lies within a relative `tolerance` of `expected` (the rate checks' criterion)."""
+    return abs(measured - expected) <= tolerance * expected
+
+
 def _check(
     name: str,
     source: MarkovSource,
@@ -115,7 +120,7 @@ def check_model_vs_entropy_rate(
         rate,
         bpb,
         tolerance,
-        abs(bpb - rate) <= tolerance * rate,
+        within(bpb, rate, tolerance),
         t0,
         bytes=n_bytes,
         steps=steps,
@@ -148,7 +153,7 @@ def check_model_learns_order_k(
         rate,
         bpb,
         tolerance,
-        abs(bpb - rate) <= tolerance * rate,
+        within(bpb, rate, tolerance),
         t0,
         bytes=n_bytes,
         steps=steps,
@@ -178,7 +183,7 @@ def check_prequential_vs_entropy_rate(
         rate,
         last,
         tolerance,
-        abs(last - rate) <= tolerance * rate,
+        within(last, rate, tolerance),
         t0,
         bytes=r.bytes,
         prequential_bits_per_byte=r.bits_per_byte["prequential_bits"],
