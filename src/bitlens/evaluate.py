@@ -126,11 +126,13 @@ def score_windows(
     with_entropy: bool,
     progress: bool,
     label: str,
+    rate: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Surprisal (and entropy) in bits of every target, seq[i] predicting targets[i], scored in
     overlapping windows of `block` shifted by `stride` (see `_windows`), `batch_size` at a time.
 
-    The model is any callable mapping (B, T) ids to (B, T, V) logits (bytes or tokens).
+    The model is any callable mapping (B, T) ids to (B, T, V) logits (bytes or tokens); `rate`
+    names the unit the progress bar counts per second ("tokens").
     """
     n = len(targets)
     surprisal = np.zeros(n, dtype=np.float64)
@@ -138,7 +140,7 @@ def score_windows(
     windows = _windows(n, block, stride)
     # The first window may be short; every later window has length exactly `block`.
     groups = [windows[:1]] + [windows[i : i + batch_size] for i in range(1, len(windows), batch_size)]
-    with progress_bar(n, label, enabled=progress) as bar:
+    with progress_bar(n, label, enabled=progress, rate=rate) as bar:
         for group in (g for g in groups if g):
             x = torch.stack([seq[a:e] for a, _, e in group])
             y = torch.stack([targets[a:e] for a, _, e in group])

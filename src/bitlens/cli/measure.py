@@ -12,7 +12,10 @@ import click
 from bitlens.cli.common import (
     corpus_option,
     emit_json,
+    hf_options,
     json_option,
+    load_model_spec,
+    model_option,
     plot_option,
     preset_names,
     quick_option,
@@ -50,8 +53,9 @@ def measure() -> None:
 
 
 @measure.command("surprisal")
-@click.option("--model", "model_dir", required=True, metavar="RUN_DIR", help="A trained run directory.")
+@model_option
 @corpus_option
+@hf_options
 @click.option(
     "--max-bytes",
     type=click.IntRange(min=0),
@@ -74,8 +78,12 @@ def measure() -> None:
 )
 @plot_option
 @json_option
-def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path, json_out):
+def surprisal_cmd(
+    model_spec, corpus, device, dtype, batch_tokens, max_bytes, span, top_k, npz_path, plot_path, json_out
+):
     """Per-byte surprisal −log2 p(x_t) and predictive entropy H(p_t), in bits.
+
+    For an hf: model each token's bits are spread over its bytes (totals exact, as `eval`).
 
     Prints both averages in bits/byte and the most and least surprising spans. JSON keys:
     bits_per_byte, entropy_bits_per_byte, bytes, most_surprising, least_surprising
@@ -84,10 +92,10 @@ def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path
     from bitlens.config import override
     from bitlens.data import load_corpus
     from bitlens.measures.surprisal import SurprisalConfig, measure_surprisal, plot_surprisal
-    from bitlens.runs import load_run
 
     cfg = override(SurprisalConfig.full(), max_bytes=max_bytes, span=span, top_k=top_k)
-    result = measure_surprisal(load_run(model_dir), load_corpus(corpus), cfg, progress=show_progress())
+    model = load_model_spec(model_spec, device, dtype, batch_tokens)
+    result = measure_surprisal(model, load_corpus(corpus), cfg, progress=show_progress())
     if npz_path:
         result.scores.save_npz(npz_path)
     r = result.to_dict()
