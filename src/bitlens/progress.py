@@ -29,6 +29,8 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        if speed is None and task.elapsed:  # rich's own estimate needs two updates
+            speed = task.completed / task.elapsed
         return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s")
 
 
