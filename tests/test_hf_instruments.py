@@ -396,3 +396,22 @@ def test_refusals_are_one_line_and_write_nothing(dirs, corpus, tmp_path, capsys)
         code, _, err = cli(capsys, *command)
         assert code == 1 and "not a Hugging Face model" in err and err.count("\n") == 1, err
     assert not (tmp_path / "e").exists()
+
+
+def test_pretrained_benchmark_runs_on_a_tiny_model(dirs, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pretrained.py"
+    spec = importlib.util.spec_from_file_location("pretrained_bench", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "p.json"
+    args = ["--model", f"hf:{dirs['gpt2']}", "--bytes", "1500", "--lens-tokens", "256"]
+    assert bench.main([*args, "--compress-bytes", "200", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["compression"]["roundtrip"] and r["compression"]["bytes"] == 200
+    assert len(r["lens"]) == 3 and r["lens"][-1]["logit_kl_bits"] == 0
+    assert r["eval"]["bytes"] == 1500 and r["eval"]["tokens_per_second"] > 0 and r["device"] == "cpu"
+    assert "bits/byte" in capsys.readouterr().out
