@@ -18,7 +18,6 @@ token at a time through the KV cache, so it is much slower than scoring).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
