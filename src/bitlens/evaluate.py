@@ -131,9 +131,11 @@ def score_windows(
     """Surprisal (and entropy) in bits of every target, seq[i] predicting targets[i], scored in
     overlapping windows of `block` shifted by `stride` (see `_windows`), `batch_size` at a time.
 
-    The model is any callable mapping (B, T) ids to (B, T, V) logits (bytes or tokens); `rate`
-    names the unit the progress bar counts per second ("tokens").
+    The model is any callable mapping (B, T) ids to (B, T, V) logits (bytes or tokens); a model
+    with `token_bits` (`bitlens.hf.HFModel`) computes the bits itself, where its logits are.
+    `rate` names the unit the progress bar counts per second ("tokens").
     """
+    token_bits = getattr(model, "token_bits", None)
     n = len(targets)
     surprisal = np.zeros(n, dtype=np.float64)
     entropy = np.zeros(n, dtype=np.float64) if with_entropy else None
@@ -144,9 +146,12 @@ def score_windows(
         for group in (g for g in groups if g):
             x = torch.stack([seq[a:e] for a, _, e in group])
             y = torch.stack([targets[a:e] for a, _, e in group])
-            logits = model(x)
-            s = surprisal_bits(logits, y)
-            h = entropy_bits(logits) if entropy is not None else None
+            if token_bits is not None:
+                s, h = token_bits(x, y, entropy is not None)
+            else:
+                logits = model(x)
+                s = surprisal_bits(logits, y)
+                h = entropy_bits(logits) if entropy is not None else None
             for row, (a, lo, e) in enumerate(group):
                 surprisal[lo:e] = s[row, lo - a :].double().numpy()
                 if entropy is not None and h is not None:

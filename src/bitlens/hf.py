@@ -176,6 +176,20 @@ class HFModel:
             return self.model(input_ids=idx.to(self.device)).logits.float().cpu()
 
     @torch.no_grad()
+    def token_bits(
+        self, idx: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Surprisal of `targets` and (if asked) the predictive entropy, (B, T) float32 bits on the
+        CPU, computed on the model's device: only B·T numbers cross back, not B·T·V logits."""
+        from bitlens.units import entropy_bits, surprisal_bits
+
+        with self._guard():
+            logits = self.model(input_ids=idx.to(self.device)).logits
+            s = surprisal_bits(logits, targets.to(self.device)).cpu()
+            h = entropy_bits(logits).cpu() if with_entropy else None
+        return s, h
+
+    @torch.no_grad()
     def forward_hidden(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and the n_layer + 1 hidden states (the last one after the final norm), float32
         on the CPU."""
@@ -310,7 +324,6 @@ def score_byte_windows(
     """
     from bitlens.evaluate import score_windows
     from bitlens.tokens import spread_over_bytes
-    from bitlens.units import entropy_bits, surprisal_bits
 
     n, width = windows.shape
     rows = [_window_stream(model, bytes(w.to(torch.uint8).numpy().tobytes())) for w in windows]
@@ -340,9 +353,9 @@ def score_byte_windows(
             st = rows[j][2]
             x[r, : len(st)] = st.inputs()[:-1]
             y[r, : len(st)] = st.ids
-        logits = model(x)
-        s_all = surprisal_bits(logits, y).double().numpy()
-        h_all = entropy_bits(logits).double().numpy() if with_entropy else None
+        s_t, h_t = model.token_bits(x, y, with_entropy)
+        s_all = s_t.double().numpy()
+        h_all = h_t.double().numpy() if h_t is not None else None
         for r, j in enumerate(group):
             k = len(rows[j][2])
             tok_s[j] = s_all[r, :k]
