@@ -231,7 +231,8 @@ def test_greedy_samples_equal_full_forwards(arch, models):
     assert again[0] == sample_bytes(model, prompt, n_new, 1.0, 0.9, torch.Generator().manual_seed(3))[0]
 
 
-def test_compare_with_a_token_parent_leaves_out_soft_targets(models, shakespeare):
+def test_compare_with_a_token_parent_leaves_out_soft_targets(models, shakespeare, capsys):
+    from bitlens.cli.offspring import _print_comparison
     from bitlens.offspring.compare import CompareConfig, compare_strategies
 
     r = compare_strategies(
@@ -241,6 +242,9 @@ def test_compare_with_a_token_parent_leaves_out_soft_targets(models, shakespeare
     assert [d["target"] for d in r["distillation"]] == ["raw", "hard"]
     assert all(d["kl_to_parent_bits"] is None for d in r["distillation"])
     assert len(r["strategies"]) == 10 and r["parent_bits_per_byte"] > 0
+    _print_comparison(r)
+    printed = capsys.readouterr().out
+    assert "not run: soft, mix" in printed and "n/a" in printed
 
 
 def test_collapse_from_a_pretrained_generation_0(models, shakespeare):
