@@ -25,6 +25,10 @@ _DTYPES = ("float32", "bfloat16", "float16")
 def _coding_device(device: str | None) -> str:
     """The device an hf: model codes on: the one asked for, else cuda when available, else cpu.
     (MPS is not offered for coding: its file could not be checked on decoding.)"""
+    if device == "mps":
+        raise BitlensError(
+            "tokens mode codes on cpu or cuda: a file coded on mps could not be checked when decoding"
+        )
     if device is not None:
         return device
     import torch
