@@ -152,7 +152,7 @@ def tiny_context():
 def test_offspring_with_a_pretrained_parent(arch, models, shakespeare):
     """The parent selects by its surprisal and writes half of every batch; its held-out bits/byte
     are its window scores' mean; it has no next-byte distribution, so no KL and no soft target."""
-    from bitlens.hf import score_byte_windows
+    from bitlens.offspring.parent import score_byte_windows
     from bitlens.offspring.policy import CurationPolicy, context_from_model, evaluate_policy
 
     parent = models[arch]
@@ -175,7 +175,7 @@ def test_window_scores_are_the_tokens_bits_over_their_bytes(models, shakespeare)
     """Known answer: a window read on its own scores its bytes exactly as `score_bytes_any` does
     on the same bytes (less the first byte, no target); batches of one window agree with full
     batches (right padding never leaks into a causal model)."""
-    from bitlens.hf import score_byte_windows
+    from bitlens.offspring.parent import score_byte_windows
     from bitlens.offspring.select import make_windows
     from bitlens.tokens import score_bytes_any
 
@@ -192,7 +192,7 @@ def test_window_scores_are_the_tokens_bits_over_their_bytes(models, shakespeare)
 
 
 def test_text_span_drops_characters_cut_at_the_edges():
-    from bitlens.hf import text_span
+    from bitlens.offspring.parent import text_span
 
     word = "漢字".encode()  # two 3-byte characters
     assert text_span(word) == (0, 6)
@@ -205,7 +205,7 @@ def test_text_span_drops_characters_cut_at_the_edges():
 def test_greedy_samples_equal_full_forwards(arch, models):
     """Known answer: at temperature 0 the KV-cached sampler writes what argmax over full forwards
     writes, and its per-byte bits sum to the tokens' −log2 p (untempered)."""
-    from bitlens.hf import sample_bytes
+    from bitlens.offspring.parent import sample_bytes
 
     model = models[arch]
     prompt, n_new = b"First Citizen:\n", 40
@@ -248,8 +248,8 @@ def test_compare_with_a_token_parent_leaves_out_soft_targets(models, shakespeare
 
 
 def test_collapse_from_a_pretrained_generation_0(models, shakespeare):
-    from bitlens.hf import score_byte_windows
     from bitlens.offspring.collapse import CollapseConfig, _real_and_test, run_collapse
+    from bitlens.offspring.parent import score_byte_windows
 
     config = CollapseConfig(
         generations=1, real_bytes=640, test_bytes=320, budget_tokens=256, window=32, batch_size=4
