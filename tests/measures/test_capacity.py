@@ -176,6 +176,8 @@ def test_lookup_capacity_check_is_a_known_answer():
     # Below capacity it stores every sequence, each costing log2 n bits.
     n0 = check.details["n_sequences"][0]
     assert check.details["memorised_bits"][0] == pytest.approx(n0 * (128 - math.log2(n0)), rel=1e-5)
+    # A sweep that stops below the capacity shows no plateau: the check fails.
+    assert not check_capacity_lookup(capacity_sequences=32, seq_len=16, multiples=(0.25, 0.5, 0.75)).passed
 
 
 def test_capacity_check_has_a_real_expected_value():
