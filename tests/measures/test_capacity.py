@@ -161,7 +161,18 @@ def test_training_stops_when_memorised_bits_stop_moving():
     record = train_to_saturation(model, seqs, cfg, seed=0)
     assert record.saturated and record.steps < cfg.saturation.max_steps and record.steps % 25 == 0
     assert record.window_growth_relative <= 0.01
+    history = dict(record.memorised_bits_by_step)
+    assert list(history) == list(range(0, record.steps + 1, 25))
+    assert history[record.steps] - history[record.steps - 50] == pytest.approx(record.window_growth_bits)
     assert memorised_bits(sequence_surprisal_bits(model, seqs), 32) >= 0.9 * 4 * 32 * 8
+    # A model that stores nothing (a learning rate of 0) is flat from the start, but has not
+    # started memorising: not saturated.
+    frozen = CapacityConfig(
+        lr=0.0, saturation=Saturation(check_every=10, window=20, min_steps=20, max_steps=40)
+    )
+    torch.manual_seed(0)
+    flat = train_to_saturation(GPT(cfg.model_config(1, 8)), seqs, frozen, seed=0)
+    assert not flat.saturated and flat.window_growth_bits == 0.0
     # A cap shorter than the window can never show saturation: recorded as not saturated.
     capped = CapacityConfig(saturation=Saturation(check_every=10, window=20, min_steps=20, max_steps=10))
     torch.manual_seed(0)

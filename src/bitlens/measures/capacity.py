@@ -67,13 +67,15 @@ ANCHOR_FOR_PRECISION = {
 class Saturation:
     """When training stops: memorised bits are measured every `check_every` steps; training is
     saturated once (after `min_steps`) they grew by ≤ `rel_tol` × their value over the last
-    `window` steps, and stops at `max_steps` either way."""
+    `window` steps while above `min_share` of the data's bits (below it the model has not started
+    memorising: a flat start is not a plateau), and stops at `max_steps` either way."""
 
     check_every: int = 50
     window: int = 200  # a multiple of check_every
     rel_tol: float = 0.01
     min_steps: int = 200
     max_steps: int = 5000
+    min_share: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class SaturationRecord:
     steps: int
     window_growth_bits: float  # memorised bits gained over the last window (at the stop)
     window_growth_relative: float  # ... as a share of the memorised bits at the stop
+    memorised_bits_by_step: list[tuple[int, float]]  # every check, from step 0
 
 
 def train_to_saturation(model: GPT, seqs: torch.Tensor, cfg: CapacityConfig, seed: int) -> SaturationRecord:
@@ -227,6 +230,7 @@ def train_to_saturation(model: GPT, seqs: torch.Tensor, cfg: CapacityConfig, see
     opt = make_optimizer(model, tc)
     x = _windows(seqs)
     n, per_epoch = len(seqs), math.ceil(len(seqs) / cfg.batch_size)
+    data_bits = BITS_PER_RANDOM_BYTE * seqs.numel()
     history = {0: memorised_bits(sequence_surprisal_bits(model, seqs), cfg.seq_len)}
     growth, relative = float("nan"), float("nan")
     gen = torch.Generator().manual_seed(seed)
@@ -252,11 +256,11 @@ def train_to_saturation(model: GPT, seqs: torch.Tensor, cfg: CapacityConfig, see
                 continue
             growth = now - history[done - sat.window]
             relative = growth / now if now > 0 else float("inf")
-            if now > 0 and growth <= sat.rel_tol * now:
+            if now > sat.min_share * data_bits and growth <= sat.rel_tol * now:
                 model.eval()
-                return SaturationRecord(True, done, growth, relative)
+                return SaturationRecord(True, done, growth, relative, list(history.items()))
     model.eval()
-    return SaturationRecord(False, sat.max_steps, growth, relative)
+    return SaturationRecord(False, sat.max_steps, growth, relative, list(history.items()))
 
 
 # --- the sweep and the plateau -----------------------------------------------------------------
