@@ -23,6 +23,55 @@ from bitlens.report.sections import fmt
 HOSTILE = '<script>alert("x")</script> & \x01 "quoted"'
 
 
+def _capacity_contract() -> dict:
+    """Two sizes × two seeds; capacities on the line 2.5·params − 1000, seed 1 a little above."""
+    runs = []
+    for seed in (0, 1):
+        for n_layer, n_embd, params in ((1, 16, 10_000), (2, 32, 40_000)):
+            cap = 2.5 * params - 1000 + 500 * seed * (params // 10_000)
+            runs.append(
+                {
+                    "n_layer": n_layer,
+                    "n_embd": n_embd,
+                    "seed": seed,
+                    "parameters": params,
+                    "memorised_bits": cap,
+                    "saturated": True,
+                    "plateau_reached": seed == 0,
+                    "points": [
+                        {"data_bits": 0.5 * cap, "memorised_bits": 0.5 * cap},
+                        {"data_bits": 2.0 * cap, "memorised_bits": cap},
+                    ],
+                }
+            )
+
+    def fit(slope: float, lo: float, hi: float, anchor: str, value: float) -> dict:
+        return {
+            "slope_bits_per_parameter": slope,
+            "slope_ci95": [lo, hi],
+            "n_seeds": 2,
+            "anchor": anchor,
+            "anchor_bits_per_parameter": value,
+        }
+
+    precision = {
+        "fp32": fit(2.55, 2.5, 2.6, "morris_2025/fp32", 3.83),
+        "bf16": fit(2.55, 2.5, 2.6, "morris_2025/bf16", 3.51),
+        "int8": fit(2.5, 2.45, 2.55, "allen_zhu_li_2024/int8", 2.0),
+        "int4": fit(1.25, 1.0, 1.5, "allen_zhu_li_2024/int4", 0.7),
+    }
+    return {
+        **{k: precision["fp32"][k] for k in ("slope_bits_per_parameter", "slope_ci95", "n_seeds")},
+        "intercept_bits_by_seed": [-1000.0, -1000.0],
+        "precision": precision,
+        "runs": runs,
+        "anchors_bits_per_parameter": {
+            "morris_2025": {"overall": 3.6, "fp32": 3.83, "bf16": 3.51},
+            "allen_zhu_li_2024": {"1000_exposures": 2.0, "100_exposures": 1.0, "int8": 2.0, "int4": 0.7},
+        },
+    }
+
+
 def contract_results() -> dict[str, dict]:
     """One result per step, with the keys its section and its plot functions read, numbers chosen
     by hand."""
@@ -149,31 +198,7 @@ def contract_results() -> dict[str, dict]:
             ],
             "spearman_start_surprisal_vs_gain": 0.5,
         },
-        "capacity": {
-            "models": [
-                {
-                    "n_layer": 1,
-                    "n_embd": 16,
-                    "params": 10000,
-                    "bits_per_parameter": 1.5,
-                    "points": [
-                        {"data_bits": 8000.0, "memorised_bits": 7000.0},
-                        {"data_bits": 32000.0, "memorised_bits": 15000.0},
-                    ],
-                },
-                {
-                    "n_layer": 2,
-                    "n_embd": 32,
-                    "params": 40000,
-                    "bits_per_parameter": 2.75,
-                    "points": [
-                        {"data_bits": 8000.0, "memorised_bits": 8000.0},
-                        {"data_bits": 320000.0, "memorised_bits": 110000.0},
-                    ],
-                },
-            ],
-            "reference_bits_per_parameter": {"morris_2025": 3.6, "allen_zhu_li": 2.0},
-        },
+        "capacity": _capacity_contract(),
         "lens": {"layers": layers},
         "probes": {
             "properties": [
@@ -341,10 +366,11 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "it is over-confident" in text  # entropy 2.25 < 2.5 bits/byte
     assert "The H->L tokens gained the most information during training: 900.000 bits" in text
     assert (
-        "stored at least 2.750 bits per parameter (40,000 parameters; memorised bits are a lower bound"
-        in text
-        and "110,000 bits" in text
+        "Capacity grows by 2.550 bits per parameter (95% CI [2.500, 2.600], 2 seeds), fitted over "
+        "10,000–40,000 parameters; Morris et al. measured 3.830 (fp32) and 3.510 (bf16)" in text
     )
+    assert "2 of 4 runs did not saturate or reach a plateau" in text
+    assert "int4 1.250 [1.000, 1.500] bits/parameter; Allen-Zhu & Li kept 2 after int8" in text
     assert "is_vowel compresses best at layer 1 (4.000× vs 1.500× for its control task)" in text
     assert "largest lead over a control task is is_vowel at layer 1 (2.500× more compression)" in text
     assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51%, 26%, 12%, 11%)" in text

@@ -198,34 +198,50 @@ def dynamics_cmd(corpus, preset, steps, seed, quick, plot_path, json_out):
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Full-batch training steps (= exposures per sequence).",
+    help="Step cap of each training run (runs stop earlier once memorised bits stop moving).",
 )
+@click.option("--seeds", "n_seeds", type=click.IntRange(min=1), default=None, help="Number of seeds.")
 @seed_option
 @quick_option
 @plot_option
 @json_option
-def capacity_cmd(steps, seed, quick, plot_path, json_out):
-    """Memorisation capacity in bits per parameter, on uniformly random bytes (8 bits/byte).
+def capacity_cmd(steps, n_seeds, seed, quick, plot_path, json_out):
+    """Memorisation capacity as bits per parameter: the slope of capacity against parameters.
 
-    Memorised bits = Σ max(0, 8·S − surprisal) over the sequences; the plateau over a sweep of
-    dataset sizes / parameters, beside Morris et al. (≈3.6) and Allen-Zhu & Li (≈2).
-    JSON keys: models (list of {params, bits_per_parameter, plateau_reached, points}),
-    reference_bits_per_parameter.
+    On uniformly random bytes (baseline 8 bits/byte), memorised bits = Σ max(0, 8·S − surprisal);
+    each run trains until they stop moving (or the step cap); capacity = the plateau over a sweep
+    of dataset sizes. Re-measured after bf16, int8 and int4 rounding of the weights, beside Morris
+    et al. and Allen-Zhu & Li. The long study is benchmarks/capacity.py.
+    JSON keys: slope_bits_per_parameter, slope_ci95, n_seeds, precision, runs (each with
+    parameters, memorised_bits, saturated, plateau_reached, points), anchors_bits_per_parameter.
     """
+    from dataclasses import replace
+
     from bitlens.config import override
     from bitlens.measures.capacity import CapacityConfig, measure_capacity, plot_capacity
 
     base = CapacityConfig.quick() if quick else CapacityConfig.full()
-    cfg = override(base, seed=seed, steps=steps)
+    cfg = override(base, seed=seed, n_seeds=n_seeds)
+    if steps is not None:
+        sat = cfg.saturation
+        cfg = replace(cfg, saturation=replace(sat, max_steps=steps, min_steps=min(sat.min_steps, steps)))
     r = measure_capacity(cfg, progress=show_progress()).to_dict()
-    for m in r["models"]:
-        flag = "" if m["plateau_reached"] else "  (still growing: sweep more sequences)"
+    for m in r["runs"]:
+        flags = ("" if m["saturated"] else "  (not saturated)") + (
+            "" if m["plateau_reached"] else "  (no plateau: a lower bound)"
+        )
         _echo(
             json_out,
-            f"{m['n_layer']}×{m['n_embd']}: {m['params']:,} params, capacity "
-            f"{m['capacity_bits']:,.0f} bits = {m['bits_per_parameter']:.2f} bits/param{flag}",
+            f"{m['n_layer']}×{m['n_embd']} seed {m['seed']}: {m['parameters']:,} params, "
+            f"{m['memorised_bits']:,.0f} bits = {m['bits_per_parameter']:.2f} bits/param{flags}",
         )
-    _echo(json_out, "references: Morris et al. 2025 ≈3.6 bits/param, Allen-Zhu & Li ≈2 bits/param")
+    for p, f in r["precision"].items():
+        lo, hi = f["slope_ci95"]
+        _echo(
+            json_out,
+            f"{p}: slope {f['slope_bits_per_parameter']:.2f} bits/param [{lo:.2f}, {hi:.2f}] over "
+            f"{f['n_seeds']} seeds (anchor {f['anchor']}: {f['anchor_bits_per_parameter']})",
+        )
     _finish(r, json_out, plot_path, plot_capacity)
 
 

@@ -257,21 +257,47 @@ def _dynamics_reading(r: list[dict]) -> list[str]:
 
 def _capacity_table(r: list[dict]) -> Table:
     res = r[0]
-    rows = [["measured", m["params"], m["bits_per_parameter"]] for m in res["models"]]
-    rows += [[f"reference: {k}", None, v] for k, v in res["reference_bits_per_parameter"].items()]
-    return Table(["model", "parameters", "bits/parameter"], rows)
+    rows = [
+        [
+            p,
+            f["slope_bits_per_parameter"],
+            f"[{fmt(f['slope_ci95'][0])}, {fmt(f['slope_ci95'][1])}]",
+            f["n_seeds"],
+            f["anchor"],
+            f["anchor_bits_per_parameter"],
+        ]
+        for p, f in res["precision"].items()
+    ]
+    headers = ["weights", "slope (bits/parameter)", "95% CI", "seeds", "anchor", "anchor (bits/parameter)"]
+    return Table(headers, rows)
 
 
 def _capacity_reading(r: list[dict]) -> list[str]:
     res = r[0]
-    models = res["models"]
-    best = max(models, key=lambda m: m["bits_per_parameter"])
-    refs = ", ".join(f"{k} {fmt(v)}" for k, v in res["reference_bits_per_parameter"].items())
+    runs = res["runs"]
+    lo, hi = res["slope_ci95"]
+    params = [m["parameters"] for m in runs]
+    short = [m for m in runs if not (m["saturated"] and m["plateau_reached"])]
+    caveat = (
+        f" All {len(runs)} runs saturated and reached a plateau."
+        if not short
+        else f" {len(short)} of {len(runs)} runs did not saturate or reach a plateau, so their "
+        "capacities, and the slope, are lower bounds."
+    )
+    morris = res["anchors_bits_per_parameter"]["morris_2025"]
+    prec = res["precision"]
+    zero = " (its interval includes 0: no growth with size detected)" if lo <= 0 <= hi else ""
     return [
-        f"The best model stored at least {fmt(best['bits_per_parameter'])} bits per parameter "
-        f"({fmt(best['params'])} parameters; memorised bits are a lower bound on what it stores); "
-        f"the published references are {refs} bits/parameter.",
-        f"In total, that model memorised about {fmt(best['bits_per_parameter'] * best['params'])} bits.",
+        f"Capacity grows by {fmt(res['slope_bits_per_parameter'])} bits per parameter (95% CI "
+        f"[{fmt(lo)}, {fmt(hi)}], {res['n_seeds']} seeds){zero}, fitted over "
+        f"{fmt(min(params))}–{fmt(max(params))} parameters; Morris et al. measured "
+        f"{fmt(morris['fp32'])} (fp32) and {fmt(morris['bf16'])} (bf16) at saturation.{caveat}",
+        "Re-measured after rounding the trained weights: "
+        + ", ".join(
+            f"{p} {fmt(f['slope_bits_per_parameter'])} [{fmt(f['slope_ci95'][0])}, {fmt(f['slope_ci95'][1])}]"
+            for p, f in prec.items()
+        )
+        + " bits/parameter; Allen-Zhu & Li kept 2 after int8 and ≈0.7 after int4.",
     ]
 
 
