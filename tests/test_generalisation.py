@@ -131,7 +131,7 @@ def test_full_mode_runs_with_32_masks_3_supersamples_and_intervals():
     # shortened trainings; the full protocol itself is a benchmark (about an hour on 2 cores).
     from bitlens.data import bundled_corpus_bytes
 
-    cfg = override(GeneralisationConfig.full(), sizes=(8, 64), steps=30)
+    cfg = override(GeneralisationConfig.full(), sizes=(8, 64), steps=20)
     result = measure_generalisation(bundled_corpus_bytes(), cfg).to_dict()
     assert result["quick"] is False
     small, large = result["points"]
@@ -143,7 +143,7 @@ def test_full_mode_runs_with_32_masks_3_supersamples_and_intervals():
         assert 0 < p["cmi_null_floor_bits"] < p["n"]
         assert p["cmi_status"] in ("floor", "informative", "ceiling")
         assert p["informative"] == (p["cmi_status"] == "informative")
-    # 8 windows, 30 steps of 32: memorised, fully readable; the p-value is the smallest possible
+    # 8 windows, 20 steps of 32: memorised, fully readable; the p-value is the smallest possible
     assert small["cmi_status"] == "ceiling" and small["cmi_null_p_value"] == pytest.approx(1 / 1001)
     assert large["cmi_bits_per_window"] < small["cmi_bits_per_window"]
 

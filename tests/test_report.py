@@ -374,8 +374,8 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     )
     assert (
         "Where it is informative the bound covers the measured gap at 1 of 1 sizes: at n = 1,000 training "
-        "windows the gap is 0.500 [0.400, 0.600] bits/byte and the bound 0.750 [0.700, 0.800] bits/byte "
-        "(0.300 [0.290, 0.310] bits of CMI per pair; 3 supersamples × 32 masks)" in text
+        "windows the gap is 0.500 [0.400, 0.600] bits/byte and the bound 0.750 [0.700, 0.800] bits/byte, "
+        "1.5× the gap (0.300 [0.290, 0.310] bits of CMI per pair; 3 supersamples × 32 masks)" in text
     )
     assert (
         "With the loss capped at 12.322 bits/byte the bound is vacuous (at or above the cap) at n = 75"

@@ -485,10 +485,10 @@ def _generalisation_table(r: list[dict]) -> Table:
             [
                 p["n"],
                 p["gap_bits_per_byte"],
-                _interval(p["gap_ci95"]),
+                _interval(p["gap_ci95"]) if p["n_supersamples"] > 1 else None,
                 p["bound_bits_per_byte"],
                 p["cmi_bits_per_window"],
-                _interval(p["cmi_ci95"], p["n"]),
+                _interval(p["cmi_ci95"], p["n"]) if p["n_supersamples"] > 1 else None,
                 p["cmi_floor_bits_per_window"],
                 p["cmi_null_p_value"],
                 p["cmi_status"],
@@ -541,13 +541,20 @@ def _generalisation_reading(r: list[dict]) -> list[str]:
             return "" if one else " " + _interval(p[key], scale)
 
         no_gap = "" if one or not p["gap_ci95"][0] <= 0 <= p["gap_ci95"][1] else " (no gap detected)"
-        runs = "1 supersample, so no intervals" if one else f"{p['n_supersamples']} supersamples"
+        runs = (
+            f"{p['n_masks']} masks on 1 supersample, so no intervals"
+            if one
+            else f"{p['n_supersamples']} supersamples × {p['n_masks']} masks"
+        )
+        gap = p["gap_bits_per_byte"]
+        times = p["bound_bits_per_byte"] / gap if gap > 0 else 0.0
+        ratio = f", {times:.{1 if times < 10 else 0}f}× the gap" if gap > 0 and not no_gap else ""
         second = (
             f"Where it is informative the bound covers the measured gap at {held} of {len(good)} sizes: "
-            f"at n = {fmt(p['n'])} training windows the gap is {fmt(p['gap_bits_per_byte'])}"
+            f"at n = {fmt(p['n'])} training windows the gap is {fmt(gap)}"
             f"{ci('gap_ci95')} bits/byte{no_gap} and the bound {fmt(p['bound_bits_per_byte'])}"
-            f"{ci('bound_ci95')} bits/byte ({fmt(p['cmi_bits_per_window'])}{ci('cmi_ci95', p['n'])} "
-            f"bits of CMI per pair; {runs} × {p['n_masks']} masks)."
+            f"{ci('bound_ci95')} bits/byte{ratio} ({fmt(p['cmi_bits_per_window'])}{ci('cmi_ci95', p['n'])} "
+            f"bits of CMI per pair; {runs})."
         )
     else:
         second = "No training-set size gives a finding about the bound."
