@@ -211,3 +211,14 @@ def test_quick_and_full_configs():
         "preset",
         "threads",
     }
+
+
+def test_cmi_status_reads_floor_ceiling_and_between():
+    from bitlens.measures.generalisation import cmi_status
+
+    # 100 pairs, floor 0.1 bits/pair: the ceiling starts at 90 bits (1 bit/pair less the floor)
+    assert cmi_status([40.0, 60.0], p_value=0.2, floor_bits_per_window=0.1, n=100) == "floor"
+    assert cmi_status([40.0, 60.0], p_value=0.01, floor_bits_per_window=0.1, n=100) == "informative"
+    assert cmi_status([80.0, 89.9], p_value=0.01, floor_bits_per_window=0.1, n=100) == "informative"
+    assert cmi_status([85.0, 90.0], p_value=0.01, floor_bits_per_window=0.1, n=100) == "ceiling"
+    assert cmi_status([40.0, 60.0], p_value=0.05, floor_bits_per_window=0.1, n=100) == "floor"  # at the level

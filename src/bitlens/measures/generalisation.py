@@ -1,4 +1,4 @@
-"""Generalisation in bits: the loss-difference CMI bound next to the measured gap, and what gets memorised.
+"""Generalisation in bits: the CMI bound next to the measured gap, and what gets memorised.
 
 How much does a model know about *its* training windows, and does that bound how much worse it
 does on windows it never saw? For each training-set size n and each of `supersamples` draws:
@@ -106,7 +106,9 @@ class GeneralisationPoint:
     cmi_null_floor_bits: float  # the mean estimate under the permutation null (Σ over pairs)
     cmi_floor_bits_per_window: float  # the same per pair
     cmi_null_p_value: float  # of the mean estimate against the null of the mean
-    cmi_pairs_above_null: float  # share of pairs whose own permutation p-value is below 0.05
+    # Share of pairs whose own permutation p-value is below 0.05; a pair's p is at least
+    # 2^(1 − k/2), so this stays 0 with fewer than 12 masks.
+    cmi_pairs_above_null: float
     cmi_status: str  # "floor", "informative" or "ceiling" (see the module docstring)
     informative: bool  # cmi_status == "informative": only then is "bound ≥ gap" a finding
     vacuous: bool  # the bound reaches the cap C, which bounds any gap
