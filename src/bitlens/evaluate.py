@@ -17,7 +17,7 @@ from bitlens.data import bytes_to_tensor, with_start
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
 from bitlens.progress import progress_bar
-from bitlens.units import entropy_bits, surprisal_bits
+from bitlens.units import entropy_bits, smoothed_surprisal_bits, surprisal_bits
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,17 @@ def window_logits(model: GPT, windows: torch.Tensor, batch_size: int = 64) -> to
 
 @torch.no_grad()
 def window_scores(
-    model: GPT, windows: torch.Tensor, batch_size: int = 64, with_entropy: bool = False
+    model: GPT,
+    windows: torch.Tensor,
+    batch_size: int = 64,
+    with_entropy: bool = False,
+    smoothing: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per target byte of every (n, T + 1) window, each window scored on its own: the surprisal
     −log2 p(x_t | window prefix) and, if asked, the entropy of the next-byte distribution, both
     (n, T) float64 arrays in bits. Runs in eval mode (the model's mode is restored).
+    With `smoothing` ε the surprisal is that of (1 − ε)p + ε/256, at most log2(256/ε) bits
+    (`units.smoothed_surprisal_bits`); the entropy stays that of the model's own p.
 
     The one scorer of independent windows: selection, distillation, capacity and the
     generalisation measure all use it.
@@ -79,7 +85,10 @@ def window_scores(
         for chunk in windows.split(batch_size):
             w = chunk.long()
             logits = model(w[:, :-1])
-            surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
+            if smoothing is None:
+                surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
+            else:
+                surprisal.append(smoothed_surprisal_bits(logits, w[:, 1:], smoothing).numpy())
             if with_entropy:
                 entropy.append(entropy_bits(logits).double().numpy())
     finally:
