@@ -1,52 +1,49 @@
 """Token dynamics over a series of checkpoints, with statistics that do not hold their answer.
 
 The same held-out bytes are scored (surprisal in bits) at every checkpoint of a series: by
-default a model trained here with ≈15 log-spaced checkpoints; or any series a user names
-(`hf:DIR` Pythia-style checkpoints, bitlens runs; see `bitlens.measures.series`). A tokenizer
-model's per-token bits are spread over each token's bytes, so the unit classified is always the
-byte (for a bitlens model, byte = token).
-
-Each byte is classed by its loss at the start checkpoint and at the end, High or Low against a
-threshold, as Rho-1 (Lin et al. 2024, Fig. 2) does. Mapping used: Rho-1's 51 % is L→L (stays
-low), 26 % H→L (learned), 12 % L→H (got worse), 11 % H→H (stays high) [the paper's figure as
-three secondary summaries report it]. Because a class is *defined* by how its loss moved, "H→L
-holds most of the gain" is true by construction; so the figures here are ones that can come out
-either way:
-
-- per class, its share of the total gain beside its share of the starting bits (ratio 1: the
-  class gains in proportion to what it had to lose);
-- the end loss regressed on the start loss (`scipy.stats.linregress`: slope, intercept, r²);
-- a noise null: the same classification between the final checkpoints of two training seeds on
-  the same data: whatever "moves" there is seed noise, not learning;
-- the class split over a sweep of thresholds (quantiles of the losses), each row's distance to
-  Rho-1's split, not only the default threshold (the final mean loss);
-- intervals: a bootstrap over blocks of consecutive held-out bytes (`bitlens.stats`; blocks,
-  because neighbouring bytes' losses are correlated), reported with `n_blocks` and `n_seeds`
-  (the training seeds behind the figure: 1 for the series itself).
+default a model trained here with ≈15 log-spaced checkpoints (and a second seed for the noise
+null); or a series the user names (`hf:DIR` checkpoints such as Pythia's, bitlens runs; see
+`bitlens.measures.series`). A tokenizer model's per-token bits are spread over each token's
+bytes, as `eval` does, so the unit classified is always the byte (for a bitlens model byte =
+token). The classes and their statistics (gain vs starting-bit shares, end-on-start regression,
+two-seed noise null, threshold sweep, intervals over blocks of bytes) are in
+`bitlens.measures.token_classes`.
 
 Trained here, the start is the first checkpoint whose held-out bits/byte is at or below the
 unigram entropy of the training bytes (a model at step 0 is near-uniform: every byte would
-start High); a named series starts at its first checkpoint.
+start High); a named series starts at its first checkpoint unless told a step.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats as st
 
 from bitlens.data import get_batch, split_corpus
 from bitlens.errors import BitlensError
 from bitlens.measures.series import ScoredCheckpoint, score_series, step_file
 from bitlens.measures.sources import distribution_entropy_bits
+from bitlens.measures.token_classes import (
+    CLASSES,
+    N_RESAMPLES,
+    RHO1_MAPPING,
+    RHO1_PROPORTIONS,
+    SWEEP_QUANTILES,
+    Blocks,
+    class_statistics,
+    distance_to_rho1,
+    noise_null,
+    ratio_statistic,
+    regression,
+    shares,
+    threshold_sweep,
+)
 from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
-from bitlens.stats import bootstrap_ci
 from bitlens.train import (
     TRAIN_PRESETS,
     TrainConfig,
@@ -55,12 +52,6 @@ from bitlens.train import (
     make_optimizer,
     step_generator,
 )
-
-RHO1_PROPORTIONS = {"L->L": 0.51, "H->L": 0.26, "L->H": 0.12, "H->H": 0.11}
-RHO1_MAPPING = "L->L 51% (stays low), H->L 26% (learned), L->H 12% (got worse), H->H 11% (stays high)"
-CLASSES = tuple(RHO1_PROPORTIONS)
-SWEEP_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-N_RESAMPLES = 1999
 
 
 @dataclass(frozen=True)
@@ -147,199 +138,6 @@ class DynamicsResult:
 
     def to_dict(self) -> dict:
         return {"preset": self.preset, "seed": self.seed, **self.dynamics.to_dict()}
-
-
-# --- classes and their statistics -------------------------------------------------------------
-
-
-def class_masks(start_bits: np.ndarray, end_bits: np.ndarray, threshold_bits: float) -> dict:
-    """Rho-1's four classes as boolean masks: High means a loss at or above the threshold."""
-    hi_start, hi_end = start_bits >= threshold_bits, end_bits >= threshold_bits
-    return {
-        "L->L": ~hi_start & ~hi_end,
-        "H->L": hi_start & ~hi_end,
-        "L->H": ~hi_start & hi_end,
-        "H->H": hi_start & hi_end,
-    }
-
-
-def classify(start_bits: np.ndarray, end_bits: np.ndarray, threshold_bits: float) -> dict:
-    """Rho-1's four classes: proportion, token count and information gained (Σ start − end)."""
-    n = len(start_bits)
-    return {
-        c: {
-            "proportion": float(m.sum() / n),
-            "tokens": int(m.sum()),
-            "information_gained_bits": float((start_bits[m] - end_bits[m]).sum()),
-            "mean_start_bits": float(start_bits[m].mean()) if m.any() else None,
-            "mean_end_bits": float(end_bits[m].mean()) if m.any() else None,
-        }
-        for c, m in class_masks(start_bits, end_bits, threshold_bits).items()
-    }
-
-
-class Blocks:
-    """Per-block sums of per-byte values, so a statistic of sums can be bootstrapped over blocks
-    of consecutive bytes (`n_blocks` blocks of near-equal size)."""
-
-    def __init__(self, n: int, n_blocks: int, n_seeds: int = 1, seed: int = 0) -> None:
-        self.n_blocks = max(1, min(n_blocks, n))
-        self.block = (np.arange(n) * self.n_blocks) // n
-        self.n_seeds, self.seed = n_seeds, seed
-
-    def sums(self, values: np.ndarray) -> np.ndarray:
-        return np.bincount(self.block, weights=values.astype(np.float64), minlength=self.n_blocks)
-
-    def interval(self, point: float | None, statistic: Callable[[np.ndarray], float]) -> dict | None:
-        """`point` with the bootstrap interval of `statistic(block indices)`; None if undefined."""
-        if point is None or not np.isfinite(point):
-            return None
-
-        def stat(idx: np.ndarray) -> float:
-            v = statistic(idx.astype(np.int64))
-            return v if np.isfinite(v) else point  # a resample with no such bytes: no evidence
-
-        iv = bootstrap_ci(
-            np.arange(self.n_blocks, dtype=np.float64), stat, n_resamples=N_RESAMPLES, seed=self.seed
-        )
-        return {
-            "estimate": point,
-            "ci95": [iv.low, iv.high],
-            "n_seeds": self.n_seeds,
-            "n_blocks": self.n_blocks,
-        }
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> Callable[[np.ndarray], float]:
-    def f(idx: np.ndarray) -> float:
-        d = den[idx].sum()
-        return float(num[idx].sum() / d) if d != 0 else float("nan")
-
-    return f
-
-
-def _point(num: float, den: float) -> float | None:
-    return float(num / den) if den != 0 else None
-
-
-def class_statistics(start: np.ndarray, end: np.ndarray, threshold: float, blocks: Blocks) -> dict:
-    """Per class: bytes, proportion, share of the total gain, share of the starting bits and
-    their ratio (each with its interval), mean start and end loss (bits)."""
-    gain = start - end
-    ones, g_all, s_all = (blocks.sums(x) for x in (np.ones_like(start), gain, start))
-    out = {}
-    for c, m in class_masks(start, end, threshold).items():
-        cnt, g, s = blocks.sums(m.astype(np.float64)), blocks.sums(gain * m), blocks.sums(start * m)
-        gain_share = _point(g.sum(), g_all.sum())
-        start_share = _point(s.sum(), s_all.sum())
-        ratio = gain_share / start_share if gain_share is not None and start_share else None
-
-        def ratio_stat(idx, g=g, s=s):
-            return _ratio(g, g_all)(idx) / _ratio(s, s_all)(idx)
-
-        out[c] = {
-            "tokens": int(m.sum()),
-            "proportion": blocks.interval(float(m.mean()), _ratio(cnt, ones)),
-            "gain_share": blocks.interval(gain_share, _ratio(g, g_all)),
-            "start_bits_share": blocks.interval(start_share, _ratio(s, s_all)),
-            "gain_over_start_share": blocks.interval(ratio, ratio_stat),
-            "information_gained_bits": float(gain[m].sum()),
-            "mean_start_bits": float(start[m].mean()) if m.any() else None,
-            "mean_end_bits": float(end[m].mean()) if m.any() else None,
-        }
-    return out
-
-
-def regression(x: np.ndarray, y: np.ndarray, blocks: Blocks) -> dict:
-    """y regressed on x by least squares (`scipy.stats.linregress`), bits on bits: slope,
-    intercept and r² with block-bootstrap intervals; the OLS intervals (t, n − 2 df) beside
-    them, which assume independent bytes and are too narrow when neighbours correlate."""
-    if np.ptp(x) == 0:
-        return {"slope": None, "intercept": None, "r_squared": None, "n": int(len(x))}
-    fit = st.linregress(x, y)
-    t = float(st.t.ppf(0.975, len(x) - 2)) if len(x) > 2 else float("nan")
-    n, sx, sy = (blocks.sums(v) for v in (np.ones_like(x), x, y))
-    sxx, sxy, syy = blocks.sums(x * x), blocks.sums(x * y), blocks.sums(y * y)
-
-    def moments(idx):
-        return n[idx].sum(), sx[idx].sum(), sy[idx].sum(), sxx[idx].sum(), sxy[idx].sum(), syy[idx].sum()
-
-    def slope(idx):
-        N, X, Y, XX, XY, _ = moments(idx)
-        return (N * XY - X * Y) / (N * XX - X * X)
-
-    def intercept(idx):
-        N, X, Y, *_ = moments(idx)
-        return (Y - slope(idx) * X) / N
-
-    def r2(idx):
-        N, X, Y, XX, XY, YY = moments(idx)
-        return (N * XY - X * Y) ** 2 / ((N * XX - X * X) * (N * YY - Y * Y))
-
-    r_squared = float(fit.rvalue**2) if np.ptp(y) > 0 else 0.0
-    return {
-        "slope": blocks.interval(float(fit.slope), slope),
-        "intercept": blocks.interval(float(fit.intercept), intercept),
-        "r_squared": blocks.interval(r_squared, r2) if np.ptp(y) > 0 else None,
-        "slope_ols_ci95": [fit.slope - t * fit.stderr, fit.slope + t * fit.stderr],
-        "intercept_ols_ci95": [
-            fit.intercept - t * fit.intercept_stderr,
-            fit.intercept + t * fit.intercept_stderr,
-        ],
-        "n": int(len(x)),
-    }
-
-
-def distance_to_rho1(proportions: dict[str, float]) -> float:
-    """Total variation distance between a class split and Rho-1's (0: the same; 1: disjoint)."""
-    return 0.5 * sum(abs(proportions[c] - RHO1_PROPORTIONS[c]) for c in CLASSES)
-
-
-def _shares(start: np.ndarray, end: np.ndarray, threshold: float) -> tuple[dict, dict, dict]:
-    gain, g_all, s_all = start - end, float((start - end).sum()), float(start.sum())
-    masks = class_masks(start, end, threshold)
-    prop = {c: float(m.mean()) for c, m in masks.items()}
-    g = {c: _point(float(gain[m].sum()), g_all) for c, m in masks.items()}
-    s = {c: _point(float(start[m].sum()), s_all) for c, m in masks.items()}
-    return prop, g, s
-
-
-def threshold_sweep(
-    start: np.ndarray, end: np.ndarray, thresholds: list[float], null: tuple[np.ndarray, np.ndarray] | None
-) -> list[dict]:
-    """At each threshold (bits): the class split, each class's gain and starting-bits shares,
-    the distance to Rho-1, and the noise null's split (two seeds' final losses)."""
-    rows = []
-    for th in thresholds:
-        prop, gain_share, start_share = _shares(start, end, th)
-        row = {
-            "threshold_bits": float(th),
-            "proportions": prop,
-            "gain_share": gain_share,
-            "start_bits_share": start_share,
-            "distance_to_rho1": distance_to_rho1(prop),
-        }
-        if null is not None:
-            row["null_proportions"] = _shares(null[0], null[1], th)[0]
-        rows.append(row)
-    return rows
-
-
-def noise_null(end_a: np.ndarray, end_b: np.ndarray, threshold: float, blocks: Blocks) -> dict:
-    """Seed A's final losses against seed B's (same data): the class split, the share of bytes
-    off the diagonal (H->L + L->H: "moved" by seed noise alone), the mean |difference| per byte,
-    and B's loss regressed on A's."""
-    masks = class_masks(end_a, end_b, threshold)
-    cnt = {c: blocks.sums(m.astype(np.float64)) for c, m in masks.items()}
-    ones = blocks.sums(np.ones_like(end_a))
-    off = cnt["H->L"] + cnt["L->H"]
-    absdiff = np.abs(end_a - end_b)
-    return {
-        "classes": {c: blocks.interval(float(m.mean()), _ratio(cnt[c], ones)) for c, m in masks.items()},
-        "off_diagonal": blocks.interval(float(off.sum() / ones.sum()), _ratio(off, ones)),
-        "mean_abs_change_bits": blocks.interval(float(absdiff.mean()), _ratio(blocks.sums(absdiff), ones)),
-        "regression": regression(end_a, end_b, blocks),
-    }
 
 
 # --- the series: trained here, or named ------------------------------------------------------
@@ -455,7 +253,7 @@ def analyse(
     if cfg.threshold_bits is not None:
         threshold, rule = float(cfg.threshold_bits), "given"
     else:
-        threshold, rule = float(end.mean()), "the end checkpoint's mean loss (bits/byte)"
+        threshold, rule = float(end.mean()), "the end checkpoint's mean loss"
     blocks = Blocks(len(start), cfg.n_blocks, n_seeds=n_seeds, seed=cfg.seed)
     ones = blocks.sums(np.ones_like(start))
     gain = start - end
@@ -466,7 +264,7 @@ def analyse(
     null_stats = noise_null(null[0], null[1], threshold, null_blocks) if null is not None else None
     checkpoints = []
     for label, step, bits in zip(series.labels, series.steps, series.bits, strict=True):
-        mean = blocks.interval(float(bits.mean()), _ratio(blocks.sums(bits), ones))
+        mean = blocks.interval(float(bits.mean()), ratio_statistic(blocks.sums(bits), ones))
         assert mean is not None
         checkpoints.append(
             {
@@ -477,7 +275,7 @@ def analyse(
                 else None,
                 "bits_per_byte": mean["estimate"],
                 "ci95": mean["ci95"],
-                "classes": _shares(start, bits, threshold)[0],  # start → this checkpoint
+                "classes": shares(start, bits, threshold)[0],  # start → this checkpoint
             }
         )
     return TokenDynamics(
@@ -499,7 +297,8 @@ def analyse(
             {c: float(v["proportion"]["estimate"]) for c, v in classes.items()}
         ),
         information_gained_bits=float(gain.sum()),
-        gain_bits_per_byte=blocks.interval(float(gain.mean()), _ratio(blocks.sums(gain), ones)) or {},
+        gain_bits_per_byte=blocks.interval(float(gain.mean()), ratio_statistic(blocks.sums(gain), ones))
+        or {},
         information_gained_from_init_bits=float((series.bits[0] - end).sum())
         if source == "trained"
         else None,
@@ -558,7 +357,8 @@ def measure_dynamics(
     `config.seed`, and `config.null_seed` for the noise null), save ≈`config.checkpoints`
     log-spaced checkpoints into `save_dir` (a temporary folder when None) and score the tail.
     With `checkpoints` (specs, see `bitlens.measures.series`): score the last 10 % of `data` (its
-    validation split, whole UTF-8 characters) at each; `null_checkpoints` names two seeds' final
+    validation split, whole UTF-8 characters) at each, from the first (or the last one saved at or
+    before `config.start_step`) to the last; `null_checkpoints` names two seeds' final
     checkpoints. Each checkpoint is one task on `backend` ("serial", "local", "ray").
     """
     from bitlens.measures.series import expand_specs
@@ -577,7 +377,17 @@ def measure_dynamics(
         scored = score(specs + null_specs, heldout)
         null = (scored[-2].surprisal_bits, scored[-1].surprisal_bits) if null_specs else None
         series = _series(scored[: len(specs)])
-        d = analyse(series, 0, config, null, "checkpoints", n_seeds=1)
+        start_index = 0
+        if config.start_step is not None:
+            known = [
+                (i, s) for i, s in enumerate(series.steps[:-1]) if s is not None and s <= config.start_step
+            ]
+            if not known:
+                raise BitlensError(
+                    f"no checkpoint of the series is named with a step at or before {config.start_step}"
+                )
+            start_index = known[-1][0]
+        d = analyse(series, start_index, config, null, "checkpoints", n_seeds=1)
         return DynamicsResult(preset="checkpoints", seed=config.seed, dynamics=d)
 
     if model_config is None:
@@ -592,7 +402,7 @@ def measure_dynamics(
     with tempfile.TemporaryDirectory(prefix="bitlens-dynamics-") as tmp:
         root = Path(save_dir) if save_dir is not None else Path(tmp)
         specs = train_series(split.train, model_config, train_cfg, at, root / f"seed-{config.seed}", progress)
-        null_specs: list[str] = []
+        null_specs = []
         if config.null_seed is not None and config.null_seed != config.seed:
             null_cfg = replace(train_cfg, seed=config.null_seed)
             null_specs = train_series(
