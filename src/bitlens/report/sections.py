@@ -289,7 +289,9 @@ def _dynamics_reading(r: list[dict]) -> list[str]:
         )
     else:
         split += "; no two-seed noise null was run, so movement is not compared with seed noise."
-    above, level, below = [], [], []
+    above: list[str] = []
+    level: list[str] = []
+    below: list[str] = []
     for k, c in cls.items():
         ratio = c.get("gain_over_start_share")
         if ratio is not None:
