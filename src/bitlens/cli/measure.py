@@ -253,8 +253,6 @@ def dynamics_cmd(
         heldout_bytes=heldout_bytes,
         start_step=start_step,
     )
-    if seed is not None:
-        cfg = override(cfg, null_seed=seed + 1)
     specs = checkpoint_specs.split(",") if checkpoint_specs else None
     null = tuple(null_checkpoints.split(",")) if null_checkpoints else None
     if null is not None and len(null) != 2:

@@ -64,7 +64,8 @@ class DynamicsConfig:
     start_step: int | None = None  # None: the first checkpoint at or below the unigram entropy
     threshold_bits: float | None = None  # None: the final mean held-out loss
     bins: int = 8
-    null_seed: int | None = 1  # the second training seed of the noise null (None: no null)
+    noise_null: bool = True  # train a second seed for the noise null
+    null_seed: int | None = None  # that seed (None: seed + 1)
     n_blocks: int = 64  # blocks of consecutive held-out bytes the bootstrap resamples
     preset: str = "tiny"  # the model trained (see MODEL_PRESETS), with its TRAIN_PRESETS schedule
     seed: int = 0
@@ -354,7 +355,7 @@ def measure_dynamics(
     """Per-byte losses over a checkpoint series and their statistics, in bits.
 
     Without `checkpoints`: train a `config.preset` model on the head of `data` (seed
-    `config.seed`, and `config.null_seed` for the noise null), save ≈`config.checkpoints`
+    `config.seed`, and a second seed for the noise null), save ≈`config.checkpoints`
     log-spaced checkpoints into `save_dir` (a temporary folder when None) and score the tail.
     With `checkpoints` (specs, see `bitlens.measures.series`): score the last 10 % of `data` (its
     validation split, whole UTF-8 characters) at each, from the first (or the last one saved at or
@@ -403,14 +404,17 @@ def measure_dynamics(
         root = Path(save_dir) if save_dir is not None else Path(tmp)
         specs = train_series(split.train, model_config, train_cfg, at, root / f"seed-{config.seed}", progress)
         null_specs = []
-        if config.null_seed is not None and config.null_seed != config.seed:
-            null_cfg = replace(train_cfg, seed=config.null_seed)
+        null_seed = config.seed + 1 if config.null_seed is None else config.null_seed
+        if config.noise_null:
+            if null_seed == config.seed:
+                raise BitlensError(f"the noise null needs a second seed, not the same one ({null_seed})")
+            null_cfg = replace(train_cfg, seed=null_seed)
             null_specs = train_series(
                 split.train,
                 model_config,
                 null_cfg,
                 [train_cfg.steps],
-                root / f"seed-{config.null_seed}",
+                root / f"seed-{null_seed}",
                 progress,
             )
         scored = score(specs + null_specs, heldout)
