@@ -209,7 +209,7 @@ def test_half_determined_source(tmp_path):
     r = measure_dynamics(
         data,
         DynamicsConfig(
-            steps=250, heldout_bytes=2048, checkpoints=10, preset="micro", n_blocks=16, null_seed=None
+            steps=250, heldout_bytes=2048, checkpoints=10, preset="micro", n_blocks=16, noise_null=False
         ),
         model_config=GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32),
     ).to_dict()

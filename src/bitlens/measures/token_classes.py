@@ -164,10 +164,10 @@ def regression(x: np.ndarray, y: np.ndarray, blocks: Blocks) -> dict:
         "slope": blocks.interval(float(fit.slope), slope),
         "intercept": blocks.interval(float(fit.intercept), intercept),
         "r_squared": blocks.interval(r_squared, r2) if np.ptp(y) > 0 else None,
-        "slope_ols_ci95": [fit.slope - t * fit.stderr, fit.slope + t * fit.stderr],
+        "slope_ols_ci95": [float(fit.slope - t * fit.stderr), float(fit.slope + t * fit.stderr)],
         "intercept_ols_ci95": [
-            fit.intercept - t * fit.intercept_stderr,
-            fit.intercept + t * fit.intercept_stderr,
+            float(fit.intercept - t * fit.intercept_stderr),
+            float(fit.intercept + t * fit.intercept_stderr),
         ],
         "n": int(len(x)),
     }
