@@ -72,6 +72,10 @@ def _capacity_contract() -> dict:
     }
 
 
+def _iv(estimate: float, low: float, high: float) -> dict:
+    return {"estimate": estimate, "ci95": [low, high], "n_seeds": 1, "n_blocks": 64}
+
+
 def contract_results() -> dict[str, dict]:
     """One result per step, with the keys its section and its plot functions read, numbers chosen
     by hand."""
@@ -181,22 +185,57 @@ def contract_results() -> dict[str, dict]:
             ],
         },
         "dynamics": {
+            "source": "trained",
+            "start": "step 10",
+            "end": "step 100",
             "classes": {
-                "L->L": {"proportion": 0.5, "information_gained_bits": 100.0},
-                "H->L": {"proportion": 0.25, "information_gained_bits": 900.0},
-                "L->H": {"proportion": 0.15, "information_gained_bits": -50.0},
-                "H->H": {"proportion": 0.1, "information_gained_bits": 10.0},
+                "L->L": {
+                    "proportion": _iv(0.5, 0.45, 0.55),
+                    "gain_share": _iv(0.1, 0.05, 0.15),
+                    "start_bits_share": _iv(0.2, 0.18, 0.22),
+                    "gain_over_start_share": _iv(0.5, 0.25, 0.75),
+                },
+                "H->L": {
+                    "proportion": _iv(0.25, 0.2, 0.3),
+                    "gain_share": _iv(0.9, 0.85, 0.95),
+                    "start_bits_share": _iv(0.4, 0.35, 0.45),
+                    "gain_over_start_share": _iv(2.25, 1.8, 2.7),
+                },
+                "L->H": {
+                    "proportion": _iv(0.15, 0.1, 0.2),
+                    "gain_share": _iv(-0.05, -0.09, -0.01),
+                    "start_bits_share": _iv(0.1, 0.08, 0.12),
+                    "gain_over_start_share": _iv(-0.5, -0.9, -0.1),
+                },
+                "H->H": {
+                    "proportion": _iv(0.1, 0.05, 0.15),
+                    "gain_share": _iv(0.05, 0.0, 0.1),
+                    "start_bits_share": _iv(0.3, 0.25, 0.35),
+                    "gain_over_start_share": _iv(0.17, 0.0, 1.2),
+                },
             },
             "rho1_proportions": {"L->L": 0.51, "H->L": 0.26, "L->H": 0.12, "H->H": 0.11},
+            "distance_to_rho1": 0.03,
             "tokens": 4000,
             "threshold_bits": 2.0,
-            "start_step": 10,
-            "checkpoints": [{"step": 10, "bits_per_byte": 4.0}, {"step": 100, "bits_per_byte": 3.0}],
-            "by_start_surprisal": [
-                {"mean_start_bits": 1.0, "mean_gain_bits": 0.25},
-                {"mean_start_bits": 5.0, "mean_gain_bits": 2.0},
+            "regression": {
+                "slope": _iv(0.6, 0.55, 0.65),
+                "intercept": _iv(0.2, 0.1, 0.3),
+                "r_squared": _iv(0.5, 0.45, 0.55),
+            },
+            "noise_null": {
+                "classes": {k: _iv(0.25, 0.2, 0.3) for k in ("L->L", "H->L", "L->H", "H->H")},
+                "off_diagonal": _iv(0.1, 0.08, 0.12),
+                "regression": {"slope": _iv(0.8, 0.7, 0.9)},
+            },
+            "threshold_sweep": [
+                {"threshold_bits": t, "proportions": {"L->L": p, "H->L": 0.2, "L->H": 0.1, "H->H": 0.7 - p}}
+                for t, p in ((1.0, 0.2), (2.0, 0.5), (3.0, 0.6))
             ],
-            "spearman_start_surprisal_vs_gain": 0.5,
+            "checkpoints": [
+                {"label": "step 10", "step": 10, "bits_per_byte": 4.0, "ci95": [3.9, 4.1]},
+                {"label": "step 100", "step": 100, "bits_per_byte": 3.0, "ci95": [2.9, 3.1]},
+            ],
         },
         "capacity": _capacity_contract(),
         "lens": {"layers": layers},
@@ -375,7 +414,6 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "3.20× fewer bits than the 8 bits/byte" in text  # 8 / 2.5
     assert "from 3.900 at step 50 to 2.500 at the end" in text
     assert "it is over-confident" in text  # entropy 2.25 < 2.5 bits/byte
-    assert "The H->L tokens gained the most information during training: 900.000 bits" in text
     assert (
         "Capacity grows by 2.550 bits per parameter (95% CI [2.500, 2.600], 2 seeds), fitted over "
         "10,000–40,000 parameters; Morris et al. measured 3.830 (fp32) and 3.510 (bf16)" in text
@@ -384,7 +422,12 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "int4 1.250 [1.000, 1.500] bits/parameter; Allen-Zhu & Li kept 2 after int8" in text
     assert "is_vowel compresses best at layer 1 (4.000× vs 1.500× for its control task)" in text
     assert "largest lead over a control task is is_vowel at layer 1 (2.500× more compression)" in text
-    assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51%, 26%, 12%, 11%)" in text
+    assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51% L->L, 26% H->L" in text
+    assert "(1 = in proportion): more: H->L (2.250 [1.800, 2.700]); less: L->L" in text
+    assert "no difference detected: H->H (0.170 [0.000, 1.200])" in text
+    assert "slope 0.600 [0.550, 0.650], r² 0.500 [0.450, 0.550]: high-start bytes lose more bits" in text
+    assert "where nothing was learned, the slope is 0.800 [0.700, 0.900]" in text
+    assert "change class (H->L or L->H), against 0.400 from start to end: more than the seed noise" in text
     assert '<h3 id="probes">MDL probes per layer</h3>' in html
     assert "The best selection, excess" in text and "250.000 bits better than random" in text
     assert "Distilling on soft targets is best: 2.700" in text

@@ -203,7 +203,7 @@ _TABLE: dict[str, tuple[Callable[[DemoContext], dict], tuple[float, float]]] = {
     "compression": (_compression, (20, 150)),
     "surprisal": (_surprisal, (20, 90)),
     "prequential": (_prequential, (20, 90)),
-    "dynamics": (_dynamics, (20, 90)),
+    "dynamics": (_dynamics, (30, 120)),  # two seeds: the series and the noise null
     "capacity": (_capacity, (20, 90)),
     "lens": (_lens, (20, 90)),
     "probes": (_probes, (20, 90)),

@@ -229,30 +229,106 @@ def _surprisal_reading(r: list[dict]) -> list[str]:
     return lines
 
 
+def _dyn_iv(iv: dict | None) -> str:
+    """An interval dict as "estimate [low, high]" (3 decimals), or "–" when undefined."""
+    if iv is None:
+        return "–"
+    return f"{fmt(iv['estimate'])} [{fmt(iv['ci95'][0])}, {fmt(iv['ci95'][1])}]"
+
+
 def _dynamics_table(r: list[dict]) -> Table:
     res = r[0]
     return Table(
-        ["class (loss start→end)", "proportion", "Rho-1 proportion", "information gained (bits)"],
         [
-            [k, c["proportion"], res["rho1_proportions"].get(k), c["information_gained_bits"]]
+            "class (loss start→end)",
+            "share of bytes [95% CI]",
+            "Rho-1",
+            "share of the gain",
+            "share of the starting bits",
+        ],
+        [
+            [
+                k,
+                _dyn_iv(c["proportion"]),
+                res["rho1_proportions"].get(k),
+                _dyn_iv(c["gain_share"]),
+                _dyn_iv(c["start_bits_share"]),
+            ]
             for k, c in res["classes"].items()
         ],
     )
 
 
 def _dynamics_reading(r: list[dict]) -> list[str]:
+    """Worded from the intervals: a ratio whose interval holds 1, a slope whose interval holds 1,
+    or a movement inside the seed noise, is read as "no difference detected"."""
     res = r[0]
     cls = res["classes"]
-    top = max(cls, key=lambda k: cls[k]["information_gained_bits"])
-    return [
-        f"Of {fmt(res['tokens'])} held-out tokens, "
-        + ", ".join(f"{100 * c['proportion']:.0f}% are {k}" for k, c in cls.items())
+    split = (
+        f"Of {fmt(res['tokens'])} held-out bytes from {res['start']} to {res['end']} (threshold "
+        f"{fmt(res['threshold_bits'])} bits), "
+        + ", ".join(f"{100 * c['proportion']['estimate']:.0f}% are {k}" for k, c in cls.items())
         + " (Rho-1: "
-        + ", ".join(f"{100 * v:.0f}%" for v in res["rho1_proportions"].values())
-        + ").",
-        f"The {top} tokens gained the most information during training: "
-        f"{fmt(cls[top]['information_gained_bits'])} bits.",
+        + ", ".join(f"{100 * v:.0f}% {k}" for k, v in res["rho1_proportions"].items())
+        + f"; total variation distance {fmt(res['distance_to_rho1'])})"
+    )
+    null = res.get("noise_null")
+    if null is not None:
+        moved = sum(cls[k]["proportion"]["estimate"] for k in ("H->L", "L->H"))
+        n_lo, n_hi = null["off_diagonal"]["ci95"]
+        verdict = (
+            "no movement beyond the seed noise is detected"
+            if n_lo <= moved <= n_hi
+            else "more than the seed noise"
+            if moved > n_hi
+            else "less than the seed noise"
+        )
+        split += (
+            f". Between two seeds' final checkpoints {_dyn_iv(null['off_diagonal'])} of bytes change "
+            f"class (H->L or L->H), against {fmt(moved)} from start to end: {verdict}."
+        )
+    else:
+        split += "; no two-seed noise null was run, so movement is not compared with seed noise."
+    above: list[str] = []
+    level: list[str] = []
+    below: list[str] = []
+    for k, c in cls.items():
+        ratio = c.get("gain_over_start_share")
+        if ratio is not None:
+            lo, hi = ratio["ci95"]
+            (above if lo > 1 else below if hi < 1 else level).append(f"{k} ({_dyn_iv(ratio)})")
+    parts = [
+        f"{name}: {', '.join(items)}"
+        for name, items in (("more", above), ("less", below), ("no difference detected", level))
+        if items
     ]
+    second = (
+        "Gain share ÷ starting-bit share (1 = in proportion): "
+        + ("; ".join(parts) or "undefined (no gain)")
+        + "."
+    )
+    reg = res["regression"]
+    if reg.get("slope") is not None:
+        lo, hi = reg["slope"]["ci95"]
+        shape = (
+            "no difference from a uniform shift detected (the interval holds 1)"
+            if lo <= 1 <= hi
+            else "high-start bytes lose more bits than low-start ones"
+            if hi < 1
+            else "high-start bytes lose fewer bits than low-start ones"
+        )
+        null_reg = (null or {}).get("regression") or {}
+        noise = (
+            f" (between two seeds' final losses, where nothing was learned, the slope is "
+            f"{_dyn_iv(null_reg['slope'])}: noise alone pulls a slope below 1)"
+            if null_reg.get("slope")
+            else ""
+        )
+        second += (
+            f" End loss on start loss: slope {_dyn_iv(reg['slope'])}, r² {_dyn_iv(reg['r_squared'])}: "
+            f"{shape}{noise}."
+        )
+    return [split, second]
 
 
 def _capacity_table(r: list[dict]) -> Table:
