@@ -34,15 +34,17 @@ class OnlineConfig:
 
 
 # Short files need many small updates: a few bytes per stream between two optimizer steps,
-# plus replayed windows (~12 trained tokens per coded byte). From LONG_FILE bytes on, the long
-# schedules train fewer tokens per coded byte (online: one window per stream after every 32 bytes
-# per stream plus 8 replayed windows, ~5 tokens per byte; adaptive: ~2), so coding runs several
-# times faster. Online settings from `benchmarks/online_schedule.py` on the first 128 KiB of
-# enwik8 with the `shallow` model, network alone: lr 3e-3 → 6e-3 gave 4.09 → 3.96 bits/byte at
-# segment 32, replay 8; segment 16 with replay 16 gave 3.61 but trains ~2.4× the tokens per byte.
+# plus replayed windows. From LONG_FILE bytes on, the long schedules train fewer tokens per coded
+# byte (online: one window per stream after every 16 bytes per stream plus 8 replayed windows,
+# ~5 tokens per byte with the 64-byte `shallow` window; adaptive: ~2), so coding runs several
+# times faster. Online settings from real online + mix round trips on the first 256 KiB of
+# enwik8-head (`benchmarks/online_schedule.py` grids them cheaply first): at the same training
+# tokens per byte, window 64 / segment 16 gave 2.081 bits/byte (network alone 3.146) against
+# 2.096 (3.623) for window 128 / segment 32; window 32 / segment 16, at half the tokens,
+# gave 2.089 (3.165). lr 3e-3 → 6e-3 had given 4.09 → 3.96 (network alone, 128 KiB).
 SHORT_ONLINE_SCHEDULE = OnlineConfig(lr=6e-3, segment=16, replay=16, warmup_rounds=20)
 SHORT_ADAPTIVE_SCHEDULE = OnlineConfig(lr=1e-3, segment=32, replay=16)
-ONLINE_SCHEDULE = OnlineConfig(lr=6e-3, segment=32, replay=8)
+ONLINE_SCHEDULE = OnlineConfig(lr=6e-3, segment=16, replay=8)
 ADAPTIVE_SCHEDULE = OnlineConfig(lr=1e-3, segment=64, replay=0)
 LONG_FILE = 256 * 1024
 ONLINE_PRESET = "shallow"  # the model the online coder trains from scratch unless told otherwise
