@@ -319,6 +319,7 @@ def test_default_schedule_is_cheaper_for_long_files():
 
     for mode in ("online", "adaptive"):
         short, long = default_schedule(mode, LONG_FILE - 1), default_schedule(mode, LONG_FILE)
+
         # trained windows per coded byte: (streams + replay) / (streams · segment), at 32 streams
         def per_byte(c: OnlineConfig) -> float:
             return (32 + c.replay) / (32 * c.segment)

@@ -56,3 +56,34 @@ def test_holm_matches_the_step_down_rule_by_hand():
         holm([0.2, 1.5])
     with pytest.raises(BitlensError, match="NaN"):
         bootstrap_ci([1.0, float("nan")])
+
+
+def test_block_mean_ci_covers_the_mean_of_an_autocorrelated_series():
+    # AR(1) series with known mean 2.0: neighbouring items are correlated, so an interval over
+    # blocks must be wider than the naive one over items, and it covers the true mean.
+    from bitlens.stats import block_mean_ci
+
+    rng = np.random.default_rng(3)
+    covered = 0
+    for trial in range(20):
+        e = rng.normal(size=4096)
+        x = np.empty(4096)
+        x[0] = e[0]
+        for i in range(1, 4096):
+            x[i] = 0.9 * x[i - 1] + e[i]
+        x += 2.0
+        iv = block_mean_ci(x, n_blocks=32, seed=trial)
+        assert iv.estimate == pytest.approx(x.mean())
+        assert iv.n == 32
+        covered += iv.low <= 2.0 <= iv.high
+        if trial == 0:
+            naive = bootstrap_ci(x, n_resamples=999)
+            assert (iv.high - iv.low) > 2.0 * (naive.high - naive.low)
+    assert covered >= 16  # 95 % nominal over 20 trials (blocks of 128 items ≫ the AR(1) memory)
+
+
+def test_block_mean_ci_of_a_constant_is_the_point():
+    from bitlens.stats import block_mean_ci
+
+    iv = block_mean_ci(np.full(100, 3.5), n_blocks=10)
+    assert (iv.estimate, iv.low, iv.high, iv.n) == (3.5, 3.5, 3.5, 10)

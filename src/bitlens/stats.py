@@ -5,6 +5,8 @@
 - `paired_test`: a paired comparison of two conditions measured on the same seeds or items
   (`scipy.stats.ttest_rel`, or the signed-rank `scipy.stats.wilcoxon`), with the mean
   difference and its bootstrap interval;
+- `block_mean_ci`: the mean of per-item values (per-byte bits, per-position KL) with a bootstrap
+  over blocks of consecutive items, since neighbouring bytes' losses are correlated;
 - `holm`: Holm's step-down adjustment of a family of p-values (controls the family-wise error
   rate; Holm 1979), so a table of comparisons is read at the stated level.
 
@@ -86,6 +88,28 @@ def bootstrap_ci(
     if not (np.isfinite(low) and np.isfinite(high)):  # BCa degenerates on tiny samples
         low, high = interval("percentile")
     return Interval(point, low, high, int(x.size), confidence)
+
+
+def block_mean_ci(values: Sequence[float] | np.ndarray, n_blocks: int = 64, seed: int = 0) -> Interval:
+    """The mean of `values` (one per item, in order) and its interval from a bootstrap over
+    `n_blocks` blocks of consecutive items (near-equal sizes; a resample's mean is its blocks'
+    total over their item count). `Interval.n` is the number of blocks, the resampled unit.
+    """
+    x = _values(values)
+    k = max(1, min(n_blocks, x.size))
+    block = (np.arange(x.size) * k) // x.size
+    sums = np.bincount(block, weights=x, minlength=k)
+    counts = np.bincount(block, minlength=k).astype(np.float64)
+    point = float(x.mean())
+    if k == 1 or np.all(x == x[0]):
+        return Interval(point, point, point, k)
+
+    def mean_of(idx: np.ndarray) -> float:
+        i = idx.astype(np.int64)
+        return float(sums[i].sum() / counts[i].sum())
+
+    iv = bootstrap_ci(np.arange(k, dtype=np.float64), mean_of, seed=seed)
+    return Interval(point, iv.low, iv.high, k)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 For each byte x_t of the data, surprisal −log2 p(x_t | x_<t) is what the byte costs to code
 under the model; the predictive entropy H(p_t) is what the model *expected* it to cost. Their
-averages are bits per byte; their gap (surprisal − entropy) shows miscalibration.
+averages are bits per byte; their gap (surprisal − entropy) shows miscalibration. Each average
+carries a 95 % interval from a bootstrap over blocks of consecutive bytes (one model: the
+interval is the text's sampling noise, not a spread over seeds).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import numpy as np
 
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
+from bitlens.stats import block_mean_ci
 from bitlens.tokens import score_bytes_any
 
 if TYPE_CHECKING:
     from bitlens.hf import HFModel
 
+N_BLOCKS = 64  # blocks of consecutive bytes the intervals resample
 HIST_EDGES_BITS = np.arange(0.0, 16.5, 0.5)  # histogram bins in bits; the last bin takes the rest
 
 
@@ -114,6 +118,13 @@ class SurprisalResult:
     entropy_bits_per_byte: float  # mean predictive entropy
     total_bits: float
     calibration_gap_bits_per_byte: float  # surprisal − entropy
+    # 95 % intervals of the three means above, from a bootstrap over n_blocks blocks of
+    # consecutive bytes (`bitlens.stats.block_mean_ci`); one model, so n_seeds is 1
+    bits_per_byte_ci95: list[float]
+    entropy_bits_per_byte_ci95: list[float]
+    calibration_gap_ci95: list[float]
+    n_blocks: int
+    n_seeds: int
     span_bytes: int
     most_surprising: list[dict]  # {text, start, mean_surprisal_bits}
     least_surprising: list[dict]
@@ -128,6 +139,7 @@ class SurprisalResult:
 def summarise(scores: SurprisalScores, span: int = 32, top_k: int = 5) -> SurprisalResult:
     """The summary of per-byte scores (all figures in bits)."""
     s, h = scores.surprisal_bits, scores.entropy_bits
+    ci = {name: block_mean_ci(v, N_BLOCKS) for name, v in (("s", s), ("h", h), ("gap", s - h))}
     edges = HIST_EDGES_BITS
     clip = edges[-1] - 1e-9
     return SurprisalResult(
@@ -136,6 +148,11 @@ def summarise(scores: SurprisalScores, span: int = 32, top_k: int = 5) -> Surpri
         entropy_bits_per_byte=float(h.mean()),
         total_bits=float(s.sum()),
         calibration_gap_bits_per_byte=float(s.mean() - h.mean()),
+        bits_per_byte_ci95=[ci["s"].low, ci["s"].high],
+        entropy_bits_per_byte_ci95=[ci["h"].low, ci["h"].high],
+        calibration_gap_ci95=[ci["gap"].low, ci["gap"].high],
+        n_blocks=ci["s"].n,
+        n_seeds=1,
         span_bytes=int(min(span, len(s))),
         most_surprising=extreme_spans(s, scores.data, span, top_k, most=True),
         least_surprising=extreme_spans(s, scores.data, span, top_k, most=False),

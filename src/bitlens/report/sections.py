@@ -211,14 +211,25 @@ def _surprisal_table(r: list[dict]) -> Table:
 
 def _surprisal_reading(r: list[dict]) -> list[str]:
     res = r[0]
-    lines = [
-        f"Over {fmt(res['bytes'])} held-out bytes the model pays {fmt(res['bits_per_byte'])} bits/byte and "
-        f"expects to pay {fmt(res['entropy_bits_per_byte'])} (its predictive entropy): "
-        + (
+
+    def ci(key: str) -> str:
+        lo_hi = res.get(key)
+        return f" [{fmt(lo_hi[0])}, {fmt(lo_hi[1])}]" if lo_hi else ""
+
+    gap = res.get("calibration_gap_ci95")
+    if gap and gap[0] <= 0 <= gap[1]:
+        verdict = "no miscalibration detected (the interval of their gap includes 0)."
+    else:
+        verdict = (
             "it is over-confident."
             if res["entropy_bits_per_byte"] < res["bits_per_byte"]
             else "it is under-confident."
-        ),
+        )
+    blocks = f" (95 % intervals over {res['n_blocks']} blocks of the text)" if "n_blocks" in res else ""
+    lines = [
+        f"Over {fmt(res['bytes'])} held-out bytes the model pays {fmt(res['bits_per_byte'])}"
+        f"{ci('bits_per_byte_ci95')} bits/byte and expects to pay {fmt(res['entropy_bits_per_byte'])}"
+        f"{ci('entropy_bits_per_byte_ci95')} (its predictive entropy){blocks}: " + verdict,
     ]
     most, least = res["most_surprising"], res["least_surprising"]
     if most and least:
