@@ -384,8 +384,8 @@ def test_every_section_reads_the_numbers_from_json(full_page):
         "is_vowel peaks at layer 1 with 350.000 bits (95% interval 300.000 to 400.000; above a lookup" in text
     )
     assert (
-        "prev peaks at layer 1 with -10.000 bits (95% interval -30.000 to 15.000; the interval includes 0"
-        in text
+        "prev peaks at layer 1 with -10.000 bits (95% interval -30.000 to 15.000; the interval includes 0: "
+        "no effect beyond a lookup of the input type detected)" in text
     )
     assert "<th>95% interval (3 seeds)</th>" in html
     assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51%, 26%, 12%, 11%)" in text

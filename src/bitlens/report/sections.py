@@ -348,7 +348,7 @@ def _probes_reading(r: list[dict]) -> list[str]:
         best = max(prop["layers"], key=lambda row: row["selectivity_bits"])
         low, high = best["selectivity_ci95"]
         verdict = (
-            "the interval includes 0: no more than a lookup of the input type"
+            "the interval includes 0: no effect beyond a lookup of the input type detected"
             if low <= 0 <= high
             else ("above" if low > 0 else "below") + " a lookup of the input type"
         )
