@@ -29,7 +29,8 @@ FAST = ProbeConfig(steps=30, examples=768, window=32)
 
 
 def test_quick_and_full_configs():
-    assert ProbeConfig.full() == ProbeConfig() and ProbeConfig.full().examples == 8192
+    assert ProbeConfig.full() == ProbeConfig() and ProbeConfig.full().examples == 4096
+    assert ProbeConfig.full().seeds == ProbeConfig.quick().seeds == 3
     assert ProbeConfig.quick().examples == 1024
     assert ProbeConfig().properties == tuple(PROPERTIES)
 

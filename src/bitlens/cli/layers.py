@@ -115,7 +115,7 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
     "--examples",
     type=click.IntRange(min=64),
     default=None,
-    help="Tokens probed per property (default 8192, or 1024 with --quick).",
+    help="Tokens probed per property and seed (default 4096, or 1024 with --quick).",
 )
 @click.option(
     "--seeds",
