@@ -154,9 +154,11 @@ def test_registry_keys_names_and_factories(run_dir):
         "online+mix",
         "adaptive",
         "adaptive+mix",
+        "tokens",
     ]
     model = load_run(run_dir)
     built = {key: factory(CoderSettings(model=model)) for key, factory in COMPRESSORS.items()}
+    assert built.pop("tokens") is None  # the tokens coder needs a Hugging Face model
     assert [c.name for c in built.values()] == [
         "gzip -9",
         "bzip2 -9",
@@ -172,7 +174,7 @@ def test_registry_keys_names_and_factories(run_dir):
     ]
     # without a model, the coders that need one are not built; online needs none
     alone = {key for key, factory in COMPRESSORS.items() if factory(CoderSettings()) is None}
-    assert alone == {"offline", "adaptive", "adaptive+mix"}
+    assert alone == {"offline", "adaptive", "adaptive+mix", "tokens"}
     blob, result = built["gzip"].compress(b"abc" * 50)
     assert result is None and built["gzip"].decompress(blob) == b"abc" * 50
     with pytest.raises(BitlensError, match="unknown compressors"):

@@ -1,6 +1,7 @@
 """The supersample experiment end to end on tiny models (bitlens.measures.generalisation)."""
 
 import json
+import math
 
 import pytest
 
@@ -9,15 +10,21 @@ from bitlens.config import override
 from bitlens.errors import BitlensError
 from bitlens.measures.generalisation import GeneralisationConfig, measure_generalisation, plot_generalisation
 
-FAST = GeneralisationConfig(sizes=(6, 96), masks=4, steps=40, batch_size=16, window_bytes=16)
+FAST = GeneralisationConfig(
+    sizes=(6, 96), supersamples=1, masks=4, steps=40, batch_size=16, window_bytes=16, null_draws=100
+)
 
 
 def test_a_learner_that_cannot_learn_shows_no_gap_and_no_cmi(shakespeare):
     # lr = 0: every model stays at its initialisation, which a mask and its complement share.
-    cfg = GeneralisationConfig(sizes=(10,), masks=4, steps=3, batch_size=4, window_bytes=16, lr=0.0)
+    cfg = GeneralisationConfig(
+        sizes=(10,), supersamples=2, masks=4, steps=3, batch_size=4, window_bytes=16, lr=0.0, null_draws=20
+    )
     point = measure_generalisation(shakespeare, cfg).points[0]
-    assert point.cmi_bits == 0.0 and point.bound_bits_per_byte == 0.0
+    assert point.cmi_bits == 0.0 and point.bound_bits_per_byte == 0.0 and point.cmi_ci95 == [0.0, 0.0]
     assert point.gap_bits_per_byte == pytest.approx(0.0, abs=1e-12)
+    # At the floor: the null is not rejected, and the bound (0 ≥ 0) is no finding.
+    assert point.cmi_null_p_value == 1.0 and point.cmi_status == "floor" and not point.informative
     # An untrained model codes at no less than 8 bits/byte (its random logits add their KL from
     # uniform: measured 0.18 bits/byte)
     assert 8.0 - 0.05 < point.train_bits_per_byte < 8.5
@@ -34,10 +41,16 @@ def fast_result():
 def test_bound_covers_the_gap_and_both_shrink_with_n(fast_result):
     small, large = fast_result["points"]
     assert (small["n"], large["n"]) == (6, 96)
+    cap = math.log2(256 / 0.05)
+    assert fast_result["loss_cap_bits"] == pytest.approx(cap)
     for p in (small, large):
         assert p["bound_bits_per_byte"] >= p["gap_bits_per_byte"]
         assert 0.0 <= p["cmi_bits_per_window"] <= 1.0
         assert p["cmi_bits"] == pytest.approx(p["cmi_bits_per_window"] * p["n"])
+        assert p["loss_cap_bits"] == pytest.approx(cap) and (p["n_masks"], p["n_supersamples"]) == (4, 1)
+        assert p["cmi_ci95"] == [p["cmi_bits"]] * 2  # one supersample: the interval is the point
+        assert p["vacuous"] == (p["bound_bits_per_byte"] >= cap)
+        assert 0 < p["train_bits_per_byte"] < p["heldout_bits_per_byte"] <= cap
     assert small["gap_bits_per_byte"] > 0.3  # 40 steps of 16 windows on 6 windows: memorised
     assert large["gap_bits_per_byte"] < small["gap_bits_per_byte"] / 2
     assert large["bound_bits_per_byte"] < small["bound_bits_per_byte"]
@@ -112,6 +125,29 @@ def test_quick_protocol_on_the_bundled_corpus_bound_covers_gap_and_both_shrink()
     assert gaps == sorted(gaps, reverse=True) and bounds == sorted(bounds, reverse=True)
 
 
+@pytest.mark.slow
+def test_full_mode_runs_with_32_masks_3_supersamples_and_intervals():
+    # The full protocol's machinery (32 masks × 3 supersamples, 1000 null draws, intervals) on
+    # shortened trainings; the full protocol itself is a benchmark (about an hour on 2 cores).
+    from bitlens.data import bundled_corpus_bytes
+
+    cfg = override(GeneralisationConfig.full(), sizes=(8, 64), steps=20)
+    result = measure_generalisation(bundled_corpus_bytes(), cfg).to_dict()
+    assert result["quick"] is False
+    small, large = result["points"]
+    for p in (small, large):
+        assert (p["n_masks"], p["n_supersamples"], p["n_seeds"]) == (32, 3, 3)
+        assert len(p["cmi_bits_per_supersample"]) == 3
+        low, high = p["cmi_ci95"]
+        assert low <= p["cmi_bits"] <= high
+        assert 0 < p["cmi_null_floor_bits"] < p["n"]
+        assert p["cmi_status"] in ("floor", "informative", "ceiling")
+        assert p["informative"] == (p["cmi_status"] == "informative")
+    # 8 windows, 20 steps of 32: memorised, fully readable; the p-value is the smallest possible
+    assert small["cmi_status"] == "ceiling" and small["cmi_null_p_value"] == pytest.approx(1 / 1001)
+    assert large["cmi_bits_per_window"] < small["cmi_bits_per_window"]
+
+
 def test_membership_correlation_is_cross_fitted():
     import numpy as np
 
@@ -134,8 +170,6 @@ def test_membership_correlation_is_cross_fitted():
 
 
 def test_window_bits_per_byte_is_the_mean_surprisal_of_each_window(micro_model, shakespeare):
-    import math
-
     import torch
     import torch.nn.functional as F
 
@@ -144,19 +178,26 @@ def test_window_bits_per_byte_is_the_mean_surprisal_of_each_window(micro_model, 
 
     windows = bytes_to_tensor(shakespeare[: 17 * 40]).view(40, 17)
     micro_model.train()
-    got = window_bits_per_byte(micro_model, windows, batch_size=16)
+    eps = 0.05
+    got = window_bits_per_byte(micro_model, windows, eps, batch_size=16)
     assert micro_model.training  # the scorer restores the mode
     with torch.no_grad():
         w = windows.long()
-        nats = F.cross_entropy(micro_model.eval()(w[:, :-1]).transpose(1, 2), w[:, 1:], reduction="none")
-    assert got == pytest.approx((nats.mean(1) / math.log(2)).double().numpy(), rel=1e-5)
+        p = F.softmax(micro_model.eval()(w[:, :-1]).double(), dim=-1)
+        p_target = p.gather(-1, w[:, 1:, None]).squeeze(-1)
+    expected = -torch.log2((1 - eps) * p_target + eps / 256).mean(1)
+    assert got == pytest.approx(expected.numpy(), rel=1e-6)
+    assert (got <= math.log2(256 / eps)).all()
 
 
 def test_quick_and_full_configs():
-    assert GeneralisationConfig.full() == GeneralisationConfig()
-    assert GeneralisationConfig.full().sizes == (75, 250, 1000, 4000)
+    full = GeneralisationConfig.full()
+    assert full == GeneralisationConfig()
+    assert full.sizes == (75, 250, 1000, 4000)
+    assert full.masks >= 32 and full.supersamples >= 3 and full.null_draws >= 1000
+    assert full.loss_cap_bits == pytest.approx(math.log2(256 / full.smoothing))
     quick = GeneralisationConfig.quick()
-    assert (quick.sizes, quick.masks, quick.steps) == ((25, 100, 400), 6, 120)
+    assert (quick.sizes, quick.supersamples, quick.masks, quick.steps) == ((25, 100, 400), 1, 8, 90)
     assert set(quick.to_dict()) == {
         "sizes",
         "supersamples",
@@ -165,6 +206,19 @@ def test_quick_and_full_configs():
         "batch_size",
         "window_bytes",
         "lr",
+        "smoothing",
+        "null_draws",
         "preset",
         "threads",
     }
+
+
+def test_cmi_status_reads_floor_ceiling_and_between():
+    from bitlens.measures.generalisation import cmi_status
+
+    # 100 pairs, floor 0.1 bits/pair: the ceiling starts at 90 bits (1 bit/pair less the floor)
+    assert cmi_status([40.0, 60.0], p_value=0.2, floor_bits_per_window=0.1, n=100) == "floor"
+    assert cmi_status([40.0, 60.0], p_value=0.01, floor_bits_per_window=0.1, n=100) == "informative"
+    assert cmi_status([80.0, 89.9], p_value=0.01, floor_bits_per_window=0.1, n=100) == "informative"
+    assert cmi_status([85.0, 90.0], p_value=0.01, floor_bits_per_window=0.1, n=100) == "ceiling"
+    assert cmi_status([40.0, 60.0], p_value=0.05, floor_bits_per_window=0.1, n=100) == "floor"  # at the level

@@ -17,7 +17,7 @@ from bitlens.data import bytes_to_tensor, with_start
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
 from bitlens.progress import progress_bar
-from bitlens.units import entropy_bits, surprisal_bits
+from bitlens.units import entropy_bits, smoothed_surprisal_bits, surprisal_bits
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,17 @@ def window_logits(model: GPT, windows: torch.Tensor, batch_size: int = 64) -> to
 
 @torch.no_grad()
 def window_scores(
-    model: GPT, windows: torch.Tensor, batch_size: int = 64, with_entropy: bool = False
+    model: GPT,
+    windows: torch.Tensor,
+    batch_size: int = 64,
+    with_entropy: bool = False,
+    smoothing: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per target byte of every (n, T + 1) window, each window scored on its own: the surprisal
     −log2 p(x_t | window prefix) and, if asked, the entropy of the next-byte distribution, both
     (n, T) float64 arrays in bits. Runs in eval mode (the model's mode is restored).
+    With `smoothing` ε the surprisal is that of (1 − ε)p + ε/256, at most log2(256/ε) bits
+    (`units.smoothed_surprisal_bits`); the entropy stays that of the model's own p.
 
     The one scorer of independent windows: selection, distillation, capacity and the
     generalisation measure all use it.
@@ -79,7 +85,10 @@ def window_scores(
         for chunk in windows.split(batch_size):
             w = chunk.long()
             logits = model(w[:, :-1])
-            surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
+            if smoothing is None:
+                surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
+            else:
+                surprisal.append(smoothed_surprisal_bits(logits, w[:, 1:], smoothing).numpy())
             if with_entropy:
                 entropy.append(entropy_bits(logits).double().numpy())
     finally:
@@ -126,25 +135,32 @@ def score_windows(
     with_entropy: bool,
     progress: bool,
     label: str,
+    rate: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Surprisal (and entropy) in bits of every target, seq[i] predicting targets[i], scored in
     overlapping windows of `block` shifted by `stride` (see `_windows`), `batch_size` at a time.
 
-    The model is any callable mapping (B, T) ids to (B, T, V) logits (bytes or tokens).
+    The model is any callable mapping (B, T) ids to (B, T, V) logits (bytes or tokens); a model
+    with `token_bits` (`bitlens.hf.HFModel`) computes the bits itself, where its logits are.
+    `rate` names the unit the progress bar counts per second ("tokens").
     """
+    token_bits = getattr(model, "token_bits", None)
     n = len(targets)
     surprisal = np.zeros(n, dtype=np.float64)
     entropy = np.zeros(n, dtype=np.float64) if with_entropy else None
     windows = _windows(n, block, stride)
     # The first window may be short; every later window has length exactly `block`.
     groups = [windows[:1]] + [windows[i : i + batch_size] for i in range(1, len(windows), batch_size)]
-    with progress_bar(n, label, enabled=progress) as bar:
+    with progress_bar(n, label, enabled=progress, rate=rate) as bar:
         for group in (g for g in groups if g):
             x = torch.stack([seq[a:e] for a, _, e in group])
             y = torch.stack([targets[a:e] for a, _, e in group])
-            logits = model(x)
-            s = surprisal_bits(logits, y)
-            h = entropy_bits(logits) if entropy is not None else None
+            if token_bits is not None:
+                s, h = token_bits(x, y, entropy is not None)
+            else:
+                logits = model(x)
+                s = surprisal_bits(logits, y)
+                h = entropy_bits(logits) if entropy is not None else None
             for row, (a, lo, e) in enumerate(group):
                 surprisal[lo:e] = s[row, lo - a :].double().numpy()
                 if entropy is not None and h is not None:

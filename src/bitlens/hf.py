@@ -10,13 +10,27 @@ convert to bits per byte.
 
 Hugging Face returns the last hidden state *after* the final norm; the lenses therefore use the
 model's own logits at the last layer and `unembed` (final norm + unembedding) below it.
+
+Runtime settings live here too: the device (`--device`, auto: cuda, else mps, else cpu), the
+dtype (`--dtype`, float32 unless asked) and the scoring batch as a token budget
+(`--batch-tokens`). The model runs on its device; logits and hidden states come back to the CPU
+in float32, so every instrument downstream is unchanged. Running out of memory (on load or in a
+forward) is a one-line BitlensError, never a traceback. Byte-level bitlens models are not
+affected: they keep their deterministic float32 CPU path.
+
+`token_steps` is the one KV-cache loop over tokens: the tokens coder codes with it and a
+token-level parent of the byte-level offspring samples with it (`bitlens.offspring.parent`).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +48,60 @@ FINAL_NORMS = (
     "model.final_layernorm",  # Phi
 )
 MAX_CONTEXT = 1024  # longer contexts are allowed by some models but cost too much on a CPU
+DEVICES = ("cpu", "cuda", "mps")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_BATCH_TOKENS = 8192  # tokens per scoring batch (8 windows of GPT-2's 1,024)
+
+
+def resolve_device(device: str | None) -> str:
+    """The device to run on: the one asked for (cpu, cuda, cuda:N, mps), or when None the best
+    available here: cuda, else mps, else cpu. An unavailable device is a one-line error."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    kind = device.split(":", 1)[0]
+    if kind not in DEVICES:
+        raise BitlensError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BitlensError(f"device {device!r} is not available here: this torch sees no CUDA GPU")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise BitlensError(f"device {device!r} is not available here (Apple GPUs only)")
+    return device
+
+
+def resolve_dtype(dtype: str | None) -> torch.dtype:
+    """float32 (default), bfloat16 or float16."""
+    if dtype is None:
+        return torch.float32
+    if dtype not in DTYPES:
+        raise BitlensError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def _is_oom(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError)
+        and ("out of memory" in text or "can't allocate memory" in text or "not enough memory" in text)
+    )
+
+
+@contextmanager
+def memory_guard(what: str, device: str, dtype: torch.dtype) -> Iterator[None]:
+    """Turn running out of memory into one line that says what to try."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as e:
+        if not (_is_oom(e) or isinstance(e, MemoryError)):
+            raise
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        raise BitlensError(
+            f"{what} does not fit in memory on {device} in {str(dtype).removeprefix('torch.')}: "
+            "try --dtype bfloat16, a smaller --batch-tokens, or another --device"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -47,10 +115,13 @@ class HFConfig:
 class HFModel:
     """A local Hugging Face causal LM and its tokenizer behind the bitlens model interface."""
 
-    def __init__(self, model, tokenizer, name: str = "") -> None:
+    def __init__(self, model, tokenizer, name: str = "", batch_tokens: int = DEFAULT_BATCH_TOKENS) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
+        if batch_tokens < 1:
+            raise BitlensError(f"--batch-tokens must be at least 1, got {batch_tokens}")
+        self.batch_tokens = int(batch_tokens)
         c = model.config
         ctx = getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None) or MAX_CONTEXT
         n_embd = model.get_output_embeddings().weight.shape[1]
@@ -65,26 +136,74 @@ class HFModel:
     def eval(self) -> HFModel:
         return self
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def batch_size(self, length: int) -> int:
+        """Sequences of `length` tokens per batch under the token budget (at least one)."""
+        return max(1, self.batch_tokens // max(1, length))
+
+    def _guard(self):
+        return memory_guard(self.name or "the model", str(self.device), self.dtype)
+
     def parameters(self):
         return self.model.parameters()
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) token ids → logits (B, T, V), float32."""
-        return self.model(input_ids=idx).logits.float()
+    def flops_per_token(self, train: bool = False, context: int | None = None) -> float:
+        """FLOPs per token as `bitlens.model.GPT.flops_per_token` counts them: 6·N (train) or 2·N
+        (forward) over the matmul weights (embedding lookups excluded, the unembedding included),
+        plus attention 12·L·d·T or 4·L·d·T for context T."""
+        embeddings = {id(m.weight) for m in self.model.modules() if isinstance(m, torch.nn.Embedding)}
+        out = self.model.get_output_embeddings().weight
+        n = sum(p.numel() for p in self.model.parameters() if p.dim() >= 2 and id(p) not in embeddings)
+        n += out.numel() if id(out) in embeddings else 0
+        c = self.config
+        t = c.block_size if context is None else context
+        return (6.0 if train else 2.0) * n + (12.0 if train else 4.0) * c.n_layer * c.n_embd * t
 
+    @torch.no_grad()
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) token ids → logits (B, T, V), float32 on the CPU."""
+        with self._guard():
+            return self.model(input_ids=idx.to(self.device)).logits.float().cpu()
+
+    @torch.no_grad()
+    def token_bits(
+        self, idx: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Surprisal of `targets` and (if asked) the predictive entropy, (B, T) float32 bits on the
+        CPU, computed on the model's device: only B·T numbers cross back, not B·T·V logits."""
+        from bitlens.units import entropy_bits, surprisal_bits
+
+        with self._guard():
+            logits = self.model(input_ids=idx.to(self.device)).logits
+            s = surprisal_bits(logits, targets.to(self.device)).cpu()
+            h = entropy_bits(logits).cpu() if with_entropy else None
+        return s, h
+
+    @torch.no_grad()
     def forward_hidden(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits and the n_layer + 1 hidden states (the last one after the final norm)."""
-        out = self.model(input_ids=idx, output_hidden_states=True)
-        return out.logits.float(), [h.float() for h in out.hidden_states]
+        """Logits and the n_layer + 1 hidden states (the last one after the final norm), float32
+        on the CPU."""
+        with self._guard():
+            out = self.model(input_ids=idx.to(self.device), output_hidden_states=True)
+            return out.logits.float().cpu(), [h.float().cpu() for h in out.hidden_states]
 
     def unembed(self, h: torch.Tensor) -> torch.Tensor:
-        """A residual stream (before the final norm) → next-token logits."""
+        """A residual stream (before the final norm) → next-token logits (float32, h's device)."""
         if self.final_norm is None:
             raise BitlensError(f"{self.name}: unknown architecture, cannot find its final norm for a lens")
-        return self.model.get_output_embeddings()(self.final_norm(h)).float()
+        with self._guard():
+            x = h.to(self.device, self.dtype)
+            return self.model.get_output_embeddings()(self.final_norm(x)).float().to(h.device)
 
     def encode(self, data: bytes) -> TokenStream:
         """Tokenize UTF-8 `data`; each token's byte span comes from the tokenizer's offsets."""
@@ -122,8 +241,46 @@ def _find_final_norm(model):
     return None
 
 
-def load_hf_model(path: str | Path) -> HFModel:
-    """Load a causal LM and its tokenizer from a local directory, offline (never a download)."""
+def _cache_keyword(lm: torch.nn.Module) -> str:
+    """The forward's KV-cache argument (and output field): `cache` from transformers 5.x on,
+    `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+
+
+@torch.no_grad()
+def token_steps(
+    lm: torch.nn.Module, inputs: list[int], n: int, window: int, device: torch.device, start: int = 0
+) -> Iterator[np.ndarray]:
+    """Float64 next-token probabilities (V,) for tokens `start` … n-1, one KV-cache step each.
+
+    inputs[0] is the start token; the consumer must append token i to `inputs` before asking for
+    token i+1. The cache is primed with the last window/2 inputs at the start and whenever it
+    holds a full window. (`start` > 0 continues a prompt inputs[1 : start + 1].)
+    """
+    keyword = _cache_keyword(lm)
+    keep = max(1, window // 2)
+    cache: Any = None
+    cached = 0  # inputs in the cache
+    for pos in range(start, n):
+        if pos == start or cached == window:  # (re-)prime: a fresh cache from the last `keep` inputs
+            step, cache = inputs[max(0, pos + 1 - keep) : pos + 1], None
+            cached = len(step)
+        else:
+            step = inputs[pos : pos + 1]
+            cached += 1
+        out = lm(input_ids=torch.tensor([step], device=device), use_cache=True, **{keyword: cache})
+        cache = getattr(out, keyword)
+        yield torch.softmax(out.logits[0, -1].double(), dim=-1).cpu().numpy()
+
+
+def load_hf_model(
+    path: str | Path,
+    device: str | None = None,
+    dtype: str | None = None,
+    batch_tokens: int | None = None,
+) -> HFModel:
+    """Load a causal LM and its tokenizer from a local directory, offline (never a download),
+    onto `device` (None: auto, see `resolve_device`) in `dtype` (None: float32)."""
     p = Path(path).expanduser()
     if not p.is_dir():
         raise BitlensError(
@@ -148,9 +305,14 @@ def load_hf_model(path: str | Path) -> HFModel:
         raise BitlensError("Hugging Face models need the optional extra: pip install 'bitlens[hf]'") from None
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a local load is quick; its bar would sit above any error line
+    where, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, use_safetensors=True)
+        with memory_guard(str(p), where, torch_dtype):
+            model = AutoModelForCausalLM.from_pretrained(
+                str(p), local_files_only=True, use_safetensors=True, dtype=torch_dtype
+            )
+            model = model.to(torch.device(where))  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError) as e:
         raise BitlensError(f"cannot load a causal LM from {p}: {str(e).splitlines()[0]}") from None
     finally:
@@ -159,4 +321,4 @@ def load_hf_model(path: str | Path) -> HFModel:
     if not getattr(tokenizer, "is_fast", False):
         raise BitlensError(f"{p}: bitlens needs a fast tokenizer (tokenizer.json) for byte offsets")
     model.requires_grad_(False)
-    return HFModel(model, tokenizer, name=str(p))
+    return HFModel(model, tokenizer, name=str(p), batch_tokens=batch_tokens or DEFAULT_BATCH_TOKENS)

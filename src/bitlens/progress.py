@@ -10,11 +10,28 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, e.g. "1,234 tokens/s"."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None and task.elapsed:  # rich's own estimate needs two updates
+            speed = task.completed / task.elapsed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s")
 
 
 class Bar:
@@ -35,9 +52,10 @@ class Bar:
 
 @contextmanager
 def progress_bar(
-    total: float | None, description: str, enabled: bool = True, status: str = ""
+    total: float | None, description: str, enabled: bool = True, status: str = "", rate: str | None = None
 ) -> Iterator[Bar]:
-    """Show a rich progress bar on stderr with a free-text `status` field (e.g. '2.31 bits/byte').
+    """Show a rich progress bar on stderr with a free-text `status` field (e.g. '2.31 bits/byte')
+    and, with `rate` (a unit such as "tokens"), the speed in that unit per second.
 
     A disabled bar (enabled=False; callers pass show_progress()) costs nothing.
     """
@@ -49,6 +67,7 @@ def progress_bar(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
+        *([RateColumn(rate)] if rate else []),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),

@@ -196,11 +196,38 @@ def load_run(run_dir: str | Path) -> GPT:
     return model
 
 
-def load_model(spec: str | Path) -> Any:
+def is_hf_spec(spec: str | Path | None) -> bool:
+    """Whether a model argument names a local Hugging Face model (`hf:PATH`)."""
+    return spec is not None and str(spec).startswith("hf:")
+
+
+def refuse_hf(spec: str | Path | None, what: str) -> None:
+    """One line for a command that only takes bitlens run directories."""
+    if is_hf_spec(spec):
+        raise BitlensError(f"{what} takes a bitlens run directory, not a Hugging Face model ({spec})")
+
+
+def load_model(
+    spec: str | Path,
+    device: str | None = None,
+    dtype: str | None = None,
+    batch_tokens: int | None = None,
+) -> Any:
     """A bitlens run directory → GPT; `hf:PATH` → a local Hugging Face model (`bitlens.hf.HFModel`,
-    needs `bitlens[hf]`). Both in eval mode."""
+    needs `bitlens[hf]`) on `device` (None: auto) in `dtype` (None: float32), scoring
+    `batch_tokens` tokens a batch. Both in eval mode.
+
+    The one place a model argument is resolved. A byte-level run keeps its deterministic float32
+    CPU path: asking it for another device or dtype is an error."""
     from bitlens.hf import HF_PREFIX, load_hf_model
 
-    if str(spec).startswith(HF_PREFIX):
-        return load_hf_model(str(spec)[len(HF_PREFIX) :])
+    if is_hf_spec(spec):
+        return load_hf_model(
+            str(spec)[len(HF_PREFIX) :], device=device, dtype=dtype, batch_tokens=batch_tokens
+        )
+    if device not in (None, "cpu") or dtype not in (None, "float32") or batch_tokens is not None:
+        raise BitlensError(
+            "--device, --dtype and --batch-tokens are for hf: models; a bitlens run directory "
+            "runs on the CPU in float32 (deterministic)"
+        )
     return load_run(spec)

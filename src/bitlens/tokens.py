@@ -93,16 +93,21 @@ class TokenScores:
 
 @torch.no_grad()
 def score_tokens(
-    model, data: bytes, batch_size: int = 8, with_entropy: bool = False, progress: bool = False
+    model, data: bytes, batch_size: int | None = None, with_entropy: bool = False, progress: bool = False
 ) -> TokenScores:
     """Score every token of `data` (the first one after the start token), in bits.
 
     Windows as in `bitlens.evaluate`: the first window scores all its positions, each later one
     (shifted by half a context) only its last half, so every token beyond the first window sees
-    at least half a context.
+    at least half a context. Windows per batch: `batch_size`, by default as many as the model's
+    token budget holds (`HFModel.batch_size`; 8 for a model without one). The progress bar shows
+    tokens/s.
     """
     stream = token_stream(model, data)
     block = model.config.block_size
+    if batch_size is None:
+        budget = getattr(model, "batch_size", None)
+        batch_size = budget(block) if budget is not None else 8
     stride = max(1, block // 2)
     surprisal, entropy = score_windows(
         model,
@@ -114,6 +119,7 @@ def score_tokens(
         with_entropy,
         progress,
         "scoring tokens",
+        rate="tokens",
     )
     return TokenScores(surprisal, entropy, stream.byte_ends, stream.n_bytes)
 

@@ -120,17 +120,18 @@ def test_dynamics_cli(corpus_path, capsys):
 
 
 def test_capacity_cli(capsys):
-    r = run_json(capsys, ["measure", "capacity", "--quick", "--steps", "2"])
-    assert [(m["n_layer"], m["n_embd"]) for m in r["models"]] == [(1, 8), (1, 16)]
-    assert r["config"]["steps"] == 2
-    for m in r["models"]:
-        assert [p["n_sequences"] for p in m["points"]] == [8, 32, 128]
-        assert [p["data_bits"] for p in m["points"]] == [8 * 32 * n for n in (8, 32, 128)]
+    r = run_json(capsys, ["measure", "capacity", "--quick", "--steps", "2", "--seeds", "2"])
+    assert [(m["n_layer"], m["n_embd"]) for m in r["runs"]] == [(1, 4), (1, 8)] * 2
+    assert r["config"]["saturation"]["max_steps"] == 2 and r["n_seeds"] == 2
+    for m in r["runs"]:
+        ns = [p["n_sequences"] for p in m["points"]]
+        assert [p["data_bits"] for p in m["points"]] == [8 * 32 * n for n in ns]
         assert all(0 <= p["memorised_bits"] <= p["data_bits"] for p in m["points"])
-        assert m["capacity_bits"] == max(p["memorised_bits"] for p in m["points"])
-        assert m["bits_per_parameter"] == pytest.approx(m["capacity_bits"] / m["params"])
-    # Two steps store next to nothing: the small model is far from any plateau.
-    assert all(p["train_bits_per_byte"] > 7.5 for m in r["models"] for p in m["points"])
+        assert all(p["saturation"]["steps"] == 2 for p in m["points"]) and not m["saturated"]
+        assert m["bits_per_parameter"] == pytest.approx(m["memorised_bits"] / m["parameters"])
+    # Two steps store next to nothing: far from any plateau.
+    assert all(p["train_bits_per_byte"] > 7.5 for m in r["runs"] for p in m["points"])
+    assert not r["all_plateau_reached"]
 
 
 def test_errors_are_one_line(capsys):

@@ -114,6 +114,7 @@ def test_validation_plans_list_the_order_k_checks(monkeypatch):
         "check_prequential_vs_entropy_rate",
         "check_random_bytes_incompressible",
         "check_capacity_memorises",
+        "check_capacity_lookup",
     ):
         monkeypatch.setattr(validate, fn, fake(fn))
     monkeypatch.setattr(
@@ -128,9 +129,12 @@ def test_validation_plans_list_the_order_k_checks(monkeypatch):
             "check_prequential_vs_entropy_rate",
             "check_random_bytes_incompressible",
             "check_capacity_memorises",
+            "check_capacity_lookup",
         ]
         lagged = [c for c in r.checks if c.name.startswith("order_")]
         for c, k in zip(lagged, orders, strict=True):
             assert c.details["args"] == (k, cfg.lagged_bytes, cfg.lagged_steps)
             assert c.details["tolerance"] == cfg.lagged_tolerance and c.details["lr"] == cfg.lagged_lr
+        lookup = next(c for c in r.checks if c.name == "check_capacity_lookup")
+        assert lookup.details["args"] == (cfg.lookup_sequences,)
         assert r.plan == cfg.to_dict() and r.quick == (cfg is quick)

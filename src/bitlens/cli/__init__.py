@@ -44,7 +44,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """bitlens: look at transformer language models through information theory.
 
     Every figure is in bits: bits per byte (bits/byte), bits per token, bits per parameter.
-    Models are byte-level, so one token is one byte.
+    bitlens models are byte-level, so one token is one byte; --model hf:DIR loads a local
+    Hugging Face model (offline), whose token bits are reported per byte.
 
     \b
     Start here:

@@ -80,6 +80,41 @@ model_option = click.option(
     metavar="RUN_DIR|hf:PATH",
     help="A trained run directory, or hf:PATH for a local Hugging Face causal LM (offline only).",
 )
+device_option = click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "mps"]),
+    default=None,
+    help="hf: models: where to run (default: cuda if available, else mps, else cpu). Byte-level "
+    "models always run on the CPU.",
+)
+dtype_option = click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="hf: models: weights dtype (default float32).",
+)
+batch_tokens_option = click.option(
+    "--batch-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="hf: models: tokens per scoring batch (default 8192).",
+)
+
+
+def hf_options(f: F) -> F:
+    """--device, --dtype and --batch-tokens: how a hf: model runs (see `load_model_spec`)."""
+    for option in (batch_tokens_option, dtype_option, device_option):
+        f = option(f)
+    return f
+
+
+def load_model_spec(spec: str, device: str | None, dtype: str | None, batch_tokens: int | None) -> Any:
+    """The model a --model/--parent option names, with the hf_options (`bitlens.runs.load_model`)."""
+    from bitlens.runs import load_model
+
+    return load_model(spec, device=device, dtype=dtype, batch_tokens=batch_tokens)
+
+
 preset_names = ("tiny", "shallow", "small", "base")  # bitlens.model.MODEL_PRESETS (a test keeps them equal)
 
 

@@ -19,6 +19,23 @@ def _read_input(path: str) -> bytes:
         raise BitlensError(f"cannot read {path}: {e.strerror or e}") from None
 
 
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _coding_device(device: str | None) -> str:
+    """The device an hf: model codes on: the one asked for, else cuda when available, else cpu.
+    (MPS is not offered for coding: its file could not be checked on decoding.)"""
+    if device == "mps":
+        raise BitlensError(
+            "tokens mode codes on cpu or cuda: a file coded on mps could not be checked when decoding"
+        )
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _check_output(path: str, force: bool) -> None:
     if Path(path).exists() and not force:
         raise BitlensError(f"{path} exists; pass --force to overwrite it")
@@ -68,14 +85,34 @@ def _check_output(path: str, force: bool) -> None:
 )
 @click.option(
     "--device",
-    default="cpu",
-    show_default=True,
-    help="cpu or cuda. A file coded on a GPU decodes only on the same GPU model.",
+    type=click.Choice(["cpu", "cuda", "mps"]),
+    default=None,
+    help="Where the model runs: byte-level models default to cpu; hf: models to cuda if "
+    "available, else cpu. A file coded on a GPU decodes only on the same GPU model.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="hf: models: weights dtype (default float32; recorded, decompress loads the same).",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @json_option
 def compress_cmd(
-    in_path, out_path, model_dir, online, preset, seed, streams, threads, mix, counts, device, force, json_out
+    in_path,
+    out_path,
+    model_dir,
+    online,
+    preset,
+    seed,
+    streams,
+    threads,
+    mix,
+    counts,
+    device,
+    dtype,
+    force,
+    json_out,
 ):
     """Compress IN losslessly into OUT with a byte-level model and a range coder.
 
@@ -96,10 +133,11 @@ def compress_cmd(
     tokens mode: tokens and tokens_per_second (model_bits is Σ −log2 p of the coded tokens).
     """
     from bitlens.compress import MixConfig, compress, compress_tokens
-    from bitlens.hf import HF_PREFIX
-    from bitlens.runs import atomic_write_bytes, load_model, load_run
+    from bitlens.runs import atomic_write_bytes, is_hf_spec, load_model, load_run
 
-    tokens = model_dir is not None and model_dir.startswith(HF_PREFIX)
+    tokens = is_hf_spec(model_dir)
+    if dtype is not None and not tokens:
+        raise BitlensError("--dtype is for hf: models; byte-level models code in float32")
     if tokens and (online or mix or counts or streams is not None):
         raise BitlensError(
             "a Hugging Face model (hf:DIR) codes its tokens frozen, in one stream: "
@@ -114,8 +152,9 @@ def compress_cmd(
     _check_output(out_path, force)
     data = _read_input(in_path)
     if tokens:
+        model = load_model(model_dir, device=_coding_device(device), dtype=dtype)
         blob, r = compress_tokens(
-            data, load_model(model_dir), threads=threads, device=device, progress=show_progress()
+            data, model, threads=threads, device=str(model.device), progress=show_progress()
         )
     else:
         blob, r = compress(
@@ -127,7 +166,7 @@ def compress_cmd(
             n_streams=streams,
             threads=threads,
             progress=show_progress(),
-            device=device,
+            device=device or "cpu",
             mix=MixConfig() if mix or counts else None,
             network=not counts,
         )
@@ -186,20 +225,24 @@ def decompress_cmd(in_path, out_path, model_dir, force):
     error and OUT is left untouched. Sizes are in bytes.
     """
     from bitlens.compress import decompress, decompress_tokens, read_header
-    from bitlens.hf import HF_PREFIX
-    from bitlens.runs import atomic_write_bytes, load_model, load_run
+    from bitlens.compress.device import decoding_device
+    from bitlens.runs import atomic_write_bytes, is_hf_spec, load_model, load_run
 
     _check_output(out_path, force)
     blob = _read_input(in_path)
     header = read_header(blob)
-    hf = model_dir is not None and model_dir.startswith(HF_PREFIX)
+    hf = is_hf_spec(model_dir)
     if header.mode == "tokens":
         if not hf:
             raise BitlensError(
                 "this file was coded with a Hugging Face model's tokens "
                 f"(model {header.fingerprint.hex()[:12]}…); pass the same model: --model hf:DIR"
             )
-        data = decompress_tokens(blob, load_model(model_dir), progress=show_progress())
+        # the device and dtype the file was coded with (decoding repeats the encoder's arithmetic)
+        device = decoding_device(str(header.params.get("device", "cpu")))
+        dtype = str(header.params.get("dtype", "float32"))
+        model = load_model(model_dir, device=device, dtype=dtype if dtype in _DTYPES else None)
+        data = decompress_tokens(blob, model, progress=show_progress())
     elif hf:
         raise BitlensError(f"this is a {header.mode} file, not a tokens file: hf:DIR does not decode it")
     else:

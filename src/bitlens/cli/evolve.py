@@ -131,6 +131,9 @@ def evolve_cmd(
     from bitlens.data import load_corpus
     from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
     from bitlens.evolve.run import EvolveConfig, run_evolution
+    from bitlens.runs import refuse_hf
+
+    refuse_hf(parent_dir, "evolve promotes offspring to parents, so --parent")
 
     cfg = override(
         EvolveConfig.quick() if quick else EvolveConfig.full(),

@@ -7,7 +7,9 @@ import click
 from bitlens.cli.common import (
     corpus_option,
     emit_json,
+    hf_options,
     json_option,
+    load_model_spec,
     model_option,
     plot_option,
     quick_option,
@@ -20,6 +22,7 @@ from bitlens.measures.properties import PROPERTIES
 @click.command("lens")
 @model_option
 @corpus_option
+@hf_options
 @click.option("--tuned", is_flag=True, help="Also train (or load) a tuned lens and show it side by side.")
 @click.option(
     "--steps",
@@ -45,7 +48,21 @@ from bitlens.measures.properties import PROPERTIES
 @quick_option
 @plot_option
 @json_option
-def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick, plot_path, json_out):
+def lens_cmd(
+    model_spec,
+    corpus,
+    device,
+    dtype,
+    batch_tokens,
+    tuned,
+    steps,
+    load_lens,
+    save_lens,
+    seed,
+    quick,
+    plot_path,
+    json_out,
+):
     """Logit lens (and tuned lens) per layer: what each layer's residual stream predicts.
 
     Per layer (0 = embeddings, last = the output), on the last 10% of the corpus, in bits per
@@ -60,13 +77,16 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
     from bitlens.config import override
     from bitlens.data import load_corpus
     from bitlens.measures.lens import LensConfig, TunedLens, measure_lens, plot_lens
-    from bitlens.runs import load_model
 
     lens = TunedLens.load(load_lens) if load_lens else None
     base = LensConfig.quick() if quick else LensConfig.full()
     config = override(base, steps=steps, tuned=tuned or lens is not None, seed=seed)
     result = measure_lens(
-        load_model(model_spec), load_corpus(corpus), config, progress=show_progress(), lens=lens
+        load_model_spec(model_spec, device, dtype, batch_tokens),
+        load_corpus(corpus),
+        config,
+        progress=show_progress(),
+        lens=lens,
     )
     if save_lens and result.tuned_lens is not None:
         result.tuned_lens.save(save_lens)
@@ -97,6 +117,7 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
 @click.command("probe")
 @model_option
 @corpus_option
+@hf_options
 @click.option(
     "--property",
     "properties",
@@ -127,7 +148,21 @@ def lens_cmd(model_spec, corpus, tuned, steps, load_lens, save_lens, seed, quick
 @quick_option
 @plot_option
 @json_option
-def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seeds, seed, quick, plot_path, json_out):
+def probe_cmd(
+    model_spec,
+    corpus,
+    device,
+    dtype,
+    batch_tokens,
+    properties,
+    probe_kind,
+    examples,
+    seeds,
+    seed,
+    quick,
+    plot_path,
+    json_out,
+):
     """MDL probes (Voita & Titov 2020) with control tasks (Hewitt & Liang 2019), per layer.
 
     Online code length in bits of the property's labels with a probe retrained on 0.1, 0.2, …,
@@ -146,7 +181,6 @@ def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seeds, seed,
     from bitlens.config import override
     from bitlens.data import load_corpus
     from bitlens.measures.probes import ProbeConfig, measure_probes, plot_probes
-    from bitlens.runs import load_model
 
     base = ProbeConfig.quick() if quick else ProbeConfig.full()
     config = override(
@@ -158,7 +192,10 @@ def probe_cmd(model_spec, corpus, properties, probe_kind, examples, seeds, seed,
         seed=seed,
     )
     r = measure_probes(
-        load_model(model_spec), load_corpus(corpus), config, progress=show_progress()
+        load_model_spec(model_spec, device, dtype, batch_tokens),
+        load_corpus(corpus),
+        config,
+        progress=show_progress(),
     ).to_dict()
     if json_out != "-":
         start, end = r["byte_range"]

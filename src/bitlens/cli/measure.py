@@ -12,7 +12,10 @@ import click
 from bitlens.cli.common import (
     corpus_option,
     emit_json,
+    hf_options,
     json_option,
+    load_model_spec,
+    model_option,
     plot_option,
     preset_names,
     quick_option,
@@ -50,8 +53,9 @@ def measure() -> None:
 
 
 @measure.command("surprisal")
-@click.option("--model", "model_dir", required=True, metavar="RUN_DIR", help="A trained run directory.")
+@model_option
 @corpus_option
+@hf_options
 @click.option(
     "--max-bytes",
     type=click.IntRange(min=0),
@@ -74,8 +78,12 @@ def measure() -> None:
 )
 @plot_option
 @json_option
-def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path, json_out):
+def surprisal_cmd(
+    model_spec, corpus, device, dtype, batch_tokens, max_bytes, span, top_k, npz_path, plot_path, json_out
+):
     """Per-byte surprisal −log2 p(x_t) and predictive entropy H(p_t), in bits.
+
+    For an hf: model each token's bits are spread over its bytes (totals exact, as `eval`).
 
     Prints both averages in bits/byte and the most and least surprising spans. JSON keys:
     bits_per_byte, entropy_bits_per_byte, bytes, most_surprising, least_surprising
@@ -84,10 +92,10 @@ def surprisal_cmd(model_dir, corpus, max_bytes, span, top_k, npz_path, plot_path
     from bitlens.config import override
     from bitlens.data import load_corpus
     from bitlens.measures.surprisal import SurprisalConfig, measure_surprisal, plot_surprisal
-    from bitlens.runs import load_run
 
     cfg = override(SurprisalConfig.full(), max_bytes=max_bytes, span=span, top_k=top_k)
-    result = measure_surprisal(load_run(model_dir), load_corpus(corpus), cfg, progress=show_progress())
+    model = load_model_spec(model_spec, device, dtype, batch_tokens)
+    result = measure_surprisal(model, load_corpus(corpus), cfg, progress=show_progress())
     if npz_path:
         result.scores.save_npz(npz_path)
     r = result.to_dict()
@@ -190,34 +198,50 @@ def dynamics_cmd(corpus, preset, steps, seed, quick, plot_path, json_out):
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Full-batch training steps (= exposures per sequence).",
+    help="Step cap of each training run (runs stop earlier once memorised bits stop moving).",
 )
+@click.option("--seeds", "n_seeds", type=click.IntRange(min=1), default=None, help="Number of seeds.")
 @seed_option
 @quick_option
 @plot_option
 @json_option
-def capacity_cmd(steps, seed, quick, plot_path, json_out):
-    """Memorisation capacity in bits per parameter, on uniformly random bytes (8 bits/byte).
+def capacity_cmd(steps, n_seeds, seed, quick, plot_path, json_out):
+    """Memorisation capacity as bits per parameter: the slope of capacity against parameters.
 
-    Memorised bits = Σ max(0, 8·S − surprisal) over the sequences; the plateau over a sweep of
-    dataset sizes / parameters, beside Morris et al. (≈3.6) and Allen-Zhu & Li (≈2).
-    JSON keys: models (list of {params, bits_per_parameter, plateau_reached, points}),
-    reference_bits_per_parameter.
+    On uniformly random bytes (baseline 8 bits/byte), memorised bits = Σ max(0, 8·S − surprisal);
+    each run trains until they stop moving (or the step cap); capacity = the plateau over a sweep
+    of dataset sizes. Re-measured after bf16, int8 and int4 rounding of the weights, beside Morris
+    et al. and Allen-Zhu & Li. The long study is benchmarks/capacity.py.
+    JSON keys: slope_bits_per_parameter, slope_ci95, n_seeds, precision, runs (each with
+    parameters, memorised_bits, saturated, plateau_reached, points), anchors_bits_per_parameter.
     """
+    from dataclasses import replace
+
     from bitlens.config import override
     from bitlens.measures.capacity import CapacityConfig, measure_capacity, plot_capacity
 
     base = CapacityConfig.quick() if quick else CapacityConfig.full()
-    cfg = override(base, seed=seed, steps=steps)
+    cfg = override(base, seed=seed, n_seeds=n_seeds)
+    if steps is not None:
+        sat = cfg.saturation
+        cfg = replace(cfg, saturation=replace(sat, max_steps=steps, min_steps=min(sat.min_steps, steps)))
     r = measure_capacity(cfg, progress=show_progress()).to_dict()
-    for m in r["models"]:
-        flag = "" if m["plateau_reached"] else "  (still growing: sweep more sequences)"
+    for m in r["runs"]:
+        flags = ("" if m["saturated"] else "  (not saturated)") + (
+            "" if m["plateau_reached"] else "  (no plateau: a lower bound)"
+        )
         _echo(
             json_out,
-            f"{m['n_layer']}×{m['n_embd']}: {m['params']:,} params, capacity "
-            f"{m['capacity_bits']:,.0f} bits = {m['bits_per_parameter']:.2f} bits/param{flag}",
+            f"{m['n_layer']}×{m['n_embd']} seed {m['seed']}: {m['parameters']:,} params, "
+            f"{m['memorised_bits']:,.0f} bits = {m['bits_per_parameter']:.2f} bits/param{flags}",
         )
-    _echo(json_out, "references: Morris et al. 2025 ≈3.6 bits/param, Allen-Zhu & Li ≈2 bits/param")
+    for p, f in r["precision"].items():
+        lo, hi = f["slope_ci95"]
+        _echo(
+            json_out,
+            f"{p}: slope {f['slope_bits_per_parameter']:.2f} bits/param [{lo:.2f}, {hi:.2f}] over "
+            f"{f['n_seeds']} seeds (anchor {f['anchor']}: {f['anchor_bits_per_parameter']})",
+        )
     _finish(r, json_out, plot_path, plot_capacity)
 
 
@@ -302,19 +326,32 @@ def _sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
     "--masks",
     type=click.IntRange(min=2),
     default=None,
-    help="Trainings per supersample, even (default 8; quick 6; the paper uses 30).",
+    help="Trainings per supersample, even (default 32; quick 8; the paper uses 30).",
 )
 @click.option(
     "--supersamples",
     type=click.IntRange(min=1),
     default=None,
-    help="Independent supersamples per size (default 1; the paper uses 5).",
+    help="Independent supersamples per size; the intervals resample them (default 3; quick 1; "
+    "the paper uses 5).",
+)
+@click.option(
+    "--smoothing",
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+    default=None,
+    help="ε: losses are scored under (1 − ε)p + ε/256, capped at log2(256/ε) bits (default 0.05).",
+)
+@click.option(
+    "--null-draws",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Re-drawn mask sets in the permutation null, per supersample (default 1000; quick 200).",
 )
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Optimizer steps per training, the same for every n (default 300; quick 120).",
+    help="Optimizer steps per training, the same for every n (default 300; quick 90).",
 )
 @click.option(
     "--window",
@@ -330,23 +367,41 @@ def _sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
 )
 @json_option
 def generalisation_cmd(
-    corpus, preset, sizes, masks, supersamples, steps, window_bytes, seed, quick, plot_path, json_out
+    corpus,
+    preset,
+    sizes,
+    masks,
+    supersamples,
+    smoothing,
+    null_draws,
+    steps,
+    window_bytes,
+    seed,
+    quick,
+    plot_path,
+    json_out,
 ):
-    """Generalisation gap vs its f-CMI bound, in bits/byte; memorised bits per window.
+    """Generalisation gap vs its CMI bound, in bits/byte; memorised bits per window.
 
     How much do models know about their own training windows, and does it bound the gap?
-    Supersample protocol (Harutyunyan et al. 2021, f-CMI): 2n windows in pairs; each of k models
-    trains on one member of every pair chosen by a mask. Reported per n, all in bits:
-    the measured gap (held-out − train loss, bits/byte), the f-CMI bound on it (bits/byte),
-    the CMI between the models' losses and the masks (bits, summed over the n pairs; at most 1
-    bit per pair), and the estimator's floor for pairs the models know nothing about
-    (bits/pair). The memorisation view lists windows whose loss drops most (bits/byte) when they
-    are trained on, with their surprisal when held out.
+    Supersample protocol (Harutyunyan et al. 2021; loss-difference CMI, Wang & Mao 2023): 2n
+    windows in pairs; each of k models trains on one member of every pair chosen by a mask.
+    Losses are scored with smoothed predictions, so none exceeds the cap log2(256/ε) bits, and
+    the bound uses that cap. Reported per n, with bootstrap intervals across supersamples: the
+    measured gap (held-out − train loss, bits/byte), the CMI bound on it (bits/byte), the CMI
+    between the models' losses and the masks (bits, summed over the n pairs; at most 1 bit per
+    pair) against its permutation null (floor and p-value), and whether the estimate is
+    informative (above the floor, below 1 bit per pair): only there is "bound ≥ gap" a finding.
+    The memorisation view lists windows whose loss drops most (bits/byte) when they are trained
+    on, with their surprisal when held out.
 
-    JSON keys: points [{n, gap_bits_per_byte, bound_bits_per_byte, cmi_bits, cmi_bits_per_window,
-    cmi_floor_bits_per_window, train_bits_per_byte, heldout_bits_per_byte,
-    membership_surprisal_correlation}], memorisation {n, windows [{text, membership_bits,
-    membership_bits_per_byte, reference_bits_per_byte}]}, config, model_params, seconds.
+    JSON keys: loss_cap_bits, points [{n, gap_bits_per_byte, gap_ci95, bound_bits_per_byte,
+    bound_ci95, cmi_bits, cmi_ci95, cmi_bits_per_window, cmi_bits_per_supersample,
+    cmi_null_floor_bits, cmi_floor_bits_per_window, cmi_null_p_value, cmi_pairs_above_null,
+    cmi_status, informative, vacuous, loss_cap_bits, n_masks, n_supersamples, n_seeds,
+    train_bits_per_byte, heldout_bits_per_byte, membership_surprisal_correlation}],
+    memorisation {n, windows [{text, membership_bits, membership_bits_per_byte,
+    reference_bits_per_byte}]}, config, model_params, seconds.
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
@@ -363,6 +418,8 @@ def generalisation_cmd(
         sizes=sizes,
         masks=masks,
         supersamples=supersamples,
+        smoothing=smoothing,
+        null_draws=null_draws,
         steps=steps,
         window_bytes=window_bytes,
         seed=seed,
@@ -381,21 +438,24 @@ def _print_generalisation(result: dict) -> None:
     click.echo(
         f"{c['preset']} model ({result['model_params']:,} parameters), "
         f"{c['window_bytes']}-byte windows, {c['masks']} masks × {c['supersamples']} supersample(s), "
-        f"{c['steps']} steps each, "
+        f"{c['steps']} steps each, ε = {c['smoothing']} (loss cap {result['loss_cap_bits']:.2f} bits), "
         f"{result['seconds']:.0f} s"
     )
     click.echo(
-        f"{'n':>6} {'train':>8} {'held-out':>9} {'gap':>8} {'bound':>8} {'CMI bits':>9} {'bits/pair':>9}"
+        f"{'n':>6} {'train':>7} {'held-out':>8} {'gap':>7} {'bound':>7} "
+        f"{'bits/pair':>9} {'ci95':>13} {'floor':>6} {'p':>6}  status"
     )
     for p in result["points"]:
+        lo, hi = (v / p["n"] for v in p["cmi_ci95"])
         click.echo(
-            f"{p['n']:>6} {p['train_bits_per_byte']:>8.3f} {p['heldout_bits_per_byte']:>9.3f} "
-            f"{p['gap_bits_per_byte']:>8.4f} {p['bound_bits_per_byte']:>8.4f} {p['cmi_bits']:>9.1f} "
-            f"{p['cmi_bits_per_window']:>9.3f}"
+            f"{p['n']:>6} {p['train_bits_per_byte']:>7.3f} {p['heldout_bits_per_byte']:>8.3f} "
+            f"{p['gap_bits_per_byte']:>7.4f} {p['bound_bits_per_byte']:>7.3f} "
+            f"{p['cmi_bits_per_window']:>9.3f} [{lo:.3f}, {hi:.3f}] {p['cmi_floor_bits_per_window']:>6.3f} "
+            f"{p['cmi_null_p_value']:>6.3f}  {p['cmi_status']}{' (vacuous)' if p['vacuous'] else ''}"
         )
-    floor = result["points"][0]["cmi_floor_bits_per_window"]
     click.echo(
-        f"(losses in bits/byte; the CMI estimate reads {floor:.3f} bits/pair for pairs the models ignore)"
+        "(losses in bits/byte; CMI in bits per window pair, max 1; floor: the permutation null's mean; "
+        "bound ≥ gap is a finding only where the status is informative)"
     )
     mem = result["memorisation"]
     click.echo(f"most memorised windows at n={mem['n']} (loss drop when trained on · surprisal held out):")

@@ -10,7 +10,9 @@ import click
 from bitlens.cli.common import (
     corpus_option,
     emit_json,
+    hf_options,
     json_option,
+    load_model_spec,
     parse_list,
     plot_option,
     preset_option,
@@ -23,6 +25,15 @@ from bitlens.errors import BitlensError
 # Written out so that `--help` needs no torch (a test keeps it equal to collapse.MODES).
 COLLAPSE_MODES = ("replace", "accumulate")
 offspring_preset_option = preset_option(default="tiny", help="Offspring model size.")
+parent_option = click.option(
+    "--parent",
+    "parent_dir",
+    required=True,
+    metavar="RUN_DIR|hf:PATH",
+    help="Trained parent run directory (bitlens train), or hf:PATH for a local Hugging Face "
+    "causal LM (it selects and writes text through its tokens; soft-label targets need a "
+    "byte-level parent).",
+)
 
 
 def _parse_policy(text: str) -> dict:
@@ -43,14 +54,9 @@ def offspring_group() -> None:
 
 
 @offspring_group.command("compare")
-@click.option(
-    "--parent",
-    "parent_dir",
-    required=True,
-    metavar="RUN_DIR",
-    help="Trained parent run directory (bitlens train).",
-)
+@parent_option
 @corpus_option
+@hf_options
 @click.option(
     "--keep-ratio",
     type=click.FloatRange(0.0, 1.0, min_open=True),
@@ -68,7 +74,9 @@ def offspring_group() -> None:
 @quick_option
 @plot_option
 @json_option
-def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path, json_out):
+def compare_cmd(
+    parent_dir, corpus, device, dtype, batch_tokens, keep_ratio, seeds, preset, quick, plot_path, json_out
+):
     """Selection strategies (random, surprisal, low-surprisal, excess, learnability; document and
     token level) and distillation targets (raw, hard samples, soft labels, mix) at one budget.
 
@@ -85,7 +93,6 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
     from bitlens.config import override
     from bitlens.data import load_corpus
     from bitlens.offspring.compare import CompareConfig, compare_strategies, plot_strategies
-    from bitlens.runs import load_run
 
     cfg = override(
         CompareConfig.quick() if quick else CompareConfig.full(),
@@ -93,13 +100,17 @@ def compare_cmd(parent_dir, corpus, keep_ratio, seeds, preset, quick, plot_path,
         seeds=parse_list(seeds, int, "--seeds"),
         preset=preset,
     )
-    parent = load_run(parent_dir)
+    parent = load_model_spec(parent_dir, device, dtype, batch_tokens)
     r = compare_strategies(parent, load_corpus(corpus), cfg, progress=show_progress()).to_dict()
     if json_out != "-":
         _print_comparison(r)
     if plot_path:
         plot_strategies(r, plot_path)
     emit_json(r, json_out)
+
+
+def _num(x: float | None, width: int) -> str:
+    return f"{'n/a':>{width}}" if x is None else f"{x:{width}.4f}"
 
 
 def _print_comparison(r: dict) -> None:
@@ -121,20 +132,20 @@ def _print_comparison(r: dict) -> None:
     for d in r["distillation"]:
         click.echo(
             f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} ±{d['heldout_bits_per_byte_std']:.4f} "
-            f"{d['kl_to_parent_bits']:10.4f} {d['bits_per_token_from_parent']:13.4f} "
+            f"{_num(d['kl_to_parent_bits'], 10)} {_num(d['bits_per_token_from_parent'], 13)} "
             f"{d['label_bits_per_token']:11.4f}"
+        )
+    if r.get("skipped_targets"):
+        click.echo(
+            f"not run: {', '.join(r['skipped_targets'])} (soft labels need a byte-level parent's "
+            "next-byte distribution)"
         )
 
 
 @offspring_group.command("evaluate")
-@click.option(
-    "--parent",
-    "parent_dir",
-    required=True,
-    metavar="RUN_DIR",
-    help="Trained parent run directory (bitlens train).",
-)
+@parent_option
 @corpus_option
+@hf_options
 @click.option(
     "--policy",
     "policy_text",
@@ -147,22 +158,27 @@ def _print_comparison(r: dict) -> None:
 @seed_option
 @quick_option
 @json_option
-def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
+def evaluate_cmd(parent_dir, corpus, device, dtype, batch_tokens, policy_text, seed, quick, json_out):
     """Train one offspring under a curation policy and score it (what the evolution search does).
 
     Units: held-out bits/byte (offspring, random-selection baseline, parent), FLOPs of the whole
     run, fitness in bits/byte gained over the baseline per TFLOP.
 
     JSON keys: heldout_bits_per_byte, baseline_bits_per_byte, tokens, flops, fitness,
-    improvement_vs_parent_bits_per_byte, cost, choice_bits, kl_to_parent_bits, policy.
+    improvement_vs_parent_bits_per_byte, cost, choice_bits, kl_to_parent_bits (null for an hf:
+    parent), policy.
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
-    from bitlens.offspring.policy import ContextConfig, CurationPolicy, build_context, evaluate_policy
+    from bitlens.offspring.distill import SOFT_WEIGHT
+    from bitlens.offspring.parent import refuse_soft_target
+    from bitlens.offspring.policy import ContextConfig, CurationPolicy, context_from_model, evaluate_policy
 
     policy = CurationPolicy.from_dict(_parse_policy(policy_text))
     context = override(ContextConfig.quick() if quick else ContextConfig.full(), seed=seed)
-    r = evaluate_policy(policy, build_context(parent_dir, load_corpus(corpus), context), seed)
+    parent = load_model_spec(parent_dir, device, dtype, batch_tokens)
+    refuse_soft_target(parent, policy.target, SOFT_WEIGHT[policy.target])  # before reading the corpus
+    r = evaluate_policy(policy, context_from_model(parent, load_corpus(corpus), context), seed)
     if json_out != "-":
         click.echo(
             f"offspring {r.heldout_bits_per_byte:.4f} bits/byte, random selection "
@@ -175,6 +191,15 @@ def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
 
 @click.command("collapse")
 @corpus_option
+@click.option(
+    "--model",
+    "model_spec",
+    default=None,
+    metavar="RUN_DIR|hf:PATH",
+    help="Generation 0: this model as it is (a trained run, or hf:PATH for a local Hugging Face "
+    "causal LM) instead of one trained on real data.",
+)
+@hf_options
 @click.option(
     "--mode",
     type=click.Choice([*COLLAPSE_MODES, "both"]),
@@ -206,7 +231,22 @@ def evaluate_cmd(parent_dir, corpus, policy_text, seed, quick, json_out):
 @quick_option
 @plot_option
 @json_option
-def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, quick, plot_path, json_out):
+def collapse_cmd(
+    corpus,
+    model_spec,
+    device,
+    dtype,
+    batch_tokens,
+    mode,
+    generations,
+    seed,
+    temperature,
+    top_p,
+    preset,
+    quick,
+    plot_path,
+    json_out,
+):
     """Model collapse: train each generation on the previous generation's samples.
 
     Per generation, in bits: held-out bits/byte on real data, the samples' entropy (their mean
@@ -228,9 +268,17 @@ def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, qu
         top_p=top_p,
         preset=preset,
     )
+    first = None if model_spec is None else load_model_spec(model_spec, device, dtype, batch_tokens)
+    if first is None and (device or dtype or batch_tokens):
+        raise BitlensError(
+            "--device, --dtype and --batch-tokens are for a generation 0 given by --model hf:PATH"
+        )
     data = load_corpus(corpus)
     modes = COLLAPSE_MODES if mode == "both" else (mode,)
-    runs = [run_collapse(data, override(cfg, mode=m), progress=show_progress()).to_dict() for m in modes]
+    runs = [
+        run_collapse(data, override(cfg, mode=m), progress=show_progress(), generation0=first).to_dict()
+        for m in modes
+    ]
     if json_out != "-":
         for r in runs:
             _print_collapse(r)
@@ -240,7 +288,8 @@ def collapse_cmd(corpus, mode, generations, seed, temperature, top_p, preset, qu
 
 
 def _print_collapse(r: dict) -> None:
-    click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}")
+    given = "" if r.get("generation0", "trained") == "trained" else f"; generation 0 is {r['generation0']}"
+    click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}{given}")
     click.echo(
         f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
         f"{'tail mass':>10} {'real bytes < 2^-10':>19}"

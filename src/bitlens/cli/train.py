@@ -7,7 +7,9 @@ import click
 from bitlens.cli.common import (
     corpus_option,
     emit_json,
+    hf_options,
     json_option,
+    load_model_spec,
     model_option,
     preset_option,
     show_progress,
@@ -46,7 +48,10 @@ def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
     attention.
     """
     from bitlens.data import load_corpus
+    from bitlens.runs import refuse_hf
     from bitlens.train import train_run
+
+    refuse_hf(out_dir, "train trains a byte-level model from scratch and")
 
     r = train_run(
         load_corpus(corpus),
@@ -69,18 +74,18 @@ def train_cmd(corpus, out_dir, preset, steps, seed, resume, json_out):
 @click.command("eval")
 @model_option
 @corpus_option
+@hf_options
 @json_option
-def eval_cmd(model_spec, corpus, json_out):
+def eval_cmd(model_spec, corpus, device, dtype, batch_tokens, json_out):
     """Bits per byte of a corpus under a trained model (its cross-entropy, in bits).
 
     JSON keys: bits_per_byte, bytes, total_bits (= bits_per_byte × bytes); for hf: models also
     tokens and bits_per_token (the same total bits over the tokenizer's tokens).
     """
     from bitlens.data import load_corpus
-    from bitlens.runs import load_model
     from bitlens.tokens import evaluate_any
 
-    model = load_model(model_spec)
+    model = load_model_spec(model_spec, device, dtype, batch_tokens)
     r = evaluate_any(model, load_corpus(corpus), progress=show_progress())
     if json_out != "-":
         click.echo(f"{r.bits_per_byte:.4f} bits/byte over {r.bytes:,} bytes ({r.total_bits:,.0f} bits)")

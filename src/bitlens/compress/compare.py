@@ -17,7 +17,7 @@ from bitlens.compress.registry import COMPRESSORS, CoderSettings, Compressor
 from bitlens.errors import BitlensError
 from bitlens.model import GPT
 
-DEFAULT_LEARNED = ("counts", "offline", "online", "online+mix", "adaptive")
+DEFAULT_LEARNED = ("counts", "offline", "online", "online+mix", "adaptive", "tokens")
 DEFAULT_COMPRESSORS = (*BASELINES, *DEFAULT_LEARNED)
 
 
@@ -53,6 +53,9 @@ def _row(coder: Compressor, data: bytes) -> dict:
             row["network_saves_bits_per_byte"] = result.network_saves_bits_per_byte
         if result.bits_per_byte_with_model is not None:
             row["bits_per_byte_with_model"] = result.bits_per_byte_with_model
+        if result.tokens is not None:
+            row["tokens"] = result.tokens
+            row["tokens_per_second"] = result.tokens_per_second
     return row
 
 
@@ -97,13 +100,14 @@ class ComparisonResult:
 
 
 def compare_compressors(
-    data: bytes, model: GPT | None, config: ComparisonConfig, progress: bool = False
+    data: bytes, model: GPT | Any | None, config: ComparisonConfig, progress: bool = False
 ) -> ComparisonResult:
     """Compress the first `config.max_bytes` of `data` with each of `config.compressors`, decode
     each output, and report bits per byte.
 
-    Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need `model`
-    and are skipped without one; offline rows also carry bits_per_byte_with_model (weights at 2
+    Every compressor sees the same slice. "bitlens offline" and "bitlens adaptive" need a
+    byte-level `model` and "bitlens tokens" a Hugging Face one (hf:DIR); each is skipped
+    without its kind; offline rows also carry bits_per_byte_with_model (weights at 2
     bytes per parameter), "+mix" rows network_bits (the network's own code length, bits).
     """
     data = data[: config.max_bytes or len(data)]

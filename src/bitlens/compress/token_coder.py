@@ -32,11 +32,9 @@ checks the CRC-32 of the bytes it decoded.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import constriction
@@ -48,6 +46,7 @@ from bitlens.compress.container import Header, crc32, pack_header, unpack
 from bitlens.compress.device import decoding_device, device_name
 from bitlens.determinism import deterministic
 from bitlens.errors import BitlensError
+from bitlens.hf import token_steps
 from bitlens.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -134,38 +133,6 @@ def tokenize_exactly(backend: Any, data: bytes) -> list[int]:
 # --- the computation both sides share ----------------------------------------------------------
 
 
-def _cache_keyword(lm: torch.nn.Module) -> str:
-    """The forward's KV-cache argument (and output field): `cache` from transformers 5.x on,
-    `past_key_values` before."""
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
-
-
-@torch.no_grad()
-def _token_steps(
-    lm: torch.nn.Module, inputs: list[int], n: int, window: int, device: torch.device
-) -> Iterator[np.ndarray]:
-    """Float64 next-token probabilities (V,) for tokens 0 … n-1, one KV-cache step each.
-
-    inputs[0] is the start token; the consumer must append token i to `inputs` before asking for
-    token i+1. The cache is primed with the last window/2 inputs at the start and whenever it
-    holds a full window.
-    """
-    keyword = _cache_keyword(lm)
-    keep = max(1, window // 2)
-    cache: Any = None
-    cached = 0  # inputs in the cache
-    for pos in range(n):
-        if pos == 0 or cached == window:  # (re-)prime: a fresh cache from the last `keep` inputs
-            step, cache = inputs[max(0, pos + 1 - keep) : pos + 1], None
-            cached = len(step)
-        else:
-            step = inputs[pos : pos + 1]
-            cached += 1
-        out = lm(input_ids=torch.tensor([step], device=device), use_cache=True, **{keyword: cache})
-        cache = getattr(out, keyword)
-        yield torch.softmax(out.logits[0, -1].double(), dim=-1).cpu().numpy()
-
-
 def _transformers_version() -> str:
     import transformers
 
@@ -231,7 +198,7 @@ def compress_tokens(
             _OnDevice(model, device) as dev,
             progress_bar(len(ids), "coding tokens", enabled=progress) as bar,
         ):
-            steps = _token_steps(model.model, inputs, len(ids), window, dev)
+            steps = token_steps(model.model, inputs, len(ids), window, dev)
             for token, probs in zip(ids, steps, strict=True):
                 if trace is not None:
                     trace.append(probs)
@@ -338,7 +305,7 @@ def decompress_tokens(
             _OnDevice(model, device) as dev,
             progress_bar(p["tokens"], "decoding tokens", enabled=progress) as bar,
         ):
-            for probs in _token_steps(model.model, inputs, p["tokens"], p["window"], dev):
+            for probs in token_steps(model.model, inputs, p["tokens"], p["window"], dev):
                 if trace is not None:
                     trace.append(probs)
                 try:

@@ -7,7 +7,8 @@ returns a result dataclass whose `to_dict()` is its JSON; plot functions take th
 - `surprisal`: per-byte surprisal and predictive entropy of a trained model.
 - `prequential`: the online (prequential) description length of a corpus, and two-part codes.
 - `dynamics`: information gained per token during training (Rho-1's four classes).
-- `capacity`: memorisation capacity in bits per parameter on uniformly random bytes.
+- `capacity`: memorisation capacity on uniformly random bytes, as the slope of capacity against
+  parameters (bits per parameter) over seeds, at fp32, bf16, int8 and int4.
 - `validate`: the known-answer checks, runnable from the CLI.
 - `lens`: logit lens and tuned lens, per layer (cross-entropy, entropy, KL to the output).
 - `probes`: MDL probes (online codelength per layer) with control tasks and selectivity, on

@@ -1,13 +1,20 @@
-"""Generalisation in bits: the f-CMI bound next to the measured gap, and what gets memorised.
+"""Generalisation in bits: the CMI bound next to the measured gap, and what gets memorised.
 
 How much does a model know about *its* training windows, and does that bound how much worse it
-does on windows it never saw? For each training-set size n:
+does on windows it never saw? For each training-set size n and each of `supersamples` draws:
 1. draw a supersample of 2n non-overlapping windows from the corpus's training split, in pairs;
 2. train k models (k even; masks come in complementary pairs, and a mask and its complement share
    the training seed), each on one member of every pair chosen by its mask;
-3. score every window under every model (bits per byte) and hand the losses to
-   `bitlens.measures.cmi`: the measured gap (held-out − trained, bits/byte), the f-CMI bound on
-   it, the CMI in bits, and each window's membership bits (the memorisation view).
+3. score every window under every model with smoothed predictions (1 − ε)p + ε/256, so that no
+   loss exceeds the cap C = log2(256/ε) bits per byte, and hand the losses to
+   `bitlens.measures.cmi`: the measured gap (held-out − trained, bits/byte), the CMI in bits, its
+   bound on the gap with the cap C, the permutation null (the floor and a p-value), and each
+   window's membership bits (the memorisation view).
+Per n the figures are means over supersamples with bootstrap intervals across them
+(`bitlens.stats`), and the CMI gets a status: "floor" when the permutation null cannot be
+rejected (p ≥ 0.05), "ceiling" when its interval reaches 1 bit per pair less the floor (the
+masks are as readable as the estimator can show), "informative" in between. Only there does
+"bound ≥ gap" say something; at the floor or the ceiling it holds by construction.
 Training length is a fixed number of steps for every n, so small n means many epochs.
 """
 
@@ -25,42 +32,55 @@ from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
 from bitlens.evaluate import window_scores
 from bitlens.measures.cmi import (
+    CmiEstimate,
+    CmiNull,
     Membership,
     complementary_masks,
     estimate_cmi,
-    independence_floor_bits,
     membership,
+    permutation_null,
+    permutation_p_value,
 )
 from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
+from bitlens.stats import bootstrap_ci
 from bitlens.train import TrainConfig, train
+from bitlens.units import smoothing_cap_bits
 
 # Each supersample trains `masks` models per size, so the default model is far smaller than `tiny`.
 MICRO = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=32)
 DEFAULT_PRESET = "micro"
+SIGNIFICANCE = 0.05  # a CMI estimate whose permutation p-value reaches this sits at the floor
 
 
 @dataclass(frozen=True)
 class GeneralisationConfig:
     sizes: tuple[int, ...] = (75, 250, 1000, 4000)  # n: pairs per supersample = training windows
-    supersamples: int = 1  # independent draws of the 2n windows per size
-    masks: int = 8  # trainings per supersample (even: complementary pairs)
+    supersamples: int = 3  # independent draws of the 2n windows per size (the intervals' unit)
+    masks: int = 32  # trainings per supersample (even: complementary pairs)
     steps: int = 300  # optimizer steps per training, whatever n is
     batch_size: int = 32  # windows per step
     window_bytes: int = 16  # bytes predicted per window (the model sees window_bytes of context)
     lr: float = 1e-2
+    smoothing: float = 0.05  # ε: losses scored under (1 − ε)p + ε/256, at most log2(256/ε) bits
+    null_draws: int = 1000  # re-drawn mask sets in the permutation null, per supersample
     preset: str = DEFAULT_PRESET  # "micro" (2 × 32) or a bitlens model preset
     threads: int | None = 1  # torch threads while training; small models run best on one
-    seed: int = 0  # windows, masks and training seeds
+    seed: int = 0  # windows, masks, training seeds, null draws and bootstrap
     mode: str = "full"  # "quick" or "full": the constructor used, recorded as the result's `quick`
 
     @classmethod
     def quick(cls) -> GeneralisationConfig:
-        return cls(sizes=(25, 100, 400), masks=6, steps=120, mode="quick")
+        return cls(sizes=(25, 100, 400), supersamples=1, masks=8, steps=90, null_draws=200, mode="quick")
 
     @classmethod
     def full(cls) -> GeneralisationConfig:
         return cls()
+
+    @property
+    def loss_cap_bits(self) -> float:
+        """C = log2(256/ε): no smoothed loss exceeds it (bits per byte)."""
+        return smoothing_cap_bits(self.smoothing)
 
     def to_dict(self) -> dict:
         """The settings, as the result records them (seed and mode sit beside them)."""
@@ -69,16 +89,35 @@ class GeneralisationConfig:
 
 @dataclass(frozen=True)
 class GeneralisationPoint:
-    """One training-set size n, averaged over its supersamples: losses in bits/byte."""
+    """One training-set size n: means over its supersamples, losses in bits/byte, CMI in bits.
+
+    Each `*_ci95` is a bootstrap interval across the supersamples (a point when there is one).
+    """
 
     n: int
-    gap_bits_per_byte: float  # held-out − train
-    bound_bits_per_byte: float  # the f-CMI bound on the gap
-    cmi_bits: float
-    cmi_bits_per_window: float
+    gap_bits_per_byte: float  # held-out − train, smoothed losses
+    gap_ci95: list[float]
+    bound_bits_per_byte: float  # the loss-difference CMI bound on the gap, with the cap C
+    bound_ci95: list[float]
+    cmi_bits: float  # Σ over the n pairs of I(ΔL_i; U_i)
+    cmi_ci95: list[float]
+    cmi_bits_per_window: float  # cmi_bits / n, in [0, 1]
+    cmi_bits_per_supersample: list[float]
+    cmi_null_floor_bits: float  # the mean estimate under the permutation null (Σ over pairs)
+    cmi_floor_bits_per_window: float  # the same per pair
+    cmi_null_p_value: float  # of the mean estimate against the null of the mean
+    # Share of pairs whose own permutation p-value is below 0.05; a pair's p is at least
+    # 2^(1 − k/2), so this stays 0 with fewer than 12 masks.
+    cmi_pairs_above_null: float
+    cmi_status: str  # "floor", "informative" or "ceiling" (see the module docstring)
+    informative: bool  # cmi_status == "informative": only then is "bound ≥ gap" a finding
+    vacuous: bool  # the bound reaches the cap C, which bounds any gap
+    loss_cap_bits: float  # C = log2(256/ε)
+    n_masks: int
+    n_supersamples: int
+    n_seeds: int  # = n_supersamples: the unit the intervals resample
     train_bits_per_byte: float
     heldout_bits_per_byte: float
-    cmi_floor_bits_per_window: float  # the estimate for pairs the models ignore
     membership_surprisal_correlation: float | None  # Spearman; None with fewer than 4 masks
 
 
@@ -97,6 +136,7 @@ class GeneralisationResult:
             "points": [asdict(p) for p in self.points],
             "memorisation": self.memorisation,
             "config": self.config.to_dict(),
+            "loss_cap_bits": self.config.loss_cap_bits,
             "model_params": self.model_params,
             "seed": self.config.seed,
             "quick": self.config.mode == "quick",
@@ -128,11 +168,13 @@ def draw_supersample(
     return train_bytes[idx].view(n, 2, span)
 
 
-def window_bits_per_byte(model: GPT, windows: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    """Mean surprisal in bits of bytes 1..W of each (N, W + 1) window given the bytes before it."""
-    surprisal, _ = window_scores(model, windows, batch_size=batch_size)
-    # averaged in float32, as the scorer's float32 figures always were here (same numbers)
-    return torch.from_numpy(surprisal).float().mean(dim=1).double().numpy()
+def window_bits_per_byte(
+    model: GPT, windows: torch.Tensor, smoothing: float, batch_size: int = 512
+) -> np.ndarray:
+    """Mean smoothed surprisal in bits of bytes 1..W of each (N, W + 1) window given the bytes
+    before it, under (1 − ε)p + ε/256 with ε = `smoothing`: each at most log2(256/ε) bits."""
+    surprisal, _ = window_scores(model, windows, batch_size=batch_size, smoothing=smoothing)
+    return surprisal.mean(axis=1)
 
 
 def train_on_mask(
@@ -159,7 +201,7 @@ def train_on_mask(
         seed=seed,
     )
     train(model, trained, tcfg, batch_fn=batch_fn)
-    return window_bits_per_byte(model, windows.view(2 * n, -1)).reshape(n, 2)
+    return window_bits_per_byte(model, windows.view(2 * n, -1), cfg.smoothing).reshape(n, 2)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -190,13 +232,20 @@ def measure_generalisation(
 ) -> GeneralisationResult:
     """The supersample experiment on `data`'s training split, in bits (see the module docstring).
 
-    Per n: the measured gap and its f-CMI bound (bits/byte), the CMI (bits), and the Spearman
-    correlation of membership bits with held-out surprisal (on disjoint halves of the trainings);
-    the memorisation view lists the smallest n's windows, most memorised first.
+    Per n: the measured gap and its CMI bound (bits/byte, with intervals), the CMI (bits) against
+    its permutation null, and the Spearman correlation of membership bits with held-out surprisal
+    (on disjoint halves of the trainings); the memorisation view lists the smallest n's windows,
+    most memorised first.
     """
     cfg = config
     if not cfg.sizes or min(cfg.sizes) < 1:
         raise BitlensError(f"sizes must be positive window counts, got {cfg.sizes}")
+    if cfg.masks < 2 or cfg.masks % 2:
+        raise BitlensError(f"the number of masks must be even and at least 2, got {cfg.masks}")
+    if cfg.supersamples < 1 or cfg.null_draws < 1:
+        raise BitlensError("supersamples and null_draws must be at least 1")
+    if not 0.0 < cfg.smoothing <= 1.0:
+        raise BitlensError(f"the smoothing ε must lie in (0, 1], got {cfg.smoothing}")
     train_bytes = split_corpus(data, cfg.window_bytes).train
     rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
@@ -221,8 +270,10 @@ def measure_generalisation(
 def _measure_size(
     train_bytes: torch.Tensor, n: int, cfg: GeneralisationConfig, rng: np.random.Generator, bar
 ) -> tuple[GeneralisationPoint, dict]:
-    """One n: every supersample's trainings → the averaged point, and the first one's windows."""
-    estimates, correlations, memorisation = [], [], None
+    """One n: every supersample's trainings → the point, and the first supersample's windows."""
+    estimates: list[CmiEstimate] = []
+    nulls: list[CmiNull] = []
+    correlations, memorisation = [], None
     for s in range(cfg.supersamples):
         windows = draw_supersample(train_bytes, n, cfg.window_bytes, rng)
         masks = complementary_masks(cfg.masks, n, rng)
@@ -233,27 +284,73 @@ def _measure_size(
             run_seed = int(np.random.SeedSequence([cfg.seed, n, s, j // 2]).generate_state(1)[0])
             losses[j] = train_on_mask(windows, masks[j], cfg, run_seed)
             bar.advance(1, status=f"n={n}")
-        estimates.append(estimate_cmi(losses, masks))
+        estimates.append(estimate_cmi(losses, masks, cfg.loss_cap_bits))
+        null_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, n, s, 1]))
+        nulls.append(permutation_null(losses, masks, cfg.null_draws, null_rng))
         correlations.append(_membership_surprisal_correlation(losses, masks))
         memorisation = memorisation or _memorised_windows(windows, membership(losses, masks), n)
     assert memorisation is not None  # cfg.supersamples >= 1
     known = [c for c in correlations if c is not None]
-    figures = (
-        "gap_bits_per_byte",
-        "bound_bits_per_byte",
-        "cmi_bits",
-        "cmi_bits_per_window",
-        "train_bits_per_byte",
-        "heldout_bits_per_byte",
-    )
     point = GeneralisationPoint(
         n=n,
-        **{key: float(np.mean([getattr(e, key) for e in estimates])) for key in figures},
-        cmi_floor_bits_per_window=independence_floor_bits(cfg.masks),
+        **_cmi_figures(estimates, nulls, cfg),
         # None: fewer than 4 masks, no disjoint halves
         membership_surprisal_correlation=float(np.mean(known)) if len(known) == len(correlations) else None,
     )
     return point, memorisation
+
+
+def cmi_status(cmi_ci95: list[float], p_value: float, floor_bits_per_window: float, n: int) -> str:
+    """Where the CMI estimate sits: "floor" (the null is not rejected at SIGNIFICANCE), "ceiling"
+    (its interval reaches 1 bit per pair less the floor: the masks are as readable as the
+    estimator can show), else "informative"."""
+    if p_value >= SIGNIFICANCE:
+        return "floor"
+    if cmi_ci95[1] >= n * (1.0 - floor_bits_per_window):
+        return "ceiling"
+    return "informative"
+
+
+def _cmi_figures(estimates: list[CmiEstimate], nulls: list[CmiNull], cfg: GeneralisationConfig) -> dict:
+    """The point's figures from its supersamples: means, intervals across them, the null."""
+    n = estimates[0].n
+
+    def mean_and_ci(key: str) -> tuple[float, list[float]]:
+        ci = bootstrap_ci([getattr(e, key) for e in estimates], seed=cfg.seed)
+        return ci.estimate, [ci.low, ci.high]
+
+    gap, gap_ci = mean_and_ci("gap_bits_per_byte")
+    bound, bound_ci = mean_and_ci("bound_bits_per_byte")
+    cmi, cmi_ci = mean_and_ci("cmi_bits")
+    # Independent null draws per supersample, averaged draw by draw: the null of the mean.
+    null_of_mean = np.mean([null.cmi_bits for null in nulls], axis=0)
+    floor = float(null_of_mean.mean())
+    p_value = permutation_p_value(null_of_mean, cmi)
+    status = cmi_status(cmi_ci, p_value, floor / n, n)
+    pair_p = np.concatenate([null.pair_p_values for null in nulls])
+    return {
+        "gap_bits_per_byte": gap,
+        "gap_ci95": gap_ci,
+        "bound_bits_per_byte": bound,
+        "bound_ci95": bound_ci,
+        "cmi_bits": cmi,
+        "cmi_ci95": cmi_ci,
+        "cmi_bits_per_window": cmi / n,
+        "cmi_bits_per_supersample": [e.cmi_bits for e in estimates],
+        "cmi_null_floor_bits": floor,
+        "cmi_floor_bits_per_window": floor / n,
+        "cmi_null_p_value": p_value,
+        "cmi_pairs_above_null": float((pair_p < SIGNIFICANCE).mean()),
+        "cmi_status": status,
+        "informative": status == "informative",
+        "vacuous": bound >= cfg.loss_cap_bits,
+        "loss_cap_bits": cfg.loss_cap_bits,
+        "n_masks": cfg.masks,
+        "n_supersamples": len(estimates),
+        "n_seeds": len(estimates),
+        "train_bits_per_byte": float(np.mean([e.train_bits_per_byte for e in estimates])),
+        "heldout_bits_per_byte": float(np.mean([e.heldout_bits_per_byte for e in estimates])),
+    }
 
 
 def _memorised_windows(windows: torch.Tensor, m: Membership, n: int) -> dict:
@@ -275,9 +372,16 @@ def _memorised_windows(windows: torch.Tensor, m: Membership, n: int) -> dict:
     return {"n": n, "windows": rows}
 
 
+def _yerr(values: list[float], intervals: list[list[float]]) -> np.ndarray:
+    """Error-bar lengths (2, N) below and above each value from its [low, high] interval."""
+    v, ci = np.asarray(values), np.asarray(intervals).reshape(-1, 2)
+    return np.clip(np.stack([v - ci[:, 0], ci[:, 1] - v]), 0.0, None)
+
+
 def plot_generalisation(result: dict, path: str | Path) -> list[Path]:
     """Three panels from `measure_generalisation`'s dict, saved as PNG and SVG next to `path`:
-    gap and bound vs n (bits/byte), CMI per window vs n with the estimator's floor (bits), and
+    gap and bound vs n with their intervals and the loss cap (bits/byte); CMI per window pair vs
+    n with its interval, the permutation floor and 1 bit, informative points filled (bits); and
     each window's membership bits vs its held-out surprisal (bits/byte). Returns the two paths.
     """
     from bitlens.plotting import new_figure, plain_ticks, save_figure
@@ -287,27 +391,51 @@ def plot_generalisation(result: dict, path: str | Path) -> list[Path]:
     gaps = [p["gap_bits_per_byte"] for p in pts]
     bounds = [p["bound_bits_per_byte"] for p in pts]
     fig, (ax, ax_cmi, ax_mem) = new_figure(ncols=3, width=14, height=4)
-    ax.plot(ns, bounds, "o-", label="f-CMI bound")
-    ax.plot(ns, gaps, "s-", label="measured gap (held-out − train)")
+    ax.errorbar(
+        ns, bounds, yerr=_yerr(bounds, [p["bound_ci95"] for p in pts]), fmt="o-", capsize=3, label="CMI bound"
+    )
+    ax.errorbar(
+        ns,
+        gaps,
+        yerr=_yerr(gaps, [p["gap_ci95"] for p in pts]),
+        fmt="s-",
+        capsize=3,
+        label="measured gap (held-out − train)",
+    )
+    cap = pts[0]["loss_cap_bits"]
+    ax.axhline(cap, color="grey", ls=":", label=f"loss cap log2(256/ε) = {cap:.1f} (vacuous above)")
     if min(gaps + bounds) > 0:
         ax.set_yscale("log")
     else:
         ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("bits per byte")
-    ax.set_title("Generalisation gap and its f-CMI bound")
-    ax.legend()
-    ax_cmi.plot(ns, [p["cmi_bits_per_window"] for p in pts], "o-", label="CMI estimate")
+    ax.set_title("Generalisation gap and its CMI bound (smoothed loss)")
+    ax.legend(fontsize="small")
+    per_pair = [p["cmi_bits_per_window"] for p in pts]
+    ax_cmi.errorbar(
+        ns,
+        per_pair,
+        yerr=_yerr(per_pair, [[c / p["n"] for c in p["cmi_ci95"]] for p in pts]),
+        fmt="o-",
+        capsize=3,
+        mfc="white",
+        label="CMI estimate (open: at floor or 1 bit)",
+    )
+    informative = [(p["n"], v) for p, v in zip(pts, per_pair, strict=True) if p["informative"]]
+    if informative:
+        ax_cmi.plot(*zip(*informative, strict=True), "o", color="C0", label="informative")
     ax_cmi.plot(
         ns,
         [p["cmi_floor_bits_per_window"] for p in pts],
         "--",
         color="grey",
-        label="estimate for a pair the models ignore",
+        label="permutation null (floor)",
     )
+    ax_cmi.axhline(1.0, color="grey", ls=":", lw=0.8)
     ax_cmi.set_ylim(0, 1.05)
     ax_cmi.set_ylabel("bits per window pair (max 1)")
     ax_cmi.set_title("Information the models hold about their mask")
-    ax_cmi.legend()
+    ax_cmi.legend(fontsize="small")
     for a in (ax, ax_cmi):
         a.set_xscale("log")
         plain_ticks(a.xaxis, ns)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bitlens.errors import BitlensError
-from bitlens.evaluate import score_bytes
 from bitlens.model import GPT
+from bitlens.tokens import score_bytes_any
+
+if TYPE_CHECKING:
+    from bitlens.hf import HFModel
 
 HIST_EDGES_BITS = np.arange(0.0, 16.5, 0.5)  # histogram bins in bits; the last bin takes the rest
 
@@ -55,9 +59,11 @@ class SurprisalScores:
         )
 
 
-def score_surprisal(model: GPT, data: bytes, progress: bool = False) -> SurprisalScores:
-    """Score every byte of `data`: surprisal and predictive entropy, in bits."""
-    s = score_bytes(model, data, with_entropy=True, progress=progress)
+def score_surprisal(model: GPT | HFModel, data: bytes, progress: bool = False) -> SurprisalScores:
+    """Score every byte of `data`: surprisal and predictive entropy, in bits. For a tokenizer
+    model (`bitlens.hf.HFModel`) each token's surprisal and entropy are spread equally over its
+    bytes (`bitlens.tokens.spread_over_bytes`), so totals and bits/byte are exactly `eval`'s."""
+    s = score_bytes_any(model, data, with_entropy=True, progress=progress)
     assert s.entropy_bits is not None
     return SurprisalScores(data=data, surprisal_bits=s.surprisal_bits, entropy_bits=s.entropy_bits)
 
@@ -144,7 +150,7 @@ def summarise(scores: SurprisalScores, span: int = 32, top_k: int = 5) -> Surpri
 
 
 def measure_surprisal(
-    model: GPT, data: bytes, config: SurprisalConfig, progress: bool = False
+    model: GPT | HFModel, data: bytes, config: SurprisalConfig, progress: bool = False
 ) -> SurprisalResult:
     """Per-byte surprisal and entropy of the first `config.max_bytes` bytes of `data` under
     `model`, summarised in bits. Deterministic. The per-byte arrays are in `result.scores`.

@@ -14,20 +14,33 @@
 - capacity_memorises_random_bytes: a model with far more capacity than a tiny set of random
   sequences, trained on it long enough, memorises ≥ 90 % of its entropy (8 bits/byte; memorised
   bits can never exceed it). The rest of the capacity sweep is reported as a measurement.
+- capacity_of_a_lookup_memoriser: the capacity pipeline (memorised bits above the 8 bits/byte
+  baseline, the sweep, the plateau) run on `LookupMemoriser`, which holds exactly K sequences by
+  heart: its capacity is K·(8·S − log2 K) bits, i.e. 8 − log2(K)/S bits per stored byte, and the
+  plateau must be found.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
 from bitlens.evaluate import evaluate
-from bitlens.measures.capacity import BITS_PER_RANDOM_BYTE, CapacityConfig, model_capacity
+from bitlens.measures.capacity import (
+    BITS_PER_RANDOM_BYTE,
+    CapacityConfig,
+    LookupMemoriser,
+    capacity_run,
+    memorised_bits,
+    plateau,
+    random_sequences,
+    sequence_surprisal_bits,
+)
 from bitlens.measures.prequential import PrequentialConfig, prequential_code
 from bitlens.measures.sources import (
     MarkovSource,
@@ -222,12 +235,12 @@ def check_random_bytes_incompressible(n_bytes: int, steps: int, seed: int = 0) -
 
 def check_capacity_memorises(cfg: CapacityConfig, tolerance: float = 0.10) -> Check:
     """The smallest set of the sweep (far below the model's capacity) is memorised almost
-    entirely: memorised bits per byte within `tolerance` of the data's 8 bits/byte. The sweep's
-    bits/param and whether memorised bits plateaued are reported as details, not checked."""
+    entirely: memorised bits per byte within `tolerance` of the data's 8 bits/byte. The run's
+    plateau and saturation are reported as details, not checked."""
     t0 = time.perf_counter()
     n_layer, n_embd = cfg.sizes[0]
-    m = model_capacity(n_layer, n_embd, cfg)
-    first = m.points[0]
+    run = capacity_run(n_layer, n_embd, cfg.seed, cfg)
+    first = run.points[0]
     measured = first.memorised_bits / (first.n_sequences * cfg.seq_len)
     return _check(
         "capacity_memorises_random_bytes",
@@ -237,11 +250,51 @@ def check_capacity_memorises(cfg: CapacityConfig, tolerance: float = 0.10) -> Ch
         tolerance,
         measured >= (1 - tolerance) * BITS_PER_RANDOM_BYTE,
         t0,
-        params=m.params,
+        params=run.parameters,
         bytes=first.n_sequences * cfg.seq_len,
-        bits_per_parameter=m.bits_per_parameter,
-        plateau_reached=m.plateau_reached,
-        points=[asdict(p) for p in m.points],
+        bits_per_parameter=run.bits_per_parameter,
+        plateau_reached=run.plateau_reached,
+        points=[asdict(p) for p in run.points],
+    )
+
+
+def check_capacity_lookup(
+    capacity_sequences: int = 64,
+    seq_len: int = 32,
+    multiples: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0),
+    seed: int = 0,
+    tolerance: float = 1e-4,
+) -> Check:
+    """A real known answer for capacity: `LookupMemoriser` holding K sequences by heart, swept
+    over datasets of K × `multiples` random sequences, has capacity K·(8·S − log2 K) bits. The
+    check passes when the plateau is found and the capacity per stored byte is within
+    `tolerance` of 8 − log2(K)/S bits."""
+    t0 = time.perf_counter()
+    k = capacity_sequences
+    ns = [max(1, round(k * m)) for m in multiples]
+    data = random_sequences(max(ns), seq_len, seed=seed)
+    memorised = [
+        memorised_bits(sequence_surprisal_bits(LookupMemoriser.fit(data[:n], k), data[:n]), seq_len)
+        for n in ns
+    ]
+    capacity, reached = plateau(memorised, [True] * len(ns))
+    expected = BITS_PER_RANDOM_BYTE - math.log2(k) / seq_len
+    measured = capacity / (k * seq_len)
+    return _check(
+        "capacity_of_a_lookup_memoriser",
+        random_bytes_source(),
+        expected,
+        measured,
+        tolerance,
+        reached and abs(measured - expected) <= tolerance * expected,
+        t0,
+        capacity_sequences=k,
+        seq_len=seq_len,
+        expected_capacity_bits=k * (BITS_PER_RANDOM_BYTE * seq_len - math.log2(k)),
+        capacity_bits=capacity,
+        plateau_reached=reached,
+        n_sequences=ns,
+        memorised_bits=memorised,
     )
 
 
@@ -261,8 +314,9 @@ class ValidationConfig:
     prequential_bytes: int = 262_144
     random_bytes: int = 65_536
     random_steps: int = 300
-    capacity_sequences: tuple[int, ...] = (4, 64, 128, 256)
+    capacity_multiples: tuple[float, ...] = (0.05, 0.5, 1.0, 2.0)  # × the guessed capacity
     capacity_steps: int = 600
+    lookup_sequences: int = 256  # the lookup memoriser's capacity K, in sequences
     seed: int = 0
     mode: str = "full"  # "quick" or "full": the constructor used, recorded as the result's `quick`
 
@@ -286,8 +340,9 @@ class ValidationConfig:
             prequential_bytes=65_536,
             random_bytes=16_384,
             random_steps=100,
-            capacity_sequences=(4, 64, 128),
+            capacity_multiples=(0.05, 0.5, 1.0),
             capacity_steps=300,
+            lookup_sequences=64,
             mode="quick",
         )
 
@@ -327,7 +382,10 @@ def validate_measures(config: ValidationConfig, progress: bool = False) -> Valid
         seed=seed,
     )
     capacity = CapacityConfig(
-        sizes=((1, 8),), n_sequences=config.capacity_sequences, steps=config.capacity_steps, seed=seed
+        sizes=((1, 8),),
+        data_multiples=config.capacity_multiples,
+        saturation=replace(CapacityConfig().saturation, max_steps=config.capacity_steps),
+        seed=seed,
     )
     runs = [
         lambda: check_model_vs_entropy_rate(
@@ -347,6 +405,7 @@ def validate_measures(config: ValidationConfig, progress: bool = False) -> Valid
         lambda: check_prequential_vs_entropy_rate(markov, preq),
         lambda: check_random_bytes_incompressible(config.random_bytes, config.random_steps, seed=seed),
         lambda: check_capacity_memorises(capacity),
+        lambda: check_capacity_lookup(config.lookup_sequences, seed=seed),
     ]
     checks = []
     with progress_bar(len(runs), "validating", enabled=progress) as bar:

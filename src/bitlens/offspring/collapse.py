@@ -16,6 +16,12 @@ virtual start byte), with temperature and top-p. Per generation:
 - heldout_share_below_threshold: share of real held-out bytes to which the model gives
   probability below 2^-`surprise_threshold_bits` (the real data the model has pushed into its
   tail; forgetting drives it up).
+
+Generation 0 may instead be a given model (`run_collapse(..., generation0=model)`): a trained
+bitlens run or a pretrained Hugging Face LM (`hf:DIR`), which is not trained again; it is
+measured and writes generation 1's data as any generation does. A token-level model's bits
+are its tokens' bits spread over their bytes (`bitlens.offspring.parent`), and it writes the
+same number of bytes per window, continuing the start byte (a newline) as text.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,10 +39,13 @@ from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.batches import WindowSource, train_on_windows
 from bitlens.offspring.distill import heldout_score
+from bitlens.offspring.parent import parent_sample, parent_window_scores
 from bitlens.offspring.select import make_windows
-from bitlens.offspring.synth import sample
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
+
+if TYPE_CHECKING:
+    from bitlens.hf import HFModel
 
 MODES = ("replace", "accumulate")
 
@@ -147,6 +156,7 @@ class CollapseResult:
     offspring_preset: str
     seed: int
     quick: bool  # the sizes were the quick ones
+    generation0: str = "trained"  # "trained" on real data, or the given model's name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,9 +187,14 @@ def _train_generation(config: CollapseConfig, g: int, windows: torch.Tensor) -> 
 
 
 def _generations(
-    config: CollapseConfig, real: torch.Tensor, test: torch.Tensor, tail: np.ndarray
+    config: CollapseConfig,
+    real: torch.Tensor,
+    test: torch.Tensor,
+    tail: np.ndarray,
+    generation0: GPT | HFModel | None = None,
 ) -> Iterator[CollapseGeneration]:
-    """Train and measure generation 0 (real windows), then each later one (generated windows)."""
+    """Train and measure generation 0 (real windows; or take `generation0` as it is), then each
+    later one (generated windows)."""
     prompts = torch.full((len(real), 1), START_BYTE, dtype=torch.uint8)
     pool, samples = [real], real
     for g in range(config.generations + 1):
@@ -189,33 +204,45 @@ def _generations(
             train_windows = samples
         else:
             train_windows = torch.cat(pool)
-        model = _train_generation(config, g, train_windows)
-        heldout = heldout_score(model, test)
+        model: GPT | HFModel
+        if g == 0 and generation0 is not None:
+            model = generation0
+            bits = parent_window_scores(model, test, batch_size=64)[0]
+            heldout_bits, heldout_surprisal = float(bits.mean()), bits
+        else:
+            model = _train_generation(config, g, train_windows)
+            heldout = heldout_score(model, test)
+            heldout_bits, heldout_surprisal = heldout.bits_per_byte, heldout.surprisal_bits
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + g)
-        s = sample(model, prompts, config.window, config.temperature, config.top_p, gen)
+        s = parent_sample(model, prompts, config.window, config.temperature, config.top_p, gen)
         samples = torch.cat([prompts, s.tokens], dim=1)
         pool.append(samples)
         yield CollapseGeneration(
             generation=g,
-            heldout_bits_per_byte=heldout.bits_per_byte,
+            heldout_bits_per_byte=heldout_bits,
             sample_entropy_bits=s.mean_surprisal_bits,
             tail_mass=tail_mass(samples, tail),
-            heldout_share_below_threshold=float(
-                (heldout.surprisal_bits > config.surprise_threshold_bits).mean()
-            ),
+            heldout_share_below_threshold=float((heldout_surprisal > config.surprise_threshold_bits).mean()),
             sample_unigram_entropy_bits=unigram_entropy_bits(s.tokens),
             train_windows=len(train_windows),
         )
 
 
-def run_collapse(data: bytes, config: CollapseConfig, progress: bool = False) -> CollapseResult:
-    """Train generation 0 on real data and `config.generations` more on generated data; report
-    each generation in bits (see the module docstring)."""
+def run_collapse(
+    data: bytes,
+    config: CollapseConfig,
+    progress: bool = False,
+    generation0: GPT | HFModel | None = None,
+) -> CollapseResult:
+    """Train generation 0 on real data (or take `generation0`, a trained or pretrained model) and
+    `config.generations` more on generated data; report each generation in bits (see the module
+    docstring)."""
     real, test = _real_and_test(data, config)
     tail = tail_set(real, config.tail_share)
+    generation0_name = "trained" if generation0 is None else getattr(generation0, "name", "") or "given"
     rows = []
     with progress_bar(config.generations + 1, f"collapse ({config.mode})", enabled=progress) as bar:
-        for row in _generations(config, real, test, tail):
+        for row in _generations(config, real, test, tail, generation0):
             rows.append(row)
             bar.advance(1, status=f"gen {row.generation}: {row.heldout_bits_per_byte:.3f} bits/byte")
     return CollapseResult(
@@ -232,6 +259,7 @@ def run_collapse(data: bytes, config: CollapseConfig, progress: bool = False) ->
         offspring_preset=config.preset,
         seed=config.seed,
         quick=config.is_quick(),
+        generation0=generation0_name,
     )
 
 

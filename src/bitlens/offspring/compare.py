@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.budget import FITNESS_UNIT
+from bitlens.offspring.distill import SOFT_WEIGHT
+from bitlens.offspring.parent import is_token_parent
 from bitlens.offspring.policy import (
     ContextConfig,
     CurationPolicy,
@@ -32,6 +34,9 @@ from bitlens.offspring.policy import (
 from bitlens.offspring.select import LEVELS, SCORES, n_kept
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import Bar, progress_bar
+
+if TYPE_CHECKING:
+    from bitlens.hf import HFModel
 
 # Distillation targets: the policy that trains on each (all of the pool, same budget).
 DISTILLATION_TARGETS: dict[str, dict[str, Any]] = {
@@ -147,20 +152,25 @@ class DistillationRow:
     heldout_bits_per_byte: float
     heldout_bits_per_byte_std: float
     heldout_bits_per_byte_per_seed: list[float]
-    kl_to_parent_bits: float
-    bits_per_token_from_parent: float
+    kl_to_parent_bits: float | None  # None for a token-level parent
+    bits_per_token_from_parent: float | None
     label_bits_per_token: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float]) -> DistillationRow:
+def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float | None]) -> DistillationRow:
     mean_bpb, std_bpb = _mean_std([r.heldout_bits_per_byte for r in runs])
-    kl, _ = _mean_std([r.kl_to_parent_bits for r in runs])
-    absorbed = [
-        (k0 - r.kl_to_parent_bits) * r.heldout_bytes / r.tokens for r, k0 in zip(runs, kl_init, strict=True)
-    ]
+    kls = [r.kl_to_parent_bits for r in runs]
+    kl: float | None = None
+    absorbed: list[float] | None = None
+    if all(k is not None for k in kls) and all(k is not None for k in kl_init):
+        kl = _mean_std([float(k) for k in kls if k is not None])[0]
+        absorbed = [
+            (float(k0 or 0.0) - float(r.kl_to_parent_bits or 0.0)) * r.heldout_bytes / r.tokens
+            for r, k0 in zip(runs, kl_init, strict=True)
+        ]
     return DistillationRow(
         target=target,
         tokens=runs[0].tokens,
@@ -169,9 +179,16 @@ def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float
         heldout_bits_per_byte_std=std_bpb,
         heldout_bits_per_byte_per_seed=[r.heldout_bits_per_byte for r in runs],
         kl_to_parent_bits=kl,
-        bits_per_token_from_parent=float(np.mean(absorbed)),
+        bits_per_token_from_parent=None if absorbed is None else float(np.mean(absorbed)),
         label_bits_per_token=float(np.mean([r.label_bits_per_token for r in runs])),
     )
+
+
+def distillation_targets(ctx: OffspringContext) -> list[str]:
+    """The distillation targets this context's parent can give: all of them for a byte parent;
+    raw and hard (its samples) for a token-level one."""
+    token = is_token_parent(ctx.parent)
+    return [t for t, g in DISTILLATION_TARGETS.items() if not (token and SOFT_WEIGHT[g["target"]] > 0)]
 
 
 def compare_distillation(
@@ -181,11 +198,15 @@ def compare_distillation(
     preset: str = "tiny",
     bar: Bar | None = None,
 ) -> list[DistillationRow]:
-    """One row per distillation target: offspring trained on all of the pool at one budget."""
+    """One row per distillation target: offspring trained on all of the pool at one budget.
+    A token-level parent has no next-byte distribution: only the targets without soft labels
+    (`distillation_targets`) run."""
     rows = []
-    for target, genes in DISTILLATION_TARGETS.items():
+    for target in distillation_targets(ctx):
+        genes = DISTILLATION_TARGETS[target]
         policy = CurationPolicy(keep_ratio=1.0, offspring_preset=preset, budget_tokens=budget_tokens, **genes)
-        runs, kl_init = [], []
+        runs: list[PolicyResult] = []
+        kl_init: list[float | None] = []
         for seed in seeds:
             runs.append(evaluate_policy(policy, ctx, seed))
             kl_init.append(ctx.initial_kl_bits(preset, seed))
@@ -210,6 +231,8 @@ class CompareResult:
     offspring_preset: str
     seeds: list[int]
     quick: bool  # the context had the quick sizes
+    parent_token: str = "byte"  # what the parent reads: "byte" (bitlens) or "token" (hf:)
+    skipped_targets: list[str] = field(default_factory=list)  # soft-label targets a token parent lacks
     fitness_unit: str = FITNESS_UNIT
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,7 +251,7 @@ def strategy_budget(ctx: OffspringContext, keep_ratio: float) -> int:
 
 
 def compare_strategies(
-    parent: GPT, data: bytes, config: CompareConfig, progress: bool = False
+    parent: GPT | HFModel, data: bytes, config: CompareConfig, progress: bool = False
 ) -> CompareResult:
     """Every selection strategy and distillation target against random selection, in bits.
 
@@ -240,7 +263,8 @@ def compare_strategies(
     ctx = context_from_model(parent, data, config.context)
     budget = strategy_budget(ctx, config.keep_ratio)
     strategies = [(level, score) for level in LEVELS for score in SCORES]
-    n_runs = (len(strategies) + len(DISTILLATION_TARGETS)) * len(config.seeds)
+    targets = distillation_targets(ctx)
+    n_runs = (len(strategies) + len(targets)) * len(config.seeds)
     rows = []
     with progress_bar(n_runs, "offspring", enabled=progress) as bar:
         for level, score in strategies:
@@ -269,6 +293,8 @@ def compare_strategies(
         offspring_preset=config.preset,
         seeds=list(config.seeds),
         quick=config.context.is_quick(),
+        parent_token="token" if is_token_parent(parent) else "byte",
+        skipped_targets=[t for t in DISTILLATION_TARGETS if t not in targets],
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,13 @@ from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.batches import WindowSource, train_on_windows
 from bitlens.offspring.budget import FITNESS_UNIT, Cost, fitness, inference_flops
 from bitlens.offspring.distill import SOFT_WEIGHT, HeldoutScore, distill_loss, heldout_score
+from bitlens.offspring.parent import (
+    is_token_parent,
+    parent_heldout_bits_per_byte,
+    parent_sample,
+    parent_window_scores,
+    refuse_soft_target,
+)
 from bitlens.offspring.select import (
     LEVELS,
     SCORES,
@@ -34,8 +41,10 @@ from bitlens.offspring.select import (
     select_tokens,
     token_scores,
 )
-from bitlens.offspring.synth import synthesize_windows
-from bitlens.runs import load_run
+from bitlens.runs import load_model
+
+if TYPE_CHECKING:
+    from bitlens.hf import HFModel
 
 # Batch size of every window scoring here (pool, test set): fixed, so the numbers never move.
 SCORE_BATCH = 64
@@ -137,10 +146,12 @@ class OffspringContext:
     """Everything an evaluation shares: the parent, the pool, held-out sets and cached scores.
 
     Picklable (tensors, arrays and a small GPT), so it can be shipped to worker processes; the
-    caches fill on first use and make repeated evaluations cheap.
+    caches fill on first use and make repeated evaluations cheap. The parent may also be a local
+    Hugging Face LM (`bitlens.offspring.parent`): it then scores and writes bytes through its
+    tokens, and the offspring's KL to it is None.
     """
 
-    parent: GPT
+    parent: GPT | HFModel
     pool: torch.Tensor  # (n, window + 1) uint8
     reference_data: torch.Tensor  # uint8 bytes, disjoint from pool and test
     test: torch.Tensor  # uint8 bytes, never trained on by parent, reference or offspring
@@ -165,10 +176,10 @@ class OffspringContext:
     def _compute(self, name: str) -> None:
         scored_tokens = self.pool.shape[0] * self.window
         if name in ("parent", "parent_entropy"):
-            s, h = window_scores(self.parent, self.pool, batch_size=SCORE_BATCH, with_entropy=True)
+            s, h = parent_window_scores(self.parent, self.pool, batch_size=SCORE_BATCH, with_entropy=True)
             assert h is not None
             self.token_bits["parent"], self.token_bits["parent_entropy"] = s, h
-            self.helper_flops["parent"] = inference_flops(self.parent, scored_tokens)
+            self.helper_flops["parent"] = inference_flops(self.parent, scored_tokens)  # type: ignore[arg-type]
         elif name == "reference":
             ref = _train_reference(self.reference_data, self.config)
             self.token_bits["reference"] = window_scores(ref.model, self.pool, batch_size=SCORE_BATCH)[0]
@@ -180,18 +191,28 @@ class OffspringContext:
             raise BitlensError(f"no per-token figure named {name!r}")
 
     def heldout(self, model: GPT) -> HeldoutScore:
-        """Score a model on the test windows: bits/byte and KL to the parent (one forward)."""
+        """Score a model on the test windows: bits/byte and KL to the parent (one forward; None
+        for a token-level parent, which has no next-byte distribution)."""
+        if is_token_parent(self.parent):
+            return heldout_score(model, self.test_windows())
         if self.parent_test_logits is None:
-            self.parent_test_logits = window_logits(self.parent, self.test_windows(), batch_size=SCORE_BATCH)
+            self.parent_test_logits = window_logits(
+                self.parent,  # type: ignore[arg-type]
+                self.test_windows(),
+                batch_size=SCORE_BATCH,
+            )
         return heldout_score(model, self.test_windows(), self.parent_test_logits)
 
-    def initial_kl_bits(self, preset: str, seed: int) -> float:
-        """KL(parent ‖ offspring at initialisation) in bits per held-out byte (cached)."""
+    def initial_kl_bits(self, preset: str, seed: int) -> float | None:
+        """KL(parent ‖ offspring at initialisation) in bits per held-out byte (cached; None for
+        a token-level parent)."""
+        if is_token_parent(self.parent):
+            return None
         key = ("initial_kl", preset, seed)
         if key not in self.baselines:
             torch.manual_seed(seed)
             kl = self.heldout(GPT(MODEL_PRESETS[preset])).kl_to_parent_bits
-            assert kl is not None  # heldout() always has the parent's logits
+            assert kl is not None  # heldout() has the byte parent's logits
             self.baselines[key] = kl
         return self.baselines[key]
 
@@ -200,7 +221,12 @@ class OffspringContext:
 
     def parent_heldout_bits_per_byte(self) -> float:
         if self.parent_bits_per_byte is None:
-            self.parent_bits_per_byte = self.heldout(self.parent).bits_per_byte
+            if is_token_parent(self.parent):
+                self.parent_bits_per_byte = parent_heldout_bits_per_byte(
+                    self.parent, self.test_windows(), SCORE_BATCH
+                )
+            else:
+                self.parent_bits_per_byte = self.heldout(self.parent).bits_per_byte  # type: ignore[arg-type]
         return self.parent_bits_per_byte
 
 
@@ -224,7 +250,7 @@ def _train_reference(data: torch.Tensor, config: ContextConfig) -> _Reference:
     return _Reference(model=model.eval(), flops=result.flops)
 
 
-def context_from_model(parent: GPT, corpus: bytes, config: ContextConfig) -> OffspringContext:
+def context_from_model(parent: GPT | HFModel, corpus: bytes, config: ContextConfig) -> OffspringContext:
     """Cut `corpus` into pool (from its training split), reference set and test set (from its
     held-out split, the last 10 %, which the parent never trained on)."""
     split = split_corpus(corpus, config.window)
@@ -242,8 +268,9 @@ def context_from_model(parent: GPT, corpus: bytes, config: ContextConfig) -> Off
 
 
 def build_context(parent_dir: str, corpus: bytes, config: ContextConfig) -> OffspringContext:
-    """A context for `evaluate_policy` from a trained parent run directory and a corpus."""
-    return context_from_model(load_run(parent_dir), corpus, config)
+    """A context for `evaluate_policy` from a trained parent (a run directory, or hf:DIR for a
+    local Hugging Face LM) and a corpus."""
+    return context_from_model(load_model(parent_dir), corpus, config)
 
 
 @dataclass
@@ -304,16 +331,18 @@ def _synthesize(
     want = math.ceil(policy.synthetic_share * policy.budget_tokens / window)
     n_windows = max(1, min(config.max_synthetic_windows, want))
     prompts = real[torch.randint(len(real), (n_windows,), generator=gen)]
-    synthetic, samples = synthesize_windows(
-        ctx.parent, prompts, config.prompt_bytes, policy.temperature, policy.top_p, gen
+    head = prompts[:, : config.prompt_bytes]
+    samples = parent_sample(
+        ctx.parent, head, window + 1 - config.prompt_bytes, policy.temperature, policy.top_p, gen
     )
+    synthetic = torch.cat([head.to(torch.uint8), samples.tokens], dim=1)
     mask = np.zeros((n_windows, window), dtype=bool)
     mask[:, config.prompt_bytes - 1 :] = True  # targets that the parent wrote
     soft = SOFT_WEIGHT[policy.target]
     label_bits = float(((1 - soft) * samples.surprisal_bits + soft * samples.entropy_bits).double().mean())
     return _Synthetic(
         WindowSource(synthetic, mask, per_batch),
-        inference_flops(ctx.parent, n_windows * window),
+        inference_flops(ctx.parent, n_windows * window),  # type: ignore[arg-type]
         label_bits,
         float(mask.mean()),
     )
@@ -321,6 +350,7 @@ def _synthesize(
 
 def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> OffspringRun:
     """Select, synthesise, train an offspring from scratch on the policy's budget, score it."""
+    refuse_soft_target(ctx.parent, policy.target, SOFT_WEIGHT[policy.target])
     batch_size = ctx.config.batch_size
     needs = SCORES[policy.score].needs
     bits = ctx.bits(tuple(dict.fromkeys(needs + ("parent", "parent_entropy"))))
@@ -342,10 +372,10 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
         sources,
         policy.budget_tokens,
         seed,
-        loss_fn=distill_loss(policy.target, ctx.parent),
+        loss_fn=distill_loss(policy.target, None if is_token_parent(ctx.parent) else ctx.parent),  # type: ignore[arg-type]
     )
     if SOFT_WEIGHT[policy.target] > 0:
-        parent_flops += inference_flops(ctx.parent, result.tokens)
+        parent_flops += inference_flops(ctx.parent, result.tokens)  # type: ignore[arg-type]
     real_share = sources[0].per_batch / batch_size
     loss_share = real_share * real.mask.mean() + (1 - real_share) * synth_mask_share
     return OffspringRun(
@@ -394,7 +424,8 @@ class PolicyResult:
     fitness_unit: str
     choice_bits: float
     heldout_bytes: int
-    kl_to_parent_bits: float  # KL(p_parent ‖ q_offspring), bits per held-out byte
+    kl_to_parent_bits: float | None  # KL(p_parent ‖ q_offspring), bits per held-out byte; None
+    # for a token-level parent (no next-byte distribution)
     label_bits_per_token: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -422,7 +453,6 @@ def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int)
     baseline = _baseline_bits_per_byte(policy, run, ctx, seed)
     parent = ctx.parent_heldout_bits_per_byte()
     flops = run.cost.total_flops
-    assert run.heldout.kl_to_parent_bits is not None  # the context scores against the parent
     result = PolicyResult(
         policy=policy,
         seed=seed,

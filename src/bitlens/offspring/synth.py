@@ -76,19 +76,3 @@ def sample(
     return Samples(
         tokens=torch.cat(toks).to(torch.uint8), surprisal_bits=torch.cat(surp), entropy_bits=torch.cat(ent)
     )
-
-
-def synthesize_windows(
-    model: GPT,
-    prompt_windows: torch.Tensor,
-    prompt_bytes: int,
-    temperature: float,
-    top_p: float,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, Samples]:
-    """Windows shaped like the prompts' (n, T+1): each keeps its first `prompt_bytes` real bytes
-    and the rest is the model's continuation. Returns (windows, samples)."""
-    width = prompt_windows.shape[1]
-    prompts = prompt_windows[:, :prompt_bytes]
-    s = sample(model, prompts, width - prompt_bytes, temperature, top_p, generator)
-    return torch.cat([prompts.to(torch.uint8), s.tokens], dim=1), s
