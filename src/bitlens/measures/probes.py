@@ -24,8 +24,10 @@ the input type up does as well on the control as on the real property. Selectivi
 
 the bits the layer saves on the real labels minus those it saves on the control labels, where
 marginal_bits is an adaptive code of the labels alone (Krichevsky–Trofimov counts, in the same
-order). With equal label counts it is control_codelength_bits − codelength_bits; subtracting
-each task's own labels-alone code removes what a small mismatch in label counts would add.
+order). With equal label counts it is control_codelength_bits − codelength_bits. The control
+matches each label's count only within the largest type's count (on text, the space byte), and
+for a property not fixed by the type the labels-alone codes can differ by > 10 % (previous
+byte); subtracting each task's own labels-alone code keeps that out of the selectivity.
 Larger = the layer encodes more of the property than a lookup of the input type gives; ≈ 0 =
 no more than such a lookup; < 0 = the property is harder to read than an arbitrary lookup. It
 is measured over `seeds` repeats (example draw and order, control task, probe init), with a
