@@ -109,6 +109,9 @@ def test_lens_and_probes_on_hf(hf_model, shakespeare):
     ).to_dict()
     assert [len(prop["layers"]) for prop in p["properties"]] == [3, 3]
     assert p["token"] == "token"
+    # an hf: model's training text is unknown: the whole text is taken as held out, and said so
+    assert p["heldout"] == "assumed" and p["heldout_bytes"] == [0, TEXT_BYTES]
+    assert 0 == p["byte_range"][0] < p["byte_range"][1] <= TEXT_BYTES
 
 
 def test_hub_name_is_a_clear_offline_error(capsys):

@@ -240,6 +240,9 @@ def contract_results() -> dict[str, dict]:
         "capacity": _capacity_contract(),
         "lens": {"layers": layers},
         "probes": {
+            "seeds": 3,
+            "heldout": "validation split",
+            "byte_range": [9000, 10000],
             "properties": [
                 {
                     "property": "is_vowel",
@@ -247,20 +250,51 @@ def contract_results() -> dict[str, dict]:
                         {
                             "layer": 0,
                             "codelength_bits": 500.0,
-                            "uniform_bits": 1000.0,
+                            "control_codelength_bits": 520.0,
+                            "control_compression": 1.2,
                             "compression": 2.0,
-                            "control_compression": 1.25,
+                            "selectivity_bits": 20.0,
+                            "selectivity_ci95": [-5.0, 40.0],
+                            "n_seeds": 3,
                         },
                         {
                             "layer": 1,
                             "codelength_bits": 250.0,
-                            "uniform_bits": 1000.0,
+                            "control_codelength_bits": 600.0,
+                            "control_compression": 1.2,
                             "compression": 4.0,
-                            "control_compression": 1.5,
+                            "selectivity_bits": 350.0,
+                            "selectivity_ci95": [300.0, 400.0],
+                            "n_seeds": 3,
                         },
                     ],
-                }
-            ]
+                },
+                {
+                    "property": "prev",
+                    "layers": [
+                        {
+                            "layer": 0,
+                            "codelength_bits": 900.0,
+                            "control_codelength_bits": 600.0,
+                            "control_compression": 1.2,
+                            "compression": 1.1,
+                            "selectivity_bits": -300.0,
+                            "selectivity_ci95": [-350.0, -250.0],
+                            "n_seeds": 3,
+                        },
+                        {
+                            "layer": 1,
+                            "codelength_bits": 700.0,
+                            "control_codelength_bits": 690.0,
+                            "control_compression": 1.2,
+                            "compression": 1.4,
+                            "selectivity_bits": -10.0,
+                            "selectivity_ci95": [-30.0, 15.0],
+                            "n_seeds": 3,
+                        },
+                    ],
+                },
+            ],
         },
         "offspring": {
             "strategies": [
@@ -420,8 +454,15 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     )
     assert "2 of 4 runs did not saturate or reach a plateau" in text
     assert "int4 1.250 [1.000, 1.500] bits/parameter; Allen-Zhu & Li kept 2 after int8" in text
-    assert "is_vowel compresses best at layer 1 (4.000× vs 1.500× for its control task)" in text
-    assert "largest lead over a control task is is_vowel at layer 1 (2.500× more compression)" in text
+    assert "over 3 seeds, on bytes 9,000–10,000 (the validation split, held out from training)" in text
+    assert (
+        "is_vowel peaks at layer 1 with 350.000 bits (95% interval 300.000 to 400.000; above a lookup" in text
+    )
+    assert (
+        "prev peaks at layer 1 with -10.000 bits (95% interval -30.000 to 15.000; the interval includes 0: "
+        "no effect beyond a lookup of the input type detected)" in text
+    )
+    assert "<th>95% interval (3 seeds)</th>" in html
     assert "50% are L->L, 25% are H->L, 15% are L->H, 10% are H->H (Rho-1: 51% L->L, 26% H->L" in text
     assert "(1 = in proportion): more: H->L (2.250 [1.800, 2.700]); less: L->L" in text
     assert "no difference detected: H->H (0.170 [0.000, 1.200])" in text

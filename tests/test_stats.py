@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bitlens.errors import BitlensError
-from bitlens.stats import bootstrap_ci, holm, paired_test
+from bitlens.stats import bootstrap_ci, holm, paired_test, t_interval
 
 
 def test_bootstrap_interval_covers_a_known_mean_at_about_its_level():
@@ -29,6 +29,21 @@ def test_bootstrap_interval_shrinks_with_more_seeds_and_serialises():
     assert d["n_seeds"] == 1000 and d["ci95"] == [large.low, large.high]
     one = bootstrap_ci([2.5])
     assert (one.low, one.high, one.n) == (2.5, 2.5, 1)
+
+
+def test_t_interval_known_answer_and_coverage_with_three_seeds():
+    # [1, 2, 3]: mean 2, standard error 1/√3, t(0.975, df 2) = 4.3027
+    ci = t_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / np.sqrt(3)
+    assert (ci.estimate, ci.n) == (2.0, 3)
+    assert ci.low == pytest.approx(2 - half) and ci.high == pytest.approx(2 + half)
+    assert t_interval([4.0]).to_dict() == {"estimate": 4.0, "ci95": [4.0, 4.0], "n_seeds": 1}
+    # three normal seeds: t covers ≈ 95 %, the bootstrap far less
+    rng = np.random.default_rng(3)
+    samples = rng.normal(0.0, 1.0, (200, 3))
+    t_cover = np.mean([(c := t_interval(x)).low <= 0 <= c.high for x in samples])
+    boot_cover = np.mean([(c := bootstrap_ci(x, n_resamples=199)).low <= 0 <= c.high for x in samples[:60]])
+    assert 0.9 <= t_cover <= 0.99 and boot_cover < 0.85
 
 
 def test_paired_test_finds_a_real_effect_and_reports_no_effect_as_such():

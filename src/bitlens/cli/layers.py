@@ -136,7 +136,13 @@ def lens_cmd(
     "--examples",
     type=click.IntRange(min=64),
     default=None,
-    help="Tokens probed per property (default 8192, or 1024 with --quick).",
+    help="Tokens probed per property and seed (default 4096, or 1024 with --quick).",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Repeats behind each interval (example draw, control task, probe init); default 3.",
 )
 @seed_option
 @quick_option
@@ -151,21 +157,26 @@ def probe_cmd(
     properties,
     probe_kind,
     examples,
+    seeds,
     seed,
     quick,
     plot_path,
     json_out,
 ):
-    """MDL probes (Voita & Titov 2020): bits to transmit a property given each layer.
+    """MDL probes (Voita & Titov 2020) with control tasks (Hewitt & Liang 2019), per layer.
 
     Online code length in bits of the property's labels with a probe retrained on 0.1, 0.2, …,
-    50% of them; compression = uniform bits / online bits. The control is the same code on
-    shuffled labels; it matches marginal_compression (the labels' frequencies alone, ≈ 1 for
-    balanced labels).
+    50% of them; compression = uniform bits / online bits. The control task gives each input
+    type (byte, or token id) a random label, fixed per type, with the real label distribution.
+    selectivity_bits = real gain − control gain (gain = labels-alone bits − online bits): > 0
+    when the layer encodes more of the property than a lookup of the input type, with a 95%
+    interval over the seeds. Only held-out text is probed: the last 10% of the corpus for a
+    bitlens model; for an hf: model all of it is taken as held out (JSON heldout: assumed).
 
-    JSON keys: properties (list of {property, classes, examples, marginal_bits,
-    marginal_compression, layers: list of {layer, codelength_bits, uniform_bits, compression,
-    control_codelength_bits, control_compression}}).
+    JSON keys: heldout, heldout_bytes, byte_range, seeds, properties (list of {property,
+    classes, examples, marginal_bits, control_marginal_bits, layers: list of {layer,
+    codelength_bits, uniform_bits, compression, control_codelength_bits, control_compression,
+    selectivity_bits, selectivity_ci95, n_seeds, selectivity_per_seed}}).
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
@@ -173,7 +184,12 @@ def probe_cmd(
 
     base = ProbeConfig.quick() if quick else ProbeConfig.full()
     config = override(
-        base, properties=tuple(properties) or None, kind=probe_kind, examples=examples, seed=seed
+        base,
+        properties=tuple(properties) or None,
+        kind=probe_kind,
+        examples=examples,
+        seeds=seeds,
+        seed=seed,
     )
     r = measure_probes(
         load_model_spec(model_spec, device, dtype, batch_tokens),
@@ -182,18 +198,19 @@ def probe_cmd(
         progress=show_progress(),
     ).to_dict()
     if json_out != "-":
+        start, end = r["byte_range"]
+        click.echo(f"probed bytes {start:,}–{end:,} (held out: {r['heldout']}), {r['seeds']} seeds")
         for prop in r["properties"]:
+            click.echo(f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples")
             click.echo(
-                f"{prop['property']}: {prop['classes']} classes, {prop['examples']:,} examples, "
-                f"labels alone ×{prop['marginal_compression']:.2f}"
-            )
-            click.echo(
-                f"{'layer':>7} {'online bits':>12} {'uniform bits':>13} {'compression':>12} {'control':>8}"
+                f"{'layer':>7} {'online bits':>12} {'control bits':>13} {'selectivity bits (95% CI)':>34}"
             )
             for row in prop["layers"]:
+                low, high = row["selectivity_ci95"]
                 click.echo(
-                    f"{row['layer']:>7} {row['codelength_bits']:12,.0f} {row['uniform_bits']:13,.0f} "
-                    f"{row['compression']:12.2f} {row['control_compression']:8.2f}"
+                    f"{row['layer']:>7} {row['codelength_bits']:12,.0f} "
+                    f"{row['control_codelength_bits']:13,.0f} "
+                    f"{row['selectivity_bits']:12,.0f} [{low:,.0f}, {high:,.0f}]"
                 )
     if plot_path:
         plot_probes(r, plot_path)

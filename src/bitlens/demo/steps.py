@@ -133,7 +133,8 @@ def _lens(c: DemoContext) -> dict:
 def _probes(c: DemoContext) -> dict:
     from bitlens.measures.probes import ProbeConfig, measure_probes
 
-    return measure_probes(c.model, c.heldout, c.preset(ProbeConfig), progress=c.progress).to_dict()
+    # the whole corpus: the probes read its validation split (c.heldout) and record where it is
+    return measure_probes(c.model, c.corpus, c.preset(ProbeConfig), progress=c.progress).to_dict()
 
 
 def _offspring(c: DemoContext) -> dict:

@@ -11,7 +11,7 @@ returns a result dataclass whose `to_dict()` is its JSON; plot functions take th
   parameters (bits per parameter) over seeds, at fp32, bf16, int8 and int4.
 - `validate`: the known-answer checks, runnable from the CLI.
 - `lens`: logit lens and tuned lens, per layer (cross-entropy, entropy, KL to the output).
-- `probes`: MDL probes (online codelength per layer, with shuffled-label controls), of the
-  text properties in `properties`.
+- `probes`: MDL probes (online codelength per layer) with control tasks and selectivity, on
+  held-out text, of the text properties in `properties`.
 - `generalisation` and `cmi`: the f-CMI generalisation bound and per-window membership bits.
 """

@@ -15,11 +15,28 @@ prefix) only from MIN_FIT examples on; smaller prefixes cannot be validated and 
 the prior. So a representation that says nothing about the labels codes them like the labels
 alone.
 
-Controls. `control_*`: the same code on randomly shuffled labels (no relation to the
-representation). Shuffling keeps the label frequencies, which the prior captures for free, so
-the control's compression matches `marginal_compression` = uniform_bits / marginal_bits, where
+Control tasks (Hewitt & Liang 2019). `control_*` is the same code on a control task: labels
+that are a random function of the input type alone (byte value, or token id), drawn once per
+type with the real labels' distribution (`properties.control_labels`). A probe that only looks
+the input type up does as well on the control as on the real property. Selectivity, in bits:
+
+    selectivity_bits = (marginal_bits − codelength_bits) − (control_marginal_bits − control_codelength_bits)
+
+the bits the layer saves on the real labels minus those it saves on the control labels, where
 marginal_bits is an adaptive code of the labels alone (Krichevsky–Trofimov counts, in the same
-order); both are ≈ 1 for balanced labels and above 1 for skewed ones (bytes: ≈ 1.2).
+order). With equal label counts it is control_codelength_bits − codelength_bits. The control
+matches each label's count only within the largest type's count (on text, the space byte), and
+for a property not fixed by the type the labels-alone codes can differ by > 10 % (previous
+byte); subtracting each task's own labels-alone code keeps that out of the selectivity.
+Larger = the layer encodes more of the property than a lookup of the input type gives; ≈ 0 =
+no more than such a lookup; < 0 = the property is harder to read than an arbitrary lookup. It
+is measured over `seeds` repeats (example draw and order, control task, probe init), with a
+Student's t interval over them (`bitlens.stats.t_interval`: a bootstrap over 3 seeds is too
+narrow).
+
+Held-out text only: a bitlens model is probed on the validation split of the text given (the
+last 10 %, which training held out); an hf: model's training text is unknown, so the text given
+is taken as held out and the result says so (`heldout`). `byte_range` is the bytes probed.
 
 Properties need no labelled data; each is read at the last byte of a token (for a byte model,
 the token itself): the current byte, the previous byte, the next byte, the position in the word
@@ -39,10 +56,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
-from bitlens.measures.properties import PROPERTIES
-from bitlens.plotting import new_figure, save_figure
+from bitlens.measures.properties import PROPERTIES, control_labels
+from bitlens.plotting import integer_ticks, new_figure, save_figure
 from bitlens.progress import progress_bar
+from bitlens.stats import t_interval
 from bitlens.tokens import context_windows, token_name, token_stream
 from bitlens.units import nats_to_bits
 
@@ -64,9 +83,10 @@ class ProbeConfig:
     steps: int = 60
     lr: float = 0.1
     weight_decay: float = 1e-3
-    examples: int = 8192  # tokens probed per property
+    examples: int = 4096  # per property and seed (8192 × 3 seeds took 120 CPU-s on `small`)
     window: int = 128
     properties: tuple[str, ...] = tuple(PROPERTIES)  # what is probed (keys of PROPERTIES)
+    seeds: int = 3  # repeats (example draw and order, control task, probe init): the intervals
     seed: int = 0
 
     @classmethod
@@ -228,12 +248,21 @@ def marginal_codelength_bits(y: np.ndarray, k: int) -> float:
 
 @dataclass(frozen=True)
 class LayerProbe:
+    """One layer: online code lengths of the real and the control labels (means over seeds) and
+    the selectivity, in bits. selectivity = (real gain) − (control gain), gain = labels-alone
+    bits − online bits; > 0: the layer makes the property cheaper to send than a random lookup
+    of the input type with the same label distribution."""
+
     layer: int
     codelength_bits: float
     uniform_bits: float
     compression: float
     control_codelength_bits: float
     control_compression: float
+    selectivity_bits: float  # mean over seeds
+    selectivity_ci95: list[float]  # Student's t interval over seeds (`bitlens.stats`)
+    n_seeds: int
+    selectivity_per_seed: list[float]
 
 
 @dataclass(frozen=True)
@@ -242,9 +271,10 @@ class PropertyProbes:
 
     property: str
     classes: int
-    examples: int
-    marginal_bits: float  # adaptive code of the labels alone
+    examples: int  # per seed
+    marginal_bits: float  # adaptive code of the real labels alone (mean over seeds)
     marginal_compression: float
+    control_marginal_bits: float  # the same for the control labels
     layers: list[LayerProbe]
 
 
@@ -254,21 +284,43 @@ class ProbesResult:
     probe: str  # the probe family
     portions: list[float]
     seed: int
+    seeds: int  # repeats: example order and subset, control-label draw, probe init
     token: str  # "byte", or "token" for a tokenizer model
+    heldout: str  # HELDOUT_SPLIT, or HELDOUT_ASSUMED for an hf: model
+    heldout_bytes: list[int]  # [start, end) of the held-out text in the data given
+    byte_range: list[int]  # [start, end) of the bytes whose representations were probed
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+HELDOUT_SPLIT = "validation split"  # the last 10 % of the text, as `bitlens train` splits it
+HELDOUT_ASSUMED = "assumed"  # an hf: model's training text is unknown: all of it, taken as held out
+
+
+def heldout_text(model, data: bytes) -> tuple[bytes, int, str]:
+    """The part of `data` the probes may read, its byte offset in `data`, and how it was chosen.
+
+    A bitlens model is probed on the validation split of `data` (`bitlens.data.split_corpus`,
+    the split its training held out), so text it was trained on is never probed. An hf: model's
+    training text is unknown; the whole of `data` is treated as held out, and the result says so.
+    """
+    if token_name(model) != "byte":
+        return data, 0, HELDOUT_ASSUMED
+    val = split_corpus(data, model.config.block_size).val
+    return bytes(val.numpy().tobytes()), len(data) - len(val), HELDOUT_SPLIT
+
+
 @torch.no_grad()
-def _representations(model, data: bytes, cfg: ProbeConfig, seed: int):
-    """Every layer's representation (list of (N, d)) and the byte index of each example."""
-    stream = token_stream(model, data)
-    x, _, index = context_windows(stream, min(cfg.window, model.config.block_size), None)
-    # a random subset of whole windows, enough for cfg.examples examples
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(x), generator=gen)[: math.ceil(cfg.examples / x.shape[1]) + 1]
-    x, index = x[order], index[order]
+def _representations(model, text: bytes, cfg: ProbeConfig):
+    """Every layer's representation (list of (N, d), standardised), each example's input token
+    id (its type) and the index of its last byte in `text`, from whole windows at the start of
+    `text`: enough for two draws of `cfg.examples` examples, so the seeds draw different sets."""
+    stream = token_stream(model, text)
+    window = min(cfg.window, model.config.block_size)
+    x, _, index = context_windows(stream, window, None)
+    n_windows = math.ceil(2 * cfg.examples / x.shape[1]) + 1
+    x, index = x[:n_windows], index[:n_windows]
     layers: list[list[torch.Tensor]] = []
     for i in range(0, len(x), 16):
         _, hidden = model.forward_hidden(x[i : i + 16])
@@ -276,8 +328,10 @@ def _representations(model, data: bytes, cfg: ProbeConfig, seed: int):
     reps = [torch.cat([chunk[i] for chunk in layers]) for i in range(len(layers[0]))]
     index = index.reshape(-1).numpy()
     keep = index >= 0  # the start token belongs to no byte
+    keep_t = torch.from_numpy(keep)
+    types = x.reshape(-1).numpy()[keep]
     at_byte = stream.last_byte()[index[keep]]
-    return [r[torch.from_numpy(keep)] for r in reps], at_byte
+    return [_standardise(r[keep_t]) for r in reps], types, at_byte, int(stream.byte_ends[index.max()])
 
 
 def _standardise(x: torch.Tensor) -> torch.Tensor:
@@ -285,76 +339,149 @@ def _standardise(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean(0)) / (x.std(0) + 1e-6)
 
 
+def probe_property(
+    name: str,
+    reps: list[torch.Tensor],
+    types: np.ndarray,
+    labels: np.ndarray,
+    cfg: ProbeConfig,
+    seed: int,
+) -> PropertyProbes:
+    """Online codes of `labels` and of their control task from each layer's features `reps`
+    (each (N, d)), with `types` the input type of each example, in bits.
+
+    For each of `cfg.seeds` seeds: draw `cfg.examples` examples in random order, draw a control
+    task (`control_labels`), and code both label sequences with a probe per layer. All probes
+    (seeds × layers × {real, control}) train side by side. Selectivity per seed and layer is
+    real gain − control gain (gain = labels-alone bits − online bits); its interval is Student's
+    t over seeds.
+    """
+    n = min(cfg.examples, len(labels))
+    if n < 2 * len(PORTIONS):
+        raise BitlensError(f"too little held-out data to probe {name!r}: {n} examples")
+    values = np.unique(labels)
+    k = max(2, len(values))
+    xs, ys, ycs, marginal, control_marginal = [], [], [], [], []
+    for s in range(cfg.seeds):
+        rng = np.random.default_rng([seed, s])
+        order = rng.permutation(len(labels))[:n]
+        y = np.searchsorted(values, labels[order])
+        yc = np.searchsorted(values, control_labels(types[order], labels[order], rng))
+        idx = torch.from_numpy(order)
+        xs += [rep[idx] for rep in reps]
+        ys += [torch.from_numpy(y.astype(np.int64))] * len(reps)
+        ycs += [torch.from_numpy(yc.astype(np.int64))] * len(reps)
+        marginal.append(marginal_codelength_bits(y, k))
+        control_marginal.append(marginal_codelength_bits(yc, k))
+    x = torch.stack(xs)
+    code = online_codelength(torch.cat([x, x]), torch.stack(ys + ycs), k, cfg, seed)
+    n_layers, half = len(reps), len(xs)
+    rows = []
+    for layer in range(n_layers):
+        at = [s * n_layers + layer for s in range(cfg.seeds)]
+        real = np.array([code.codelength_bits[i] for i in at])
+        control = np.array([code.codelength_bits[half + i] for i in at])
+        selectivity = (np.array(marginal) - real) - (np.array(control_marginal) - control)
+        interval = t_interval(selectivity)
+        rows.append(
+            LayerProbe(
+                layer=layer,
+                codelength_bits=float(real.mean()),
+                uniform_bits=code.uniform_bits,
+                compression=code.uniform_bits / float(real.mean()),
+                control_codelength_bits=float(control.mean()),
+                control_compression=code.uniform_bits / float(control.mean()),
+                selectivity_bits=interval.estimate,
+                selectivity_ci95=[interval.low, interval.high],
+                n_seeds=interval.n,
+                selectivity_per_seed=selectivity.tolist(),
+            )
+        )
+    mean_marginal = float(np.mean(marginal))
+    return PropertyProbes(
+        property=name,
+        classes=k,
+        examples=n,
+        marginal_bits=mean_marginal,
+        marginal_compression=code.uniform_bits / mean_marginal,
+        control_marginal_bits=float(np.mean(control_marginal)),
+        layers=rows,
+    )
+
+
 def measure_probes(model, data: bytes, config: ProbeConfig, progress: bool = False) -> ProbesResult:
-    """MDL probes of each of `config.properties` at each layer of `model` on `data`, in bits."""
+    """MDL probes with control tasks of each of `config.properties` at each layer of `model`, on
+    the held-out part of `data` only (`heldout_text`), in bits."""
     cfg, seed = config, config.seed
     unknown = [p for p in cfg.properties if p not in PROPERTIES]
     if unknown:
         raise BitlensError(f"unknown property {unknown[0]!r}; choose from {', '.join(PROPERTIES)}")
     if cfg.kind not in PROBE_KINDS:
         raise BitlensError(f"unknown probe {cfg.kind!r}; choose from {', '.join(PROBE_KINDS)}")
-    reps, at_byte = _representations(model, data, cfg, seed)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    n_layers = len(reps)
+    if cfg.seeds < 1:
+        raise BitlensError(f"seeds must be at least 1, not {cfg.seeds}")
+    text, offset, heldout = heldout_text(model, data)
+    reps, types, at_byte, probed_end = _representations(model, text, cfg)
+    raw = np.frombuffer(text, dtype=np.uint8)
     out = []
     with progress_bar(len(cfg.properties), "MDL probes", enabled=progress) as bar:
         for p_i, name in enumerate(cfg.properties):
             labels, valid = PROPERTIES[name](raw, at_byte)
-            rng = np.random.default_rng(seed + 1000 * p_i)
-            order = rng.permutation(np.flatnonzero(valid))[: cfg.examples]
-            if len(order) < 2 * len(PORTIONS):
-                raise BitlensError(f"too little data to probe {name!r}: {len(order)} examples")
-            values, y = np.unique(labels[order], return_inverse=True)
-            k = max(2, len(values))
-            y_t = torch.from_numpy(y.astype(np.int64))
-            y_control = torch.from_numpy(rng.permutation(y).astype(np.int64))
-            marginal = marginal_codelength_bits(y, k)
-            # every layer's probe and its shuffled-label control, trained side by side
-            idx = torch.from_numpy(order)
-            x = torch.stack([_standardise(rep[idx]) for rep in reps])
-            y_all = torch.stack([y_t] * n_layers + [y_control] * n_layers)
-            code = online_codelength(torch.cat([x, x]), y_all, k, cfg, seed)
-            rows = [
-                LayerProbe(
-                    i,
-                    code.codelength_bits[i],
-                    code.uniform_bits,
-                    code.compression(i),
-                    code.codelength_bits[n_layers + i],
-                    code.compression(n_layers + i),
-                )
-                for i in range(n_layers)
-            ]
-            bar.advance(1, status=f"{name}: ×{max(r.compression for r in rows):.2f} at best")
-            uniform = len(y) * math.log2(k)
-            out.append(
-                PropertyProbes(
-                    property=name,
-                    classes=k,
-                    examples=len(y),
-                    marginal_bits=marginal,
-                    marginal_compression=uniform / marginal,
-                    layers=rows,
-                )
+            keep = torch.from_numpy(valid)
+            prop = probe_property(
+                name, [r[keep] for r in reps], types[valid], labels[valid], cfg, seed + 1000 * p_i
             )
+            best = max(prop.layers, key=lambda r: r.selectivity_bits)
+            bar.advance(1, status=f"{name}: selectivity {best.selectivity_bits:,.0f} bits at best")
+            out.append(prop)
     return ProbesResult(
-        properties=out, probe=cfg.kind, portions=list(PORTIONS), seed=seed, token=token_name(model)
+        properties=out,
+        probe=cfg.kind,
+        portions=list(PORTIONS),
+        seed=seed,
+        seeds=cfg.seeds,
+        token=token_name(model),
+        heldout=heldout,
+        heldout_bytes=[offset, len(data)],
+        byte_range=[offset, offset + probed_end],
     )
 
 
 def plot_probes(result: dict, path: str | Path) -> list[Path]:
-    """Compression (uniform / online code length) per layer, one line per property, with the
-    shuffled-label controls dashed (PNG + SVG)."""
-    fig, ax = new_figure()
+    """Left: compression (uniform / online bits) per layer, one line per property, control tasks
+    dashed. Right: selectivity in bits per layer with its 95 % interval over seeds as error bars
+    (PNG + SVG)."""
+    fig, (ax, ax_sel) = new_figure(ncols=2, width=11.0)
     for i, prop in enumerate(result["properties"]):
-        layers = [r["layer"] for r in prop["layers"]]
+        rows = prop["layers"]
+        layers = [r["layer"] for r in rows]
         color = f"C{i % 10}"
-        ax.plot(layers, [r["compression"] for r in prop["layers"]], "o-", color=color, label=prop["property"])
-        ax.plot(layers, [r["control_compression"] for r in prop["layers"]], "--", color=color, alpha=0.5)
+        ax.plot(layers, [r["compression"] for r in rows], "o-", color=color, label=prop["property"])
+        ax.plot(layers, [r["control_compression"] for r in rows], "--", color=color, alpha=0.5)
+        sel = np.array([r["selectivity_bits"] for r in rows])
+        ci = np.array([r["selectivity_ci95"] for r in rows])
+        shift = 0.06 * (i - (len(result["properties"]) - 1) / 2)  # keep the bars apart
+        ax_sel.errorbar(
+            np.array(layers) + shift,
+            sel,
+            yerr=[sel - ci[:, 0], ci[:, 1] - sel],
+            fmt="o-",
+            color=color,
+            capsize=3,
+            label=prop["property"],
+        )
     ax.set_yscale("log")
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel("compression (uniform bits / online bits)")
-    ax.set_title(f"MDL probes ({result.get('probe', 'linear')}); dashed: shuffled labels", fontsize=9)
+    ax.set_title(f"MDL probes ({result.get('probe', 'linear')}); dashed: control tasks", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    ax_sel.axhline(0.0, color="k", lw=0.8)
+    ax_sel.set_xlabel("layer (0 = embeddings)")
+    ax_sel.set_ylabel("selectivity (bits): real gain − control gain")
+    n_seeds = result["properties"][0]["layers"][0]["n_seeds"] if result["properties"] else 0
+    ax_sel.set_title(f"selectivity, 95% interval over {n_seeds} seeds", fontsize=9)
+    ax_sel.grid(alpha=0.3)
+    for a in (ax, ax_sel):
+        integer_ticks(a.xaxis)
     return save_figure(fig, path)

@@ -4,6 +4,8 @@ Each property maps (the text as a uint8 array, the byte index of each example) t
 mask of the examples where the label exists): the current byte, the previous byte, the next
 byte, the position in the word (0, 1, … capped at 7, whitespace its own class) and whether the
 byte is inside a word or whitespace. Words are maximal runs of non-whitespace bytes.
+
+`control_labels` makes a property's control task: labels fixed per input type at random.
 """
 
 from __future__ import annotations
@@ -50,3 +52,35 @@ PROPERTIES: dict[str, Callable[[np.ndarray, np.ndarray], Labels]] = {
     "position-in-word": _position_in_word,
     "in-word": _in_word,
 }
+
+
+def control_labels(types: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A control task for `labels` (Hewitt & Liang 2019): each example's label is a random
+    function of its input type alone (byte value or token id), drawn once per type, with the
+    real labels' distribution over the examples.
+
+    Each type gets one of the real label values. When the real labels are a bijection of the
+    type on these examples (the current byte, for a byte model), the control is a random
+    permutation of the types' labels: the same label counts exactly. Otherwise the types, in
+    random order, are laid end to end by their number of examples on [0, N), and so are the
+    label values, also in random order, by theirs; a type takes the label under the middle of
+    its span (a stratified draw). Every label then covers its real count within the largest
+    type's count, and a type takes label c with probability ≈ c's share of the examples, as in
+    Hewitt & Liang's per-type draw from the label distribution.
+
+    Equal types always get equal labels; `rng` makes the draw (one draw, one control task).
+    """
+    type_values, first_at, type_of, type_counts = np.unique(
+        types, return_index=True, return_inverse=True, return_counts=True
+    )
+    label_values, label_counts = np.unique(labels, return_counts=True)
+    first = labels[first_at]  # one label per type: its first example's
+    if len(label_values) == len(type_values) and (first[type_of] == labels).all():
+        return rng.permutation(first)[type_of]  # a bijection: permute the labels over types
+    t_order = rng.permutation(len(type_values))
+    middles = np.cumsum(type_counts[t_order]) - type_counts[t_order] / 2
+    l_order = rng.permutation(len(label_values))
+    ends = np.cumsum(label_counts[l_order])
+    per_type = np.empty(len(type_values), dtype=labels.dtype)
+    per_type[t_order] = label_values[l_order][np.searchsorted(ends, middles, side="right")]
+    return per_type[type_of]

@@ -422,41 +422,57 @@ def _probes_table(r: list[dict]) -> Table:
     rows = []
     for prop in r[0]["properties"]:
         for row in prop["layers"]:
+            low, high = row["selectivity_ci95"]
             rows.append(
                 [
                     prop["property"],
                     row["layer"],
                     row["codelength_bits"],
-                    row["uniform_bits"],
+                    row["control_codelength_bits"],
                     row["compression"],
-                    row["control_compression"],
+                    row["selectivity_bits"],
+                    f"[{fmt(low)}, {fmt(high)}]",
                 ]
             )
     return Table(
-        ["property", "layer", "codelength (bits)", "uniform (bits)", "compression", "control compression"],
+        [
+            "property",
+            "layer",
+            "online (bits)",
+            "control task (bits)",
+            "compression",
+            "selectivity (bits)",
+            f"95% interval ({r[0]['seeds']} seeds)",
+        ],
         rows,
     )
 
 
 def _probes_reading(r: list[dict]) -> list[str]:
+    res = r[0]
+    start, end = res["byte_range"]
+    where = (
+        "the validation split, held out from training"
+        if res["heldout"] == "validation split"
+        else "text assumed held out (an hf: model's training text is unknown)"
+    )
     parts = []
-    for prop in r[0]["properties"]:
-        best = max(prop["layers"], key=lambda row: row["compression"])
-        parts.append(
-            f"{prop['property']} compresses best at layer {best['layer']} "
-            f"({fmt(best['compression'])}× vs {fmt(best['control_compression'])}× "
-            "for its control task)"
+    for prop in res["properties"]:
+        best = max(prop["layers"], key=lambda row: row["selectivity_bits"])
+        low, high = best["selectivity_ci95"]
+        verdict = (
+            "the interval includes 0: no effect beyond a lookup of the input type detected"
+            if low <= 0 <= high
+            else ("above" if low > 0 else "below") + " a lookup of the input type"
         )
-    gaps = [
-        (row["compression"] - row["control_compression"], prop["property"], row["layer"])
-        for prop in r[0]["properties"]
-        for row in prop["layers"]
-    ]
-    gap, prop, layer = max(gaps)
+        parts.append(
+            f"{prop['property']} peaks at layer {best['layer']} with {fmt(best['selectivity_bits'])} bits "
+            f"(95% interval {fmt(low)} to {fmt(high)}; {verdict})"
+        )
     return [
+        f"Selectivity = bits saved on the property minus bits saved on its control task (a random "
+        f"label fixed per input type), over {res['seeds']} seeds, on bytes {start:,}–{end:,} ({where}).",
         "; ".join(parts) + ".",
-        f"The largest lead over a control task is {prop} at layer {layer} ({fmt(gap)}× more "
-        "compression): there the property is encoded, not just learnable by the probe.",
     ]
 
 
