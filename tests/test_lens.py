@@ -56,6 +56,19 @@ def test_tuned_kl_at_most_logit_kl_at_every_layer(lens_result):
     assert rows[0]["tuned_kl_bits"] < 0.5 * rows[0]["logit_kl_bits"]
 
 
+def test_every_layer_figure_carries_a_block_interval_around_it(lens_result):
+    assert lens_result["n_seeds"] == 1 and lens_result["n_blocks"] == 64
+    for r in lens_result["layers"]:
+        for kind in ("logit", "tuned"):
+            for key in ("kl", "ce"):
+                low, high = r[f"{kind}_{key}_ci95"]
+                assert low <= r[f"{kind}_{key}_bits"] <= high
+    first, last = lens_result["layers"][0], lens_result["layers"][-1]
+    assert first["logit_kl_ci95"][0] > 0.005  # the embeddings' disagreement is no sampling noise
+    assert last["logit_kl_ci95"][1] == pytest.approx(0.0, abs=1e-6)  # the output's KL to itself: exactly 0
+    assert last["logit_ce_ci95"][1] - last["logit_ce_ci95"][0] > 0  # cross-entropy varies along the text
+
+
 def test_last_layer_is_the_models_own_cross_entropy_in_bits(lens_result, trained, shakespeare):
     """Known answer: the output layer's CE is the model's next-byte cross-entropy / ln 2."""
     heldout = shakespeare[len(shakespeare) - len(shakespeare) // 10 :]

@@ -71,8 +71,9 @@ def lens_cmd(
     (Belrose et al. 2023) is trained on the first 90%.
 
     JSON keys: layers (list of {layer, logit_kl_bits, tuned_kl_bits, logit_ce_bits,
-    tuned_ce_bits, entropy_bits, tuned_entropy_bits}), token, tokens, bytes, bytes_per_token,
-    final_ce_bits.
+    tuned_ce_bits, entropy_bits, tuned_entropy_bits, and the 95 % intervals logit_kl_ci95,
+    tuned_kl_ci95, logit_ce_ci95, tuned_ce_ci95}), token, tokens, bytes, bytes_per_token,
+    final_ce_bits, n_blocks (the intervals resample blocks of positions), n_seeds.
     """
     from bitlens.config import override
     from bitlens.data import load_corpus

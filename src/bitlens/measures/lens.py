@@ -27,8 +27,11 @@ from bitlens.errors import BitlensError
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 from bitlens.runs import atomic_save_tensors, load_tensors
+from bitlens.stats import block_mean_ci
 from bitlens.tokens import context_windows, token_name, token_stream
 from bitlens.units import nats_to_bits
+
+N_BLOCKS = 64  # blocks of consecutive positions the per-layer intervals resample
 
 LENS_FORMAT = "bitlens-tuned-lens-1"
 HELDOUT_FRACTION = 0.1
@@ -182,6 +185,11 @@ class LayerLens:
     tuned_ce_bits: float | None
     entropy_bits: float  # of the logit-lens distribution
     tuned_entropy_bits: float | None
+    # 95 % intervals of the KL and cross-entropy means, bootstrapped over blocks of positions
+    logit_kl_ci95: list[float]
+    tuned_kl_ci95: list[float] | None
+    logit_ce_ci95: list[float]
+    tuned_ce_ci95: list[float] | None
 
 
 @torch.no_grad()
@@ -195,14 +203,18 @@ def lens_figures(model, data: bytes, lens: TunedLens | None, cfg: LensConfig) ->
             f"{n_layer} × {model.config.n_embd}"
         )
 
-    def figures(logp: torch.Tensor) -> tuple[float, float, float]:
-        kl = _kl_nats(final_logp, logp).mean()
-        ce = -logp.gather(-1, targets[:, None]).mean()
-        ent = -(logp.exp() * logp).sum(-1).mean()
-        return nats_to_bits(kl.item()), nats_to_bits(ce.item()), nats_to_bits(ent.item())
+    Figure = tuple[float, float, float, list[float], list[float]]
+
+    def figures(logp: torch.Tensor) -> Figure:
+        kl = nats_to_bits(_kl_nats(final_logp, logp).double().cpu().numpy())
+        ce = nats_to_bits(-logp.gather(-1, targets[:, None]).squeeze(-1).double().cpu().numpy())
+        ent = nats_to_bits(-(logp.exp() * logp).sum(-1).mean().item())
+        kl_iv, ce_iv = block_mean_ci(kl, N_BLOCKS), block_mean_ci(ce, N_BLOCKS)
+        return kl_iv.estimate, ce_iv.estimate, ent, [kl_iv.low, kl_iv.high], [ce_iv.low, ce_iv.high]
 
     rows = []
     for layer in range(n_layer + 1):
+        tuned: Figure | None
         if layer == n_layer:  # the model's own output (HF hidden states end after the final norm)
             logit = figures(final_logp)
             tuned = logit if lens is not None else None
@@ -210,8 +222,10 @@ def lens_figures(model, data: bytes, lens: TunedLens | None, cfg: LensConfig) ->
             logit = figures(F.log_softmax(model.unembed(layers[layer]), -1))
             translated = None if lens is None else model.unembed(lens.transform(layers[layer], layer))
             tuned = None if translated is None else figures(F.log_softmax(translated, -1))
-        kl, ce, ent = tuned if tuned is not None else (None, None, None)
-        rows.append(LayerLens(layer, logit[0], kl, logit[1], ce, logit[2], ent))
+        kl, ce, ent, kl_ci, ce_ci = tuned if tuned is not None else (None, None, None, None, None)
+        rows.append(
+            LayerLens(layer, logit[0], kl, logit[1], ce, logit[2], ent, logit[3], kl_ci, logit[4], ce_ci)
+        )
     return rows
 
 
@@ -230,6 +244,7 @@ class LensResult:
     final_ce_bits: float
     tuned_lens_steps: int
     seed: int
+    n_blocks: int  # the intervals' resampled unit: blocks of consecutive positions
     tuned_lens: TunedLens | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -242,6 +257,8 @@ class LensResult:
             "final_ce_bits": self.final_ce_bits,
             "tuned_lens_steps": self.tuned_lens_steps,
             "seed": self.seed,
+            "n_blocks": self.n_blocks,
+            "n_seeds": 1,  # one model: the intervals are the text's sampling noise
         }
 
 
@@ -269,6 +286,7 @@ def measure_lens(
         final_ce_bits=rows[-1].logit_ce_bits,
         tuned_lens_steps=config.steps if (config.tuned and lens is not None) else 0,
         seed=config.seed,
+        n_blocks=min(N_BLOCKS, n_tok),
         tuned_lens=lens,
     )
 
@@ -283,9 +301,15 @@ def plot_lens(result: dict, path: str | Path) -> list[Path]:
         (axes[0], "kl", f"KL to the final distribution (bits per {token})"),
         (axes[1], "ce", f"cross-entropy to the next {token} (bits per {token})"),
     ):
-        ax.plot(layers, [r[f"logit_{key}_bits"] for r in rows], "o-", label="logit lens")
-        if rows and rows[0].get(f"tuned_{key}_bits") is not None:
-            ax.plot(layers, [r[f"tuned_{key}_bits"] for r in rows], "s-", label="tuned lens")
+        for kind, marker in (("logit", "o-"), ("tuned", "s-")):
+            if not rows or rows[0].get(f"{kind}_{key}_bits") is None:
+                continue
+            y = [r[f"{kind}_{key}_bits"] for r in rows]
+            ci = [r.get(f"{kind}_{key}_ci95") for r in rows]
+            err = None
+            if all(c is not None for c in ci):  # 95 % intervals over blocks of positions
+                err = [[v - c[0] for v, c in zip(y, ci)], [c[1] - v for v, c in zip(y, ci)]]
+            ax.errorbar(layers, y, yerr=err, fmt=marker, capsize=3, label=f"{kind} lens")
         ax.set_xlabel("layer (0 = embeddings)")
         ax.set_title(title, fontsize=9)
         ax.set_xticks(layers)

@@ -410,11 +410,20 @@ def _lens_table(r: list[dict]) -> Table:
 def _lens_reading(r: list[dict]) -> list[str]:
     layers = r[0]["layers"]
     first, last = layers[0], layers[-1]
+
+    def ci(row: dict, key: str) -> str:
+        lo_hi = row.get(key)
+        return f" [{fmt(lo_hi[0])}, {fmt(lo_hi[1])}]" if lo_hi else ""
+
+    blocks = r[0].get("n_blocks")
+    where = f" (95 % intervals over {fmt(blocks)} blocks of held-out positions)" if blocks else ""
     return [
-        f"At layer {first['layer']} the logit lens is {fmt(first['logit_kl_bits'])} bits (KL) from the final "
-        f"prediction and the tuned lens {fmt(first['tuned_kl_bits'])} bits.",
-        f"Cross-entropy read off the residual stream falls from {fmt(first['logit_ce_bits'])} bits at layer "
-        f"{first['layer']} to {fmt(last['logit_ce_bits'])} bits at layer {last['layer']}.",
+        f"At layer {first['layer']} the logit lens is {fmt(first['logit_kl_bits'])}"
+        f"{ci(first, 'logit_kl_ci95')} bits (KL) from the final prediction and the tuned lens "
+        f"{fmt(first['tuned_kl_bits'])}{ci(first, 'tuned_kl_ci95')} bits{where}.",
+        f"Cross-entropy read off the residual stream falls from {fmt(first['logit_ce_bits'])}"
+        f"{ci(first, 'logit_ce_ci95')} bits at layer {first['layer']} to {fmt(last['logit_ce_bits'])}"
+        f"{ci(last, 'logit_ce_ci95')} bits at layer {last['layer']}.",
     ]
 
 
