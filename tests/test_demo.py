@@ -212,7 +212,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert json.loads((out / "capacity.json").read_text()) == results["capacity"]
     assert not (out / "generalisation.json").exists()
     html = (out / "report.html").read_text()
-    assert "stored at least 2.750 bits per parameter" in html and "failed: RuntimeError: boom" in html
+    assert "Capacity grows by 2.550 bits per parameter" in html and "failed: RuntimeError: boom" in html
     assert "lens.json does not follow the contract (KeyError" in html
 
     # Finished steps are reused, failed ones retried; --redo recomputes a finished one.
