@@ -165,15 +165,35 @@ def contract_results() -> dict[str, dict]:
         "prequential": {
             "uniform_bits": 80000.0,
             "prequential_bits": 30000.0,
-            "two_part_bits": {"fp32": 7_000_000.0, "fp16": 3_500_000.0},
+            "two_part_bits": 400_000.0,
+            "weights_file_bytes": 47_500,
+            "weight_bits_per_parameter": 1.9,
+            "weights_code": {"weights_file_bits": 380_000.0, "data_bits": 20_000.0},
+            "two_part_float_bits": {"fp32": 7_000_000.0, "fp16": 3_500_000.0},
             "final_model_bits": 20000.0,
             "information_in_weights_bits": 10000.0,
+            "information_in_weights_heldout_bits": 5000.0,
+            "by_final_training": [
+                {
+                    "multiple": 1.0,
+                    "train_steps": 100,
+                    "information_in_weights_bits": 10000.0,
+                    "information_in_weights_heldout_bits": 5000.0,
+                },
+                {
+                    "multiple": 2.0,
+                    "train_steps": 200,
+                    "information_in_weights_bits": 12000.0,
+                    "information_in_weights_heldout_bits": 5500.0,
+                },
+            ],
             "bytes": 10000,
             "bits_per_byte": {
                 "uniform_bits": 8.0,
                 "prequential_bits": 3.0,
                 "final_model_bits": 2.0,
-                "two_part_bits": {"fp32": 700.0, "fp16": 350.0},
+                "two_part_bits": 40.0,
+                "two_part_float_bits": {"fp32": 700.0, "fp16": 350.0},
             },
             "blocks": [
                 {"start": 0, "end": 1000, "bits_per_byte": 6.0},
