@@ -390,8 +390,15 @@ def test_every_section_reads_the_numbers_from_json(full_page):
         "3 of 3 rows decoded back to the input; counting the model's weights, bitlens offline costs "
         "11.000 bits/byte" in text
     )
-    assert "takes 3.000 bits/byte" in text and "two-part) takes 350.000 bits/byte" in text  # fp16 is shorter
-    assert "absorbed 10,000 bits" in text and "1.000 bits per byte seen" in text
+    assert "takes 3.000 bits/byte" in text
+    assert (
+        "as a file (47,500 bytes, 1.900 bits/parameter, decoded and checked) and then the data under "
+        "them (two-part) takes 40.000 bits/byte, 2.000 of them for the data" in text
+    )
+    assert "code length of the same bytes: 10,000 bits (1.000 bits/byte)" in text
+    assert "(10,000 bits at 100 steps, 12,000 bits at 200 steps); with n × its held-out" in text
+    assert "in place of its own code length, 5,000 bits." in text
+    assert "upper bound" not in text and "absorbed" not in text
     assert "3.20× fewer bits than the 8 bits/byte" in text  # 8 / 2.5
     assert "from 3.900 at step 50 to 2.500 at the end" in text
     assert "it is over-confident" in text  # entropy 2.25 < 2.5 bits/byte

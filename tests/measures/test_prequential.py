@@ -82,3 +82,32 @@ def test_prequential_rate_approaches_markov_entropy_rate():
     d = check.details
     # The whole code pays for learning: it costs more than the true entropy, less than uniform.
     assert d["true_total_bits"] < d["prequential_bits"] < 8.0 * d["bytes"]
+
+
+def test_information_in_weights_at_several_final_training_lengths():
+    source = random_markov_source(order=1, alphabet_size=8, seed=0)
+    data = source.sample(3072, seed=0)  # 2048 coded, 1024 held out
+    cfg = PrequentialConfig(
+        max_bytes=2048,
+        first_block_bytes=1024,
+        min_steps=10,
+        heldout_bytes=1024,
+        final_training=(1.0, 3.0),
+        two_part=False,
+    )
+    r = prequential_code(data, VALIDATION_MODEL, cfg).to_dict()
+    assert r["two_part_bits"] is None and r["weights_code"] is None
+    assert r["heldout_bytes"] == 1024
+    runs = r["by_final_training"]
+    assert [x["multiple"] for x in runs] == [1.0, 3.0]
+    assert runs[1]["train_steps"] == 3 * runs[0]["train_steps"]
+    for x in runs:  # each figure is a difference of two code lengths of the same 2048 bytes
+        assert x["information_in_weights_bits"] == pytest.approx(
+            r["prequential_bits"] - x["final_model_bits"]
+        )
+        assert x["information_in_weights_heldout_bits"] == pytest.approx(
+            r["prequential_bits"] - 2048 * x["final_model_heldout_bits_per_byte"]
+        )
+    assert runs[0]["final_model_bits"] == r["final_model_bits"]
+    # Training three times as long lowers the final model's code length of its own training bytes.
+    assert runs[1]["final_model_bits"] < runs[0]["final_model_bits"]

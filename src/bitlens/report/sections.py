@@ -192,23 +192,32 @@ def _prequential_table(r: list[dict]) -> Table:
 def _prequential_reading(r: list[dict]) -> list[str]:
     res = r[0]
     n, preq = res["bytes"], res["prequential_bits"]
-    lines = [f"Coding {fmt(n)} bytes while training on them (prequential) takes {fmt(preq / n)} bits/byte."]
+    first = f"Coding {fmt(n)} bytes while training on them (prequential) takes {fmt(preq / n)} bits/byte"
     if res.get("two_part_bits") is not None:
-        code = res["weights_code"]
-        lines.append(
-            f"Sending the quantised weights as a file ({fmt(res['weights_file_bytes'])} bytes, "
+        first += (
+            f"; sending the quantised weights as a file ({fmt(res['weights_file_bytes'])} bytes, "
             f"{fmt(res['weight_bits_per_parameter'])} bits/parameter, decoded and checked) and then "
             f"the data under them (two-part) takes {fmt(res['two_part_bits'] / n)} bits/byte, "
-            f"{fmt(code['data_bits'] / n)} of them for the data."
+            f"{fmt(res['weights_code']['data_bits'] / n)} of them for the data"
         )
+    lines = [first + "."]
     lines.append(
         f"Prequential minus final-model code length of the same bytes: "
         f"{fmt(res['information_in_weights_bits'])} bits ({fmt(res['information_in_weights_bits'] / n)} "
         "bits/byte), a difference of two code lengths that depends on how long the final model trained"
         + _by_training(res.get("by_final_training") or [])
+        + _heldout(res.get("information_in_weights_heldout_bits"))
         + "."
     )
     return lines
+
+
+def _heldout(bits: float | None) -> str:
+    return (
+        ""
+        if bits is None
+        else f"; with n × its held-out bits/byte in place of its own code length, {fmt(bits)} bits"
+    )
 
 
 def _by_training(runs: list[dict]) -> str:
