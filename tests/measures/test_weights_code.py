@@ -136,6 +136,22 @@ def test_two_part_code_decodes_and_beats_no_fixed_precision():
     assert r.data_model_bits < r.data_bits < r.data_model_bits + 8 * 400
 
 
+def test_data_decodes_under_the_model_decoded_from_the_weights_file():
+    from bitlens.compress import compress, decompress
+    from bitlens.measures.weights_code import model_from_tensors, quantised_model
+
+    torch.manual_seed(1)
+    model = GPT(VALIDATION_MODEL)
+    qmodel, tensors = quantised_model(model, dict.fromkeys(model.state_dict(), 3))
+    config, decoded = decode_weights(encode_weights(tensors, model.config))
+    receiver = model_from_tensors(config, decoded)
+    text = b"to be, or not to be, that is the question"
+    blob, result = compress(text, qmodel)
+    assert decompress(blob, receiver) == text
+    # The quantised model is not the original: its code length differs.
+    assert result.model_bits != compress(text, model)[1].model_bits
+
+
 def _layers(names):
     from bitlens.measures.weights_code import layer_of
 
