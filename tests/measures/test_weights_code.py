@@ -17,7 +17,6 @@ from bitlens.measures.weights_code import (
     encode_weights,
     quantise,
     search_precision,
-    smoothed_surprisal_bits,
     two_part_code,
 )
 from bitlens.model import GPT
@@ -132,6 +131,14 @@ def test_two_part_code_decodes_and_beats_no_fixed_precision():
     assert search["chosen_total_bits"] <= min(search["fixed_total_bits"].values())
     assert set(r.tensor_bits) == set(model.state_dict())
     assert all(r.tensor_bits[k] in (0, r.layer_bits[layer]) for k, layer in _layers(r.tensor_bits))
+    bound = r.compression_bound
+    assert bound["n_samples"] == len(text) // VALIDATION_MODEL.block_size * VALIDATION_MODEL.block_size
+    assert bound["loss_cap_bits"] == pytest.approx(math.log2(256 / 0.01))
+    assert 0 < bound["smoothed_loss_bits_per_byte"] <= bound["loss_cap_bits"]
+    assert bound["bits_per_byte"] == compression_bound_bits_per_byte(
+        r.weights_file_bits, bound["n_samples"], bound["smoothed_loss_bits_per_byte"], 0.01, 0.05
+    )
+    assert bound["vacuous"] == (bound["bits_per_byte"] >= 8.0)
     # The data file is the coder's: model bits plus a header of tens of bytes.
     assert r.data_model_bits < r.data_bits < r.data_model_bits + 8 * 400
 
@@ -156,13 +163,6 @@ def _layers(names):
     from bitlens.measures.weights_code import layer_of
 
     return [(k, layer_of(k)) for k in names]
-
-
-def test_smoothing_caps_the_loss():
-    s = smoothed_surprisal_bits(np.array([0.0, 1.0, 1000.0]), epsilon=0.01)
-    assert s[0] == pytest.approx(-math.log2(0.99 + 0.01 / 256))
-    assert s[1] == pytest.approx(-math.log2(0.99 * 0.5 + 0.01 / 256))
-    assert s[2] == pytest.approx(math.log2(256 / 0.01))
 
 
 def test_compression_bound_hand_computed():

@@ -41,11 +41,12 @@ import numpy as np
 import torch
 
 from bitlens.compress.coder import compress, decompress
-from bitlens.data import VOCAB_SIZE, bytes_to_tensor
+from bitlens.data import VOCAB_SIZE, bytes_to_tensor, with_start
 from bitlens.errors import BitlensError
-from bitlens.evaluate import score_bytes, window_scores
+from bitlens.evaluate import window_scores
 from bitlens.model import GPT, GPTConfig
 from bitlens.runs import apply_weights, model_state
+from bitlens.units import smoothing_cap_bits
 
 MAGIC = b"\x89BLW"
 FORMAT_VERSION = 1
@@ -261,16 +262,6 @@ def search_precision(
 # --- The compression bound ---------------------------------------------------------------------
 
 
-def smoothed_surprisal_bits(
-    surprisal_bits: np.ndarray, epsilon: float, vocab: int = VOCAB_SIZE
-) -> np.ndarray:
-    """−log2((1 − ε)·p + ε/vocab) for p = 2^−surprisal: the loss capped at log2(vocab/ε) bits."""
-    if not 0 < epsilon < 1:
-        raise BitlensError(f"smoothing needs 0 < ε < 1, got {epsilon}")
-    p = np.exp2(-np.asarray(surprisal_bits, dtype=np.float64))
-    return -np.log2((1 - epsilon) * p + epsilon / vocab)
-
-
 def compression_bound_bits_per_byte(
     weights_file_bits: float,
     n_samples: int,
@@ -280,7 +271,7 @@ def compression_bound_bits_per_byte(
     vocab: int = VOCAB_SIZE,
 ) -> float:
     """The Occam (compression) bound of Lotfi et al. 2023, "Non-vacuous generalization bounds for
-    large language models" (their Eq. for a prior 2^−K(h) over models), in bits per byte.
+    large language models" (Hoeffding with the prior 2^−K(h) over models), in bits per byte.
 
     With probability ≥ 1 − δ over n i.i.d. samples, the expected smoothed loss is at most
 
@@ -296,7 +287,7 @@ def compression_bound_bits_per_byte(
     """
     if n_samples < 1 or weights_file_bits < 1 or not 0 < delta < 1:
         raise BitlensError("the bound needs n ≥ 1 samples, a file of ≥ 1 bit and 0 < δ < 1")
-    cap = math.log2(vocab / epsilon)
+    cap = smoothing_cap_bits(epsilon, vocab)
     k_bits = weights_file_bits + 2 * math.log2(weights_file_bits)
     return smoothed_loss_bits_per_byte + cap * math.sqrt(
         (k_bits * math.log(2) + math.log(1 / delta)) / (2 * n_samples)
@@ -382,16 +373,22 @@ def two_part_code(data: bytes, model: GPT, cfg: WeightsCodeConfig | None = None)
         raise BitlensError("the data did not decode under the decoded weights")  # a bug
     params = sum(v.numel() for v in state.values())
     weights_bits = 8.0 * len(blob)
-    smoothed = smoothed_surprisal_bits(score_bytes(qmodel, t).surprisal_bits, cfg.epsilon)
+    # The bound's empirical loss: every byte scored once, in windows of block_size bytes that
+    # tile the data (as the generalisation measure scores them), under smoothed predictions.
+    T = model.config.block_size
+    inputs = with_start(t)
+    tiles = inputs[: (len(inputs) - 1) // T * T + 1].unfold(0, T + 1, T)
+    smoothed = window_scores(qmodel, tiles, smoothing=cfg.epsilon)[0]
+    loss = float(smoothed.mean())
+    bound_bpb = compression_bound_bits_per_byte(weights_bits, smoothed.size, loss, cfg.epsilon, cfg.delta)
     bound = {
-        "bits_per_byte": compression_bound_bits_per_byte(
-            weights_bits, n, float(smoothed.mean()), cfg.epsilon, cfg.delta
-        ),
-        "smoothed_loss_bits_per_byte": float(smoothed.mean()),
-        "loss_cap_bits": math.log2(VOCAB_SIZE / cfg.epsilon),
+        "bits_per_byte": bound_bpb,
+        "vacuous": bound_bpb >= 8.0,  # no better than sending bytes as they are
+        "smoothed_loss_bits_per_byte": loss,
+        "loss_cap_bits": smoothing_cap_bits(cfg.epsilon),
         "epsilon": cfg.epsilon,
         "delta": cfg.delta,
-        "n_samples": n,
+        "n_samples": int(smoothed.size),
     }
     return TwoPartCode(
         two_part_bits=weights_bits + 8.0 * len(data_blob),
