@@ -321,7 +321,7 @@ def plot_prequential(result: dict, path: str | Path) -> list[Path]:
     if result.get("weight_bits_per_parameter") is not None:
         title += f"; weights file {result['weight_bits_per_parameter']:.2f} bits/param"
     ax1.set_title(title)
-    ax1.tick_params(axis="x", rotation=20)
+    ax1.tick_params(axis="x", labelsize=8)
     blocks = result["blocks"]
     ax2.hlines(
         [b["bits_per_byte"] for b in blocks],
@@ -336,13 +336,18 @@ def plot_prequential(result: dict, path: str | Path) -> list[Path]:
     ax2.legend()
     runs = result["by_final_training"]
     steps = [r["train_steps"] for r in runs]
-    ax3.plot(steps, [r["information_in_weights_bits"] / 8192 for r in runs], "o-", label="on the coded bytes")
+    ax3.plot(
+        steps,
+        [r["information_in_weights_bits"] / 8192 for r in runs],
+        "o-",
+        label="final model: the coded bytes",
+    )
     if runs[0]["information_in_weights_heldout_bits"] is not None:
         ax3.plot(
             steps,
             [r["information_in_weights_heldout_bits"] / 8192 for r in runs],
             "s--",
-            label="final model's held-out rate × n",
+            label="final model: n × its held-out bits/byte",
         )
     ax3.set_xlabel("final model's training steps (last stage)")
     ax3.set_ylabel("prequential − final-model code length (KiB)")
