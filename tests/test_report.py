@@ -169,15 +169,35 @@ def contract_results() -> dict[str, dict]:
         "prequential": {
             "uniform_bits": 80000.0,
             "prequential_bits": 30000.0,
-            "two_part_bits": {"fp32": 7_000_000.0, "fp16": 3_500_000.0},
+            "two_part_bits": 400_000.0,
+            "weights_file_bytes": 47_500,
+            "weight_bits_per_parameter": 1.9,
+            "weights_code": {"weights_file_bits": 380_000.0, "data_bits": 20_000.0},
+            "two_part_float_bits": {"fp32": 7_000_000.0, "fp16": 3_500_000.0},
             "final_model_bits": 20000.0,
             "information_in_weights_bits": 10000.0,
+            "information_in_weights_heldout_bits": 5000.0,
+            "by_final_training": [
+                {
+                    "multiple": 1.0,
+                    "train_steps": 100,
+                    "information_in_weights_bits": 10000.0,
+                    "information_in_weights_heldout_bits": 5000.0,
+                },
+                {
+                    "multiple": 2.0,
+                    "train_steps": 200,
+                    "information_in_weights_bits": 12000.0,
+                    "information_in_weights_heldout_bits": 5500.0,
+                },
+            ],
             "bytes": 10000,
             "bits_per_byte": {
                 "uniform_bits": 8.0,
                 "prequential_bits": 3.0,
                 "final_model_bits": 2.0,
-                "two_part_bits": {"fp32": 700.0, "fp16": 350.0},
+                "two_part_bits": 40.0,
+                "two_part_float_bits": {"fp32": 700.0, "fp16": 350.0},
             },
             "blocks": [
                 {"start": 0, "end": 1000, "bits_per_byte": 6.0},
@@ -443,8 +463,15 @@ def test_every_section_reads_the_numbers_from_json(full_page):
         "3 of 3 rows decoded back to the input; counting the model's weights, bitlens offline costs "
         "11.000 bits/byte" in text
     )
-    assert "takes 3.000 bits/byte" in text and "two-part) takes 350.000 bits/byte" in text  # fp16 is shorter
-    assert "absorbed 10,000 bits" in text and "1.000 bits per byte seen" in text
+    assert "takes 3.000 bits/byte" in text
+    assert (
+        "as a file (47,500 bytes, 1.900 bits/parameter, decoded and checked) and then the data under "
+        "them (two-part) takes 40.000 bits/byte, 2.000 of them for the data" in text
+    )
+    assert "code length of the same bytes: 10,000 bits (1.000 bits/byte)" in text
+    assert "(10,000 bits at 100 steps, 12,000 bits at 200 steps); with n × its held-out" in text
+    assert "in place of its own code length, 5,000 bits." in text
+    assert "upper bound" not in text and "absorbed" not in text
     assert "3.20× fewer bits than the 8 bits/byte" in text  # 8 / 2.5
     assert "from 3.900 at step 50 to 2.500 at the end" in text
     assert "it is over-confident" in text  # entropy 2.25 < 2.5 bits/byte

@@ -100,7 +100,10 @@ def test_prequential_cli(corpus_path, capsys):
     assert [(b["start"], b["end"]) for b in blocks] == [(0, 1024), (1024, 2048)]
     assert blocks[0]["bits"] == 8 * 1024  # the first block is sent uniformly
     assert r["prequential_bits"] == pytest.approx(sum(b["bits"] for b in blocks))
-    assert r["two_part_bits"]["fp32"] == pytest.approx(r["final_model_bits"] + 32 * r["params"])
+    assert r["two_part_float_bits"]["fp32"] == pytest.approx(r["final_model_bits"] + 32 * r["params"])
+    code = r["weights_code"]
+    assert r["two_part_bits"] == code["weights_file_bits"] + code["data_bits"]
+    assert r["weights_file_bytes"] * 8 == code["weights_file_bits"]
     assert r["bits_per_byte"]["prequential_bits"] == pytest.approx(r["prequential_bits"] / 2048)
 
 

@@ -17,6 +17,12 @@ def test_quick_and_full_are_the_documented_sizes():
     assert PrequentialConfig.full().max_bytes == 262_144
     quick = PrequentialConfig.quick()
     assert (quick.max_bytes, quick.first_block_bytes, quick.min_steps) == (32_768, 1_024, 15)
+    assert (quick.heldout_bytes, quick.final_training, quick.weights_search_bytes) == (
+        8_192,
+        (1.0, 2.0),
+        2_048,
+    )
+    assert quick.to_dict()["final_training"] == [1.0, 2.0]
     assert "seed" not in quick.to_dict() and "preset" not in quick.to_dict()
 
 
@@ -37,7 +43,9 @@ def test_block_boundaries_double():
 
 def test_random_bytes_are_not_compressed(tmp_path):
     data = random_bytes_source().sample(8192, seed=1)
-    cfg = PrequentialConfig(max_bytes=0, first_block_bytes=1024, min_steps=10)
+    cfg = PrequentialConfig(
+        max_bytes=0, first_block_bytes=1024, min_steps=10, final_training=(1.0,), weights_search_bytes=1024
+    )
     r = prequential_code(data, VALIDATION_MODEL, cfg).to_dict()
     n = len(data)
     assert r["bytes"] == n
@@ -46,12 +54,20 @@ def test_random_bytes_are_not_compressed(tmp_path):
     assert r["blocks"][0]["bits"] == 8.0 * 1024
     assert [b["start"] for b in r["blocks"]] == [0, 1024, 2048, 4096]
     assert r["information_in_weights_bits"] == pytest.approx(r["prequential_bits"] - r["final_model_bits"])
-    assert r["two_part_bits"]["fp32"] == pytest.approx(r["final_model_bits"] + 32 * r["params"])
+    assert r["two_part_float_bits"]["fp32"] == pytest.approx(r["final_model_bits"] + 32 * r["params"])
+    code = r["weights_code"]
+    assert r["two_part_bits"] == code["weights_file_bits"] + code["data_bits"]
+    assert r["weight_bits_per_parameter"] == pytest.approx(code["weights_file_bits"] / r["params"])
+    assert set(code["tensor_bits"].values()) <= {0, 2, 3, 4, 5, 6, 7, 8}
+    # The information in the weights at each final training length is prequential − final model.
+    assert [x["multiple"] for x in r["by_final_training"]] == [1.0]
+    assert r["by_final_training"][0]["information_in_weights_bits"] == r["information_in_weights_bits"]
     bpb = r["bits_per_byte"]
     assert bpb["prequential_bits"] == pytest.approx(r["prequential_bits"] / n)
     # The known answer: nothing beats 8 bits/byte on random bytes (up to sampling noise).
     assert bpb["prequential_bits"] >= 8.0 - 0.02
-    assert bpb["two_part_bits"]["fp16"] > 8.0 and bpb["two_part_bits"]["fp32"] > 8.0
+    assert bpb["two_part_bits"] > 8.0
+    assert bpb["two_part_float_bits"]["fp16"] > 8.0 and bpb["two_part_float_bits"]["fp32"] > 8.0
     plot_prequential(r, tmp_path / "preq")
     assert (tmp_path / "preq.png").exists() and (tmp_path / "preq.svg").exists()
 
@@ -66,3 +82,32 @@ def test_prequential_rate_approaches_markov_entropy_rate():
     d = check.details
     # The whole code pays for learning: it costs more than the true entropy, less than uniform.
     assert d["true_total_bits"] < d["prequential_bits"] < 8.0 * d["bytes"]
+
+
+def test_information_in_weights_at_several_final_training_lengths():
+    source = random_markov_source(order=1, alphabet_size=8, seed=0)
+    data = source.sample(3072, seed=0)  # 2048 coded, 1024 held out
+    cfg = PrequentialConfig(
+        max_bytes=2048,
+        first_block_bytes=1024,
+        min_steps=10,
+        heldout_bytes=1024,
+        final_training=(1.0, 3.0),
+        two_part=False,
+    )
+    r = prequential_code(data, VALIDATION_MODEL, cfg).to_dict()
+    assert r["two_part_bits"] is None and r["weights_code"] is None
+    assert r["heldout_bytes"] == 1024
+    runs = r["by_final_training"]
+    assert [x["multiple"] for x in runs] == [1.0, 3.0]
+    assert runs[1]["train_steps"] == 3 * runs[0]["train_steps"]
+    for x in runs:  # each figure is a difference of two code lengths of the same 2048 bytes
+        assert x["information_in_weights_bits"] == pytest.approx(
+            r["prequential_bits"] - x["final_model_bits"]
+        )
+        assert x["information_in_weights_heldout_bits"] == pytest.approx(
+            r["prequential_bits"] - 2048 * x["final_model_heldout_bits_per_byte"]
+        )
+    assert runs[0]["final_model_bits"] == r["final_model_bits"]
+    # Training three times as long lowers the final model's code length of its own training bytes.
+    assert runs[1]["final_model_bits"] < runs[0]["final_model_bits"]

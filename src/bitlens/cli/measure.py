@@ -123,9 +123,12 @@ def surprisal_cmd(
 def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out):
     """Prequential (online) description length vs uniform and two-part codes, in bits.
 
-    Blier & Ollivier's code with doubling blocks; the first block costs 8 bits/byte. JSON keys:
-    uniform_bits, prequential_bits, two_part_bits {fp32, fp16}, final_model_bits,
-    information_in_weights_bits, bytes, bits_per_byte (same names, in bits/byte), blocks.
+    Blier & Ollivier's code with doubling blocks; the first block costs 8 bits/byte. The two-part
+    code is a real weights file (quantised, entropy-coded, decoded) plus the data coded under it.
+    JSON keys: uniform_bits, prequential_bits, two_part_bits, weights_file_bytes,
+    weight_bits_per_parameter, weights_code (per-tensor precision, the search),
+    two_part_float_bits {fp32, fp16}, final_model_bits, information_in_weights_bits (and
+    _heldout_bits), by_final_training, bytes, bits_per_byte (same names, in bits/byte), blocks.
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
@@ -141,13 +144,22 @@ def prequential_cmd(corpus, preset, max_bytes, seed, quick, plot_path, json_out)
         ("prequential", "prequential_bits"),
         ("final model (cross-entropy only)", "final_model_bits"),
         ("information in weights", "information_in_weights_bits"),
+        ("  the same, held-out final rate", "information_in_weights_heldout_bits"),
+        ("two-part, weights file + data", "two_part_bits"),
     ):
-        _echo(json_out, f"  {name:34s} {r[key]:>14,.0f} bits  {bpb[key]:7.4f} bits/byte")
+        if r[key] is not None:
+            _echo(json_out, f"  {name:34s} {r[key]:>14,.0f} bits  {bpb[key]:7.4f} bits/byte")
+    if r["weights_file_bytes"] is not None:
+        _echo(
+            json_out,
+            f"  {'  weights file':34s} {r['weights_file_bytes']:>14,} bytes "
+            f"{r['weight_bits_per_parameter']:7.4f} bits/parameter",
+        )
     for prec in ("fp32", "fp16"):
         _echo(
             json_out,
-            f"  {'two-part, ' + prec + ' weights':34s} {r['two_part_bits'][prec]:>14,.0f} bits  "
-            f"{bpb['two_part_bits'][prec]:7.4f} bits/byte",
+            f"  {'two-part, flat ' + prec + ' weights':34s} {r['two_part_float_bits'][prec]:>14,.0f} bits  "
+            f"{bpb['two_part_float_bits'][prec]:7.4f} bits/byte",
         )
     _finish(r, json_out, plot_path, plot_prequential)
 

@@ -6,6 +6,8 @@ returns a result dataclass whose `to_dict()` is its JSON; plot functions take th
 - `sources`: synthetic byte sources with an exactly known entropy rate (the known answers).
 - `surprisal`: per-byte surprisal and predictive entropy of a trained model.
 - `prequential`: the online (prequential) description length of a corpus, and two-part codes.
+- `weights_code`: the weights as an entropy-coded, quantised file (the real two-part code) and
+  the compression (Occam) bound computed from its size.
 - `dynamics`: information gained per token during training (Rho-1's four classes).
 - `capacity`: memorisation capacity on uniformly random bytes, as the slope of capacity against
   parameters (bits per parameter) over seeds, at fp32, bf16, int8 and int4.

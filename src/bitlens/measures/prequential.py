@@ -7,9 +7,13 @@ so no weights are sent: L_preq = 8·t_1 + Σ_s Σ_{x ∈ block s+1} −log2 p_θ
 
 Training is continual: θ_s starts from θ_{s−1} and trains on the first t_s bytes only (a
 deterministic function of what the receiver holds, so the code stays decodable). The final
-model, trained on all n bytes, is not part of the code; its cross-entropy on the data gives
-information_in_weights = L_preq − L_final (B&O §3.4), and the two-part codes
-L_final + (32 or 16) × parameters.
+model, trained on all n bytes, is not part of the code. Beside the online code it gives:
+- the two-part code (`bitlens.measures.weights_code`): its weights quantised and entropy-coded
+  into a file that decodes, then the data coded under the decoded model;
+- information_in_weights = L_preq − L_final (B&O §3.4): a difference of two code lengths of the
+  same n bytes, which depends on how long the final model trained, so it is reported at a few
+  training lengths, and with L_final replaced by n × the final model's held-out bits/byte;
+- for reference, the flat two-part codes L_final + (32 or 16) bits × parameters.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from bitlens.data import bytes_to_tensor
 from bitlens.errors import BitlensError
 from bitlens.evaluate import score_bytes
+from bitlens.measures.weights_code import TwoPartCode, WeightsCodeConfig, two_part_code
 from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
 from bitlens.train import TrainConfig, train
@@ -41,12 +46,24 @@ class PrequentialConfig:
     min_steps: int = 20
     batch_size: int = 32
     lr: float = 3e-3
+    heldout_bytes: int = 32_768  # scored by the final model: the bytes after the coded ones
+    final_training: tuple[float, ...] = (1.0, 2.0, 4.0)  # final-model lengths, × its stage's steps
+    two_part: bool = True  # build the weights-file two-part code
+    weights_search_bytes: int = 16_384  # bytes scored per candidate precision (weights_code)
     preset: str = "tiny"  # the model trained (see MODEL_PRESETS)
     seed: int = 0
 
     @classmethod
     def quick(cls) -> PrequentialConfig:
-        return cls(max_bytes=32_768, first_block_bytes=1_024, epochs_per_stage=4.0, min_steps=15)
+        return cls(
+            max_bytes=32_768,
+            first_block_bytes=1_024,
+            epochs_per_stage=4.0,
+            min_steps=15,
+            heldout_bytes=8_192,
+            final_training=(1.0, 2.0),
+            weights_search_bytes=2_048,
+        )
 
     @classmethod
     def full(cls) -> PrequentialConfig:
@@ -54,7 +71,8 @@ class PrequentialConfig:
 
     def to_dict(self) -> dict:
         """The code's settings, as the result records them (preset and seed sit beside them)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("preset", "seed")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("preset", "seed")}
+        return {**d, "final_training": list(self.final_training)}
 
 
 @dataclass(frozen=True)
@@ -75,9 +93,17 @@ class PrequentialCode:
 
     uniform_bits: float
     prequential_bits: float
-    two_part_bits: dict[str, float]  # {fp32, fp16}: final model's bits + weights at that precision
+    two_part_bits: float | None  # weights file + data file under the decoded weights (None: off)
+    weights_file_bytes: int | None
+    weight_bits_per_parameter: float | None  # weights-file bits / params
+    weights_code: dict | None  # TwoPartCode.to_dict(): chosen precision per tensor, the search
+    two_part_float_bits: dict[str, float]  # {fp32, fp16}: final model's bits + 32 or 16 × params
     final_model_bits: float
-    information_in_weights_bits: float  # prequential − final model
+    information_in_weights_bits: float  # prequential − final model, both on the n coded bytes
+    final_model_heldout_bits_per_byte: float | None  # on the heldout_bytes after the coded ones
+    information_in_weights_heldout_bits: float | None  # prequential − n × the held-out rate
+    heldout_bytes: int
+    by_final_training: list[dict]  # the final-model figures at each length of config.final_training
     bytes: int
     bits_per_byte: dict  # the figures above (same names) divided by bytes
     compression_ratio: float  # prequential / uniform (Blier & Ollivier's ratio)
@@ -124,6 +150,20 @@ def _score_block(model: GPT, data: torch.Tensor, start: int, end: int) -> np.nda
     return score_bytes(model, data[a:end]).surprisal_bits[start - a :]
 
 
+def _final_model_figures(model: GPT, t: torch.Tensor, heldout: torch.Tensor | None, preq: float) -> dict:
+    """The final model's code length of the n coded bytes and its held-out rate, and the two
+    differences with the prequential code length `preq` (bits)."""
+    n = len(t)
+    final = float(score_bytes(model, t).surprisal_bits.sum())
+    rate = float(score_bytes(model, heldout).surprisal_bits.mean()) if heldout is not None else None
+    return {
+        "final_model_bits": final,
+        "final_model_heldout_bits_per_byte": rate,
+        "information_in_weights_bits": preq - final,
+        "information_in_weights_heldout_bits": preq - n * rate if rate is not None else None,
+    }
+
+
 def _fp16_rounded(model: GPT) -> GPT:
     """A copy of `model` whose weights are rounded to float16 (computed in float32)."""
     copy = GPT(model.config)
@@ -136,8 +176,10 @@ def prequential_code(
 ) -> PrequentialCode:
     """Build the online code of `data` with `model_cfg` models (seed `cfg.seed`), in bits."""
     seed = cfg.seed
+    rest = b""
     if cfg.max_bytes > 0:
-        data = data[: cfg.max_bytes]
+        data, rest = data[: cfg.max_bytes], data[cfg.max_bytes : cfg.max_bytes + cfg.heldout_bytes]
+    heldout = bytes_to_tensor(rest) if cfg.heldout_bytes > 0 and len(rest) > model_cfg.block_size else None
     first = max(cfg.first_block_bytes, model_cfg.block_size + 1)
     bounds = block_boundaries(len(data), first)
     t = bytes_to_tensor(data)
@@ -187,25 +229,52 @@ def prequential_code(
                 bar.advance(1, status=f"block {prefix:,}–{end:,}: {bits / (end - prefix):.3f} bits/byte")
             else:
                 bar.advance(1, status="final model")
-    final_bits = float(score_bytes(model, t).surprisal_bits.sum())
+    preq = float(sum(b.bits for b in blocks))
+    final = _final_model_figures(model, t, heldout, preq)
+    final_bits = final["final_model_bits"]
     final_fp16_bits = float(score_bytes(_fp16_rounded(model), t).surprisal_bits.sum())
     params = model.num_params()
     uniform = UNIFORM_BITS_PER_BYTE * n
-    preq = float(sum(b.bits for b in blocks))
-    two_part = {"fp32": final_bits + 32.0 * params, "fp16": final_fp16_bits + 16.0 * params}
+    floats = {"fp32": final_bits + 32.0 * params, "fp16": final_fp16_bits + 16.0 * params}
+    weights: TwoPartCode | None = None
+    if cfg.two_part:
+        weights = two_part_code(data, model, WeightsCodeConfig(search_bytes=cfg.weights_search_bytes))
+    # Longer final training: the same model trained on, on all n bytes (not part of any code).
+    final_steps = _stage_steps(n, model_cfg, cfg)
+    by_training, done = [], 1.0
+    for i, multiple in enumerate(sorted(cfg.final_training)):
+        extra = round((multiple - done) * final_steps)
+        if extra > 0:
+            more_cfg = replace(train_cfg, steps=extra, warmup_steps=0, seed=seed * 1_000 + len(stages) + i)
+            train(model, t, more_cfg)
+            done = multiple
+        figures = final if multiple == 1.0 else _final_model_figures(model, t, heldout, preq)
+        by_training.append({"multiple": multiple, "train_steps": round(multiple * final_steps), **figures})
     per_byte = {
         "uniform_bits": uniform / n,
         "prequential_bits": preq / n,
-        "two_part_bits": {k: v / n for k, v in two_part.items()},
+        "two_part_bits": weights.two_part_bits / n if weights else None,
+        "two_part_float_bits": {k: v / n for k, v in floats.items()},
         "final_model_bits": final_bits / n,
-        "information_in_weights_bits": (preq - final_bits) / n,
+        "information_in_weights_bits": final["information_in_weights_bits"] / n,
+        "information_in_weights_heldout_bits": (
+            final["information_in_weights_heldout_bits"] / n if heldout is not None else None
+        ),
     }
     return PrequentialCode(
         uniform_bits=uniform,
         prequential_bits=preq,
-        two_part_bits=two_part,
+        two_part_bits=weights.two_part_bits if weights else None,
+        weights_file_bytes=weights.weights_file_bytes if weights else None,
+        weight_bits_per_parameter=weights.weight_bits_per_parameter if weights else None,
+        weights_code=weights.to_dict() if weights else None,
+        two_part_float_bits=floats,
         final_model_bits=final_bits,
-        information_in_weights_bits=preq - final_bits,
+        information_in_weights_bits=final["information_in_weights_bits"],
+        final_model_heldout_bits_per_byte=final["final_model_heldout_bits_per_byte"],
+        information_in_weights_heldout_bits=final["information_in_weights_heldout_bits"],
+        heldout_bytes=len(heldout) if heldout is not None else 0,
+        by_final_training=by_training,
         bytes=n,
         bits_per_byte=per_byte,
         compression_ratio=preq / uniform,
@@ -223,33 +292,36 @@ def measure_prequential(data: bytes, config: PrequentialConfig, progress: bool =
     """
     if config.preset not in MODEL_PRESETS:
         raise BitlensError(f"unknown preset {config.preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+    if not config.final_training or min(config.final_training) < 1.0:
+        raise BitlensError("final_training lengths are multiples of the final stage's steps, each ≥ 1")
     code = prequential_code(data, MODEL_PRESETS[config.preset], config, progress=progress)
     return PrequentialResult(preset=config.preset, seed=config.seed, code=code)
 
 
 def plot_prequential(result: dict, path: str | Path) -> list[Path]:
-    """Bits/byte of each code (bars) and of each prequential block (the online learning curve)."""
+    """Bits/byte of each code (bars), of each prequential block (the online learning curve), and
+    the information in the weights against the final model's training length."""
     from bitlens.plotting import new_figure, save_figure
 
-    fig, (ax1, ax2) = new_figure(ncols=2, width=11)
+    fig, (ax1, ax2, ax3) = new_figure(ncols=3, width=16)
     bpb = result["bits_per_byte"]
-    names = ["uniform", "prequential", "final model", "two-part fp16", "two-part fp32"]
-    values = [
-        bpb["uniform_bits"],
-        bpb["prequential_bits"],
-        bpb["final_model_bits"],
-        bpb["two_part_bits"]["fp16"],
-        bpb["two_part_bits"]["fp32"],
+    codes = [
+        ("uniform", bpb["uniform_bits"], "grey"),
+        ("prequential", bpb["prequential_bits"], "C0"),
+        ("final model", bpb["final_model_bits"], "C2"),
     ]
-    bars = ax1.bar(names, values, color=["grey", "C0", "C2", "C3", "C3"])
+    if bpb.get("two_part_bits") is not None:
+        codes.append(("two-part\n(weights file)", bpb["two_part_bits"], "C1"))
+    codes += [(f"two-part\nflat {k}", v, "C3") for k, v in bpb["two_part_float_bits"].items()]
+    bars = ax1.bar([c[0] for c in codes], [c[1] for c in codes], color=[c[2] for c in codes])
     ax1.bar_label(bars, fmt="%.2f")
-    ax1.set_yscale("log")  # two-part codes are tens of times larger than the rest
+    ax1.set_yscale("log")  # flat two-part codes are tens of times larger than the rest
     ax1.set_ylabel("bits/byte (log scale)")
-    ax1.set_title(
-        f"{result['bytes']:,} bytes; information in weights "
-        f"{result['information_in_weights_bits'] / 8192:,.1f} KiB"
-    )
-    ax1.tick_params(axis="x", rotation=20)
+    title = f"{result['bytes']:,} bytes"
+    if result.get("weight_bits_per_parameter") is not None:
+        title += f"; weights file {result['weight_bits_per_parameter']:.2f} bits/param"
+    ax1.set_title(title)
+    ax1.tick_params(axis="x", labelsize=8)
     blocks = result["blocks"]
     ax2.hlines(
         [b["bits_per_byte"] for b in blocks],
@@ -262,4 +334,23 @@ def plot_prequential(result: dict, path: str | Path) -> list[Path]:
     ax2.set_xlabel("bytes seen (block end)")
     ax2.set_ylabel("bits/byte")
     ax2.legend()
+    runs = result["by_final_training"]
+    steps = [r["train_steps"] for r in runs]
+    ax3.plot(
+        steps,
+        [r["information_in_weights_bits"] / 8192 for r in runs],
+        "o-",
+        label="final model: the coded bytes",
+    )
+    if runs[0]["information_in_weights_heldout_bits"] is not None:
+        ax3.plot(
+            steps,
+            [r["information_in_weights_heldout_bits"] / 8192 for r in runs],
+            "s--",
+            label="final model: n × its held-out bits/byte",
+        )
+    ax3.set_xlabel("final model's training steps (last stage)")
+    ax3.set_ylabel("prequential − final-model code length (KiB)")
+    ax3.set_title("information in the weights")
+    ax3.legend()
     return save_figure(fig, path)

@@ -173,26 +173,58 @@ def _prequential_table(r: list[dict]) -> Table:
         ("uniform code (8 bits/byte)", res["uniform_bits"]),
         ("prequential code", res["prequential_bits"]),
     ]
-    codes += [(f"two-part code, weights in {k}", v) for k, v in res["two_part_bits"].items()]
+    if res.get("two_part_bits") is not None:
+        code = res["weights_code"]
+        codes += [
+            ("two-part code: weights file + data", res["two_part_bits"]),
+            ("  of which the weights file", code["weights_file_bits"]),
+        ]
+    codes += [(f"two-part code, flat {k} weights", v) for k, v in res["two_part_float_bits"].items()]
     codes += [
         ("data under the final model", res["final_model_bits"]),
-        ("information in the weights", res["information_in_weights_bits"]),
+        ("prequential − final model (coded bytes)", res["information_in_weights_bits"]),
     ]
+    if res.get("information_in_weights_heldout_bits") is not None:
+        codes.append(("prequential − n × final held-out rate", res["information_in_weights_heldout_bits"]))
     return Table(["code", "bits", "bits/byte"], [[name, bits, bits / n] for name, bits in codes])
 
 
 def _prequential_reading(r: list[dict]) -> list[str]:
     res = r[0]
     n, preq = res["bytes"], res["prequential_bits"]
-    two_part = min(res["two_part_bits"].items(), key=lambda kv: kv[1])
-    return [
-        f"Coding {fmt(n)} bytes while training on them (prequential) takes {fmt(preq / n)} bits/byte; "
-        f"sending the {two_part[0]} weights and then the data (two-part) takes "
-        f"{fmt(two_part[1] / n)} bits/byte.",
-        f"The weights absorbed {fmt(res['information_in_weights_bits'])} bits of information "
-        "(prequential minus final-model code length), "
-        f"{fmt(res['information_in_weights_bits'] / n)} bits per byte seen.",
-    ]
+    first = f"Coding {fmt(n)} bytes while training on them (prequential) takes {fmt(preq / n)} bits/byte"
+    if res.get("two_part_bits") is not None:
+        first += (
+            f"; sending the quantised weights as a file ({fmt(res['weights_file_bytes'])} bytes, "
+            f"{fmt(res['weight_bits_per_parameter'])} bits/parameter, decoded and checked) and then "
+            f"the data under them (two-part) takes {fmt(res['two_part_bits'] / n)} bits/byte, "
+            f"{fmt(res['weights_code']['data_bits'] / n)} of them for the data"
+        )
+    lines = [first + "."]
+    lines.append(
+        f"Prequential minus final-model code length of the same bytes: "
+        f"{fmt(res['information_in_weights_bits'])} bits ({fmt(res['information_in_weights_bits'] / n)} "
+        "bits/byte), a difference of two code lengths that depends on how long the final model trained"
+        + _by_training(res.get("by_final_training") or [])
+        + _heldout(res.get("information_in_weights_heldout_bits"))
+        + "."
+    )
+    return lines
+
+
+def _heldout(bits: float | None) -> str:
+    return (
+        ""
+        if bits is None
+        else f"; with n × its held-out bits/byte in place of its own code length, {fmt(bits)} bits"
+    )
+
+
+def _by_training(runs: list[dict]) -> str:
+    if len(runs) < 2:
+        return ""
+    parts = [f"{fmt(x['information_in_weights_bits'])} bits at {fmt(x['train_steps'])} steps" for x in runs]
+    return " (" + ", ".join(parts) + ")"
 
 
 # --- What does it keep? ----------------------------------------------------------------------
