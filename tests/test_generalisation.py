@@ -57,6 +57,22 @@ def test_bound_covers_the_gap_and_both_shrink_with_n(fast_result):
     assert small["cmi_bits_per_window"] > small["cmi_floor_bits_per_window"]
 
 
+def test_compression_bound_is_the_occam_formula_on_a_real_weights_file(fast_result):
+    from bitlens.measures.weights_code import compression_bound_bits_per_byte
+
+    small, large = fast_result["points"]
+    for p in (small, large):
+        assert p["compression_bound_precision_bits"] in (2, 4, 8)
+        again = compression_bound_bits_per_byte(
+            p["compression_bound_weights_bits"], p["n"], p["compression_bound_train_bits_per_byte"], 0.05
+        )
+        assert p["compression_bound_bits_per_byte"] == pytest.approx(again)
+        # a file of tens of thousands of bits against at most 96 windows: far above 8 bits/byte
+        assert p["compression_bound_weights_bits"] > 10_000 and p["compression_bound_vacuous"]
+    # the same file size over 16× the windows: the Hoeffding term shrinks by about 4×
+    assert large["compression_bound_bits_per_byte"] < small["compression_bound_bits_per_byte"] / 2
+
+
 def test_memorisation_view_matches_the_gap(fast_result):
     mem = fast_result["memorisation"]
     windows = mem["windows"]

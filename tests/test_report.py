@@ -409,6 +409,10 @@ def gen_point(n, gap, bound, per_pair, floor, p, status) -> dict:
         "n_masks": 32,
         "n_supersamples": 3,
         "n_seeds": 3,
+        "compression_bound_bits_per_byte": 20.0 + 1000.0 / n,
+        "compression_bound_weights_bits": 8192.0 * 60,
+        "compression_bound_precision_bits": 2,
+        "compression_bound_vacuous": True,
     }
 
 
@@ -519,6 +523,10 @@ def test_every_section_reads_the_numbers_from_json(full_page):
         in text
     )
     assert "<th>CMI reads</th>" in html and "<td>ceiling</td>" in html
+    assert (  # 20 + 1000/n is smallest at n = 4,000; a 60 KiB file at 2 bits per weight
+        "The compression (Occam) bound from a real weights file is 20.250 bits/byte at best (n = 4,000, a "
+        "60.000 KiB file at 2 bits per weight): it is vacuous (at or above 8 bits/byte" in text
+    )
     assert "<th>training windows n</th>" in html
     assert "at most" not in text and "bytes the gap" not in text and "training bytes n" not in text
     # One figure per section, two for evolution; all inline SVG.

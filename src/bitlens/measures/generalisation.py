@@ -16,10 +16,17 @@ rejected (p ≥ 0.05), "ceiling" when its interval reaches 1 bit per pair less t
 masks are as readable as the estimator can show), "informative" in between. Only there does
 "bound ≥ gap" say something; at the floor or the ceiling it holds by construction.
 Training length is a fixed number of steps for every n, so small n means many epochs.
+
+Beside the CMI bound, each n carries a compression (Occam) bound in the style of Lotfi et al.
+2023: the first supersample's first model is quantised at 2, 4 or 8 bits per weight and written
+as a real weights file (`bitlens.measures.weights_code`); its smoothed loss on its own n training
+windows plus the Hoeffding term for a prefix code of that file (plus log2 3 bits for the choice of
+precision) bounds its expected smoothed loss per byte, windows taken as the i.i.d. samples.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,8 +48,10 @@ from bitlens.measures.cmi import (
     permutation_null,
     permutation_p_value,
 )
+from bitlens.measures.weights_code import compression_bound_bits_per_byte, encode_weights, quantised_model
 from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.progress import progress_bar
+from bitlens.runs import model_state
 from bitlens.stats import bootstrap_ci
 from bitlens.train import TrainConfig, train
 from bitlens.units import smoothing_cap_bits
@@ -119,6 +128,11 @@ class GeneralisationPoint:
     train_bits_per_byte: float
     heldout_bits_per_byte: float
     membership_surprisal_correlation: float | None  # Spearman; None with fewer than 4 masks
+    compression_bound_bits_per_byte: float  # Occam bound on one model's expected smoothed loss
+    compression_bound_weights_bits: float  # its weights file (bits), the precision choice included
+    compression_bound_precision_bits: int  # bits per weight of that file
+    compression_bound_train_bits_per_byte: float  # the quantised model's smoothed training loss
+    compression_bound_vacuous: bool  # ≥ 8 bits/byte: no better than coding bytes uniformly
 
 
 @dataclass(frozen=True)
@@ -201,7 +215,33 @@ def train_on_mask(
         seed=seed,
     )
     train(model, trained, tcfg, batch_fn=batch_fn)
-    return window_bits_per_byte(model, windows.view(2 * n, -1), cfg.smoothing).reshape(n, 2)
+    return window_bits_per_byte(model, windows.view(2 * n, -1), cfg.smoothing).reshape(n, 2), model
+
+
+BOUND_PRECISIONS = (2, 4, 8)  # bits per weight tried for the compression bound's weights file
+
+
+def compression_bound(model: GPT, trained: torch.Tensor, cfg: GeneralisationConfig) -> dict:
+    """The Occam bound (bits/byte) of `model`'s expected smoothed loss from its n training windows
+    `trained` (n, W + 1): the smallest over BOUND_PRECISIONS, the choice paid with log2 of their
+    count in the code length. Keys: compression_bound_bits_per_byte, compression_bound_weights_bits
+    (the file, in bits), compression_bound_precision_bits, compression_bound_train_bits_per_byte
+    (the quantised model's smoothed training loss)."""
+    best: dict | None = None
+    for b in BOUND_PRECISIONS:
+        quantised, tensors = quantised_model(model, dict.fromkeys(model_state(model), b))
+        file_bits = 8.0 * len(encode_weights(tensors, model.config)) + math.log2(len(BOUND_PRECISIONS))
+        loss = float(window_bits_per_byte(quantised, trained, cfg.smoothing).mean())
+        bound = compression_bound_bits_per_byte(file_bits, trained.shape[0], loss, cfg.smoothing)
+        if best is None or bound < best["compression_bound_bits_per_byte"]:
+            best = {
+                "compression_bound_bits_per_byte": bound,
+                "compression_bound_weights_bits": file_bits,
+                "compression_bound_precision_bits": b,
+                "compression_bound_train_bits_per_byte": loss,
+            }
+    assert best is not None
+    return best
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -274,6 +314,7 @@ def _measure_size(
     estimates: list[CmiEstimate] = []
     nulls: list[CmiNull] = []
     correlations, memorisation = [], None
+    occam: dict = {}
     for s in range(cfg.supersamples):
         windows = draw_supersample(train_bytes, n, cfg.window_bytes, rng)
         masks = complementary_masks(cfg.masks, n, rng)
@@ -282,7 +323,10 @@ def _measure_size(
             # A mask and its complement (j, j + 1) share a training seed (common random numbers):
             # a learner that ignores its data then shows exactly zero gap and zero CMI.
             run_seed = int(np.random.SeedSequence([cfg.seed, n, s, j // 2]).generate_state(1)[0])
-            losses[j] = train_on_mask(windows, masks[j], cfg, run_seed)
+            losses[j], model = train_on_mask(windows, masks[j], cfg, run_seed)
+            if not occam:  # the first model's weights file: the compression bound
+                trained = windows[torch.arange(n), torch.as_tensor(masks[j])]
+                occam = compression_bound(model, trained, cfg)
             bar.advance(1, status=f"n={n}")
         estimates.append(estimate_cmi(losses, masks, cfg.loss_cap_bits))
         null_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, n, s, 1]))
@@ -296,6 +340,8 @@ def _measure_size(
         **_cmi_figures(estimates, nulls, cfg),
         # None: fewer than 4 masks, no disjoint halves
         membership_surprisal_correlation=float(np.mean(known)) if len(known) == len(correlations) else None,
+        **occam,
+        compression_bound_vacuous=occam["compression_bound_bits_per_byte"] >= 8.0,
     )
     return point, memorisation
 

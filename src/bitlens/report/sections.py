@@ -650,6 +650,7 @@ def _generalisation_table(r: list[dict]) -> Table:
             "null floor (bits/pair)",
             "p vs null",
             "CMI reads",
+            "compression bound (bits/byte)",
         ],
         [
             [
@@ -662,6 +663,7 @@ def _generalisation_table(r: list[dict]) -> Table:
                 p["cmi_floor_bits_per_window"],
                 p["cmi_null_p_value"],
                 p["cmi_status"],
+                p.get("compression_bound_bits_per_byte"),
             ]
             for p in r[0]["points"]
         ],
@@ -728,7 +730,27 @@ def _generalisation_reading(r: list[dict]) -> list[str]:
         )
     else:
         second = "No training-set size gives a finding about the bound."
-    return [first, second + tail]
+    return [first, " ".join([second + tail, *_compression_bound_reading(pts)])]
+
+
+def _compression_bound_reading(pts: list[dict]) -> list[str]:
+    """The Occam bound from a weights file: vacuous or not, at which n, and from how large a file."""
+    known = [p for p in pts if p.get("compression_bound_bits_per_byte") is not None]
+    if not known:
+        return []
+    useful = [p for p in known if not p["compression_bound_vacuous"]]
+    best = min(known, key=lambda p: p["compression_bound_bits_per_byte"])
+    verdict = (
+        f"it says something (below 8 bits/byte) at n = {_ns(useful)}"
+        if useful
+        else "it is vacuous (at or above 8 bits/byte, the cost of coding bytes uniformly) at every size"
+    )
+    kib = best["compression_bound_weights_bits"] / 8192
+    return [
+        "The compression (Occam) bound from a real weights file is "
+        f"{fmt(best['compression_bound_bits_per_byte'])} bits/byte at best (n = {fmt(best['n'])}, a "
+        f"{fmt(kib)} KiB file at {best['compression_bound_precision_bits']} bits per weight): {verdict}."
+    ]
 
 
 def _section(
