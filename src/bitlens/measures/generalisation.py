@@ -193,8 +193,9 @@ def window_bits_per_byte(
 
 def train_on_mask(
     windows: torch.Tensor, mask: np.ndarray, cfg: GeneralisationConfig, seed: int
-) -> np.ndarray:
-    """Train a fresh model on the masked member of each pair; losses (n, 2) of all windows, bits/byte."""
+) -> tuple[np.ndarray, GPT]:
+    """Train a fresh model on the masked member of each pair: the losses (n, 2) of all windows in
+    bits/byte, and the model."""
     n = windows.shape[0]
     trained = windows[torch.arange(n), torch.as_tensor(mask)]  # (n, W + 1)
     torch.manual_seed(seed)
