@@ -25,3 +25,14 @@ def micro_config() -> GPTConfig:
 def micro_model(micro_config: GPTConfig) -> GPT:
     torch.manual_seed(0)
     return GPT(micro_config).eval()
+
+
+@pytest.fixture(scope="session")
+def hf_dirs(tmp_path_factory, shakespeare) -> dict[str, Path]:
+    """The tiny Hugging Face models of `hf_helpers.tiny_model_dirs`, built once per session
+    (tests only read them)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("tokenizers")
+    from hf_helpers import tiny_model_dirs
+
+    return tiny_model_dirs(shakespeare[:6000].decode(), tmp_path_factory.mktemp("hf"))

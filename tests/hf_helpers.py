@@ -98,3 +98,28 @@ def save_tiny(arch: str, tokenizer, out: Path, seed: int = 0) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+ARCHS = ("gpt2", "neox", "llama")
+
+
+def tiny_model_dirs(text: str, root: Path) -> dict[str, Path]:
+    """Every tiny model the hf tests use, saved under `root`: each architecture at seed 0 (Llama
+    with a byte-fallback tokenizer), GPT-2 at seed 1 (another model, same tokenizer), the Llama
+    weights with a tokenizer lacking byte fallback, and a GPT-2 directory holding only a
+    `pytorch_model.bin` (which must never be opened)."""
+    import shutil
+
+    byte_level, fallback = byte_level_tokenizer(text), byte_fallback_tokenizer(text)
+    tokenizer = {"gpt2": byte_level, "neox": byte_level, "llama": fallback}
+    out = {arch: save_tiny(arch, tokenizer[arch], root / arch) for arch in ARCHS}
+    out["gpt2-seed1"] = save_tiny("gpt2", byte_level, root / "gpt2-seed1", seed=1)
+    no_fallback = byte_fallback_tokenizer(text, byte_fallback=False)
+    out["llama-no-fallback"] = save_tiny("llama", no_fallback, root / "llama-no-fallback")
+    pickled = root / "pickled"
+    shutil.copytree(out["gpt2"], pickled)
+    for f in pickled.glob("*.safetensors"):
+        f.unlink()
+    (pickled / "pytorch_model.bin").write_bytes(b"not a pickle, must never be opened")
+    out["pickled"] = pickled
+    return out

@@ -22,7 +22,6 @@ from bitlens.runs import load_model
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from hf_helpers import byte_fallback_tokenizer, byte_level_tokenizer, save_tiny  # noqa: E402
 
 ARCHS = ("gpt2", "neox", "llama")
 # Non-ASCII of every UTF-8 length (2, 3 and 4 bytes); the trained tokenizers never saw any of it.
@@ -30,23 +29,13 @@ UNICODE = "Naïve café — 漢字 🙂\n".encode()
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory, shakespeare):
-    """Model directories: each architecture at seed 0, GPT-2 at seed 1 (another model, same
-    tokenizer) and the Llama weights with the tokenizer lacking byte fallback."""
-    text = shakespeare[:6000].decode()
-    root = tmp_path_factory.mktemp("hfzip")
-    byte_level, fallback = byte_level_tokenizer(text), byte_fallback_tokenizer(text)
-    tokenizer = {"gpt2": byte_level, "neox": byte_level, "llama": fallback}
-    out = {arch: save_tiny(arch, tokenizer[arch], root / arch) for arch in ARCHS}
-    out["gpt2-seed1"] = save_tiny("gpt2", byte_level, root / "gpt2-seed1", seed=1)
-    no_fallback = byte_fallback_tokenizer(text, byte_fallback=False)
-    out["llama-no-fallback"] = save_tiny("llama", no_fallback, root / "llama-no-fallback")
-    return out
+def dirs(hf_dirs):
+    return hf_dirs
 
 
 @pytest.fixture(scope="module")
 def models(dirs):
-    return {name: load_model(f"hf:{path}") for name, path in dirs.items()}
+    return {name: load_model(f"hf:{path}") for name, path in dirs.items() if name != "pickled"}
 
 
 def roundtrip(data: bytes, model, **kw):

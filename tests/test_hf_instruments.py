@@ -8,7 +8,6 @@ device/dtype/batch settings, running out of memory, and the one-line refusals.""
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -21,28 +20,14 @@ from bitlens.runs import load_model
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from hf_helpers import byte_fallback_tokenizer, byte_level_tokenizer, save_tiny  # noqa: E402
 
 ARCHS = ("gpt2", "neox", "llama")
 UNICODE = "Naïve café — 漢字 🙂\n".encode()
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory, shakespeare):
-    text = shakespeare[:6000].decode()
-    root = tmp_path_factory.mktemp("hfi")
-    byte_level, fallback = byte_level_tokenizer(text), byte_fallback_tokenizer(text)
-    tokenizer = {"gpt2": byte_level, "neox": byte_level, "llama": fallback}
-    out = {arch: save_tiny(arch, tokenizer[arch], root / arch) for arch in ARCHS}
-    no_fallback = byte_fallback_tokenizer(text, byte_fallback=False)
-    out["llama-no-fallback"] = save_tiny("llama", no_fallback, root / "llama-no-fallback")
-    pickled = root / "pickled"
-    shutil.copytree(out["gpt2"], pickled)
-    for f in pickled.glob("*.safetensors"):
-        f.unlink()
-    (pickled / "pytorch_model.bin").write_bytes(b"not a pickle, must never be opened")
-    out["pickled"] = pickled
-    return out
+def dirs(hf_dirs):
+    return hf_dirs
 
 
 @pytest.fixture(scope="module")
