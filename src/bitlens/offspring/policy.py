@@ -4,7 +4,12 @@ A `CurationPolicy` is a genome: how to score the pool, at which level to select,
 keep, how much synthetic data to write and how, which target to distil, which offspring to train
 and on how many tokens. `evaluate_policy` trains that offspring from scratch on a budget and
 returns its held-out bits/byte, its cost in FLOPs and its fitness against a random selection of
-the same budget. Everything is a pure function of (policy, context, seed).
+the same budget. Everything is a pure function of (policy, context, seed, split).
+
+The data come in four disjoint splits (`bitlens.offspring.splits`): the parent trained on the
+head, the pool is held-out text the parent never saw, the reference model and anything that
+chooses (evolution's fitness) read the validation split, and the test split is scored only by
+calls that choose nothing (`offspring compare`, `offspring evaluate`, the re-check of winners).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
 from bitlens.evaluate import window_logits, window_scores
 from bitlens.model import GPT, MODEL_PRESETS
@@ -41,6 +45,7 @@ from bitlens.offspring.select import (
     select_tokens,
     token_scores,
 )
+from bitlens.offspring.splits import DataSplits, data_splits
 from bitlens.runs import load_model
 
 if TYPE_CHECKING:
@@ -48,6 +53,8 @@ if TYPE_CHECKING:
 
 # Batch size of every window scoring here (pool, test set): fixed, so the numbers never move.
 SCORE_BATCH = 64
+# Where an offspring may be scored: validation (what choosing reads) or test (never chosen on).
+SCORING_SPLITS = ("validation", "test")
 
 
 @dataclass(frozen=True)
@@ -115,12 +122,14 @@ def _check_gene_type(name: str, value: Any, kind: type) -> None:
 class ContextConfig:
     """How much of the corpus an offspring context uses, in bytes, and how hard it trains helpers.
 
-    `seed` fixes the reference model (the pool, test set and parent scores do not depend on it).
+    The sizes are what is asked of `data_splits`; a held-out tail too short for them shrinks
+    each in proportion (the result JSON records the ranges actually used). `seed` fixes the
+    reference model (the pool, the splits and parent scores do not depend on it).
     """
 
-    pool_bytes: int = 320_000  # the selection pool, windows spread evenly over the training split
-    reference_bytes: int = 40_000  # clean held-out set the reference model trains on
-    test_bytes: int = 49_152  # held-out set every offspring is scored on
+    pool_bytes: int = 320_000  # the selection pool (held-out text the parent never saw)
+    validation_bytes: int = 40_000  # the reference model trains on it; evolution scores on it
+    test_bytes: int = 49_152  # scored once at the end, never used to choose
     window: int = 128  # bytes of context per training window
     batch_size: int = 16
     reference_steps: int = 150
@@ -130,7 +139,7 @@ class ContextConfig:
 
     @classmethod
     def quick(cls) -> ContextConfig:
-        return cls(pool_bytes=32_000, reference_bytes=8_000, test_bytes=4_096, reference_steps=20)
+        return cls(pool_bytes=32_000, validation_bytes=8_000, test_bytes=4_096, reference_steps=20)
 
     @classmethod
     def full(cls) -> ContextConfig:
@@ -152,15 +161,17 @@ class OffspringContext:
     """
 
     parent: GPT | HFModel
-    pool: torch.Tensor  # (n, window + 1) uint8
-    reference_data: torch.Tensor  # uint8 bytes, disjoint from pool and test
-    test: torch.Tensor  # uint8 bytes, never trained on by parent, reference or offspring
+    pool: torch.Tensor  # (n, window + 1) uint8, from the pool split
+    parent_train: torch.Tensor  # uint8 bytes the parent trained on (the bigram control fits here)
+    validation: torch.Tensor  # uint8 bytes: the reference trains here; evolution scores here
+    test: torch.Tensor  # uint8 bytes, never trained on nor used to choose anything
     config: ContextConfig
+    splits: DataSplits
     token_bits: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     helper_flops: dict[str, float] = field(default_factory=dict, repr=False)
     baselines: dict[tuple, float] = field(default_factory=dict, repr=False)  # by policy, seed
-    parent_bits_per_byte: float | None = None
-    parent_test_logits: torch.Tensor | None = field(default=None, repr=False)
+    parent_bits: dict[str, float] = field(default_factory=dict, repr=False)  # by split
+    parent_logits: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # by split
 
     @property
     def window(self) -> int:
@@ -181,53 +192,57 @@ class OffspringContext:
             self.token_bits["parent"], self.token_bits["parent_entropy"] = s, h
             self.helper_flops["parent"] = inference_flops(self.parent, scored_tokens)  # type: ignore[arg-type]
         elif name == "reference":
-            ref = _train_reference(self.reference_data, self.config)
+            ref = _train_reference(self.validation, self.config)
             self.token_bits["reference"] = window_scores(ref.model, self.pool, batch_size=SCORE_BATCH)[0]
             self.helper_flops["reference"] = ref.flops + inference_flops(ref.model, scored_tokens)
         elif name == "bigram":
-            self.token_bits["bigram"] = bigram_surprisal_bits(self.pool, self.pool.flatten())
+            self.token_bits["bigram"] = bigram_surprisal_bits(self.pool, self.parent_train)
             self.helper_flops["bigram"] = 0.0  # counting, no model FLOPs
         else:
             raise BitlensError(f"no per-token figure named {name!r}")
 
-    def heldout(self, model: GPT) -> HeldoutScore:
-        """Score a model on the test windows: bits/byte and KL to the parent (one forward; None
+    def split_windows(self, split: str) -> torch.Tensor:
+        """The windows of a scoring split: "validation" (may be chosen on) or "test" (never)."""
+        if split not in SCORING_SPLITS:
+            raise BitlensError(f"offspring are scored on {' or '.join(SCORING_SPLITS)}, not {split!r}")
+        return make_windows(self.validation if split == "validation" else self.test, self.window)
+
+    def heldout(self, model: GPT, split: str) -> HeldoutScore:
+        """Score a model on a split's windows: bits/byte and KL to the parent (one forward; None
         for a token-level parent, which has no next-byte distribution)."""
+        windows = self.split_windows(split)
         if is_token_parent(self.parent):
-            return heldout_score(model, self.test_windows())
-        if self.parent_test_logits is None:
-            self.parent_test_logits = window_logits(
+            return heldout_score(model, windows)
+        if split not in self.parent_logits:
+            self.parent_logits[split] = window_logits(
                 self.parent,  # type: ignore[arg-type]
-                self.test_windows(),
+                windows,
                 batch_size=SCORE_BATCH,
             )
-        return heldout_score(model, self.test_windows(), self.parent_test_logits)
+        return heldout_score(model, windows, self.parent_logits[split])
 
-    def initial_kl_bits(self, preset: str, seed: int) -> float | None:
-        """KL(parent ‖ offspring at initialisation) in bits per held-out byte (cached; None for
-        a token-level parent)."""
+    def initial_kl_bits(self, preset: str, seed: int, split: str) -> float | None:
+        """KL(parent ‖ offspring at initialisation) in bits per held-out byte of `split` (cached;
+        None for a token-level parent)."""
         if is_token_parent(self.parent):
             return None
-        key = ("initial_kl", preset, seed)
+        key = ("initial_kl", preset, seed, split)
         if key not in self.baselines:
             torch.manual_seed(seed)
-            kl = self.heldout(GPT(MODEL_PRESETS[preset])).kl_to_parent_bits
+            kl = self.heldout(GPT(MODEL_PRESETS[preset]), split).kl_to_parent_bits
             assert kl is not None  # heldout() has the byte parent's logits
             self.baselines[key] = kl
         return self.baselines[key]
 
-    def test_windows(self) -> torch.Tensor:
-        return make_windows(self.test, self.window)
-
-    def parent_heldout_bits_per_byte(self) -> float:
-        if self.parent_bits_per_byte is None:
+    def parent_heldout_bits_per_byte(self, split: str) -> float:
+        if split not in self.parent_bits:
             if is_token_parent(self.parent):
-                self.parent_bits_per_byte = parent_heldout_bits_per_byte(
-                    self.parent, self.test_windows(), SCORE_BATCH
+                self.parent_bits[split] = parent_heldout_bits_per_byte(
+                    self.parent, self.split_windows(split), SCORE_BATCH
                 )
             else:
-                self.parent_bits_per_byte = self.heldout(self.parent).bits_per_byte  # type: ignore[arg-type]
-        return self.parent_bits_per_byte
+                self.parent_bits[split] = self.heldout(self.parent, split).bits_per_byte  # type: ignore[arg-type]
+        return self.parent_bits[split]
 
 
 @dataclass(frozen=True)
@@ -251,19 +266,17 @@ def _train_reference(data: torch.Tensor, config: ContextConfig) -> _Reference:
 
 
 def context_from_model(parent: GPT | HFModel, corpus: bytes, config: ContextConfig) -> OffspringContext:
-    """Cut `corpus` into pool (from its training split), reference set and test set (from its
-    held-out split, the last 10 %, which the parent never trained on)."""
-    split = split_corpus(corpus, config.window)
-    windows = make_windows(split.train, config.window)
-    n_pool = min(len(windows), max(1, config.pool_bytes // config.window))
-    pick = torch.from_numpy(np.linspace(0, len(windows) - 1, n_pool).round().astype(np.int64))
-    val = split.val
-    n_ref = min(config.reference_bytes, len(val) // 3)
-    if n_ref < 2 * (config.window + 1):
-        raise BitlensError(f"held-out split of {len(val)} bytes is too small for a reference and a test set")
-    test = val[n_ref : n_ref + config.test_bytes]
+    """Cut `corpus` into its four splits (`data_splits`): the parent's training text, the pool
+    (held-out text, in windows), validation and test."""
+    splits = data_splits(corpus, config.window, config.pool_bytes, config.validation_bytes, config.test_bytes)
     return OffspringContext(
-        parent=parent.eval(), pool=windows[pick], reference_data=val[:n_ref], test=test, config=config
+        parent=parent.eval(),
+        pool=make_windows(splits.take(corpus, "pool"), config.window),
+        parent_train=splits.take(corpus, "parent_train"),
+        validation=splits.take(corpus, "validation"),
+        test=splits.take(corpus, "test"),
+        config=config,
+        splits=splits,
     )
 
 
@@ -348,8 +361,9 @@ def _synthesize(
     )
 
 
-def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> OffspringRun:
-    """Select, synthesise, train an offspring from scratch on the policy's budget, score it."""
+def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str) -> OffspringRun:
+    """Select, synthesise, train an offspring from scratch on the policy's budget, score it on
+    `split` ("validation" or "test"; the selection itself never reads either)."""
     refuse_soft_target(ctx.parent, policy.target, SOFT_WEIGHT[policy.target])
     batch_size = ctx.config.batch_size
     needs = SCORES[policy.score].needs
@@ -380,7 +394,7 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
     loss_share = real_share * real.mask.mean() + (1 - real_share) * synth_mask_share
     return OffspringRun(
         model=model,
-        heldout=ctx.heldout(model),
+        heldout=ctx.heldout(model, split),
         tokens=result.tokens,
         loss_tokens=round(result.tokens * loss_share),
         cost=Cost(
@@ -424,6 +438,7 @@ class PolicyResult:
     fitness_unit: str
     choice_bits: float
     heldout_bytes: int
+    heldout_split: str  # where the held-out figures were scored: "validation" or "test"
     kl_to_parent_bits: float | None  # KL(p_parent ‖ q_offspring), bits per held-out byte; None
     # for a token-level parent (no next-byte distribution)
     label_bits_per_token: float
@@ -434,24 +449,27 @@ class PolicyResult:
 
 
 def _baseline_bits_per_byte(
-    policy: CurationPolicy, run: OffspringRun, ctx: OffspringContext, seed: int
+    policy: CurationPolicy, run: OffspringRun, ctx: OffspringContext, seed: int, split: str
 ) -> float:
     """Held-out bits/byte of the policy's random-selection baseline (trained once per seed)."""
     base = baseline_policy(policy)
-    key = (*sorted(base.to_dict().items()), seed)
+    key = (*sorted(base.to_dict().items()), seed, split)
     if policy == base:
         ctx.baselines[key] = run.heldout.bits_per_byte
     elif key not in ctx.baselines:
-        ctx.baselines[key] = train_offspring(base, ctx, seed).heldout.bits_per_byte
+        ctx.baselines[key] = train_offspring(base, ctx, seed, split).heldout.bits_per_byte
     return ctx.baselines[key]
 
 
-def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> tuple[PolicyResult, GPT]:
-    """Train the policy's offspring and score it (deterministic in policy, context and seed);
-    returns the result and the trained offspring."""
-    run = train_offspring(policy, ctx, seed)
-    baseline = _baseline_bits_per_byte(policy, run, ctx, seed)
-    parent = ctx.parent_heldout_bits_per_byte()
+def evaluate_offspring(
+    policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str = "validation"
+) -> tuple[PolicyResult, GPT]:
+    """Train the policy's offspring and score it on `split` (deterministic in policy, context,
+    seed and split); returns the result and the trained offspring. Anything that chooses
+    (evolution) must stay on "validation"; "test" is for figures that choose nothing."""
+    run = train_offspring(policy, ctx, seed, split)
+    baseline = _baseline_bits_per_byte(policy, run, ctx, seed, split)
+    parent = ctx.parent_heldout_bits_per_byte(split)
     flops = run.cost.total_flops
     result = PolicyResult(
         policy=policy,
@@ -468,12 +486,15 @@ def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int)
         fitness_unit=FITNESS_UNIT,
         choice_bits=run.choice_bits,
         heldout_bytes=run.heldout.bytes,
+        heldout_split=split,
         kl_to_parent_bits=run.heldout.kl_to_parent_bits,
         label_bits_per_token=run.label_bits_per_token,
     )
     return result, run.model
 
 
-def evaluate_policy(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> PolicyResult:
+def evaluate_policy(
+    policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str = "validation"
+) -> PolicyResult:
     """`evaluate_offspring` without the model."""
-    return evaluate_offspring(policy, ctx, seed)[0]
+    return evaluate_offspring(policy, ctx, seed, split)[0]
