@@ -241,7 +241,7 @@ def test_compare_with_a_token_parent_leaves_out_soft_targets(models, shakespeare
     assert r["parent_token"] == "token" and r["skipped_targets"] == ["soft", "mix"]
     assert [d["target"] for d in r["distillation"]] == ["raw", "hard"]
     assert all(d["kl_to_parent_bits"] is None for d in r["distillation"])
-    assert len(r["strategies"]) == 12 and r["parent_bits_per_byte"] > 0
+    assert len(r["strategies"]) == 14 and r["parent_bits_per_byte"] > 0
     _print_comparison(r)
     printed = capsys.readouterr().out
     assert "not run: soft, mix" in printed and "n/a" in printed

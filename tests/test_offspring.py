@@ -125,7 +125,7 @@ class _Reads(dict):
         return super().__getitem__(key)
 
 
-@pytest.mark.parametrize("name", list(SCORES))
+@pytest.mark.parametrize("name", [n for n, s in SCORES.items() if not s.online])
 def test_each_score_reads_exactly_what_it_needs(name):
     rule = SCORES[name]
     assert rule.name == name
@@ -322,7 +322,8 @@ def test_compare_strategies_rows_and_plot(shakespeare, micro_parent, tmp_path):
     for s in r["strategies"]:
         assert s["tokens"] == 256 and s["keep_ratio"] == 0.25 and s["n_seeds"] == 2
         n = 32 if s["level"] == "document" else 32 * 32
-        assert s["choice_bits"] == pytest.approx(choice_bits(n, round(0.25 * n)))
+        if s["score"] != "rho-loss":  # (online choices are bounded per step: test_offspring_splits)
+            assert s["choice_bits"] == pytest.approx(choice_bits(n, round(0.25 * n)))
         gain = s["baseline_bits_per_byte"] - s["heldout_bits_per_byte"]
         assert s["fitness"] == pytest.approx(gain / (s["flops"] / 1e12))
         per_seed = np.array(s["heldout_bits_per_byte_per_seed"])
@@ -463,7 +464,7 @@ def test_cli_quick_runs(tmp_path):
         == 0
     )
     r = json.loads(out.read_text())
-    assert len(r["strategies"]) == 12 and r["quick"] is True and r["pool_windows"] == 249
+    assert len(r["strategies"]) == 14 and r["quick"] is True and r["pool_windows"] == 249
     out = tmp_path / "col.json"
     assert main(["collapse", "--quick", "--mode", "both", "--json", str(out)]) == 0
     runs = json.loads(out.read_text())["runs"]

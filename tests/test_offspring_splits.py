@@ -8,13 +8,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitlens.data import split_corpus
+from bitlens.data import bytes_to_tensor, split_corpus
 from bitlens.errors import BitlensError
-from bitlens.model import GPT, GPTConfig
+from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
+from bitlens.offspring.batches import OnlineSelection, WindowSource, _choose_online
 from bitlens.offspring.collapse import CollapseConfig, collapse_splits
 from bitlens.offspring.policy import ContextConfig, CurationPolicy, context_from_model, evaluate_policy
-from bitlens.offspring.select import SCORES
+from bitlens.offspring.select import SCORES, choice_bits, make_windows, select_tokens, token_scores
 from bitlens.offspring.splits import SPLIT_NAMES, data_splits
+from bitlens.units import surprisal_bits
 
 CONTEXT = ContextConfig(
     pool_bytes=1_025,
@@ -115,3 +117,54 @@ def test_poisoning_the_test_split_changes_no_choice(shakespeare, parent):
     policy = CurationPolicy(score="surprisal", keep_ratio=0.5, budget_tokens=128)
     clean, bad = evaluate_policy(policy, clean_ctx, 0, "test"), evaluate_policy(policy, bad_ctx, 0, "test")
     assert clean.heldout_bits_per_byte != bad.heldout_bits_per_byte  # the poison is really there
+
+
+# --- online RHO-LOSS ---------------------------------------------------------------------------
+
+
+def _learner_bits(model: GPT, windows: torch.Tensor) -> np.ndarray:
+    w = windows.long()
+    with torch.no_grad():
+        return surprisal_bits(model(w[:, :-1]), w[:, 1:]).double().numpy()
+
+
+def test_online_choice_is_the_current_learner_minus_the_reference(shakespeare):
+    """Each step keeps what the learner *now* finds hardest relative to the reference: two
+    learners choose differently from the same candidates, each as its own losses say."""
+    windows = make_windows(bytes_to_tensor(shakespeare[:4_000]), 16)[:40]
+    source = WindowSource.unmasked(windows, 4)
+    mask = torch.from_numpy(source.mask).float()
+    reference = np.random.default_rng(0).normal(3.0, 0.1, size=(len(windows), 16))
+    picks = torch.arange(0, 40, 4)  # 10 candidates
+    chosen = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        learner = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=32))
+        doc = OnlineSelection(reference, keep_ratio=0.4, level="document")
+        idx, m = _choose_online(learner, source, mask, picks, doc)
+        reducible = _learner_bits(learner, windows[picks]) - reference[picks.numpy()]
+        expected = np.sort(picks.numpy()[np.argsort(-reducible.mean(axis=1))[:4]])
+        assert idx.tolist() == expected.tolist() and m.shape == (4, 16) and bool(m.all())
+        tok = OnlineSelection(reference, keep_ratio=0.25, level="token")
+        idx, m = _choose_online(learner, source, mask, picks, tok)
+        assert idx.tolist() == picks.tolist() and m.sum() == 40  # 25 % of 10 × 16 targets
+        assert np.array_equal(m.numpy().astype(bool), select_tokens(reducible, 0.25))
+        chosen.append(m)
+    assert not torch.equal(chosen[0], chosen[1])  # the choice follows the learner
+
+
+def test_online_rho_loss_policy_trains_and_accounts(shakespeare, parent):
+    ctx = context_from_model(parent, shakespeare, CONTEXT)
+    for level in ("document", "token"):
+        policy = CurationPolicy(score="rho-loss", level=level, keep_ratio=0.25, budget_tokens=256)
+        a = evaluate_policy(policy, ctx, 0)
+        assert a == evaluate_policy(policy, ctx, 0)  # deterministic in its seed
+        steps = 2  # 256 tokens = 2 steps of 4 windows of 32 bytes
+        candidates = 16 if level == "document" else 4  # 4 kept of 16 scored windows
+        per_token = GPT(MODEL_PRESETS["tiny"]).flops_per_token(train=False)  # the offspring
+        assert a.cost.online_scoring_flops == pytest.approx(steps * candidates * 32 * per_token)
+        per_step = choice_bits(16, 4) if level == "document" else choice_bits(128, 32)
+        assert a.choice_bits == pytest.approx(steps * per_step)
+        assert a.loss_tokens == (256 if level == "document" else 64)
+    with pytest.raises(BitlensError, match="scored online"):
+        token_scores("rho-loss", {"parent": np.zeros((1, 2))}, 0)

@@ -25,8 +25,8 @@ import torch
 from bitlens.errors import BitlensError
 from bitlens.evaluate import window_logits, window_scores
 from bitlens.model import GPT, MODEL_PRESETS
-from bitlens.offspring.batches import WindowSource, train_on_windows
-from bitlens.offspring.budget import FITNESS_UNIT, Cost, fitness, inference_flops
+from bitlens.offspring.batches import OnlineSelection, WindowSource, train_on_windows
+from bitlens.offspring.budget import FITNESS_UNIT, Cost, fitness, inference_flops, steps_for_budget
 from bitlens.offspring.distill import SOFT_WEIGHT, HeldoutScore, distill_loss, heldout_score
 from bitlens.offspring.parent import (
     is_token_parent,
@@ -41,6 +41,7 @@ from bitlens.offspring.select import (
     bigram_surprisal_bits,
     choice_bits,
     make_windows,
+    n_kept,
     select_documents,
     select_tokens,
     token_scores,
@@ -313,9 +314,12 @@ class _Selection:
 def _select(
     policy: CurationPolicy, ctx: OffspringContext, bits: dict[str, np.ndarray], seed: int
 ) -> _Selection:
-    """Apply the policy's score at its level to the pool."""
-    scores = token_scores(policy.score, bits, seed)
+    """Apply the policy's score at its level to the pool (an online score keeps all of it: it
+    chooses as the offspring trains)."""
     pool, window, n = ctx.pool, ctx.window, len(ctx.pool)
+    if SCORES[policy.score].online:
+        return _online_selection(policy, ctx, bits)
+    scores = token_scores(policy.score, bits, seed)
     if policy.level == "document":
         keep = select_documents(scores, policy.keep_ratio)
         windows, mask = pool[keep], np.ones((len(keep), window), dtype=bool)
@@ -326,6 +330,23 @@ def _select(
     soft = SOFT_WEIGHT[policy.target]
     labels = (1 - soft) * bits["parent"][label_rows] + soft * bits["parent_entropy"][label_rows]
     return _Selection(windows, mask, choice, float(labels[mask].mean()))
+
+
+def _online_selection(
+    policy: CurationPolicy, ctx: OffspringContext, bits: dict[str, np.ndarray]
+) -> _Selection:
+    """The whole pool, chosen from step by step: log2 C per step × steps bounds what the choices
+    carry; labels are the mean over the pool (the bytes chosen are not known in advance)."""
+    batch, window = ctx.config.batch_size, ctx.window
+    steps = steps_for_budget(policy.budget_tokens, batch, window)
+    if policy.level == "document":
+        per_step = choice_bits(math.ceil(batch / policy.keep_ratio), batch)
+    else:
+        per_step = choice_bits(batch * window, n_kept(batch * window, policy.keep_ratio))
+    soft = SOFT_WEIGHT[policy.target]
+    labels = (1 - soft) * bits["parent"] + soft * bits["parent_entropy"]
+    mask = np.ones((len(ctx.pool), window), dtype=bool)
+    return _Selection(ctx.pool, mask, steps * per_step, float(labels.mean()))
 
 
 @dataclass(frozen=True)
@@ -375,6 +396,13 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, sp
     gen = torch.Generator().manual_seed(seed * 1_000_003 + 17)
     n_synth_per_batch = round(policy.synthetic_share * batch_size)
     sources = [WindowSource(real.windows, real.mask, batch_size - n_synth_per_batch)]
+    online = None
+    real_loss_share = float(real.mask.mean())
+    if SCORES[policy.score].online:
+        online = OnlineSelection(bits["parent"], policy.keep_ratio, policy.level)
+        if policy.level == "token":
+            per_batch = sources[0].per_batch * ctx.window
+            real_loss_share = n_kept(per_batch, policy.keep_ratio) / per_batch
     synth_label_bits, synth_mask_share = 0.0, 0.0
     if n_synth_per_batch > 0:
         synth = _synthesize(policy, ctx, real.windows, n_synth_per_batch, gen)
@@ -387,18 +415,26 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, sp
         policy.budget_tokens,
         seed,
         loss_fn=distill_loss(policy.target, None if is_token_parent(ctx.parent) else ctx.parent),  # type: ignore[arg-type]
+        online=online,
     )
+    online_flops = 0.0
+    if online is not None and sources[0].per_batch > 0:
+        scored = result.steps * online.candidates(sources[0].per_batch) * ctx.window
+        online_flops = inference_flops(model, scored)
     if SOFT_WEIGHT[policy.target] > 0:
         parent_flops += inference_flops(ctx.parent, result.tokens)  # type: ignore[arg-type]
     real_share = sources[0].per_batch / batch_size
-    loss_share = real_share * real.mask.mean() + (1 - real_share) * synth_mask_share
+    loss_share = real_share * real_loss_share + (1 - real_share) * synth_mask_share
     return OffspringRun(
         model=model,
         heldout=ctx.heldout(model, split),
         tokens=result.tokens,
         loss_tokens=round(result.tokens * loss_share),
         cost=Cost(
-            offspring_train_flops=result.flops, parent_flops=parent_flops, reference_flops=reference_flops
+            offspring_train_flops=result.flops,
+            parent_flops=parent_flops,
+            reference_flops=reference_flops,
+            online_scoring_flops=online_flops,
         ),
         choice_bits=real.choice_bits,
         label_bits_per_token=real_share * real.label_bits_per_token + (1 - real_share) * synth_label_bits,

@@ -14,7 +14,10 @@ one per target byte, high = keep first:
 - bigram: the surprisal of an add-one byte-bigram count model fitted on the parent's training
   text (no parent involved): the control that tells what the parent's scores add over counting;
 - learnability: byte-bigram surprisal − parent surprisal (the bits the parent's context model
-  saves over bigram statistics: what the parent knows that counting pairs does not).
+  saves over bigram statistics: what the parent knows that counting pairs does not);
+- rho-loss: online RHO-LOSS as its source defines it: the offspring's *current* surprisal minus
+  the reference (parent) surprisal, recomputed every step as it trains
+  (`bitlens.offspring.batches.OnlineSelection`); it has no static score.
 
 Document level keeps the top windows by mean score; token level keeps the top bytes over the
 whole pool as a loss mask (Rho-1's selective language modelling, with static scores).
@@ -47,6 +50,11 @@ class Score:
     name: str
     needs: tuple[str, ...]  # keys of TokenBits it reads (so a context computes only these)
     fn: ScoreFn
+    online: bool = False  # scored as the offspring trains, not once before (fn is never called)
+
+
+def _no_static_score(bits: TokenBits, rng: np.random.Generator) -> np.ndarray:
+    raise BitlensError("rho-loss is scored online, as the offspring trains: it has no static score")
 
 
 SCORES: dict[str, Score] = {
@@ -58,6 +66,7 @@ SCORES: dict[str, Score] = {
         Score("static-excess", ("parent", "reference"), lambda b, rng: b["parent"] - b["reference"]),
         Score("bigram", ("bigram",), lambda b, rng: b["bigram"]),
         Score("learnability", ("parent", "bigram"), lambda b, rng: b["bigram"] - b["parent"]),
+        Score("rho-loss", ("parent",), _no_static_score, online=True),
     )
 }
 

@@ -4,7 +4,7 @@
   (`bitlens.data.split_corpus`: all but the last 10 %);
 - pool: what the parent selects from; it comes from the held-out tail, so the parent never saw it;
 - validation: what selection and evolution may look at (the reference model of the static
-  excess score trains on it; evolution's fitness is scored on it);
+  static-excess score trains on it; evolution's fitness is scored on it);
 - test: scored once at the end, never used to choose anything.
 
 The tail after parent_train is cut, in order, into pool | validation | test. When it is shorter
