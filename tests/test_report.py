@@ -676,3 +676,23 @@ def test_the_compression_section_says_what_the_network_saves_or_costs():
     )
     table = _compression_table(result(0.053))
     assert table.headers[-1] == "network saves (bits/byte)" and table.rows[1][-1] == 0.053
+
+
+def test_offspring_reading_of_one_seed_claims_no_interval():
+    from bitlens.report.sections import _offspring_reading
+
+    row = {
+        "name": "surprisal/token",
+        "heldout_bits_per_byte": 3.0,
+        "heldout_bits_per_byte_ci95": None,
+        "n_seeds": 1,
+        "choice_bits": 10.0,
+        "gain_over_random_bits_per_byte": {"estimate": 0.1, "ci95": None, "n_seeds": 1, "p_value": None},
+        "gain_over_bigram_bits_per_byte": None,
+    }
+    line = _offspring_reading([{"strategies": [row], "distillation": [], "heldout_split": "test"}])[0]
+    assert line == (
+        "The best selection, surprisal/token, gives an offspring at 3.000 held-out bits/byte over 1 "
+        "seeds on the test split: 0.100 (one seed: no interval, not a finding) bits/byte better than "
+        "a random mask."
+    )

@@ -122,8 +122,18 @@ def _gain(g: dict | None) -> str:
     """A paired gain as '+0.0123 [-0.0100, +0.0300]' (blank when not compared)."""
     if g is None:
         return f"{'':>28}"
+    if g["ci95"] is None:
+        return f"{g['estimate']:+8.4f} {'(1 seed)':>19}"
     lo, hi = g["ci95"]
     return f"{g['estimate']:+8.4f} [{lo:+8.4f}, {hi:+8.4f}]"
+
+
+def _bpb(row: dict) -> str:
+    """Held-out bits/byte and its interval (blank for one seed)."""
+    ci = row["heldout_bits_per_byte_ci95"]
+    return f"{row['heldout_bits_per_byte']:8.4f} " + (
+        f"[{ci[0]:7.4f}, {ci[1]:7.4f}]" if ci else f"{'(1 seed)':>18}"
+    )
 
 
 def _print_comparison(r: dict) -> None:
@@ -136,9 +146,8 @@ def _print_comparison(r: dict) -> None:
         f"{'gain vs random /byte':>28} {'gain vs bigram /byte':>28}"
     )
     for s in r["strategies"]:
-        lo, hi = s["heldout_bits_per_byte_ci95"]
         click.echo(
-            f"{s['name']:26} {s['heldout_bits_per_byte']:8.4f} [{lo:7.4f}, {hi:7.4f}] "
+            f"{s['name']:26} {_bpb(s)} "
             f"{s['flops'] / 1e12:8.3f} {s['choice_bits']:12.4g} "
             f"{_gain(s['gain_over_random_bits_per_byte'])} {_gain(s['gain_over_bigram_bits_per_byte'])}"
         )
@@ -146,9 +155,8 @@ def _print_comparison(r: dict) -> None:
         f"{'target':8} {'bits/byte [95 % CI]':>26} {'KL→parent':>10} {'KL drop':>10} {'label bits':>11}"
     )
     for d in r["distillation"]:
-        lo, hi = d["heldout_bits_per_byte_ci95"]
         click.echo(
-            f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} [{lo:7.4f}, {hi:7.4f}] "
+            f"{d['target']:8} {_bpb(d)} "
             f"{_num(d['kl_to_parent_bits'], 10)} {_num(d['kl_drop_bits_per_byte'], 10)} "
             f"{d['label_bits_per_token']:11.4f}"
         )

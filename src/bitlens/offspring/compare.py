@@ -100,11 +100,21 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def paired_gain(better: Sequence[float], worse: Sequence[float]) -> dict[str, Any]:
     """worse − better bits/byte, paired by seed: the mean gain, its t interval (`ci95`,
-    `n_seeds`), and the paired t-test's p-value (None for one seed; `p_holm` is filled in across
-    a family of strategies by `_holm_fill`)."""
+    `n_seeds`), and the paired t-test's p-value (`p_holm` is filled in across a family of
+    strategies by `_holm_fill`). One seed has no spread: ci95 and p_value are None."""
     d = np.asarray(worse, dtype=np.float64) - np.asarray(better, dtype=np.float64)
-    p = paired_test(worse, better).p_value if len(d) > 1 else None
+    if len(d) < 2:
+        return {"estimate": float(d.mean()), "ci95": None, "n_seeds": len(d), "p_value": None, "p_holm": None}
+    p = paired_test(worse, better).p_value
     return {**t_interval(d).to_dict(), "p_value": p, "p_holm": None, "test": "paired t"}
+
+
+def _ci95(values: Sequence[float]) -> list[float] | None:
+    """The t interval of the mean over seeds, or None for one seed (no spread to read)."""
+    if len(values) < 2:
+        return None
+    iv = t_interval(values)
+    return [iv.low, iv.high]
 
 
 def _holm_fill(gains: list[dict[str, Any]]) -> None:
@@ -127,7 +137,7 @@ class StrategyRow:
     loss_tokens: int
     flops: float
     heldout_bits_per_byte: float
-    heldout_bits_per_byte_ci95: list[float]  # t interval of the mean over seeds
+    heldout_bits_per_byte_ci95: list[float] | None  # t interval of the mean (None: one seed)
     heldout_bits_per_byte_std: float
     heldout_bits_per_byte_per_seed: list[float]
     n_seeds: int
@@ -150,7 +160,6 @@ def _strategy_row(name: str, runs: list[PolicyResult], control: list[float] | No
     policy = runs[0].policy
     bpb = [r.heldout_bits_per_byte for r in runs]
     mean_bpb, std_bpb = _mean_std(bpb)
-    interval = t_interval(bpb)
     random = policy.score == "random"
     return StrategyRow(
         name=name,
@@ -161,7 +170,7 @@ def _strategy_row(name: str, runs: list[PolicyResult], control: list[float] | No
         loss_tokens=runs[0].loss_tokens,
         flops=float(np.mean([r.flops for r in runs])),
         heldout_bits_per_byte=mean_bpb,
-        heldout_bits_per_byte_ci95=[interval.low, interval.high],
+        heldout_bits_per_byte_ci95=_ci95(bpb),
         heldout_bits_per_byte_std=std_bpb,
         heldout_bits_per_byte_per_seed=bpb,
         n_seeds=len(runs),
@@ -188,7 +197,7 @@ class DistillationRow:
     heldout_bits_per_byte: float
     heldout_bits_per_byte_std: float
     heldout_bits_per_byte_per_seed: list[float]
-    heldout_bits_per_byte_ci95: list[float]
+    heldout_bits_per_byte_ci95: list[float] | None
     n_seeds: int
     kl_to_parent_bits: float | None  # None for a token-level parent
     kl_drop_bits_per_byte: float | None  # KL to the parent at initialisation − after training
@@ -201,7 +210,6 @@ class DistillationRow:
 def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float | None]) -> DistillationRow:
     bpb = [r.heldout_bits_per_byte for r in runs]
     mean_bpb, std_bpb = _mean_std(bpb)
-    interval = t_interval(bpb)
     kls = [r.kl_to_parent_bits for r in runs]
     kl: float | None = None
     absorbed: list[float] | None = None
@@ -217,7 +225,7 @@ def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float
         heldout_bits_per_byte=mean_bpb,
         heldout_bits_per_byte_std=std_bpb,
         heldout_bits_per_byte_per_seed=bpb,
-        heldout_bits_per_byte_ci95=[interval.low, interval.high],
+        heldout_bits_per_byte_ci95=_ci95(bpb),
         n_seeds=len(runs),
         kl_to_parent_bits=kl,
         kl_drop_bits_per_byte=None if absorbed is None else float(np.mean(absorbed)),
@@ -385,8 +393,8 @@ def plot_strategies(result: dict, path: str | Path) -> list[Path]:
         base = [r["heldout_bits_per_byte"] for r in rows if r["name"] == f"random/{level}"]
         if base:
             ax.axvline(base[0], ls="--", color="grey", lw=0.8)
-    lo = min(r["heldout_bits_per_byte_ci95"][0] for r in rows)
-    hi = max(r["heldout_bits_per_byte_ci95"][1] for r in rows)
+    lo = min((r.get("heldout_bits_per_byte_ci95") or [r["heldout_bits_per_byte"]] * 2)[0] for r in rows)
+    hi = max((r.get("heldout_bits_per_byte_ci95") or [r["heldout_bits_per_byte"]] * 2)[1] for r in rows)
     ax.set_xlim(lo - 0.1 * (hi - lo + 0.1), hi + 0.1 * (hi - lo + 0.1))
     ax.set_yticks(y, names)
     ax.set_xlabel("offspring held-out bits/byte, test split (lower is better)")

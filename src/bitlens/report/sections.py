@@ -500,6 +500,8 @@ def _offspring_gain(g: dict | None) -> str:
     includes 0."""
     if g is None:
         return "–"
+    if g.get("ci95") is None:
+        return f"{fmt(g['estimate'])} (one seed: no interval, not a finding)"
     lo, hi = g["ci95"]
     verdict = " (no effect detected)" if lo <= 0.0 <= hi else ""
     return f"{_dyn_iv(g)}{verdict}"
