@@ -495,7 +495,8 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     )
     assert (
         "adds over a bigram count scorer's mask: at best 0.050 [-0.100, 0.200] (no effect detected) "
-        "bits/byte (static-excess; log2 C(n, k) = 800.000 bits bounds what a mask can carry)" in text
+        "bits/byte (static-excess, Holm-adjusted p 0.400; log2 C(n, k) = 800.000 bits bounds what "
+        "a mask can carry)" in text
     )
     assert "Distilling on soft targets is best: 2.700" in text
     assert "Replace: held-out bits/byte goes from 2.500 (generation 0) to 2.700 (generation 2)" in text

@@ -565,9 +565,11 @@ def _offspring_reading(r: list[dict]) -> list[str]:
         parent_rows = [s for s in res["strategies"] if s.get("gain_over_bigram_bits_per_byte")]
         if parent_rows:
             top = max(parent_rows, key=lambda s: s["gain_over_bigram_bits_per_byte"]["estimate"])
+            tg = top["gain_over_bigram_bits_per_byte"]
+            holm_p = f", Holm-adjusted p {fmt(tg['p_holm'])}" if tg.get("p_holm") is not None else ""
             line += (
                 f" What the parent's choice adds over a bigram count scorer's mask: at best "
-                f"{_offspring_gain(top['gain_over_bigram_bits_per_byte'])} bits/byte ({top['name']}; "
+                f"{_offspring_gain(tg)} bits/byte ({top['name']}{holm_p}; "
                 f"log2 C(n, k) = {fmt(top['choice_bits'])} bits bounds what a mask can carry)."
             )
         lines.append(line)
