@@ -65,7 +65,7 @@ DISTILLATION_TARGETS: dict[str, dict[str, Any]] = {
 class CompareConfig:
     """One comparison: every strategy keeps `keep_ratio` of the pool, each trained once per seed.
 
-    The offspring context (pool, reference and test sets, see `ContextConfig`) is built with the
+    The offspring context (its splits and pool, see `ContextConfig`) is built with the
     sizes of `context` and the first seed: `context.seed` is always `seeds[0]`.
     """
 
