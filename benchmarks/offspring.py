@@ -19,6 +19,7 @@ from bitlens.config import override
 from bitlens.data import bundled_corpus_bytes
 from bitlens.offspring.collapse import MODES, CollapseConfig, plot_collapse, run_collapse
 from bitlens.offspring.compare import (
+    SPLIT,
     CompareConfig,
     compare_distillation,
     compare_strategies,
@@ -33,7 +34,7 @@ def _print_distillation(rows: list[dict]) -> None:
     for d in rows:
         print(
             f"{d['target']:6} {d['heldout_bits_per_byte']:.4f} ± {d['heldout_bits_per_byte_std']:.4f} "
-            f"KL {d['kl_to_parent_bits']:.4f} absorbed/token {d['bits_per_token_from_parent']:.4f} "
+            f"KL {d['kl_to_parent_bits']:.4f} KL drop {d['kl_drop_bits_per_byte']:.4f} "
             f"label {d['label_bits_per_token']:.3f}"
         )
 
@@ -85,7 +86,8 @@ def main() -> None:
             "distillation": rows,
             "budget_tokens": args.distill_budget,
             "seeds": list(seeds),
-            "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(),
+            "parent_bits_per_byte": ctx.parent_heldout_bits_per_byte(SPLIT),
+            "splits": ctx.splits.to_dict(),
             "seconds": time.perf_counter() - t0,
         }
         (out / f"distill-{args.distill_budget}.json").write_text(json.dumps(result, indent=2))
@@ -104,11 +106,11 @@ def main() -> None:
         plot_strategies(r, out / "compare.png")
         print(json.dumps({k: r[k] for k in ("parent_bits_per_byte", "budget_tokens", "seconds")}))
         for s in r["strategies"]:
+            g = s["gain_over_random_bits_per_byte"] or {"estimate": 0.0, "ci95": [0.0, 0.0], "p_holm": None}
             print(
-                f"{s['name']:24} {s['heldout_bits_per_byte']:.4f} ± "
-                f"{s['heldout_bits_per_byte_std']:.4f}  gain {s['gain_over_random_bits']:9.1f} "
-                f"± {s['gain_over_random_bits_std']:.1f} bits of ≤ {s['choice_bits']:.4g}; "
-                f"better than random in {s['seeds_better_than_random']}/{len(seeds)} seeds"
+                f"{s['name']:24} {s['heldout_bits_per_byte']:.4f} {s['heldout_bits_per_byte_ci95']}  "
+                f"gain over random {g['estimate']:+.4f} bits/byte {g['ci95']} (Holm p {g['p_holm']}); "
+                f"choice ≤ {s['choice_bits']:.4g} bits"
             )
         _print_distillation(r["distillation"])
     if args.skip != "collapse":

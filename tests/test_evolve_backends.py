@@ -29,7 +29,7 @@ def run(tmp_path, backend, ev, workers=1, **config):
 
 @pytest.fixture(scope="module")
 def evaluator():
-    return SyntheticEvaluator(target=TARGET, noise=0.1, fail_scores=("excess",), sleep_seconds=0.05)
+    return SyntheticEvaluator(target=TARGET, noise=0.1, fail_scores=("static-excess",), sleep_seconds=0.05)
 
 
 @pytest.fixture(scope="module")

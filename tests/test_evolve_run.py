@@ -99,7 +99,7 @@ def test_survivors_are_rescored_and_selected_on_fresh_scores(tmp_path, strategy)
 
 
 def test_failed_evaluations_are_recorded_and_the_run_goes_on(tmp_path):
-    ev = synthetic(fail_scores=("excess", "random"), nan_scores=("surprisal",))
+    ev = synthetic(fail_scores=("static-excess", "random"), nan_scores=("surprisal",))
     r = evolve(tmp_path, evaluator=ev, generations=4)
     failed = [e for e in r["evaluations"] if e["status"] == "failed"]
     assert failed and len(r["generations"]) == 4 and all(g["complete"] for g in r["generations"])
@@ -202,7 +202,7 @@ def test_resume_after_kill_loses_no_finished_evaluation(tmp_path):
 
 
 def test_plots_write_png_and_svg(tmp_path):
-    r = evolve(tmp_path, evaluator=synthetic(fail_scores=("excess",)))
+    r = evolve(tmp_path, evaluator=synthetic(fail_scores=("static-excess",)))
     for plot, name in ((plot_fitness, "fitness"), (plot_pareto, "pareto"), (plot_lineage, "lineage")):
         plot(r, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000

@@ -324,19 +324,37 @@ def contract_results() -> dict[str, dict]:
                     "tokens": 1000,
                     "flops": 1e9,
                     "heldout_bits_per_byte": 3.0,
+                    "heldout_bits_per_byte_ci95": [2.9, 3.1],
+                    "n_seeds": 3,
                     "fitness": -3.0,
                     "choice_bits": 800.0,
-                    "gain_over_random_bits": 0.0,
+                    "gain_over_random_bits_per_byte": None,
+                    "gain_over_bigram_bits_per_byte": None,
                 },
                 {
-                    "name": "excess",
+                    "name": "static-excess",
                     "keep_ratio": 0.3,
                     "tokens": 1000,
                     "flops": 1e9,
                     "heldout_bits_per_byte": 2.75,
+                    "heldout_bits_per_byte_ci95": [2.7, 2.8],
+                    "n_seeds": 3,
                     "fitness": -2.75,
                     "choice_bits": 800.0,
-                    "gain_over_random_bits": 250.0,
+                    "gain_over_random_bits_per_byte": {
+                        "estimate": 0.25,
+                        "ci95": [0.2, 0.3],
+                        "n_seeds": 3,
+                        "p_value": 0.01,
+                        "p_holm": 0.02,
+                    },
+                    "gain_over_bigram_bits_per_byte": {
+                        "estimate": 0.05,
+                        "ci95": [-0.1, 0.2],
+                        "n_seeds": 3,
+                        "p_value": 0.4,
+                        "p_holm": 0.4,
+                    },
                 },
             ],
             "distillation": [
@@ -345,14 +363,14 @@ def contract_results() -> dict[str, dict]:
                     "tokens": 1000,
                     "heldout_bits_per_byte": 2.9,
                     "kl_to_parent_bits": 0.5,
-                    "bits_per_token_from_parent": 2.0,
+                    "kl_drop_bits_per_byte": 2.0,
                 },
                 {
                     "target": "soft",
                     "tokens": 1000,
                     "heldout_bits_per_byte": 2.7,
                     "kl_to_parent_bits": 0.25,
-                    "bits_per_token_from_parent": 4.0,
+                    "kl_drop_bits_per_byte": 4.0,
                 },
             ],
         },
@@ -370,11 +388,11 @@ def contract_results() -> dict[str, dict]:
                     "generation": 1,
                     "best_fitness": -2.5,
                     "mean_fitness": -3.0,
-                    "best_genome": {"score": "excess"},
+                    "best_genome": {"score": "static-excess"},
                 },
             ],
             "pareto": [
-                {"heldout_bits_per_byte": 2.5, "flops": 2e9, "genome": {"score": "excess"}},
+                {"heldout_bits_per_byte": 2.5, "flops": 2e9, "genome": {"score": "static-excess"}},
                 {"heldout_bits_per_byte": 2.75, "flops": 1e9, "genome": {"score": "random"}},
             ],
         },
@@ -501,7 +519,16 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "where nothing was learned, the slope is 0.800 [0.700, 0.900]" in text
     assert "change class (H->L or L->H), against 0.400 from start to end: more than the seed noise" in text
     assert '<h3 id="probes">MDL probes per layer</h3>' in html
-    assert "The best selection, excess" in text and "250.000 bits better than random" in text
+    assert (
+        "The best selection, static-excess, gives an offspring at 2.750 [2.700, 2.800] held-out "
+        "bits/byte over 3 seeds: 0.250 [0.200, 0.300] bits/byte better than a random mask "
+        "(Holm-adjusted p 0.020)" in text
+    )
+    assert (
+        "adds over a bigram count scorer's mask: at best 0.050 [-0.100, 0.200] (no effect detected) "
+        "bits/byte (static-excess, Holm-adjusted p 0.400; log2 C(n, k) = 800.000 bits bounds what "
+        "a mask can carry)" in text
+    )
     assert "Distilling on soft targets is best: 2.700" in text
     assert "Replace: held-out bits/byte goes from 2.500 (generation 0) to 2.700 (generation 2)" in text
     assert "Accumulate: held-out bits/byte goes from 2.400" in text
@@ -685,3 +712,23 @@ def test_the_compression_section_says_what_the_network_saves_or_costs():
     )
     table = _compression_table(result(0.053))
     assert table.headers[-1] == "network saves (bits/byte)" and table.rows[1][-1] == 0.053
+
+
+def test_offspring_reading_of_one_seed_claims_no_interval():
+    from bitlens.report.sections import _offspring_reading
+
+    row = {
+        "name": "surprisal/token",
+        "heldout_bits_per_byte": 3.0,
+        "heldout_bits_per_byte_ci95": None,
+        "n_seeds": 1,
+        "choice_bits": 10.0,
+        "gain_over_random_bits_per_byte": {"estimate": 0.1, "ci95": None, "n_seeds": 1, "p_value": None},
+        "gain_over_bigram_bits_per_byte": None,
+    }
+    line = _offspring_reading([{"strategies": [row], "distillation": [], "heldout_split": "test"}])[0]
+    assert line == (
+        "The best selection, surprisal/token, gives an offspring at 3.000 held-out bits/byte over 1 "
+        "seeds on the test split: 0.100 (one seed: no interval, not a finding) bits/byte better than "
+        "a random mask."
+    )

@@ -77,18 +77,23 @@ def offspring_group() -> None:
 def compare_cmd(
     parent_dir, corpus, device, dtype, batch_tokens, keep_ratio, seeds, preset, quick, plot_path, json_out
 ):
-    """Selection strategies (random, surprisal, low-surprisal, excess, learnability; document and
-    token level) and distillation targets (raw, hard samples, soft labels, mix) at one budget.
+    """Selection strategies (random, surprisal, low-surprisal, static-excess, learnability, and
+    the non-parent bigram control; document and token level) and distillation targets (raw, hard
+    samples, soft labels, mix) at one budget.
 
-    Units: held-out bits/byte of the offspring on real data the parent never saw; FLOPs (6·N·D
-    + attention for training, 2·N + attention per token the parent scores or writes); fitness in
-    bits/byte gained over random selection per TFLOP; choice_bits = log2 C(n, k), the most a
-    selection can carry; gain_over_random_bits = bits/byte gained × held-out bytes; KL to the
-    parent in bits/byte.
+    The pool is held-out text the parent never saw; every figure is scored on the test split
+    (the JSON's `splits` gives the byte ranges). Units: held-out bits/byte with a t interval
+    over seeds (ci95, n_seeds); FLOPs (6·N·D + attention for training, 2·N + attention per token
+    the parent scores or writes); fitness in bits/byte gained over random selection per TFLOP;
+    choice_bits = log2 C(n, k), an upper bound on what a selection can carry;
+    gain_over_random_bits_per_byte / gain_over_bigram_bits_per_byte: held-out bits/byte gained
+    over a random mask / the bigram scorer's mask, paired over seeds (estimate, ci95, n_seeds,
+    p_value, p_holm); KL to the parent in bits/byte.
 
-    JSON keys: strategies [name, keep_ratio, tokens, flops, heldout_bits_per_byte, fitness,
-    choice_bits, gain_over_random_bits, ...], distillation [target, tokens,
-    heldout_bits_per_byte, kl_to_parent_bits, bits_per_token_from_parent, ...].
+    JSON keys: splits, strategies [name, keep_ratio, tokens, flops, heldout_bits_per_byte,
+    heldout_bits_per_byte_ci95, n_seeds, fitness, choice_bits, gain_over_random_bits_per_byte,
+    gain_over_bigram_bits_per_byte, ...], distillation [target, tokens, heldout_bits_per_byte,
+    heldout_bits_per_byte_ci95, kl_to_parent_bits, kl_drop_bits_per_byte, ...].
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
@@ -113,28 +118,49 @@ def _num(x: float | None, width: int) -> str:
     return f"{'n/a':>{width}}" if x is None else f"{x:{width}.4f}"
 
 
+def _gain(g: dict | None) -> str:
+    """A paired gain as '+0.0123 [-0.0100, +0.0300]' (blank when not compared)."""
+    if g is None:
+        return f"{'':>28}"
+    if g["ci95"] is None:
+        return f"{g['estimate']:+8.4f} {'(1 seed)':>19}"
+    lo, hi = g["ci95"]
+    return f"{g['estimate']:+8.4f} [{lo:+8.4f}, {hi:+8.4f}]"
+
+
+def _bpb(row: dict) -> str:
+    """Held-out bits/byte and its interval (blank for one seed)."""
+    ci = row["heldout_bits_per_byte_ci95"]
+    return f"{row['heldout_bits_per_byte']:8.4f} " + (
+        f"[{ci[0]:7.4f}, {ci[1]:7.4f}]" if ci else f"{'(1 seed)':>18}"
+    )
+
+
 def _print_comparison(r: dict) -> None:
     click.echo(
         f"parent: {r['parent_bits_per_byte']:.4f} bits/byte; pool {r['pool_windows']} "
         f"windows; budget {r['budget_tokens']:,} tokens; seeds {r['seeds']}"
     )
     click.echo(
-        f"{'strategy':26} {'bits/byte':>16} {'TFLOPs':>8} {'fitness':>9} "
-        f"{'choice bits':>12} {'gain bits':>10}"
+        f"{'strategy':26} {'bits/byte [95 % CI]':>26} {'TFLOPs':>8} {'choice bits':>12} "
+        f"{'gain vs random /byte':>28} {'gain vs bigram /byte':>28}"
     )
     for s in r["strategies"]:
         click.echo(
-            f"{s['name']:26} {s['heldout_bits_per_byte']:8.4f} ±{s['heldout_bits_per_byte_std']:.4f} "
-            f"{s['flops'] / 1e12:8.3f} {s['fitness']:9.4f} {s['choice_bits']:12.4g} "
-            f"{s['gain_over_random_bits']:10.1f}"
+            f"{s['name']:26} {_bpb(s)} "
+            f"{s['flops'] / 1e12:8.3f} {s['choice_bits']:12.4g} "
+            f"{_gain(s['gain_over_random_bits_per_byte'])} {_gain(s['gain_over_bigram_bits_per_byte'])}"
         )
-    click.echo(f"{'target':8} {'bits/byte':>16} {'KL→parent':>10} {'absorbed/tok':>13} {'label bits':>11}")
+    click.echo(
+        f"{'target':8} {'bits/byte [95 % CI]':>26} {'KL→parent':>10} {'KL drop':>10} {'label bits':>11}"
+    )
     for d in r["distillation"]:
         click.echo(
-            f"{d['target']:8} {d['heldout_bits_per_byte']:8.4f} ±{d['heldout_bits_per_byte_std']:.4f} "
-            f"{_num(d['kl_to_parent_bits'], 10)} {_num(d['bits_per_token_from_parent'], 13)} "
+            f"{d['target']:8} {_bpb(d)} "
+            f"{_num(d['kl_to_parent_bits'], 10)} {_num(d['kl_drop_bits_per_byte'], 10)} "
             f"{d['label_bits_per_token']:11.4f}"
         )
+    click.echo(f"seeds: {r['seeds']}; scored on the {r['heldout_split']} split; splits {r['splits']}")
     if r.get("skipped_targets"):
         click.echo(
             f"not run: {', '.join(r['skipped_targets'])} (soft labels need a byte-level parent's "
@@ -161,12 +187,14 @@ def _print_comparison(r: dict) -> None:
 def evaluate_cmd(parent_dir, corpus, device, dtype, batch_tokens, policy_text, seed, quick, json_out):
     """Train one offspring under a curation policy and score it (what the evolution search does).
 
-    Units: held-out bits/byte (offspring, random-selection baseline, parent), FLOPs of the whole
-    run, fitness in bits/byte gained over the baseline per TFLOP.
+    One evaluation chooses nothing, so it is scored on the test split (the JSON's `splits`
+    gives the byte ranges; evolution scores on validation instead). Units: held-out bits/byte
+    (offspring, random-selection baseline, parent), FLOPs of the whole run, fitness in bits/byte
+    gained over the baseline per TFLOP.
 
-    JSON keys: heldout_bits_per_byte, baseline_bits_per_byte, tokens, flops, fitness,
-    improvement_vs_parent_bits_per_byte, cost, choice_bits, kl_to_parent_bits (null for an hf:
-    parent), policy.
+    JSON keys: heldout_bits_per_byte, heldout_split, baseline_bits_per_byte, tokens, flops,
+    fitness, improvement_vs_parent_bits_per_byte, cost, choice_bits, kl_to_parent_bits (null
+    for an hf: parent), policy, splits.
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
@@ -178,7 +206,8 @@ def evaluate_cmd(parent_dir, corpus, device, dtype, batch_tokens, policy_text, s
     context = override(ContextConfig.quick() if quick else ContextConfig.full(), seed=seed)
     parent = load_model_spec(parent_dir, device, dtype, batch_tokens)
     refuse_soft_target(parent, policy.target, SOFT_WEIGHT[policy.target])  # before reading the corpus
-    r = evaluate_policy(policy, context_from_model(parent, load_corpus(corpus), context), seed)
+    ctx = context_from_model(parent, load_corpus(corpus), context)
+    r = evaluate_policy(policy, ctx, seed, "test")
     if json_out != "-":
         click.echo(
             f"offspring {r.heldout_bits_per_byte:.4f} bits/byte, random selection "
@@ -186,7 +215,7 @@ def evaluate_cmd(parent_dir, corpus, device, dtype, batch_tokens, policy_text, s
             f"{r.tokens:,} tokens, {r.flops:.3g} FLOPs, fitness {r.fitness:+.4f} "
             f"{r.fitness_unit}"
         )
-    emit_json(r.to_dict(), json_out)
+    emit_json({**r.to_dict(), "splits": ctx.splits.to_dict()}, json_out)
 
 
 @click.command("collapse")

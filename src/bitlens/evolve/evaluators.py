@@ -10,6 +10,8 @@ fitness or running out of memory becomes a `failed` outcome carrying the error.
 
 `PolicyEvaluator` is the real thing: `bitlens.offspring.policy.evaluate_offspring` on the genome
 as a `CurationPolicy`; `parent_model` (lineage mode) replaces the run's parent by an offspring.
+It scores on the validation split, which evolution may choose on; a re-check of the winners
+uses `split="test"`, the split nothing is chosen on.
 (The tests drive the engine with a known-answer evaluator of their own.)
 """
 
@@ -30,6 +32,7 @@ from bitlens.evolve.genome import GeneSpace, Genome, policy_gene_space
 
 if TYPE_CHECKING:
     from bitlens.offspring.policy import ContextConfig, OffspringContext
+    from bitlens.offspring.splits import DataSplits
 
 REQUIRED_METRICS = ("fitness", "heldout_bits_per_byte", "flops", "tokens")
 
@@ -124,14 +127,23 @@ def _full_context() -> ContextConfig:
 class PolicyEvaluator:
     """Train an offspring under the genome's curation policy; fitness from `evaluate_policy`.
 
-    `parent_dir`: run dir of the parent model; `context` (sizes and seed) fixes the held-out set
-    and pool scoring, so every genome of a run is judged on the same data.
+    `parent_dir`: run dir of the parent model; `context` (sizes and seed) fixes the splits and
+    pool scoring, so every genome of a run is judged on the same data; `split`: where fitness is
+    scored, "validation" while searching, "test" only to re-check the winners at the end.
     """
 
     corpus: bytes
     parent_dir: str
     context: ContextConfig = field(default_factory=_full_context)
     space: GeneSpace = field(default_factory=policy_gene_space)
+    split: str = "validation"
+
+    def data_splits(self) -> DataSplits:
+        """The byte ranges of the corpus splits this evaluator's contexts use."""
+        from bitlens.offspring.splits import data_splits
+
+        c = self.context
+        return data_splits(self.corpus, c.window, c.pool_bytes, c.validation_bytes, c.test_bytes)
 
     def __call__(
         self, genome: Genome, seed: int, parent_model: str | None, weights_dir: str | None
@@ -143,7 +155,7 @@ class PolicyEvaluator:
         self.space.check(genome)
         digest = hashlib.sha256(self.corpus).hexdigest()
         ctx = _context(parent_model or self.parent_dir, digest, self.context, self.corpus)
-        result, model = evaluate_offspring(CurationPolicy.from_dict(genome), ctx, seed)
+        result, model = evaluate_offspring(CurationPolicy.from_dict(genome), ctx, seed, self.split)
         if weights_dir is not None:
             out = Path(weights_dir)
             save_model(model, out / WEIGHTS_FILE)

@@ -7,7 +7,8 @@ model.safetensors), `parent/` (the parent model, trained here unless one is give
 `population` children from the survivors (`strategy="es"`) or draws fresh random genomes
 (`strategy="random"`, the control with the same number of evaluations). Fitness is whatever the
 evaluator returns (higher is better): for policies, the offspring's held-out bits/byte gain per
-FLOP defined by `bitlens.offspring.policy.evaluate_policy`.
+FLOP defined by `bitlens.offspring.policy.evaluate_policy`, scored on the validation split (the test
+split is left for re-checking winners; result.json records the byte ranges of every split).
 
 All evaluations of one generation share one training seed (common random numbers: genomes are
 compared on the same initialisation and batches). With `reevaluate` (the default), each later
@@ -207,7 +208,7 @@ def run_evolution(
         finally:
             engine.close()
             store.set_meta("wall_seconds", limits.elapsed())
-        result = summarise(store, config, stopped, backend=backend, workers=workers)
+        result = summarise(store, config, stopped, ev, backend=backend, workers=workers)
     from bitlens.runs import atomic_write_json
 
     atomic_write_json(out / "result.json", result.to_dict())
@@ -345,6 +346,8 @@ class EvolveResult:
     evaluations: list[Evaluation]
     totals: dict[str, float]  # flops, tokens, done, failed, wall_seconds
     lineage_store: str
+    splits: dict[str, dict[str, int]] | None = None  # corpus byte ranges (policy evaluator)
+    heldout_split: str | None = None  # where fitness was scored (validation while searching)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -366,6 +369,8 @@ class EvolveResult:
             "evaluations": [e.to_dict() for e in self.evaluations],
             "totals": self.totals,
             "lineage_store": self.lineage_store,
+            "splits": self.splits,
+            "heldout_split": self.heldout_split,
         }
 
 
@@ -394,8 +399,16 @@ def _generation_summary(store: LineageStore, g: int, rows: list[Evaluation]) -> 
     )
 
 
-def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None, **extra: Any) -> EvolveResult:
-    """The run's summary, rebuilt from the lineage store alone (`extra`: how it ran)."""
+def summarise(
+    store: LineageStore,
+    cfg: EvolveConfig,
+    stopped: str | None,
+    evaluator: Evaluator | None = None,
+    **extra: Any,
+) -> EvolveResult:
+    """The run's summary, rebuilt from the lineage store (`extra`: how it ran; a policy
+    `evaluator` adds the corpus splits and the split fitness was scored on)."""
+    policy = evaluator if isinstance(evaluator, PolicyEvaluator) else None
     evals = store.evaluations()
     done = [e for e in evals if e.status == "done"]
     generations = sorted({e.generation for e in evals})
@@ -410,4 +423,6 @@ def summarise(store: LineageStore, cfg: EvolveConfig, stopped: str | None, **ext
         evaluations=evals,
         totals={**store.totals(), "wall_seconds": float(store.get_meta("wall_seconds", 0.0))},
         lineage_store=str(store.path),
+        splits=policy.data_splits().to_dict() if policy else None,
+        heldout_split=policy.split if policy else None,
     )

@@ -3,10 +3,18 @@
 A batch mixes fixed numbers of windows from each source (e.g. 11 real + 5 synthetic of 16),
 each window with its float loss mask; batches are (x, y, mask) and a pure function of the step's
 generator, so runs are reproducible from their seed.
+
+With `OnlineSelection` the first source is chosen as the offspring trains (online RHO-LOSS,
+Mindermann et al. 2022; Rho-1's selective language modelling, Lin et al. 2024): each step scores
+candidates by the learner's *current* surprisal minus a fixed reference surprisal (bits per
+target byte) and keeps the top ones, whole windows (document level: `per_batch` of
+`ceil(per_batch / keep_ratio)` uniform candidates) or bytes (token level: the top `keep_ratio`
+of the batch's targets carry loss).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -15,7 +23,9 @@ import torch
 from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.budget import steps_for_budget
+from bitlens.offspring.select import select_tokens
 from bitlens.train import TRAIN_PRESETS, LossFn, TrainConfig, TrainResult, cross_entropy_loss, train
+from bitlens.units import surprisal_bits
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,19 @@ class WindowSource:
     @classmethod
     def unmasked(cls, windows: torch.Tensor, per_batch: int) -> WindowSource:
         return cls(windows, np.ones((len(windows), windows.shape[1] - 1), dtype=bool), per_batch)
+
+
+@dataclass(frozen=True)
+class OnlineSelection:
+    """Choose the first source's windows or bytes each step by learner − reference surprisal."""
+
+    reference_bits: np.ndarray  # (n, T) bits per target byte of the first source's windows
+    keep_ratio: float
+    level: str  # "document" or "token"
+
+    def candidates(self, per_batch: int) -> int:
+        """Windows scored per step: enough that `per_batch` are keep_ratio of them (documents)."""
+        return math.ceil(per_batch / self.keep_ratio) if self.level == "document" else per_batch
 
 
 def offspring_train_config(preset: str, steps: int, batch_size: int, seed: int) -> TrainConfig:
@@ -53,19 +76,29 @@ def train_on_windows(
     seed: int,
     loss_fn: LossFn = cross_entropy_loss,
     block_size: int | None = None,
+    online: OnlineSelection | None = None,
 ) -> tuple[GPT, TrainResult]:
-    """A fresh `preset` model (initialised from `seed`) trained on `budget_tokens` tokens."""
+    """A fresh `preset` model (initialised from `seed`) trained on `budget_tokens` tokens;
+    `online` chooses the first source's windows or bytes as it trains (module docstring)."""
     sources = [s for s in sources if s.per_batch > 0]
     if not sources or any(len(s.windows) == 0 for s in sources):
         raise BitlensError("an offspring needs at least one non-empty source of windows")
     batch_size = sum(s.per_batch for s in sources)
     window = sources[0].windows.shape[1] - 1
     masks = [torch.from_numpy(s.mask).float() for s in sources]
+    n_draw = [s.per_batch for s in sources]
+    if online is not None:
+        n_draw[0] = online.candidates(sources[0].per_batch)
 
     def batch_fn(step: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-        picks = [torch.randint(len(s.windows), (s.per_batch,), generator=g) for s in sources]
+        picks = [
+            torch.randint(len(s.windows), (k,), generator=g) for s, k in zip(sources, n_draw, strict=True)
+        ]
+        chosen = [m[i] for m, i in zip(masks, picks, strict=True)]
+        if online is not None:
+            picks[0], chosen[0] = _choose_online(model, sources[0], masks[0], picks[0], online)
         w = torch.cat([s.windows[i] for s, i in zip(sources, picks, strict=True)]).long()
-        return w[:, :-1], w[:, 1:], torch.cat([m[i] for m, i in zip(masks, picks, strict=True)])
+        return w[:, :-1], w[:, 1:], torch.cat(chosen)
 
     config = MODEL_PRESETS[preset]
     if block_size is not None:
@@ -81,3 +114,21 @@ def train_on_windows(
     cfg = offspring_train_config(preset, steps, batch_size, seed)
     result = train(model, sources[0].windows.flatten(), cfg, batch_fn=batch_fn, loss_fn=loss_fn)
     return model, result
+
+
+@torch.no_grad()
+def _choose_online(
+    model: GPT, source: WindowSource, mask: torch.Tensor, picks: torch.Tensor, online: OnlineSelection
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows (indices into the source) and loss mask of one step, chosen by the learner's
+    current surprisal minus the reference surprisal, in bits (high = train on it)."""
+    w = source.windows[picks].long()
+    learner = surprisal_bits(model(w[:, :-1]), w[:, 1:]).double().numpy()
+    reducible = learner - online.reference_bits[picks.numpy()]
+    if online.level == "document":
+        top = torch.from_numpy(
+            np.sort(np.argsort(-reducible.mean(axis=1), kind="stable")[: source.per_batch])
+        )
+        return picks[top], mask[picks[top]]
+    keep = torch.from_numpy(select_tokens(reducible, online.keep_ratio)).float()
+    return picks, mask[picks] * keep

@@ -27,10 +27,13 @@ class Cost:
     offspring_train_flops: float
     parent_flops: float = 0.0  # scoring + generation + soft labels
     reference_flops: float = 0.0  # reference model: training + scoring
+    online_scoring_flops: float = 0.0  # the offspring scoring its candidates (online selection)
 
     @property
     def total_flops(self) -> float:
-        return self.offspring_train_flops + self.parent_flops + self.reference_flops
+        return (
+            self.offspring_train_flops + self.parent_flops + self.reference_flops + self.online_scoring_flops
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total_flops": self.total_flops}

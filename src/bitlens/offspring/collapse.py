@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from bitlens.data import START_BYTE, VOCAB_SIZE, split_corpus
+from bitlens.data import START_BYTE, VOCAB_SIZE
 from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.batches import WindowSource, train_on_windows
 from bitlens.offspring.distill import heldout_score
 from bitlens.offspring.parent import parent_sample, parent_window_scores
 from bitlens.offspring.select import make_windows
+from bitlens.offspring.splits import DataSplits, data_splits
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 
@@ -60,8 +61,8 @@ class CollapseConfig:
     preset: str = "tiny"  # every generation's model
     temperature: float = 1.0
     top_p: float = 0.9
-    real_bytes: int = 96_000  # real training windows, spread over the training split
-    test_bytes: int = 32_768  # real held-out bytes
+    real_bytes: int = 96_000  # real training windows, spread over the parent_train split
+    test_bytes: int = 32_768  # real held-out bytes: the test split (nothing here chooses)
     budget_tokens: int = 393_216  # training tokens per generation
     window: int = 128
     batch_size: int = 16
@@ -156,6 +157,7 @@ class CollapseResult:
     offspring_preset: str
     seed: int
     quick: bool  # the sizes were the quick ones
+    splits: dict[str, dict[str, int]]  # byte ranges; collapse uses parent_train and test only
     generation0: str = "trained"  # "trained" on real data, or the given model's name
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,14 +167,19 @@ class CollapseResult:
         }
 
 
+def collapse_splits(data: bytes, config: CollapseConfig) -> DataSplits:
+    """The corpus splits of a collapse run: generation 0 trains on parent_train, every
+    generation is scored on test; no pool or validation (nothing is selected or chosen)."""
+    return data_splits(data, config.window, 0, 0, config.test_bytes)
+
+
 def _real_and_test(data: bytes, config: CollapseConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real training windows spread over the training split, and held-out test windows."""
-    window = config.window
-    split = split_corpus(data, window)
-    all_windows = make_windows(split.train, window)
+    """Real training windows spread over the parent_train split, and the test split's windows."""
+    splits, window = collapse_splits(data, config), config.window
+    all_windows = make_windows(splits.take(data, "parent_train"), window)
     n_real = min(len(all_windows), max(1, config.real_bytes // window))
     pick = torch.from_numpy(np.linspace(0, len(all_windows) - 1, n_real).round().astype(np.int64))
-    return all_windows[pick], make_windows(split.val[: config.test_bytes], window)
+    return all_windows[pick], make_windows(splits.take(data, "test"), window)
 
 
 def _train_generation(config: CollapseConfig, g: int, windows: torch.Tensor) -> GPT:
@@ -259,6 +266,7 @@ def run_collapse(
         offspring_preset=config.preset,
         seed=config.seed,
         quick=config.is_quick(),
+        splits=collapse_splits(data, config).to_dict(),
         generation0=generation0_name,
     )
 

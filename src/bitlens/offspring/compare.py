@@ -2,11 +2,19 @@
 
 For every score × level the offspring is trained on `keep_ratio` of the pool (documents, or a
 token loss mask) for a budget equal to the kept documents' tokens (one pass at document level),
-over several seeds. Each strategy row reports its mean held-out bits/byte (and spread), its cost
-and fitness against random selection, and whether the parent's *choice* carried information:
-the ceiling log2 C(n, k) bits a selection of k of n items can hold, the total held-out bits the
-offspring gained over random selection (bits/byte gained × held-out bytes), and their ratio.
-The distillation rows train on all of the pool with the four targets at the same budget.
+over several seeds. Every figure is scored on the **test** split: nothing here chooses, and the
+pool the parent selects from is held-out text it never saw (`bitlens.offspring.splits`; the
+JSON records the four byte ranges).
+
+Each strategy row reports its mean held-out bits/byte with a t interval over seeds, its cost
+and fitness against random selection, and what the parent's *choice* carries: log2 C(n, k),
+the most a selection of k of n items can hold (an upper bound, not a measurement), and the
+held-out gain in bits per byte of its mask over (a) a random mask and (b) the mask of the
+non-parent `bigram` scorer at the same level, each a paired difference over seeds (same
+seed = same initialisation and batches) with its t interval, paired t-test p-value and the
+Holm-adjusted p-value across the strategies of that comparison. No figure here is a total over
+the test set, so none grows with its size. The distillation rows train on all of the pool with
+the four targets at the same budget.
 """
 
 from __future__ import annotations
@@ -31,12 +39,18 @@ from bitlens.offspring.policy import (
     context_from_model,
     evaluate_policy,
 )
-from bitlens.offspring.select import LEVELS, SCORES, n_kept
+from bitlens.offspring.select import LEVELS, SCORES, n_kept, uses_parent
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import Bar, progress_bar
+from bitlens.stats import holm, paired_test, t_interval
 
 if TYPE_CHECKING:
     from bitlens.hf import HFModel
+
+# Everything compare reports is scored here: it chooses nothing, so it may read the test split.
+SPLIT = "test"
+# The non-parent control scorer each parent-scored mask is compared with (at the same level).
+CONTROL_SCORE = "bigram"
 
 # Distillation targets: the policy that trains on each (all of the pool, same budget).
 DISTILLATION_TARGETS: dict[str, dict[str, Any]] = {
@@ -51,7 +65,7 @@ DISTILLATION_TARGETS: dict[str, dict[str, Any]] = {
 class CompareConfig:
     """One comparison: every strategy keeps `keep_ratio` of the pool, each trained once per seed.
 
-    The offspring context (pool, reference and test sets, see `ContextConfig`) is built with the
+    The offspring context (its splits and pool, see `ContextConfig`) is built with the
     sizes of `context` and the first seed: `context.seed` is always `seeds[0]`.
     """
 
@@ -84,9 +98,36 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
+def paired_gain(better: Sequence[float], worse: Sequence[float]) -> dict[str, Any]:
+    """worse − better bits/byte, paired by seed: the mean gain, its t interval (`ci95`,
+    `n_seeds`), and the paired t-test's p-value (`p_holm` is filled in across a family of
+    strategies by `_holm_fill`). One seed has no spread: ci95 and p_value are None."""
+    d = np.asarray(worse, dtype=np.float64) - np.asarray(better, dtype=np.float64)
+    if len(d) < 2:
+        return {"estimate": float(d.mean()), "ci95": None, "n_seeds": len(d), "p_value": None, "p_holm": None}
+    p = paired_test(worse, better).p_value
+    return {**t_interval(d).to_dict(), "p_value": p, "p_holm": None, "test": "paired t"}
+
+
+def _ci95(values: Sequence[float]) -> list[float] | None:
+    """The t interval of the mean over seeds, or None for one seed (no spread to read)."""
+    if len(values) < 2:
+        return None
+    iv = t_interval(values)
+    return [iv.low, iv.high]
+
+
+def _holm_fill(gains: list[dict[str, Any]]) -> None:
+    """Holm-adjust the p-values of one family of comparisons in place."""
+    with_p = [g for g in gains if g["p_value"] is not None]
+    if with_p:
+        for g, adj in zip(with_p, holm([g["p_value"] for g in with_p]), strict=True):
+            g["p_holm"] = float(adj)
+
+
 @dataclass(frozen=True)
 class StrategyRow:
-    """One selection strategy over the seeds (bits/byte: held-out, means over seeds)."""
+    """One selection strategy over the seeds (bits/byte on the test split; means over seeds)."""
 
     name: str
     score: str
@@ -96,28 +137,30 @@ class StrategyRow:
     loss_tokens: int
     flops: float
     heldout_bits_per_byte: float
+    heldout_bits_per_byte_ci95: list[float] | None  # t interval of the mean (None: one seed)
     heldout_bits_per_byte_std: float
     heldout_bits_per_byte_per_seed: list[float]
+    n_seeds: int
     baseline_bits_per_byte: float
     fitness: float
     improvement_vs_parent_bits_per_byte: float
-    choice_bits: float  # log2 C(n, k): the most the choice can carry
-    gain_over_random_bits: float  # held-out bits gained over random selection (total)
-    gain_over_random_bits_std: float
-    gain_per_choice_bit: float
-    seeds_better_than_random: int
+    choice_bits: float  # log2 C(n, k): an upper bound on what the choice can carry
+    # Held-out bits/byte gained per seed over a random mask / the bigram scorer's mask (paired
+    # differences with estimate, ci95, n_seeds, p_value, p_holm); None where not compared.
+    gain_over_random_bits_per_byte: dict[str, Any] | None = None
+    gain_over_bigram_bits_per_byte: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _strategy_row(name: str, runs: list[PolicyResult]) -> StrategyRow:
+def _strategy_row(name: str, runs: list[PolicyResult], control: list[float] | None) -> StrategyRow:
+    """A strategy's row; `control`: the bigram scorer's per-seed bits/byte at this level (None
+    for the controls themselves)."""
     policy = runs[0].policy
     bpb = [r.heldout_bits_per_byte for r in runs]
-    gains = [(r.baseline_bits_per_byte - r.heldout_bits_per_byte) * r.heldout_bytes for r in runs]
     mean_bpb, std_bpb = _mean_std(bpb)
-    mean_gain, std_gain = _mean_std(gains)
-    choice = runs[0].choice_bits
+    random = policy.score == "random"
     return StrategyRow(
         name=name,
         score=policy.score,
@@ -127,18 +170,20 @@ def _strategy_row(name: str, runs: list[PolicyResult]) -> StrategyRow:
         loss_tokens=runs[0].loss_tokens,
         flops=float(np.mean([r.flops for r in runs])),
         heldout_bits_per_byte=mean_bpb,
+        heldout_bits_per_byte_ci95=_ci95(bpb),
         heldout_bits_per_byte_std=std_bpb,
         heldout_bits_per_byte_per_seed=bpb,
+        n_seeds=len(runs),
         baseline_bits_per_byte=float(np.mean([r.baseline_bits_per_byte for r in runs])),
         fitness=float(np.mean([r.fitness for r in runs])),
         improvement_vs_parent_bits_per_byte=float(
             np.mean([r.improvement_vs_parent_bits_per_byte for r in runs])
         ),
-        choice_bits=choice,
-        gain_over_random_bits=mean_gain,
-        gain_over_random_bits_std=std_gain,
-        gain_per_choice_bit=mean_gain / choice if choice > 0 else 0.0,
-        seeds_better_than_random=int(sum(g > 0 for g in gains)),
+        choice_bits=runs[0].choice_bits,
+        gain_over_random_bits_per_byte=None
+        if random
+        else paired_gain(bpb, [r.baseline_bits_per_byte for r in runs]),
+        gain_over_bigram_bits_per_byte=None if control is None else paired_gain(bpb, control),
     )
 
 
@@ -152,8 +197,10 @@ class DistillationRow:
     heldout_bits_per_byte: float
     heldout_bits_per_byte_std: float
     heldout_bits_per_byte_per_seed: list[float]
+    heldout_bits_per_byte_ci95: list[float] | None
+    n_seeds: int
     kl_to_parent_bits: float | None  # None for a token-level parent
-    bits_per_token_from_parent: float | None
+    kl_drop_bits_per_byte: float | None  # KL to the parent at initialisation − after training
     label_bits_per_token: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,15 +208,15 @@ class DistillationRow:
 
 
 def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float | None]) -> DistillationRow:
-    mean_bpb, std_bpb = _mean_std([r.heldout_bits_per_byte for r in runs])
+    bpb = [r.heldout_bits_per_byte for r in runs]
+    mean_bpb, std_bpb = _mean_std(bpb)
     kls = [r.kl_to_parent_bits for r in runs]
     kl: float | None = None
     absorbed: list[float] | None = None
     if all(k is not None for k in kls) and all(k is not None for k in kl_init):
         kl = _mean_std([float(k) for k in kls if k is not None])[0]
         absorbed = [
-            (float(k0 or 0.0) - float(r.kl_to_parent_bits or 0.0)) * r.heldout_bytes / r.tokens
-            for r, k0 in zip(runs, kl_init, strict=True)
+            float(k0 or 0.0) - float(r.kl_to_parent_bits or 0.0) for r, k0 in zip(runs, kl_init, strict=True)
         ]
     return DistillationRow(
         target=target,
@@ -177,9 +224,11 @@ def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float
         flops=float(np.mean([r.flops for r in runs])),
         heldout_bits_per_byte=mean_bpb,
         heldout_bits_per_byte_std=std_bpb,
-        heldout_bits_per_byte_per_seed=[r.heldout_bits_per_byte for r in runs],
+        heldout_bits_per_byte_per_seed=bpb,
+        heldout_bits_per_byte_ci95=_ci95(bpb),
+        n_seeds=len(runs),
         kl_to_parent_bits=kl,
-        bits_per_token_from_parent=None if absorbed is None else float(np.mean(absorbed)),
+        kl_drop_bits_per_byte=None if absorbed is None else float(np.mean(absorbed)),
         label_bits_per_token=float(np.mean([r.label_bits_per_token for r in runs])),
     )
 
@@ -208,8 +257,8 @@ def compare_distillation(
         runs: list[PolicyResult] = []
         kl_init: list[float | None] = []
         for seed in seeds:
-            runs.append(evaluate_policy(policy, ctx, seed))
-            kl_init.append(ctx.initial_kl_bits(preset, seed))
+            runs.append(evaluate_policy(policy, ctx, seed, SPLIT))
+            kl_init.append(ctx.initial_kl_bits(preset, seed, SPLIT))
             if bar is not None:
                 bar.advance(1, status=target)
         rows.append(_distillation_row(target, runs, kl_init))
@@ -224,6 +273,8 @@ class CompareResult:
     distillation: list[DistillationRow]
     parent_bits_per_byte: float
     heldout_bytes: int
+    splits: dict[str, dict[str, int]]  # byte ranges of parent_train, pool, validation, test
+    heldout_split: str  # where every held-out figure was scored (test)
     pool_windows: int
     window_bytes: int
     budget_tokens: int
@@ -255,9 +306,9 @@ def compare_strategies(
 ) -> CompareResult:
     """Every selection strategy and distillation target against random selection, in bits.
 
-    `bits_per_token_from_parent` is the parent knowledge the offspring absorbed, measured as the
-    drop of its held-out KL to the parent from initialisation, in total held-out bits per
-    training token; `label_bits_per_token` is what one label states (entropy of a soft label,
+    `kl_drop_bits_per_byte` is the parent knowledge the offspring absorbed, measured as the
+    drop of its held-out KL to the parent from initialisation, in bits per held-out byte;
+    `label_bits_per_token` is what one label states (entropy of a soft label,
     surprisal of a hard byte, under the parent).
     """
     ctx = context_from_model(parent, data, config.context)
@@ -265,7 +316,7 @@ def compare_strategies(
     strategies = [(level, score) for level in LEVELS for score in SCORES]
     targets = distillation_targets(ctx)
     n_runs = (len(strategies) + len(targets)) * len(config.seeds)
-    rows = []
+    runs: dict[tuple[str, str], list[PolicyResult]] = {}
     with progress_bar(n_runs, "offspring", enabled=progress) as bar:
         for level, score in strategies:
             policy = CurationPolicy(
@@ -275,17 +326,26 @@ def compare_strategies(
                 offspring_preset=config.preset,
                 budget_tokens=budget,
             )
-            runs = []
+            runs[level, score] = []
             for seed in config.seeds:
-                runs.append(evaluate_policy(policy, ctx, seed))
+                runs[level, score].append(evaluate_policy(policy, ctx, seed, SPLIT))
                 bar.advance(1, status=f"{score}/{level}")
-            rows.append(_strategy_row(f"{score}/{level}", runs))
+        rows = []
+        for level, score in strategies:
+            control = [r.heldout_bits_per_byte for r in runs[level, CONTROL_SCORE]]
+            rows.append(
+                _strategy_row(f"{score}/{level}", runs[level, score], control if uses_parent(score) else None)
+            )
+        _holm_fill([r.gain_over_random_bits_per_byte for r in rows if r.gain_over_random_bits_per_byte])
+        _holm_fill([r.gain_over_bigram_bits_per_byte for r in rows if r.gain_over_bigram_bits_per_byte])
         distillation = compare_distillation(ctx, budget, config.seeds, config.preset, bar)
     return CompareResult(
         strategies=rows,
         distillation=distillation,
-        parent_bits_per_byte=ctx.parent_heldout_bits_per_byte(),
-        heldout_bytes=ctx.test_windows()[:, 1:].numel(),
+        parent_bits_per_byte=ctx.parent_heldout_bits_per_byte(SPLIT),
+        heldout_bytes=ctx.split_windows(SPLIT)[:, 1:].numel(),
+        splits=ctx.splits.to_dict(),
+        heldout_split=SPLIT,
         pool_windows=len(ctx.pool),
         window_bytes=ctx.window,
         budget_tokens=budget,
@@ -298,9 +358,26 @@ def compare_strategies(
     )
 
 
+def _ci_err(rows: list[dict], key: str, ci_key: str | None = None) -> np.ndarray:
+    """(2, n) distances from each row's estimate down/up to its ci95 (0 where there is none).
+    With `ci_key` the estimate is row[key] and the interval row[ci_key]; without, row[key] is a
+    paired-gain dict (or None)."""
+    err = np.zeros((2, len(rows)))
+    for i, r in enumerate(rows):
+        if ci_key is not None:
+            value, ci = r.get(key), r.get(ci_key)
+        else:
+            g = r.get(key) or {}
+            value, ci = g.get("estimate"), g.get("ci95")
+        if value is not None and ci is not None:
+            err[:, i] = [value - ci[0], ci[1] - value]
+    return err
+
+
 def plot_strategies(result: dict, path: str | Path) -> list[Path]:
-    """Held-out bits/byte per strategy (mean ± std over seeds; dashed: random at that level),
-    gain per bit of choice, and the distillation targets. Saves PNG and SVG."""
+    """Held-out bits/byte per strategy (mean and 95 % interval over seeds; dashed: random at
+    that level), the paired gain per byte over a random and over the bigram scorer's mask (95 %
+    intervals), and the distillation targets. Saves PNG and SVG."""
     fig, axes = new_figure(ncols=3, width=15.0, height=4.2)
     rows = result["strategies"]
     names = [r["name"] for r in rows]
@@ -309,24 +386,36 @@ def plot_strategies(result: dict, path: str | Path) -> list[Path]:
     ax.barh(
         y,
         [r["heldout_bits_per_byte"] for r in rows],
-        xerr=[r.get("heldout_bits_per_byte_std", 0.0) for r in rows],
+        xerr=_ci_err(rows, "heldout_bits_per_byte", "heldout_bits_per_byte_ci95"),
         color="tab:blue",
     )
     for level in LEVELS:
         base = [r["heldout_bits_per_byte"] for r in rows if r["name"] == f"random/{level}"]
         if base:
             ax.axvline(base[0], ls="--", color="grey", lw=0.8)
-    lo = min(r["heldout_bits_per_byte"] for r in rows)
-    hi = max(r["heldout_bits_per_byte"] for r in rows)
+    lo = min((r.get("heldout_bits_per_byte_ci95") or [r["heldout_bits_per_byte"]] * 2)[0] for r in rows)
+    hi = max((r.get("heldout_bits_per_byte_ci95") or [r["heldout_bits_per_byte"]] * 2)[1] for r in rows)
     ax.set_xlim(lo - 0.1 * (hi - lo + 0.1), hi + 0.1 * (hi - lo + 0.1))
     ax.set_yticks(y, names)
-    ax.set_xlabel("offspring held-out bits/byte (lower is better)")
+    ax.set_xlabel("offspring held-out bits/byte, test split (lower is better)")
     ax.set_title(f"selection at keep {result.get('keep_ratio', rows[0]['keep_ratio'])}")
     ax = axes[1]
-    ax.barh(y, [r["gain_over_random_bits"] for r in rows], color="tab:green")
+    for shift, key, label, color in (
+        (-0.2, "gain_over_random_bits_per_byte", "over a random mask", "tab:green"),
+        (0.2, "gain_over_bigram_bits_per_byte", "over the bigram scorer's mask", "tab:orange"),
+    ):
+        ax.barh(
+            y + shift,
+            [(r.get(key) or {}).get("estimate", 0.0) for r in rows],
+            0.4,
+            xerr=_ci_err(rows, key),
+            color=color,
+            label=label,
+        )
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, names)
-    ax.set_xlabel("held-out bits gained over random")
+    ax.set_xlabel("held-out bits/byte gained (paired over seeds, 95 % CI)")
+    ax.legend(fontsize=7)
     for yi, r in zip(y, rows, strict=True):
         ax.annotate(
             f"≤ {r['choice_bits']:.3g} bits of choice",
@@ -336,7 +425,7 @@ def plot_strategies(result: dict, path: str | Path) -> list[Path]:
             ha="right",
             xycoords=("axes fraction", "data"),
         )
-    ax.set_title("does the choice carry information?")
+    ax.set_title("does the parent's choice carry information?")
     ax = axes[2]
     d = result.get("distillation", [])
     if d:

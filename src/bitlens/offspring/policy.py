@@ -4,7 +4,12 @@ A `CurationPolicy` is a genome: how to score the pool, at which level to select,
 keep, how much synthetic data to write and how, which target to distil, which offspring to train
 and on how many tokens. `evaluate_policy` trains that offspring from scratch on a budget and
 returns its held-out bits/byte, its cost in FLOPs and its fitness against a random selection of
-the same budget. Everything is a pure function of (policy, context, seed).
+the same budget. Everything is a pure function of (policy, context, seed, split).
+
+The data come in four disjoint splits (`bitlens.offspring.splits`): the parent trained on the
+head, the pool is held-out text the parent never saw, the reference model and anything that
+chooses (evolution's fitness) read the validation split, and the test split is scored only by
+calls that choose nothing (`offspring compare`, `offspring evaluate`, the re-check of winners).
 """
 
 from __future__ import annotations
@@ -17,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from bitlens.data import split_corpus
 from bitlens.errors import BitlensError
 from bitlens.evaluate import window_logits, window_scores
 from bitlens.model import GPT, MODEL_PRESETS
-from bitlens.offspring.batches import WindowSource, train_on_windows
-from bitlens.offspring.budget import FITNESS_UNIT, Cost, fitness, inference_flops
+from bitlens.offspring.batches import OnlineSelection, WindowSource, train_on_windows
+from bitlens.offspring.budget import FITNESS_UNIT, Cost, fitness, inference_flops, steps_for_budget
 from bitlens.offspring.distill import SOFT_WEIGHT, HeldoutScore, distill_loss, heldout_score
 from bitlens.offspring.parent import (
     is_token_parent,
@@ -37,10 +41,12 @@ from bitlens.offspring.select import (
     bigram_surprisal_bits,
     choice_bits,
     make_windows,
+    n_kept,
     select_documents,
     select_tokens,
     token_scores,
 )
+from bitlens.offspring.splits import DataSplits, data_splits
 from bitlens.runs import load_model
 
 if TYPE_CHECKING:
@@ -48,6 +54,8 @@ if TYPE_CHECKING:
 
 # Batch size of every window scoring here (pool, test set): fixed, so the numbers never move.
 SCORE_BATCH = 64
+# Where an offspring may be scored: validation (what choosing reads) or test (never chosen on).
+SCORING_SPLITS = ("validation", "test")
 
 
 @dataclass(frozen=True)
@@ -115,12 +123,14 @@ def _check_gene_type(name: str, value: Any, kind: type) -> None:
 class ContextConfig:
     """How much of the corpus an offspring context uses, in bytes, and how hard it trains helpers.
 
-    `seed` fixes the reference model (the pool, test set and parent scores do not depend on it).
+    The sizes are what is asked of `data_splits`; a held-out tail too short for them shrinks
+    each in proportion (the result JSON records the ranges actually used). `seed` fixes the
+    reference model (the pool, the splits and parent scores do not depend on it).
     """
 
-    pool_bytes: int = 320_000  # the selection pool, windows spread evenly over the training split
-    reference_bytes: int = 40_000  # clean held-out set the reference model trains on
-    test_bytes: int = 49_152  # held-out set every offspring is scored on
+    pool_bytes: int = 320_000  # the selection pool (held-out text the parent never saw)
+    validation_bytes: int = 40_000  # the reference model trains on it; evolution scores on it
+    test_bytes: int = 49_152  # scored once at the end, never used to choose
     window: int = 128  # bytes of context per training window
     batch_size: int = 16
     reference_steps: int = 150
@@ -130,7 +140,7 @@ class ContextConfig:
 
     @classmethod
     def quick(cls) -> ContextConfig:
-        return cls(pool_bytes=32_000, reference_bytes=8_000, test_bytes=4_096, reference_steps=20)
+        return cls(pool_bytes=32_000, validation_bytes=8_000, test_bytes=4_096, reference_steps=20)
 
     @classmethod
     def full(cls) -> ContextConfig:
@@ -152,15 +162,17 @@ class OffspringContext:
     """
 
     parent: GPT | HFModel
-    pool: torch.Tensor  # (n, window + 1) uint8
-    reference_data: torch.Tensor  # uint8 bytes, disjoint from pool and test
-    test: torch.Tensor  # uint8 bytes, never trained on by parent, reference or offspring
+    pool: torch.Tensor  # (n, window + 1) uint8, from the pool split
+    parent_train: torch.Tensor  # uint8 bytes the parent trained on (the bigram control fits here)
+    validation: torch.Tensor  # uint8 bytes: the reference trains here; evolution scores here
+    test: torch.Tensor  # uint8 bytes, never trained on nor used to choose anything
     config: ContextConfig
+    splits: DataSplits
     token_bits: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     helper_flops: dict[str, float] = field(default_factory=dict, repr=False)
     baselines: dict[tuple, float] = field(default_factory=dict, repr=False)  # by policy, seed
-    parent_bits_per_byte: float | None = None
-    parent_test_logits: torch.Tensor | None = field(default=None, repr=False)
+    parent_bits: dict[str, float] = field(default_factory=dict, repr=False)  # by split
+    parent_logits: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # by split
 
     @property
     def window(self) -> int:
@@ -181,53 +193,57 @@ class OffspringContext:
             self.token_bits["parent"], self.token_bits["parent_entropy"] = s, h
             self.helper_flops["parent"] = inference_flops(self.parent, scored_tokens)  # type: ignore[arg-type]
         elif name == "reference":
-            ref = _train_reference(self.reference_data, self.config)
+            ref = _train_reference(self.validation, self.config)
             self.token_bits["reference"] = window_scores(ref.model, self.pool, batch_size=SCORE_BATCH)[0]
             self.helper_flops["reference"] = ref.flops + inference_flops(ref.model, scored_tokens)
         elif name == "bigram":
-            self.token_bits["bigram"] = bigram_surprisal_bits(self.pool, self.pool.flatten())
+            self.token_bits["bigram"] = bigram_surprisal_bits(self.pool, self.parent_train)
             self.helper_flops["bigram"] = 0.0  # counting, no model FLOPs
         else:
             raise BitlensError(f"no per-token figure named {name!r}")
 
-    def heldout(self, model: GPT) -> HeldoutScore:
-        """Score a model on the test windows: bits/byte and KL to the parent (one forward; None
+    def split_windows(self, split: str) -> torch.Tensor:
+        """The windows of a scoring split: "validation" (may be chosen on) or "test" (never)."""
+        if split not in SCORING_SPLITS:
+            raise BitlensError(f"offspring are scored on {' or '.join(SCORING_SPLITS)}, not {split!r}")
+        return make_windows(self.validation if split == "validation" else self.test, self.window)
+
+    def heldout(self, model: GPT, split: str) -> HeldoutScore:
+        """Score a model on a split's windows: bits/byte and KL to the parent (one forward; None
         for a token-level parent, which has no next-byte distribution)."""
+        windows = self.split_windows(split)
         if is_token_parent(self.parent):
-            return heldout_score(model, self.test_windows())
-        if self.parent_test_logits is None:
-            self.parent_test_logits = window_logits(
+            return heldout_score(model, windows)
+        if split not in self.parent_logits:
+            self.parent_logits[split] = window_logits(
                 self.parent,  # type: ignore[arg-type]
-                self.test_windows(),
+                windows,
                 batch_size=SCORE_BATCH,
             )
-        return heldout_score(model, self.test_windows(), self.parent_test_logits)
+        return heldout_score(model, windows, self.parent_logits[split])
 
-    def initial_kl_bits(self, preset: str, seed: int) -> float | None:
-        """KL(parent ‖ offspring at initialisation) in bits per held-out byte (cached; None for
-        a token-level parent)."""
+    def initial_kl_bits(self, preset: str, seed: int, split: str) -> float | None:
+        """KL(parent ‖ offspring at initialisation) in bits per held-out byte of `split` (cached;
+        None for a token-level parent)."""
         if is_token_parent(self.parent):
             return None
-        key = ("initial_kl", preset, seed)
+        key = ("initial_kl", preset, seed, split)
         if key not in self.baselines:
             torch.manual_seed(seed)
-            kl = self.heldout(GPT(MODEL_PRESETS[preset])).kl_to_parent_bits
+            kl = self.heldout(GPT(MODEL_PRESETS[preset]), split).kl_to_parent_bits
             assert kl is not None  # heldout() has the byte parent's logits
             self.baselines[key] = kl
         return self.baselines[key]
 
-    def test_windows(self) -> torch.Tensor:
-        return make_windows(self.test, self.window)
-
-    def parent_heldout_bits_per_byte(self) -> float:
-        if self.parent_bits_per_byte is None:
+    def parent_heldout_bits_per_byte(self, split: str) -> float:
+        if split not in self.parent_bits:
             if is_token_parent(self.parent):
-                self.parent_bits_per_byte = parent_heldout_bits_per_byte(
-                    self.parent, self.test_windows(), SCORE_BATCH
+                self.parent_bits[split] = parent_heldout_bits_per_byte(
+                    self.parent, self.split_windows(split), SCORE_BATCH
                 )
             else:
-                self.parent_bits_per_byte = self.heldout(self.parent).bits_per_byte  # type: ignore[arg-type]
-        return self.parent_bits_per_byte
+                self.parent_bits[split] = self.heldout(self.parent, split).bits_per_byte  # type: ignore[arg-type]
+        return self.parent_bits[split]
 
 
 @dataclass(frozen=True)
@@ -251,19 +267,17 @@ def _train_reference(data: torch.Tensor, config: ContextConfig) -> _Reference:
 
 
 def context_from_model(parent: GPT | HFModel, corpus: bytes, config: ContextConfig) -> OffspringContext:
-    """Cut `corpus` into pool (from its training split), reference set and test set (from its
-    held-out split, the last 10 %, which the parent never trained on)."""
-    split = split_corpus(corpus, config.window)
-    windows = make_windows(split.train, config.window)
-    n_pool = min(len(windows), max(1, config.pool_bytes // config.window))
-    pick = torch.from_numpy(np.linspace(0, len(windows) - 1, n_pool).round().astype(np.int64))
-    val = split.val
-    n_ref = min(config.reference_bytes, len(val) // 3)
-    if n_ref < 2 * (config.window + 1):
-        raise BitlensError(f"held-out split of {len(val)} bytes is too small for a reference and a test set")
-    test = val[n_ref : n_ref + config.test_bytes]
+    """Cut `corpus` into its four splits (`data_splits`): the parent's training text, the pool
+    (held-out text, in windows), validation and test."""
+    splits = data_splits(corpus, config.window, config.pool_bytes, config.validation_bytes, config.test_bytes)
     return OffspringContext(
-        parent=parent.eval(), pool=windows[pick], reference_data=val[:n_ref], test=test, config=config
+        parent=parent.eval(),
+        pool=make_windows(splits.take(corpus, "pool"), config.window),
+        parent_train=splits.take(corpus, "parent_train"),
+        validation=splits.take(corpus, "validation"),
+        test=splits.take(corpus, "test"),
+        config=config,
+        splits=splits,
     )
 
 
@@ -300,9 +314,12 @@ class _Selection:
 def _select(
     policy: CurationPolicy, ctx: OffspringContext, bits: dict[str, np.ndarray], seed: int
 ) -> _Selection:
-    """Apply the policy's score at its level to the pool."""
-    scores = token_scores(policy.score, bits, seed)
+    """Apply the policy's score at its level to the pool (an online score keeps all of it: it
+    chooses as the offspring trains)."""
     pool, window, n = ctx.pool, ctx.window, len(ctx.pool)
+    if SCORES[policy.score].online:
+        return _online_selection(policy, ctx, bits)
+    scores = token_scores(policy.score, bits, seed)
     if policy.level == "document":
         keep = select_documents(scores, policy.keep_ratio)
         windows, mask = pool[keep], np.ones((len(keep), window), dtype=bool)
@@ -313,6 +330,23 @@ def _select(
     soft = SOFT_WEIGHT[policy.target]
     labels = (1 - soft) * bits["parent"][label_rows] + soft * bits["parent_entropy"][label_rows]
     return _Selection(windows, mask, choice, float(labels[mask].mean()))
+
+
+def _online_selection(
+    policy: CurationPolicy, ctx: OffspringContext, bits: dict[str, np.ndarray]
+) -> _Selection:
+    """The whole pool, chosen from step by step: log2 C per step × steps bounds what the choices
+    carry; labels are the mean over the pool (the bytes chosen are not known in advance)."""
+    batch, window = ctx.config.batch_size, ctx.window
+    steps = steps_for_budget(policy.budget_tokens, batch, window)
+    if policy.level == "document":
+        per_step = choice_bits(math.ceil(batch / policy.keep_ratio), batch)
+    else:
+        per_step = choice_bits(batch * window, n_kept(batch * window, policy.keep_ratio))
+    soft = SOFT_WEIGHT[policy.target]
+    labels = (1 - soft) * bits["parent"] + soft * bits["parent_entropy"]
+    mask = np.ones((len(ctx.pool), window), dtype=bool)
+    return _Selection(ctx.pool, mask, steps * per_step, float(labels.mean()))
 
 
 @dataclass(frozen=True)
@@ -348,8 +382,9 @@ def _synthesize(
     )
 
 
-def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> OffspringRun:
-    """Select, synthesise, train an offspring from scratch on the policy's budget, score it."""
+def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str) -> OffspringRun:
+    """Select, synthesise, train an offspring from scratch on the policy's budget, score it on
+    `split` ("validation" or "test"; the selection itself never reads either)."""
     refuse_soft_target(ctx.parent, policy.target, SOFT_WEIGHT[policy.target])
     batch_size = ctx.config.batch_size
     needs = SCORES[policy.score].needs
@@ -361,6 +396,13 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
     gen = torch.Generator().manual_seed(seed * 1_000_003 + 17)
     n_synth_per_batch = round(policy.synthetic_share * batch_size)
     sources = [WindowSource(real.windows, real.mask, batch_size - n_synth_per_batch)]
+    online = None
+    real_loss_share = float(real.mask.mean())
+    if SCORES[policy.score].online:
+        online = OnlineSelection(bits["parent"], policy.keep_ratio, policy.level)
+        if policy.level == "token":
+            per_batch = sources[0].per_batch * ctx.window
+            real_loss_share = n_kept(per_batch, policy.keep_ratio) / per_batch
     synth_label_bits, synth_mask_share = 0.0, 0.0
     if n_synth_per_batch > 0:
         synth = _synthesize(policy, ctx, real.windows, n_synth_per_batch, gen)
@@ -373,18 +415,26 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) ->
         policy.budget_tokens,
         seed,
         loss_fn=distill_loss(policy.target, None if is_token_parent(ctx.parent) else ctx.parent),  # type: ignore[arg-type]
+        online=online,
     )
+    online_flops = 0.0
+    if online is not None and sources[0].per_batch > 0:
+        scored = result.steps * online.candidates(sources[0].per_batch) * ctx.window
+        online_flops = inference_flops(model, scored)
     if SOFT_WEIGHT[policy.target] > 0:
         parent_flops += inference_flops(ctx.parent, result.tokens)  # type: ignore[arg-type]
     real_share = sources[0].per_batch / batch_size
-    loss_share = real_share * real.mask.mean() + (1 - real_share) * synth_mask_share
+    loss_share = real_share * real_loss_share + (1 - real_share) * synth_mask_share
     return OffspringRun(
         model=model,
-        heldout=ctx.heldout(model),
+        heldout=ctx.heldout(model, split),
         tokens=result.tokens,
         loss_tokens=round(result.tokens * loss_share),
         cost=Cost(
-            offspring_train_flops=result.flops, parent_flops=parent_flops, reference_flops=reference_flops
+            offspring_train_flops=result.flops,
+            parent_flops=parent_flops,
+            reference_flops=reference_flops,
+            online_scoring_flops=online_flops,
         ),
         choice_bits=real.choice_bits,
         label_bits_per_token=real_share * real.label_bits_per_token + (1 - real_share) * synth_label_bits,
@@ -424,6 +474,7 @@ class PolicyResult:
     fitness_unit: str
     choice_bits: float
     heldout_bytes: int
+    heldout_split: str  # where the held-out figures were scored: "validation" or "test"
     kl_to_parent_bits: float | None  # KL(p_parent ‖ q_offspring), bits per held-out byte; None
     # for a token-level parent (no next-byte distribution)
     label_bits_per_token: float
@@ -434,24 +485,27 @@ class PolicyResult:
 
 
 def _baseline_bits_per_byte(
-    policy: CurationPolicy, run: OffspringRun, ctx: OffspringContext, seed: int
+    policy: CurationPolicy, run: OffspringRun, ctx: OffspringContext, seed: int, split: str
 ) -> float:
     """Held-out bits/byte of the policy's random-selection baseline (trained once per seed)."""
     base = baseline_policy(policy)
-    key = (*sorted(base.to_dict().items()), seed)
+    key = (*sorted(base.to_dict().items()), seed, split)
     if policy == base:
         ctx.baselines[key] = run.heldout.bits_per_byte
     elif key not in ctx.baselines:
-        ctx.baselines[key] = train_offspring(base, ctx, seed).heldout.bits_per_byte
+        ctx.baselines[key] = train_offspring(base, ctx, seed, split).heldout.bits_per_byte
     return ctx.baselines[key]
 
 
-def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> tuple[PolicyResult, GPT]:
-    """Train the policy's offspring and score it (deterministic in policy, context and seed);
-    returns the result and the trained offspring."""
-    run = train_offspring(policy, ctx, seed)
-    baseline = _baseline_bits_per_byte(policy, run, ctx, seed)
-    parent = ctx.parent_heldout_bits_per_byte()
+def evaluate_offspring(
+    policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str = "validation"
+) -> tuple[PolicyResult, GPT]:
+    """Train the policy's offspring and score it on `split` (deterministic in policy, context,
+    seed and split); returns the result and the trained offspring. Anything that chooses
+    (evolution) must stay on "validation"; "test" is for figures that choose nothing."""
+    run = train_offspring(policy, ctx, seed, split)
+    baseline = _baseline_bits_per_byte(policy, run, ctx, seed, split)
+    parent = ctx.parent_heldout_bits_per_byte(split)
     flops = run.cost.total_flops
     result = PolicyResult(
         policy=policy,
@@ -468,12 +522,15 @@ def evaluate_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int)
         fitness_unit=FITNESS_UNIT,
         choice_bits=run.choice_bits,
         heldout_bytes=run.heldout.bytes,
+        heldout_split=split,
         kl_to_parent_bits=run.heldout.kl_to_parent_bits,
         label_bits_per_token=run.label_bits_per_token,
     )
     return result, run.model
 
 
-def evaluate_policy(policy: CurationPolicy, ctx: OffspringContext, seed: int) -> PolicyResult:
+def evaluate_policy(
+    policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str = "validation"
+) -> PolicyResult:
     """`evaluate_offspring` without the model."""
-    return evaluate_offspring(policy, ctx, seed)[0]
+    return evaluate_offspring(policy, ctx, seed, split)[0]

@@ -7,10 +7,17 @@ one per target byte, high = keep first:
 - random: uniform noise (the baseline);
 - surprisal: the parent's surprisal −log2 p_parent(x_t | window prefix);
 - low-surprisal: minus the parent's surprisal (easy bytes first);
-- excess: parent surprisal − reference surprisal (RHO-LOSS reducible loss; the reference is a
-  small model trained on a clean held-out set);
+- static-excess: parent surprisal − reference surprisal, both fixed before training (the
+  reference is a small model trained on the validation split). RHO-LOSS (Mindermann et al. 2022)
+  uses the *current learner's* loss minus the reference loss, recomputed as the learner trains;
+  this is its static stand-in with the parent as the learner, not RHO-LOSS itself;
+- bigram: the surprisal of an add-one byte-bigram count model fitted on the parent's training
+  text (no parent involved): the control that tells what the parent's scores add over counting;
 - learnability: byte-bigram surprisal − parent surprisal (the bits the parent's context model
-  saves over bigram statistics: what the parent knows that counting pairs does not).
+  saves over bigram statistics: what the parent knows that counting pairs does not);
+- rho-loss: online RHO-LOSS as its source defines it: the offspring's *current* surprisal minus
+  the reference (parent) surprisal, recomputed every step as it trains
+  (`bitlens.offspring.batches.OnlineSelection`); it has no static score.
 
 Document level keeps the top windows by mean score; token level keeps the top bytes over the
 whole pool as a loss mask (Rho-1's selective language modelling, with static scores).
@@ -43,6 +50,11 @@ class Score:
     name: str
     needs: tuple[str, ...]  # keys of TokenBits it reads (so a context computes only these)
     fn: ScoreFn
+    online: bool = False  # scored as the offspring trains, not once before (fn is never called)
+
+
+def _no_static_score(bits: TokenBits, rng: np.random.Generator) -> np.ndarray:
+    raise BitlensError("rho-loss is scored online, as the offspring trains: it has no static score")
 
 
 SCORES: dict[str, Score] = {
@@ -51,10 +63,17 @@ SCORES: dict[str, Score] = {
         Score("random", (), lambda b, rng: rng.random(next(iter(b.values())).shape)),
         Score("surprisal", ("parent",), lambda b, rng: b["parent"]),
         Score("low-surprisal", ("parent",), lambda b, rng: -b["parent"]),
-        Score("excess", ("parent", "reference"), lambda b, rng: b["parent"] - b["reference"]),
+        Score("static-excess", ("parent", "reference"), lambda b, rng: b["parent"] - b["reference"]),
+        Score("bigram", ("bigram",), lambda b, rng: b["bigram"]),
         Score("learnability", ("parent", "bigram"), lambda b, rng: b["bigram"] - b["parent"]),
+        Score("rho-loss", ("parent",), _no_static_score, online=True),
     )
 }
+
+
+def uses_parent(score: str) -> bool:
+    """Whether a named score reads the parent's bits (the controls, random and bigram, do not)."""
+    return "parent" in SCORES[score].needs
 
 
 def make_windows(data: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -67,7 +86,8 @@ def make_windows(data: torch.Tensor, block_size: int) -> torch.Tensor:
 
 
 def bigram_surprisal_bits(windows: torch.Tensor, fit_data: torch.Tensor) -> np.ndarray:
-    """Surprisal in bits of each target byte under an add-one byte-bigram model fit on fit_data."""
+    """Surprisal in bits of each target byte of (n, T + 1) windows under an add-one byte-bigram
+    model fitted on the bytes `fit_data` (the parent's training text, never the pool)."""
     a = fit_data[:-1].long().numpy()
     b = fit_data[1:].long().numpy()
     counts = np.ones((VOCAB_SIZE, VOCAB_SIZE))

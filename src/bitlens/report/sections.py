@@ -520,33 +520,56 @@ def _probes_reading(r: list[dict]) -> list[str]:
 # --- Does generated data distil or collapse? -------------------------------------------------
 
 
+def _offspring_bpb(row: dict) -> str:
+    """Held-out bits/byte with its interval over seeds when the JSON carries one."""
+    ci = row.get("heldout_bits_per_byte_ci95")
+    ci_text = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+    return f"{fmt(row['heldout_bits_per_byte'])}{ci_text}"
+
+
+def _offspring_gain(g: dict | None) -> str:
+    """A paired gain per byte as "estimate [low, high]"; "no effect detected" when the interval
+    includes 0."""
+    if g is None:
+        return "–"
+    if g.get("ci95") is None:
+        return f"{fmt(g['estimate'])} (one seed: no interval, not a finding)"
+    lo, hi = g["ci95"]
+    verdict = " (no effect detected)" if lo <= 0.0 <= hi else ""
+    return f"{_dyn_iv(g)}{verdict}"
+
+
 def _offspring_table(r: list[dict]) -> Table:
     res = r[0]
-    keys = [
-        "name",
-        "keep_ratio",
-        "tokens",
-        "flops",
-        "heldout_bits_per_byte",
-        "fitness",
-        "choice_bits",
-        "gain_over_random_bits",
+    rows = [
+        [
+            s["name"],
+            s.get("keep_ratio"),
+            s.get("tokens"),
+            s.get("flops"),
+            _offspring_bpb(s),
+            s.get("choice_bits"),
+            _offspring_gain(s.get("gain_over_random_bits_per_byte")),
+            _offspring_gain(s.get("gain_over_bigram_bits_per_byte")),
+        ]
+        for s in res["strategies"]
     ]
-    rows = [[s.get(k) for k in keys] for s in res["strategies"]]
     rows += [
-        [f"distil: {d['target']}", None, d["tokens"], None, d["heldout_bits_per_byte"], None, None, None]
+        [f"distil: {d['target']}", None, d["tokens"], None, _offspring_bpb(d), None, None, None]
         for d in res["distillation"]
     ]
+    n = res["strategies"][0].get("n_seeds") if res["strategies"] else None
+    seeds = f" ({n} seeds)" if n else ""
     return Table(
         [
             "selection / target",
             "keep ratio",
             "tokens",
             "FLOPs",
-            "held-out bits/byte",
-            "fitness",
-            "choice bits",
-            "gain over random (bits)",
+            f"held-out bits/byte [95% CI]{seeds}",
+            "choice bits (upper bound)",
+            "gain over random mask (bits/byte)",
+            "gain over bigram scorer's mask (bits/byte)",
         ],
         rows,
     )
@@ -557,15 +580,35 @@ def _offspring_reading(r: list[dict]) -> list[str]:
     lines = []
     if res["strategies"]:
         best = min(res["strategies"], key=lambda s: s["heldout_bits_per_byte"])
-        lines.append(
-            f"The best selection, {best['name']}, gives an offspring at "
-            f"{fmt(best['heldout_bits_per_byte'])} held-out bits/byte, "
-            f"{fmt(best['gain_over_random_bits'])} bits better than random selection."
+        g = best.get("gain_over_random_bits_per_byte")
+        n = best.get("n_seeds")
+        over = (
+            "it is the random baseline"
+            if g is None
+            else f"{_offspring_gain(g)} bits/byte better than a random mask"
+            + (f" (Holm-adjusted p {fmt(g['p_holm'])})" if g.get("p_holm") is not None else "")
         )
+        split = res.get("heldout_split")
+        line = (
+            f"The best selection, {best['name']}, gives an offspring at {_offspring_bpb(best)} "
+            f"held-out bits/byte{f' over {n} seeds' if n else ''}"
+            f"{f' on the {split} split' if split else ''}: {over}."
+        )
+        parent_rows = [s for s in res["strategies"] if s.get("gain_over_bigram_bits_per_byte")]
+        if parent_rows:
+            top = max(parent_rows, key=lambda s: s["gain_over_bigram_bits_per_byte"]["estimate"])
+            tg = top["gain_over_bigram_bits_per_byte"]
+            holm_p = f", Holm-adjusted p {fmt(tg['p_holm'])}" if tg.get("p_holm") is not None else ""
+            line += (
+                f" What the parent's choice adds over a bigram count scorer's mask: at best "
+                f"{_offspring_gain(tg)} bits/byte ({top['name']}{holm_p}; "
+                f"log2 C(n, k) = {fmt(top['choice_bits'])} bits bounds what a mask can carry)."
+            )
+        lines.append(line)
     if res["distillation"]:
         d = min(res["distillation"], key=lambda d: d["heldout_bits_per_byte"])
         lines.append(
-            f"Distilling on {d['target']} targets is best: {fmt(d['heldout_bits_per_byte'])} "
+            f"Distilling on {d['target']} targets is best: {_offspring_bpb(d)} "
             f"bits/byte, {fmt(d['kl_to_parent_bits'])} bits KL to the parent."
         )
     return lines
