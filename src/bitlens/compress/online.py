@@ -37,8 +37,9 @@ class OnlineConfig:
 # plus replayed windows. From LONG_FILE bytes on, the long schedules train fewer tokens per coded
 # byte (online: one window per stream after every 16 bytes per stream plus 8 replayed windows,
 # ~5 tokens per byte with the 64-byte `shallow` window; adaptive: ~2), so coding runs several
-# times faster. Online settings from real online + mix round trips on the first 256 KiB of
-# enwik8-head (`benchmarks/online_schedule.py` grids them cheaply first): at the same training
+# times faster. Online settings from real online + mix compressions of the first 256 KiB of
+# enwik8-head (`benchmarks/online_window.py`, record benchmarks/results/online-window-256k.json;
+# `benchmarks/online_schedule.py` grids schedules cheaply first): at the same training
 # tokens per byte, window 64 / segment 16 gave 2.081 bits/byte (network alone 3.146) against
 # 2.096 (3.623) for window 128 / segment 32; window 32 / segment 16, at half the tokens,
 # gave 2.089 (3.165). lr 3e-3 → 6e-3 had given 4.09 → 3.96 (network alone, 128 KiB).
