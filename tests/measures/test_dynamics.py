@@ -172,6 +172,7 @@ def test_local_pool_scores_bit_for_bit_as_this_process(three_checkpoints, shakes
     assert all(np.array_equal(a.surprisal_bits, b.surprisal_bits) for a, b in zip(serial, local, strict=True))
 
 
+@pytest.mark.slow  # ~1-2 min of Ray start-up; tests/test_evolve_backends.py keeps Ray == serial by default
 def test_ray_scores_bit_for_bit_as_the_local_pool(three_checkpoints, shakespeare):
     pytest.importorskip("ray")
     heldout = shakespeare[:600]
