@@ -101,6 +101,8 @@ def save_tiny(arch: str, tokenizer, out: Path, seed: int = 0) -> Path:
 
 
 ARCHS = ("gpt2", "neox", "llama")
+# Non-ASCII of every UTF-8 length (2, 3 and 4 bytes); the trained tokenizers never saw any of it.
+UNICODE = "Naïve café — 漢字 🙂\n".encode()
 
 
 def tiny_model_dirs(text: str, root: Path) -> dict[str, Path]:

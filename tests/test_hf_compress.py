@@ -23,9 +23,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 
-ARCHS = ("gpt2", "neox", "llama")
-# Non-ASCII of every UTF-8 length (2, 3 and 4 bytes); the trained tokenizers never saw any of it.
-UNICODE = "Naïve café — 漢字 🙂\n".encode()
+from hf_helpers import ARCHS, UNICODE  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 
-ARCHS = ("gpt2", "neox", "llama")
-UNICODE = "Naïve café — 漢字 🙂\n".encode()
+from hf_helpers import ARCHS, UNICODE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
