@@ -36,3 +36,21 @@ def hf_dirs(tmp_path_factory, shakespeare) -> dict[str, Path]:
     from hf_helpers import tiny_model_dirs
 
     return tiny_model_dirs(shakespeare[:6000].decode(), tmp_path_factory.mktemp("hf"))
+
+
+@pytest.fixture(scope="session")
+def hf_models(hf_dirs) -> dict:
+    """Every loadable model of `hf_dirs` (all but the pickled one), loaded once per session."""
+    from bitlens.runs import load_model
+
+    return {name: load_model(f"hf:{path}") for name, path in hf_dirs.items() if name != "pickled"}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one torch thread is faster than two fighting over a busy machine (use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,16 +25,6 @@ from hf_helpers import ARCHS, UNICODE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def dirs(hf_dirs):
-    return hf_dirs
-
-
-@pytest.fixture(scope="module")
-def models(dirs):
-    return {arch: load_model(f"hf:{dirs[arch]}") for arch in ARCHS}
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory, shakespeare):
     path = tmp_path_factory.mktemp("hfi-corpus") / "c.txt"
     path.write_bytes(shakespeare[:600])
@@ -62,14 +52,16 @@ def hand_total_bits(model, data: bytes) -> float:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_eval_and_surprisal_give_the_hand_computed_bits(arch, dirs, models, shakespeare, tmp_path, capsys):
+def test_eval_and_surprisal_give_the_hand_computed_bits(
+    arch, hf_dirs, hf_models, shakespeare, tmp_path, capsys
+):
     """Known answer: within one context, both commands report −Σ log2 p(token) of a direct forward;
     surprisal spreads it over the bytes (its per-byte array sums to it) as eval divides it."""
     data = shakespeare[:90]
-    total = hand_total_bits(models[arch], data)
+    total = hand_total_bits(hf_models[arch], data)
     src = tmp_path / "c.txt"
     src.write_bytes(data)
-    model = f"hf:{dirs[arch]}"
+    model = f"hf:{hf_dirs[arch]}"
     code, out, _ = cli(capsys, "eval", "--model", model, "--corpus", str(src), "--json", "-")
     assert code == 0
     e = json.loads(out)
@@ -88,11 +80,11 @@ def test_eval_and_surprisal_give_the_hand_computed_bits(arch, dirs, models, shak
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_lens_and_probes(arch, models, shakespeare):
+def test_lens_and_probes(arch, hf_models, shakespeare):
     from bitlens.measures.lens import LensConfig, measure_lens
     from bitlens.measures.probes import ProbeConfig, measure_probes
 
-    model = models[arch]
+    model = hf_models[arch]
     config = LensConfig(steps=5, batch_tokens=128, train_tokens=256, eval_tokens=256, window=32)
     rows = measure_lens(model, shakespeare[:3000], config=config).to_dict()["layers"]
     assert len(rows) == 3 and rows[-1]["logit_kl_bits"] == 0
@@ -106,11 +98,11 @@ def test_lens_and_probes(arch, models, shakespeare):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_command_line_round_trip(arch, dirs, tmp_path, shakespeare, capsys):
+def test_command_line_round_trip(arch, hf_dirs, tmp_path, shakespeare, capsys):
     src, packed, back = tmp_path / "in.txt", tmp_path / "in.blz", tmp_path / "out.txt"
     data = UNICODE + shakespeare[:200] if arch == "llama" else shakespeare[:250]
     src.write_bytes(data)
-    model = f"hf:{dirs[arch]}"
+    model = f"hf:{hf_dirs[arch]}"
     code, out, _ = cli(capsys, "compress", str(src), str(packed), "--model", model, "--json", "-")
     assert code == 0 and json.loads(out)["output_bytes"] == packed.stat().st_size
     assert cli(capsys, "decompress", str(packed), str(back), "--model", model)[0] == 0
@@ -133,13 +125,13 @@ def tiny_context():
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_offspring_with_a_pretrained_parent(arch, models, shakespeare):
+def test_offspring_with_a_pretrained_parent(arch, hf_models, shakespeare):
     """The parent selects by its surprisal and writes half of every batch; its held-out bits/byte
     are its window scores' mean; it has no next-byte distribution, so no KL and no soft target."""
     from bitlens.offspring.parent import score_byte_windows
     from bitlens.offspring.policy import CurationPolicy, context_from_model, evaluate_policy
 
-    parent = models[arch]
+    parent = hf_models[arch]
     ctx = context_from_model(parent, shakespeare[:20_000], tiny_context())
     policy = CurationPolicy(score="surprisal", synthetic_share=0.5, budget_tokens=512, top_p=0.9)
     r = evaluate_policy(policy, ctx, seed=0)
@@ -155,7 +147,7 @@ def test_offspring_with_a_pretrained_parent(arch, models, shakespeare):
 # --- the parent's byte windows and samples ---------------------------------------------------------
 
 
-def test_window_scores_are_the_tokens_bits_over_their_bytes(models, shakespeare):
+def test_window_scores_are_the_tokens_bits_over_their_bytes(hf_models, shakespeare):
     """Known answer: a window read on its own scores its bytes exactly as `score_bytes_any` does
     on the same bytes (less the first byte, no target); batches of one window agree with full
     batches (right padding never leaks into a causal model)."""
@@ -163,7 +155,7 @@ def test_window_scores_are_the_tokens_bits_over_their_bytes(models, shakespeare)
     from bitlens.offspring.select import make_windows
     from bitlens.tokens import score_bytes_any
 
-    model = models["gpt2"]
+    model = hf_models["gpt2"]
     windows = make_windows(torch.frombuffer(bytearray(shakespeare[:640]), dtype=torch.uint8), 63)
     s, h = score_byte_windows(model, windows, with_entropy=True)
     assert s.shape == h.shape == (len(windows), 63)
@@ -186,12 +178,12 @@ def test_text_span_drops_characters_cut_at_the_edges():
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-def test_greedy_samples_equal_full_forwards(arch, models):
+def test_greedy_samples_equal_full_forwards(arch, hf_models):
     """Known answer: at temperature 0 the KV-cached sampler writes what argmax over full forwards
     writes, and its per-byte bits sum to the tokens' −log2 p (untempered)."""
     from bitlens.offspring.parent import sample_bytes
 
-    model = models[arch]
+    model = hf_models[arch]
     prompt, n_new = b"First Citizen:\n", 40
     out, surprisal, entropy = sample_bytes(model, prompt, n_new, 0.0, 1.0, torch.Generator())
     ids = model.encode(prompt).ids.tolist()
@@ -215,12 +207,12 @@ def test_greedy_samples_equal_full_forwards(arch, models):
     assert again[0] == sample_bytes(model, prompt, n_new, 1.0, 0.9, torch.Generator().manual_seed(3))[0]
 
 
-def test_compare_with_a_token_parent_leaves_out_soft_targets(models, shakespeare, capsys):
+def test_compare_with_a_token_parent_leaves_out_soft_targets(hf_models, shakespeare, capsys):
     from bitlens.cli.offspring import _print_comparison
     from bitlens.offspring.compare import CompareConfig, compare_strategies
 
     r = compare_strategies(
-        models["neox"], shakespeare[:20_000], CompareConfig(keep_ratio=0.3, context=tiny_context())
+        hf_models["neox"], shakespeare[:20_000], CompareConfig(keep_ratio=0.3, context=tiny_context())
     ).to_dict()
     assert r["parent_token"] == "token" and r["skipped_targets"] == ["soft", "mix"]
     assert [d["target"] for d in r["distillation"]] == ["raw", "hard"]
@@ -231,7 +223,7 @@ def test_compare_with_a_token_parent_leaves_out_soft_targets(models, shakespeare
     assert "not run: soft, mix" in printed and "n/a" in printed
 
 
-def test_collapse_from_a_pretrained_generation_0(models, shakespeare):
+def test_collapse_from_a_pretrained_generation_0(hf_models, shakespeare):
     from bitlens.offspring.collapse import CollapseConfig, _real_and_test, run_collapse
     from bitlens.offspring.parent import score_byte_windows
 
@@ -239,22 +231,24 @@ def test_collapse_from_a_pretrained_generation_0(models, shakespeare):
         generations=1, real_bytes=640, test_bytes=320, budget_tokens=256, window=32, batch_size=4
     )
     data = shakespeare[:8000]
-    r = run_collapse(data, config, generation0=models["llama"]).to_dict()
+    r = run_collapse(data, config, generation0=hf_models["llama"]).to_dict()
     g0, g1 = r["generations"]
     _, test = _real_and_test(data, config)
-    assert g0["heldout_bits_per_byte"] == pytest.approx(score_byte_windows(models["llama"], test)[0].mean())
-    assert r["generation0"] == models["llama"].name and g1["generation"] == 1
+    assert g0["heldout_bits_per_byte"] == pytest.approx(
+        score_byte_windows(hf_models["llama"], test)[0].mean()
+    )
+    assert r["generation0"] == hf_models["llama"].name and g1["generation"] == 1
     assert 0 <= g0["tail_mass"] <= 1 and g0["sample_entropy_bits"] > 0 and g1["heldout_bits_per_byte"] > 0
 
 
 # --- the compressor table --------------------------------------------------------------------------
 
 
-def test_tokens_row_in_the_compressor_table(models, shakespeare):
+def test_tokens_row_in_the_compressor_table(hf_models, shakespeare):
     from bitlens.compress.compare import ComparisonConfig, compare_compressors
 
     config = ComparisonConfig(max_bytes=300, compressors=("xz", "offline", "tokens"))
-    rows = compare_compressors(shakespeare, models["gpt2"], config).to_dict()["rows"]
+    rows = compare_compressors(shakespeare, hf_models["gpt2"], config).to_dict()["rows"]
     assert [r["name"] for r in rows] == ["xz -9e", "bitlens tokens (gpt2)"]
     tokens = rows[1]
     assert tokens["roundtrip"] and tokens["tokens"] > 0
@@ -266,7 +260,7 @@ def test_tokens_row_in_the_compressor_table(models, shakespeare):
 # --- device, dtype, batches, memory ------------------------------------------------------------------
 
 
-def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, dirs, capsys):
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, hf_dirs, capsys):
     from bitlens import hf
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -278,34 +272,36 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, dirs, capsys):
     assert hf.resolve_device(None) == "cpu"
     with pytest.raises(BitlensError, match="no CUDA GPU"):
         hf.resolve_device("cuda")
-    code, _, err = cli(capsys, "eval", "--model", f"hf:{dirs['gpt2']}", "--device", "cuda", "--corpus", "-")
+    code, _, err = cli(
+        capsys, "eval", "--model", f"hf:{hf_dirs['gpt2']}", "--device", "cuda", "--corpus", "-"
+    )
     assert code == 1 and "not available" in err and err.count("\n") == 1
     with pytest.raises(BitlensError, match="for hf: models"):
         load_model("runs/anything", device="cuda")
 
 
-def test_dtype_and_batch_tokens(dirs, models, shakespeare, tmp_path, capsys):
+def test_dtype_and_batch_tokens(hf_dirs, hf_models, shakespeare, tmp_path, capsys):
     from bitlens.compress import read_header
     from bitlens.tokens import evaluate_any
 
     data = shakespeare[:1500]  # several 64-token windows
-    full = evaluate_any(models["gpt2"], data).total_bits
-    small = load_model(f"hf:{dirs['gpt2']}", batch_tokens=64)
+    full = evaluate_any(hf_models["gpt2"], data).total_bits
+    small = load_model(f"hf:{hf_dirs['gpt2']}", batch_tokens=64)
     assert small.batch_size(64) == 1 and evaluate_any(small, data).total_bits == pytest.approx(full, rel=1e-9)
-    half = load_model(f"hf:{dirs['gpt2']}", dtype="bfloat16")
+    half = load_model(f"hf:{hf_dirs['gpt2']}", dtype="bfloat16")
     assert half.dtype == torch.bfloat16 and half.device.type == "cpu"
     assert evaluate_any(half, data).total_bits == pytest.approx(full, rel=0.02)
     # a file coded in bfloat16 records it, and decompress loads the model in it unasked
     src, packed, back = tmp_path / "in.txt", tmp_path / "in.blz", tmp_path / "out.txt"
     src.write_bytes(shakespeare[:150])
-    model = f"hf:{dirs['llama']}"
+    model = f"hf:{hf_dirs['llama']}"
     assert cli(capsys, "compress", str(src), str(packed), "--model", model, "--dtype", "bfloat16")[0] == 0
     assert read_header(packed.read_bytes()).params["dtype"] == "bfloat16"
     assert cli(capsys, "decompress", str(packed), str(back), "--model", model)[0] == 0
     assert back.read_bytes() == shakespeare[:150]
 
 
-def test_out_of_memory_is_one_line(monkeypatch, dirs, corpus, tmp_path, capsys):
+def test_out_of_memory_is_one_line(monkeypatch, hf_dirs, corpus, tmp_path, capsys):
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
@@ -313,13 +309,13 @@ def test_out_of_memory_is_one_line(monkeypatch, dirs, corpus, tmp_path, capsys):
     monkeypatch.setattr(transformers.GPT2LMHeadModel, "forward", oom)
     for args in (["eval"], ["measure", "surprisal"]):
         code, _, err = cli(
-            capsys, *args, "--model", f"hf:{dirs['gpt2']}", "--corpus", str(corpus), "--json", str(out)
+            capsys, *args, "--model", f"hf:{hf_dirs['gpt2']}", "--corpus", str(corpus), "--json", str(out)
         )
         assert code == 1 and "does not fit in memory on cpu in float32" in err, err
         assert "--batch-tokens" in err and err.count("\n") == 1 and not out.exists()
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", oom)
     code, _, err = cli(
-        capsys, "eval", "--model", f"hf:{dirs['neox']}", "--dtype", "float16", "--corpus", str(corpus)
+        capsys, "eval", "--model", f"hf:{hf_dirs['neox']}", "--dtype", "float16", "--corpus", str(corpus)
     )
     assert code == 1 and "does not fit in memory on cpu in float16" in err and err.count("\n") == 1
 
@@ -335,12 +331,12 @@ def test_progress_bar_shows_tokens_per_second(capsys):
 # --- refusals: one line, nothing written ------------------------------------------------------------
 
 
-def test_refusals_are_one_line_and_write_nothing(dirs, corpus, tmp_path, capsys):
+def test_refusals_are_one_line_and_write_nothing(hf_dirs, corpus, tmp_path, capsys):
     out = tmp_path / "out.json"
     specs = {
         "missing": (f"hf:{tmp_path / 'missing'}", "no local model directory"),
         "hub": ("hf:gpt2", "offline"),
-        "pickled": (f"hf:{dirs['pickled']}", "never unpickles"),
+        "pickled": (f"hf:{hf_dirs['pickled']}", "never unpickles"),
     }
     commands = [
         ["measure", "surprisal", "--model"],
@@ -357,7 +353,7 @@ def test_refusals_are_one_line_and_write_nothing(dirs, corpus, tmp_path, capsys)
     # a tokenizer that does not reproduce the text (no byte fallback) on the surprisal measure
     src = tmp_path / "u.txt"
     src.write_bytes(UNICODE)
-    spec = f"hf:{dirs['llama-no-fallback']}"
+    spec = f"hf:{hf_dirs['llama-no-fallback']}"
     code, _, err = cli(
         capsys, "measure", "surprisal", "--model", spec, "--corpus", str(src), "--json", str(out)
     )
@@ -369,7 +365,7 @@ def test_refusals_are_one_line_and_write_nothing(dirs, corpus, tmp_path, capsys)
         "offspring",
         "evaluate",
         "--parent",
-        f"hf:{dirs['gpt2']}",
+        f"hf:{hf_dirs['gpt2']}",
         "--policy",
         policy,
         "--json",
@@ -386,7 +382,7 @@ def test_refusals_are_one_line_and_write_nothing(dirs, corpus, tmp_path, capsys)
     assert not (tmp_path / "e").exists()
 
 
-def test_pretrained_benchmark_runs_on_a_tiny_model(dirs, tmp_path, capsys):
+def test_pretrained_benchmark_runs_on_a_tiny_model(hf_dirs, tmp_path, capsys):
     import importlib.util
     from pathlib import Path
 
@@ -396,7 +392,7 @@ def test_pretrained_benchmark_runs_on_a_tiny_model(dirs, tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "p.json"
-    args = ["--model", f"hf:{dirs['gpt2']}", "--bytes", "1500", "--lens-tokens", "256"]
+    args = ["--model", f"hf:{hf_dirs['gpt2']}", "--bytes", "1500", "--lens-tokens", "256"]
     assert bench.main([*args, "--compress-bytes", "200", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["compression"]["roundtrip"] and r["compression"]["bytes"] == 200

@@ -48,27 +48,9 @@ from bitlens.offspring.select import (
 from bitlens.offspring.synth import sample
 from bitlens.train import cross_entropy_loss
 from bitlens.units import surprisal_bits
+from offspring_helpers import MICRO_CONTEXT  # noqa: E402
 
-# Small enough that each offspring trains for one or two steps; the splits fit in the 2 000-byte
-# held-out tail of the 20 KB test corpus: 32 pool windows, 12 validation and 16 test windows.
-MICRO_CONTEXT = ContextConfig(
-    pool_bytes=1_025,
-    validation_bytes=385,
-    test_bytes=513,
-    window=32,
-    batch_size=4,
-    reference_steps=2,
-    prompt_bytes=4,
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster than two fighting over a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @given(st.integers(0, 60), st.data())

@@ -13,28 +13,13 @@ from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS, GPTConfig
 from bitlens.offspring.batches import OnlineSelection, WindowSource, _choose_online
 from bitlens.offspring.collapse import CollapseConfig, collapse_splits
-from bitlens.offspring.policy import ContextConfig, CurationPolicy, context_from_model, evaluate_policy
+from bitlens.offspring.policy import CurationPolicy, context_from_model, evaluate_policy
 from bitlens.offspring.select import SCORES, choice_bits, make_windows, select_tokens, token_scores
 from bitlens.offspring.splits import SPLIT_NAMES, data_splits
 from bitlens.units import surprisal_bits
+from offspring_helpers import MICRO_CONTEXT as CONTEXT  # noqa: E402
 
-CONTEXT = ContextConfig(
-    pool_bytes=1_025,
-    validation_bytes=385,
-    test_bytes=513,
-    window=32,
-    batch_size=4,
-    reference_steps=2,
-    prompt_bytes=4,
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
