@@ -181,7 +181,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert calls["prequential"] == [((corpus, PrequentialConfig.quick()), quiet)]
     assert calls["dynamics"] == [((corpus, DynamicsConfig.quick()), quiet)]
     assert calls["collapse"] == [
-        ((corpus, replace(CollapseConfig.quick(), mode=m, generations=5)), quiet)
+        ((corpus, replace(CollapseConfig.quick(), mode=m, generations=4)), quiet)
         for m in ("replace", "accumulate")
     ]
     ((parent, data, compare), kwargs) = calls["offspring"][0]
@@ -189,7 +189,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert compare == CompareConfig.quick() and compare.keep_ratio == 0.3 and compare.seeds == (0,)
     assert calls["evolution"] == [
         (
-            (out / "evolution", replace(EvolveConfig.quick(), reevaluate=False)),
+            (out / "evolution", replace(EvolveConfig.quick(), population=2, reevaluate=False)),
             {
                 "corpus": corpus,
                 "backend": "local",

@@ -25,10 +25,15 @@ MODEL_DIR = "model"
 CORPUS_NAME = "tinyshakespeare"
 
 # The default model: `small` (≈1M parameters, preset length) for the full demo, a short `tiny`
-# run for --quick, whose only job is to exercise every step in a few minutes.
+# run for --quick (150 steps of 16 windows, about 15 s), whose only job is to exercise every
+# step within the quick demo's 3 minutes.
 TRAIN_SETTINGS: dict[bool, dict[str, Any]] = {
     False: {"preset": "small", "steps": None, "overrides": {}},
-    True: {"preset": "tiny", "steps": 200, "overrides": {"eval_interval": 50}},
+    True: {
+        "preset": "tiny",
+        "steps": 150,
+        "overrides": {"eval_interval": 50, "eval_bytes": 8_192, "batch_size": 16},
+    },
 }
 
 
@@ -144,14 +149,25 @@ def _offspring(c: DemoContext) -> dict:
     return compare_strategies(c.model, c.corpus, config, progress=c.progress).to_dict()
 
 
+COLLAPSE_GENERATIONS: dict[bool, int] = {False: 5, True: 4}  # full, quick
+
+
 def _collapse(mode: str) -> Callable[[DemoContext], dict]:
     def run(c: DemoContext) -> dict:
         from bitlens.offspring.collapse import CollapseConfig, run_collapse
 
-        config = replace(c.preset(CollapseConfig), mode=mode, generations=5, seed=c.seed)
+        config = replace(
+            c.preset(CollapseConfig), mode=mode, generations=COLLAPSE_GENERATIONS[c.quick], seed=c.seed
+        )
         return run_collapse(c.corpus, config, progress=c.progress).to_dict()
 
     return run
+
+
+EVOLUTION_SIZE: dict[bool, tuple[int, int]] = {False: (4, 3), True: (2, 2)}  # (population, generations)
+    False: {"population": 4, "generations": 3},
+    True: {"population": 2},
+}
 
 
 def _evolution(c: DemoContext) -> dict:
@@ -159,9 +175,10 @@ def _evolution(c: DemoContext) -> dict:
 
     out = c.out_dir / "evolution"
     # The demo shows the loop at work, not a converged search: one evaluation of full-size genes
-    # takes 20-30 s here, so even the full demo evolves quick genes (4 × 3 offspring, survivors
-    # not re-scored).
-    config = EvolveConfig.quick() if c.quick else replace(EvolveConfig.quick(), population=4, generations=3)
+    # takes 20-30 s here, so even the full demo evolves quick genes (4 × 3 offspring; --quick
+    # 2 × 2), survivors not re-scored.
+    population, generations = EVOLUTION_SIZE[c.quick]
+    config = replace(EvolveConfig.quick(), population=population, generations=generations)
     config = replace(config, seed=c.seed, reevaluate=False)
     return run_evolution(
         out,
@@ -197,21 +214,21 @@ class Step:
         return ENTRY_POINTS[self.name]
 
 
-# Each step's code and expected seconds (quick, full): ≲20 s per instrument with --quick, ≲90 s
-# (compression ≲150 s) in full.
+# Each step's code and expected seconds (quick, full), measured on 2 idle cores: the quick demo
+# fits 3 minutes, the full one 15.
 _TABLE: dict[str, tuple[Callable[[DemoContext], dict], tuple[float, float]]] = {
     "train": (_train, (15, 300)),
-    "compression": (_compression, (20, 150)),
-    "surprisal": (_surprisal, (20, 90)),
+    "compression": (_compression, (18, 150)),
+    "surprisal": (_surprisal, (2, 90)),
     "prequential": (_prequential, (20, 90)),
-    "dynamics": (_dynamics, (30, 120)),  # two seeds: the series and the noise null
-    "capacity": (_capacity, (20, 90)),
-    "lens": (_lens, (20, 90)),
-    "probes": (_probes, (20, 90)),
-    "offspring": (_offspring, (20, 90)),
+    "dynamics": (_dynamics, (20, 120)),  # two seeds: the series and the noise null
+    "capacity": (_capacity, (8, 90)),
+    "lens": (_lens, (3, 90)),
+    "probes": (_probes, (5, 90)),
+    "offspring": (_offspring, (16, 90)),
     "collapse_replace": (_collapse("replace"), (10, 45)),
     "collapse_accumulate": (_collapse("accumulate"), (10, 45)),
-    "evolution": (_evolution, (20, 90)),
-    "generalisation": (_generalisation, (20, 20)),
+    "evolution": (_evolution, (28, 90)),
+    "generalisation": (_generalisation, (18, 20)),
 }
 STEPS: list[Step] = [Step(name, *_TABLE[name]) for name in STEP_NAMES]

@@ -56,11 +56,11 @@ class PrequentialConfig:
     @classmethod
     def quick(cls) -> PrequentialConfig:
         return cls(
-            max_bytes=32_768,
+            max_bytes=16_384,
             first_block_bytes=1_024,
             epochs_per_stage=4.0,
             min_steps=15,
-            heldout_bytes=8_192,
+            heldout_bytes=4_096,
             final_training=(1.0, 2.0),
             weights_search_bytes=2_048,
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES, Manifest, read_manifest, result_path
 from bitlens.errors import BitlensError
+from bitlens.report.findings import findings
 from bitlens.report.plots import figure_data_uri
 from bitlens.report.sections import QUESTIONS, Section, Table, fmt
 from bitlens.runs import atomic_write_bytes
@@ -49,6 +50,8 @@ code.passage { white-space: pre-wrap; word-break: break-word; display: inline-bl
 .status-done, .status-reused { color: #2a7a3b; }
 .status-failed { color: #b22; }
 nav ol { columns: 2; font-size: 14px; }
+ol.findings li { margin: 6px 0; }
+ol.findings em { color: #4a5263; }
 """
 
 
@@ -187,6 +190,18 @@ def _status_table(states: dict[str, StepState], manifest: Manifest | None) -> st
     )
 
 
+def render_findings(states: dict[str, StepState]) -> str:
+    """The Findings: each question, its answer with interval, its caveat, a link to its section."""
+    items = []
+    for f in findings({name: st.result for name, st in states.items()}):
+        caveat = f" <em>{_visible(f.caveat)}</em>" if f.caveat else ""
+        items.append(
+            f"<li><strong>{escape(f.question)}</strong> {_visible(f.answer)}{caveat} "
+            f'<a href="#{escape(f.section)}">(section)</a></li>'
+        )
+    return f'<h2 id="findings">Findings</h2><ol class="findings">{"".join(items)}</ol>'
+
+
 def render_report(run_dir: str | Path) -> str:
     """The report page of a demo folder, as a string (reads only the folder's JSON files)."""
     manifest, states = load_states(run_dir)
@@ -212,6 +227,7 @@ def render_report(run_dir: str | Path) -> str:
         '<link rel="icon" href="data:,"><title>bitlens report</title>'
         f"<style>{CSS}</style></head><body><main>"
         f'<h1>bitlens report</h1><p class="lead">{_visible(summary)}</p>{not_yet}'
+        f"{render_findings(states)}"
         f"<nav><ol>{''.join(nav)}</ol></nav>"
         f"{''.join(body)}"
         f"<h2>Steps</h2>{_status_table(states, manifest)}"

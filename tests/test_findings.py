@@ -1,0 +1,67 @@
+"""The report's Findings: each answer carries its number, interval and seeds, and says plainly
+when a step is missing, when there is no interval, and when an interval includes 0."""
+
+from __future__ import annotations
+
+from bitlens.report.findings import effect_words, findings, interval
+
+
+def _gain(estimate: float, ci: list[float] | None, n: int, p_holm: float | None = None) -> dict:
+    return {"estimate": estimate, "ci95": ci, "n_seeds": n, "p_value": p_holm, "p_holm": p_holm}
+
+
+def _strategy(name: str, score: str, gain: dict) -> dict:
+    return {
+        "name": name,
+        "score": score,
+        "gain_over_random_bits_per_byte": gain,
+        "gain_over_bigram_bits_per_byte": gain,
+    }
+
+
+def test_interval_text_and_effect_words():
+    assert interval(0.1234, [0.1, 0.15], 10, "bits/byte") == "0.123 [0.100, 0.150] bits/byte (10 seeds)"
+    assert interval(0.5, None, 1) == "0.500 (1 seed, no interval)"
+    assert effect_words([0.01, 0.2], "up", "down") == "up"
+    assert effect_words([-0.3, -0.01], "up", "down") == "down"
+    assert effect_words([-0.1, 0.2], "up", "down").startswith("no effect detected")
+    assert effect_words(None, "up", "down") == "not tested (one seed)"
+
+
+def test_every_question_is_answered_even_with_no_results():
+    out = findings({})
+    assert len(out) >= 2
+    assert all("Not measured in this folder" in f.answer for f in out)
+
+
+def test_choice_reports_the_best_parent_selector_with_its_interval_and_holm():
+    offspring = {
+        "strategies": [
+            _strategy("random/document", "random", _gain(0.0, [0.0, 0.0], 10)),
+            _strategy("bigram/document", "bigram", _gain(0.9, [0.8, 1.0], 10)),  # not a parent selector
+            _strategy("surprisal/document", "surprisal", _gain(0.05, [-0.01, 0.11], 10, 0.2)),
+            _strategy("rho-loss/document", "rho-loss", _gain(0.08, [0.02, 0.14], 10, 0.03)),
+        ]
+    }
+    (choice,) = [f for f in findings({"offspring": offspring}) if f.section == "offspring"]
+    assert (
+        "rho-loss/document" in choice.answer and "0.080 [0.020, 0.140] bits/byte (10 seeds)" in choice.answer
+    )
+    assert "the choice carries information" in choice.answer
+    assert "p = 0.030" in choice.caveat and "best of 2 selectors" in choice.caveat
+    offspring["strategies"][3]["gain_over_random_bits_per_byte"] = _gain(0.04, [-0.02, 0.1], 10, 0.4)
+    (choice,) = [f for f in findings({"offspring": offspring}) if f.section == "offspring"]
+    assert "no effect detected" in choice.answer
+
+
+def test_weights_answer_reads_the_weights_file_and_the_capacity_slope():
+    pre = {
+        "weights_file_bytes": 38441,
+        "weight_bits_per_parameter": 1.288,
+        "information_in_weights_heldout_bits": 13288.6,
+    }
+    cap = {"slope_bits_per_parameter": 0.61, "slope_ci95": [0.6, 0.62], "n_seeds": 3, "all_saturated": False}
+    (w,) = [f for f in findings({"prequential": pre, "capacity": cap}) if f.question.startswith("What do")]
+    assert "38,441-byte file" in w.answer and "1.288 bits/parameter" in w.answer
+    assert "0.610 [0.600, 0.620] bits/parameter (3 seeds)" in w.answer
+    assert "did not saturate" in w.caveat
