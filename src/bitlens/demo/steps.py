@@ -165,9 +165,6 @@ def _collapse(mode: str) -> Callable[[DemoContext], dict]:
 
 
 EVOLUTION_SIZE: dict[bool, tuple[int, int]] = {False: (4, 3), True: (2, 2)}  # (population, generations)
-    False: {"population": 4, "generations": 3},
-    True: {"population": 2},
-}
 
 
 def _evolution(c: DemoContext) -> dict:
