@@ -65,3 +65,14 @@ def test_weights_answer_reads_the_weights_file_and_the_capacity_slope():
     assert "38,441-byte file" in w.answer and "1.288 bits/parameter" in w.answer
     assert "0.610 [0.600, 0.620] bits/parameter (3 seeds)" in w.answer
     assert "did not saturate" in w.caveat
+
+
+def test_a_result_without_the_keys_gives_a_plain_answer_not_a_crash():
+    (w, choice) = findings(
+        {
+            "prequential": {"bits": 1.0},
+            "offspring": {"strategies": [{"name": "x", "gain_over_random_bits_per_byte": {"estimate": 1}}]},
+        }
+    )[:2]
+    assert "do not hold what this answer reads" in w.answer and w.question == "What do the weights keep?"
+    assert "KeyError" in choice.answer

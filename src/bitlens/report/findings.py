@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bitlens.report.sections import fmt
 
@@ -52,6 +51,7 @@ def _missing(steps: str) -> str:
 
 
 def _weights(r: Results) -> Finding:
+    """What do the weights keep?"""
     q = "What do the weights keep?"
     pre, cap = r.get("prequential"), r.get("capacity")
     if pre is None and cap is None:
@@ -82,6 +82,7 @@ def _weights(r: Results) -> Finding:
 
 
 def _choice(r: Results) -> Finding:
+    """Does the parent's choice carry information?"""
     q = "Does the parent's choice carry information?"
     off = r.get("offspring")
     if off is None:
@@ -122,13 +123,20 @@ QUESTIONS: list[Callable[[Results], Finding]] = [_weights, _choice]
 
 
 def findings(results: Results) -> list[Finding]:
-    """The Findings, in the order of the questions (each step's JSON dict, or None)."""
-    return [answer(results) for answer in QUESTIONS]
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
+    """The Findings, in the order of the questions (each step's JSON dict, or None). A result that
+    lacks a key an answer reads gives that answer as such, not a broken page."""
+    out = []
+    for answer in QUESTIONS:
+        try:
+            out.append(answer(results))
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as e:
+            question = (answer.__doc__ or answer.__name__).strip()
+            out.append(
+                Finding(
+                    question,
+                    f"The results do not hold what this answer reads ({type(e).__name__}: {e}).",
+                    "",
+                    "",
+                )
+            )
+    return out
