@@ -111,3 +111,69 @@ def test_information_in_weights_at_several_final_training_lengths():
     assert runs[0]["final_model_bits"] == r["final_model_bits"]
     # Training three times as long lowers the final model's code length of its own training bytes.
     assert runs[1]["final_model_bits"] < runs[0]["final_model_bits"]
+
+
+def _fake_run(seed: int, preq: float, weights_bytes: int) -> dict:
+    keys = ("prequential_bits", "two_part_bits", "final_model_bits", "information_in_weights_bits")
+    bpb = {k: preq + i for i, k in enumerate(keys)} | {"information_in_weights_heldout_bits": None}
+    return {
+        "preset": "tiny",
+        "seed": seed,
+        "bytes": 1000,
+        "bits_per_byte": bpb,
+        "weights_file_bytes": weights_bytes,
+        "weight_bits_per_parameter": weights_bytes / 100,
+    }
+
+
+def test_over_seeds_gives_means_with_t_intervals():
+    from scipy import stats
+
+    from bitlens.measures.prequential import over_seeds
+
+    runs = [_fake_run(s, p, w) for s, p, w in ((0, 4.0, 100), (1, 4.2, 120), (2, 4.4, 110))]
+    out = over_seeds(runs)
+    assert out["n_seeds"] == 3 and out["seeds"] == [0, 1, 2] and out["runs"] == runs
+    s = out["summary"]
+    preq = s["prequential_bits_per_byte"]
+    assert preq["estimate"] == pytest.approx(4.2) and preq["n_seeds"] == 3
+    half = stats.t.ppf(0.975, 2) * 0.2 / 3**0.5  # sd 0.2 over 3 seeds
+    assert preq["ci95"] == pytest.approx([4.2 - half, 4.2 + half])
+    assert s["two_part_bits_per_byte"]["estimate"] == pytest.approx(5.2)
+    assert s["weights_file_bytes"]["estimate"] == pytest.approx(110)
+    assert "information_in_weights_heldout_bits_per_byte" not in s  # not measured (None)
+    with pytest.raises(Exception, match="same data"):
+        over_seeds([runs[0], {**runs[1], "bytes": 999}])
+
+
+def test_cli_seeds_runs_each_seed_and_reports_intervals(tmp_path, capsys, monkeypatch):
+    import json
+
+    import bitlens.measures.prequential as preq
+    from bitlens.cli import main
+
+    seen = []
+
+    class Fake:
+        def __init__(self, seed: int) -> None:
+            self.seed = seed
+
+        def to_dict(self) -> dict:
+            return _fake_run(self.seed, 4.0 + 0.1 * self.seed, 100 + self.seed)
+
+    def fake_measure(data, config, progress=False):
+        seen.append((len(data), config.max_bytes, config.seed))
+        return Fake(config.seed)
+
+    monkeypatch.setattr(preq, "measure_prequential", fake_measure)
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(random_markov_source(order=1, alphabet_size=8, seed=0).sample(6000, seed=0))
+    out = tmp_path / "p.json"
+    args = ["measure", "prequential", "--corpus", str(corpus), "--quick", "--max-bytes", "2048"]
+    assert main([*args, "--seeds", "0,1,2", "--json", str(out)]) == 0
+    assert seen == [(6000, 2048, 0), (6000, 2048, 1), (6000, 2048, 2)]
+    r = json.loads(out.read_text())
+    assert r["n_seeds"] == 3 and [x["seed"] for x in r["runs"]] == [0, 1, 2]
+    assert r["summary"]["prequential_bits_per_byte"]["estimate"] == pytest.approx(4.1)
+    assert "prequential_bits_per_byte" in capsys.readouterr().out
+    assert main([*args, "--seeds", "0,", "--json", str(out)]) == 1  # an empty item: one-line error

@@ -126,7 +126,45 @@ class PrequentialResult:
     code: PrequentialCode
 
     def to_dict(self) -> dict:
-        return {"preset": self.preset, "seed": self.seed, **self.code.to_dict()}
+        # one seed: every figure is a single training's, without an interval (see over_seeds)
+        return {"preset": self.preset, "seed": self.seed, "n_seeds": 1, **self.code.to_dict()}
+
+
+# The headline figures (bits/byte, and the weights file's size) summed up over seeds.
+SEED_SUMMARY_KEYS = (
+    "prequential_bits",
+    "two_part_bits",
+    "final_model_bits",
+    "information_in_weights_bits",
+    "information_in_weights_heldout_bits",
+)
+
+
+def over_seeds(results: list[dict]) -> dict:
+    """Several seeds' results (`PrequentialResult.to_dict()`, same data and settings) summed up:
+    for each headline figure in bits/byte, and for the weights file's size and bits per
+    parameter, the mean with its Student's t interval over seeds (`ci95`, `n_seeds`)."""
+    from bitlens.stats import t_interval
+
+    if len({(r["bytes"], r["preset"]) for r in results}) != 1:
+        raise BitlensError("over_seeds needs results of the same data and preset")
+    summary: dict[str, dict] = {}
+    for key in SEED_SUMMARY_KEYS:
+        values = [r["bits_per_byte"][key] for r in results]
+        if all(v is not None for v in values):
+            summary[f"{key[: -len('_bits')]}_bits_per_byte"] = t_interval(values).to_dict()
+    for key in ("weights_file_bytes", "weight_bits_per_parameter"):
+        values = [r[key] for r in results]
+        if all(v is not None for v in values):
+            summary[key] = t_interval(values).to_dict()
+    return {
+        "preset": results[0]["preset"],
+        "bytes": results[0]["bytes"],
+        "seeds": [r["seed"] for r in results],
+        "n_seeds": len(results),
+        "summary": summary,
+        "runs": results,
+    }
 
 
 def block_boundaries(n: int, first: int) -> list[int]:
