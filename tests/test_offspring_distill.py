@@ -213,3 +213,12 @@ def test_cli_born_again_quick(tmp_path, shakespeare):
     assert r["generations"][0]["improvement_vs_parent_bits_per_byte"]["n_seeds"] == 2
     assert r["budget_tokens"] == r["parent"]["tokens"] == 2 * 16 * 128
     assert main(["offspring", "born-again", *common, "--budget-ratio", "2"]) == 2  # click refuses
+
+
+def test_the_study_learning_rate_reaches_the_optimiser():
+    from bitlens.offspring.batches import offspring_train_config
+    from bitlens.train import TRAIN_PRESETS
+
+    assert offspring_train_config("tiny", 10, 4, 0).lr == TRAIN_PRESETS["tiny"].lr
+    assert offspring_train_config("tiny", 10, 4, 0, lr=0.02).lr == 0.02
+    assert ParentConfig().lr == DistillConfig().lr == 1e-2

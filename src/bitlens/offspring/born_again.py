@@ -129,7 +129,7 @@ def run_born_again(parent: StudyParent, config: BornAgainConfig, progress: bool 
     batch = parent.ctx.config.batch_size
     budget = offspring_budget(parent, config.budget_ratio)
     source = [WindowSource.unmasked(windows, batch)]
-    preset = parent.config.preset
+    preset, lr = parent.config.preset, parent.config.lr  # the parent's own recipe
     parent_bpb = parent.test_bits_per_byte
     bpb: dict[int, list[float]] = {g: [] for g in range(1, config.generations + 1)}
     flops: dict[int, tuple[int, float, float]] = {}
@@ -140,14 +140,16 @@ def run_born_again(parent: StudyParent, config: BornAgainConfig, progress: bool 
             teacher: GPT = parent.model
             for g in range(1, config.generations + 1):
                 model, result = train_on_windows(
-                    preset, source, budget, 1000 * g + seed, loss_fn=distill_loss(TARGET, teacher)
+                    preset, source, budget, 1000 * g + seed, loss_fn=distill_loss(TARGET, teacher), lr=lr
                 )
                 bpb[g].append(parent.ctx.heldout(model, SPLIT).bits_per_byte)
                 flops[g] = (result.tokens, result.flops, inference_flops(teacher, result.tokens))
                 teacher = model
                 bar.advance(1, status=f"generation {g} seed {seed}")
             if config.hard_control:
-                model, _ = train_on_windows(preset, source, budget, 1000 + seed, loss_fn=distill_loss("hard"))
+                model, _ = train_on_windows(
+                    preset, source, budget, 1000 + seed, loss_fn=distill_loss("hard"), lr=lr
+                )
                 control.append(parent.ctx.heldout(model, SPLIT).bits_per_byte)
                 bar.advance(1, status=f"hard control seed {seed}")
     rows = []
