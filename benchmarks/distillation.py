@@ -21,7 +21,8 @@ import torch
 
 from bitlens.data import bundled_corpus_bytes
 from bitlens.offspring.born_again import BornAgainConfig, run_born_again
-from bitlens.offspring.distill_study import DistillConfig, ParentConfig, run_distill_2x2, train_parent
+from bitlens.offspring.distill_study import DistillConfig, run_distill_2x2
+from bitlens.offspring.study_parent import ParentConfig, train_parent
 from bitlens.runs import atomic_write_json
 
 

@@ -18,13 +18,11 @@ from bitlens.offspring.distill import distill_loss
 from bitlens.offspring.distill_study import (
     CELLS,
     DistillConfig,
-    ParentConfig,
-    StudyParent,
     factorial_effects,
     run_distill_2x2,
     synthetic_windows,
-    train_parent,
 )
+from bitlens.offspring.study_parent import ParentConfig, StudyParent, train_parent
 from bitlens.stats import t_interval
 from offspring_helpers import MICRO_CONTEXT  # noqa: E402
 

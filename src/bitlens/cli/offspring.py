@@ -244,7 +244,7 @@ parent_steps_option = click.option(
 
 def _parent_config(quick: bool, preset: str, parent_steps: int | None):  # -> ParentConfig
     from bitlens.config import override
-    from bitlens.offspring.distill_study import ParentConfig
+    from bitlens.offspring.study_parent import ParentConfig
 
     return override(ParentConfig.quick() if quick else ParentConfig.full(), preset=preset, steps=parent_steps)
 
@@ -287,7 +287,8 @@ def distill_cmd(corpus, n_seeds, parent_steps, budget_tokens, preset, quick, jso
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
-    from bitlens.offspring.distill_study import DistillConfig, run_distill_2x2, train_parent
+    from bitlens.offspring.distill_study import DistillConfig, run_distill_2x2
+    from bitlens.offspring.study_parent import train_parent
 
     cfg = override(
         DistillConfig.quick() if quick else DistillConfig.full(),
@@ -379,7 +380,7 @@ def born_again_cmd(
     from bitlens.config import override
     from bitlens.data import load_corpus
     from bitlens.offspring.born_again import BornAgainConfig, run_born_again
-    from bitlens.offspring.distill_study import train_parent
+    from bitlens.offspring.study_parent import train_parent
 
     cfg = override(
         BornAgainConfig.quick() if quick else BornAgainConfig.full(),

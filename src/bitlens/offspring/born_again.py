@@ -27,7 +27,8 @@ from bitlens.offspring.batches import WindowSource, train_on_windows
 from bitlens.offspring.budget import inference_flops
 from bitlens.offspring.compare import paired_gain
 from bitlens.offspring.distill import distill_loss
-from bitlens.offspring.distill_study import SPLIT, StudyParent, reading
+from bitlens.offspring.distill_study import reading
+from bitlens.offspring.study_parent import SPLIT, StudyParent
 from bitlens.progress import progress_bar
 from bitlens.stats import holm, t_interval
 
