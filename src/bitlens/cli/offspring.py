@@ -259,7 +259,7 @@ def _parent_config(quick: bool, preset: str, parent_steps: int | None):  # -> Pa
     default=None,
     help="Training tokens of every offspring, the same in all four cells (default 409,600; --quick 32,768).",
 )
-@offspring_preset_option
+@preset_option(default="tiny", help="Size of the parent and of the offspring.")
 @quick_option
 @json_option
 def distill_cmd(corpus, n_seeds, parent_steps, budget_tokens, preset, quick, json_out):
@@ -355,15 +355,15 @@ def _print_distill(r: dict) -> None:
     default=None,
     help="Also re-run the parent's hard-label recipe from generation 1's seeds (default on).",
 )
-@offspring_preset_option
+@preset_option(default="tiny", help="Size of the parent and of every offspring.")
 @quick_option
 @json_option
 def born_again_cmd(
     corpus, n_seeds, parent_steps, generations, budget_ratio, hard_control, preset, quick, json_out
 ):
-    """Born-again offspring (Furlanello et al. 2018): a fresh model of the parent's own size,
-    trained on the parent's text with half its soft targets and half the real bytes (target
-    mix), at no more tokens than the parent; then again from that offspring.
+    """Born-again offspring: a fresh model of the parent's own size, trained on the parent's
+    text with half its soft targets and half the real bytes (target mix), at no more tokens
+    than the parent; then again from that offspring (Furlanello et al. 2018).
 
     The parent (--preset) is trained here from a fixed seed on the parent_train split, and every
     generation trains on the same split. Units: test-split bits/byte;
