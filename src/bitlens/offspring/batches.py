@@ -54,11 +54,15 @@ class OnlineSelection:
         return math.ceil(per_batch / self.keep_ratio) if self.level == "document" else per_batch
 
 
-def offspring_train_config(preset: str, steps: int, batch_size: int, seed: int) -> TrainConfig:
-    """The preset's optimiser settings for a short run: no evaluation, no checkpoints."""
+def offspring_train_config(
+    preset: str, steps: int, batch_size: int, seed: int, lr: float | None = None
+) -> TrainConfig:
+    """The preset's optimiser settings (its peak `lr` unless given) for a short run: no
+    evaluation, no checkpoints."""
     base = TRAIN_PRESETS[preset]
     return replace(
         base,
+        lr=base.lr if lr is None else lr,
         steps=steps,
         batch_size=batch_size,
         warmup_steps=min(base.warmup_steps, max(1, steps // 10)),
@@ -77,9 +81,11 @@ def train_on_windows(
     loss_fn: LossFn = cross_entropy_loss,
     block_size: int | None = None,
     online: OnlineSelection | None = None,
+    lr: float | None = None,
 ) -> tuple[GPT, TrainResult]:
-    """A fresh `preset` model (initialised from `seed`) trained on `budget_tokens` tokens;
-    `online` chooses the first source's windows or bytes as it trains (module docstring)."""
+    """A fresh `preset` model (initialised from `seed`) trained on `budget_tokens` tokens at peak
+    learning rate `lr` (default: the preset's); `online` chooses the first source's windows or
+    bytes as it trains (module docstring)."""
     sources = [s for s in sources if s.per_batch > 0]
     if not sources or any(len(s.windows) == 0 for s in sources):
         raise BitlensError("an offspring needs at least one non-empty source of windows")
@@ -111,7 +117,7 @@ def train_on_windows(
     steps = steps_for_budget(budget_tokens, batch_size, window)
     torch.manual_seed(seed)
     model = GPT(config)
-    cfg = offspring_train_config(preset, steps, batch_size, seed)
+    cfg = offspring_train_config(preset, steps, batch_size, seed, lr)
     result = train(model, sources[0].windows.flatten(), cfg, batch_fn=batch_fn, loss_fn=loss_fn)
     return model, result
 
