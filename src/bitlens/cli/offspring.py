@@ -1,4 +1,4 @@
-"""`bitlens offspring compare|evaluate|distill|born-again` and `bitlens collapse`."""
+"""`bitlens offspring compare|sweep|evaluate|distill|born-again` and `bitlens collapse`."""
 
 from __future__ import annotations
 
@@ -170,6 +170,128 @@ def _print_comparison(r: dict) -> None:
             f"not run: {', '.join(r['skipped_targets'])} (soft labels need a byte-level parent's "
             "next-byte distribution)"
         )
+
+
+@offspring_group.command("sweep")
+@parent_option
+@corpus_option
+@hf_options
+@click.option(
+    "--budgets",
+    default=None,
+    metavar="T1,T2,...",
+    help="Offspring training budgets in tokens (default 65536,262144,1048576; 2048 tokens = "
+    "one step of 16 windows of 128 bytes).",
+)
+@click.option(
+    "--scores",
+    default=None,
+    metavar="S1,S2,...",
+    help="Selection scores, the arms; random and bigram must be among them (default "
+    "random,bigram,surprisal,rho-loss).",
+)
+@click.option("--level", type=click.Choice(["document", "token"]), default=None, help="Selection level.")
+@click.option(
+    "--keep-ratio",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Share of pool windows (or tokens) each arm keeps (default 0.3).",
+)
+@click.option(
+    "--seeds",
+    default=None,
+    metavar="S1,S2,...",
+    help="Offspring seeds, the same in every arm (default 0,...,9); gains are paired over them.",
+)
+@click.option(
+    "--curve-points",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Test-split scores per run, evenly spaced in steps, the last at the end (default 4).",
+)
+@offspring_preset_option
+@quick_option
+@plot_option
+@json_option
+def sweep_cmd(
+    parent_dir,
+    corpus,
+    device,
+    dtype,
+    batch_tokens,
+    budgets,
+    scores,
+    level,
+    keep_ratio,
+    seeds,
+    curve_points,
+    preset,
+    quick,
+    plot_path,
+    json_out,
+):
+    """Selection at several training budgets: each arm (a selection score) trains offspring at
+    every budget over the same seeds, scored on the test split with learning curves.
+
+    Per budget and arm: held-out bits/byte with a t interval over seeds (ci95, n_seeds), its
+    learning curve (test bits/byte at several steps, mean and interval over seeds),
+    choice_bits = log2 C(n, k), an upper bound on what a mask can carry, and the held-out
+    bits/byte gained over a random mask (gain_over_random_bits_per_byte) and over the bigram
+    scorer's mask (gain_over_bigram_bits_per_byte, parent-scored arms), paired over seeds
+    (estimate, ci95, n_seeds, p_value, p_holm; Holm across the arms of one budget).
+
+    JSON keys: splits, parent_bits_per_byte, unigram_entropy_bits_per_byte,
+    target_bits_per_byte, budgets [budget_tokens, steps, arms [score, heldout_bits_per_byte,
+    heldout_bits_per_byte_ci95, n_seeds, choice_bits, curve, gain_over_random_bits_per_byte,
+    gain_over_bigram_bits_per_byte, ...]].
+    """
+    from bitlens.config import override
+    from bitlens.data import load_corpus
+    from bitlens.offspring.sweep import SweepConfig, plot_sweep, run_sweep
+
+    cfg = override(
+        SweepConfig.quick() if quick else SweepConfig.full(),
+        budgets=parse_list(budgets, int, "--budgets"),
+        scores=parse_list(scores, str, "--scores"),
+        level=level,
+        keep_ratio=keep_ratio,
+        seeds=parse_list(seeds, int, "--seeds"),
+        curve_points=curve_points,
+        preset=preset,
+    )
+    parent = load_model_spec(parent_dir, device, dtype, batch_tokens)
+    r = run_sweep(parent, load_corpus(corpus), cfg, progress=show_progress()).to_dict()
+    if json_out != "-":
+        print_sweep(r)
+    if plot_path:
+        plot_sweep(r, plot_path)
+    emit_json(r, json_out)
+
+
+def print_sweep(r: dict) -> None:
+    """One table per budget: each arm's test bits/byte and its paired gains (95 % CI, Holm p)."""
+    click.echo(
+        f"parent: {r['parent_bits_per_byte']:.4f} bits/byte; byte unigram "
+        f"{r['unigram_entropy_bits_per_byte']:.4f}; pool {r['pool_windows']} windows; keep "
+        f"{r['keep_ratio']} ({r['level']}); seeds {r['seeds']}"
+    )
+    for b in r["budgets"]:
+        click.echo(f"budget {b['budget_tokens']:,} tokens ({b['steps']} steps)")
+        click.echo(
+            f"  {'arm':14} {'bits/byte [95 % CI]':>26} {'choice bits':>12} "
+            f"{'gain vs random /byte':>28} {'Holm p':>7} {'gain vs bigram /byte':>28} {'Holm p':>7}"
+        )
+        for a in b["arms"]:
+            gr, gb = a["gain_over_random_bits_per_byte"], a["gain_over_bigram_bits_per_byte"]
+            click.echo(
+                f"  {a['score']:14} {_bpb(a)} {a['choice_bits']:12.4g} "
+                f"{_gain(gr)} {_p(gr)} {_gain(gb)} {_p(gb)}"
+            )
+    click.echo(f"scored on the {r['heldout_split']} split; splits {r['splits']}")
+
+
+def _p(g: dict | None) -> str:
+    return f"{'':>7}" if g is None or g.get("p_holm") is None else f"{g['p_holm']:7.3f}"
 
 
 @offspring_group.command("evaluate")

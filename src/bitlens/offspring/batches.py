@@ -10,12 +10,17 @@ candidates by the learner's *current* surprisal minus a fixed reference surprisa
 target byte) and keeps the top ones, whole windows (document level: `per_batch` of
 `ceil(per_batch / keep_ratio)` uniform candidates) or bytes (token level: the top `keep_ratio`
 of the batch's targets carry loss).
+
+A `LearningCurve` scores the model at chosen steps as it trains (held-out bits/byte); scoring
+reads the model without changing it or the batches, so a run with a curve trains exactly as one
+without.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -54,6 +59,23 @@ class OnlineSelection:
         return math.ceil(per_batch / self.keep_ratio) if self.level == "document" else per_batch
 
 
+@dataclass
+class LearningCurve:
+    """Bits/byte of the training model at chosen steps (`score` gives held-out bits/byte).
+
+    `points` fills with (steps done, bits/byte) as training passes each of `steps`; a step
+    ≥ the run's length is never reached (the caller scores the finished model itself)."""
+
+    steps: tuple[int, ...]
+    score: Callable[[GPT], float]
+    points: list[tuple[int, float]] = field(default_factory=list)
+
+    def record(self, step: int, model: GPT) -> None:
+        """Score `model` if `step` (optimizer steps done so far) is one of the curve's."""
+        if step in self.steps:
+            self.points.append((step, self.score(model)))
+
+
 def offspring_train_config(
     preset: str, steps: int, batch_size: int, seed: int, lr: float | None = None
 ) -> TrainConfig:
@@ -82,10 +104,12 @@ def train_on_windows(
     block_size: int | None = None,
     online: OnlineSelection | None = None,
     lr: float | None = None,
+    curve: LearningCurve | None = None,
 ) -> tuple[GPT, TrainResult]:
     """A fresh `preset` model (initialised from `seed`) trained on `budget_tokens` tokens at peak
     learning rate `lr` (default: the preset's); `online` chooses the first source's windows or
-    bytes as it trains (module docstring)."""
+    bytes as it trains, `curve` records the model's held-out bits/byte at its steps (module
+    docstring)."""
     sources = [s for s in sources if s.per_batch > 0]
     if not sources or any(len(s.windows) == 0 for s in sources):
         raise BitlensError("an offspring needs at least one non-empty source of windows")
@@ -97,6 +121,8 @@ def train_on_windows(
         n_draw[0] = online.candidates(sources[0].per_batch)
 
     def batch_fn(step: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        if curve is not None:  # the model as `step` optimizer steps left it
+            curve.record(step, model)
         picks = [
             torch.randint(len(s.windows), (k,), generator=g) for s, k in zip(sources, n_draw, strict=True)
         ]

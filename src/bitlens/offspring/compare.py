@@ -101,7 +101,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 def paired_gain(better: Sequence[float], worse: Sequence[float]) -> dict[str, Any]:
     """worse − better bits/byte, paired by seed: the mean gain, its t interval (`ci95`,
     `n_seeds`), and the paired t-test's p-value (`p_holm` is filled in across a family of
-    strategies by `_holm_fill`). One seed has no spread: ci95 and p_value are None."""
+    strategies by `holm_fill`). One seed has no spread: ci95 and p_value are None."""
     d = np.asarray(worse, dtype=np.float64) - np.asarray(better, dtype=np.float64)
     if len(d) < 2:
         return {"estimate": float(d.mean()), "ci95": None, "n_seeds": len(d), "p_value": None, "p_holm": None}
@@ -109,7 +109,7 @@ def paired_gain(better: Sequence[float], worse: Sequence[float]) -> dict[str, An
     return {**t_interval(d).to_dict(), "p_value": p, "p_holm": None, "test": "paired t"}
 
 
-def _ci95(values: Sequence[float]) -> list[float] | None:
+def mean_ci95(values: Sequence[float]) -> list[float] | None:
     """The t interval of the mean over seeds, or None for one seed (no spread to read)."""
     if len(values) < 2:
         return None
@@ -117,7 +117,7 @@ def _ci95(values: Sequence[float]) -> list[float] | None:
     return [iv.low, iv.high]
 
 
-def _holm_fill(gains: list[dict[str, Any]]) -> None:
+def holm_fill(gains: list[dict[str, Any]]) -> None:
     """Holm-adjust the p-values of one family of comparisons in place."""
     with_p = [g for g in gains if g["p_value"] is not None]
     if with_p:
@@ -170,7 +170,7 @@ def _strategy_row(name: str, runs: list[PolicyResult], control: list[float] | No
         loss_tokens=runs[0].loss_tokens,
         flops=float(np.mean([r.flops for r in runs])),
         heldout_bits_per_byte=mean_bpb,
-        heldout_bits_per_byte_ci95=_ci95(bpb),
+        heldout_bits_per_byte_ci95=mean_ci95(bpb),
         heldout_bits_per_byte_std=std_bpb,
         heldout_bits_per_byte_per_seed=bpb,
         n_seeds=len(runs),
@@ -225,7 +225,7 @@ def _distillation_row(target: str, runs: list[PolicyResult], kl_init: list[float
         heldout_bits_per_byte=mean_bpb,
         heldout_bits_per_byte_std=std_bpb,
         heldout_bits_per_byte_per_seed=bpb,
-        heldout_bits_per_byte_ci95=_ci95(bpb),
+        heldout_bits_per_byte_ci95=mean_ci95(bpb),
         n_seeds=len(runs),
         kl_to_parent_bits=kl,
         kl_drop_bits_per_byte=None if absorbed is None else float(np.mean(absorbed)),
@@ -336,8 +336,8 @@ def compare_strategies(
             rows.append(
                 _strategy_row(f"{score}/{level}", runs[level, score], control if uses_parent(score) else None)
             )
-        _holm_fill([r.gain_over_random_bits_per_byte for r in rows if r.gain_over_random_bits_per_byte])
-        _holm_fill([r.gain_over_bigram_bits_per_byte for r in rows if r.gain_over_bigram_bits_per_byte])
+        holm_fill([r.gain_over_random_bits_per_byte for r in rows if r.gain_over_random_bits_per_byte])
+        holm_fill([r.gain_over_bigram_bits_per_byte for r in rows if r.gain_over_bigram_bits_per_byte])
         distillation = compare_distillation(ctx, budget, config.seeds, config.preset, bar)
     return CompareResult(
         strategies=rows,
@@ -358,7 +358,7 @@ def compare_strategies(
     )
 
 
-def _ci_err(rows: list[dict], key: str, ci_key: str | None = None) -> np.ndarray:
+def ci_err(rows: list[dict], key: str, ci_key: str | None = None) -> np.ndarray:
     """(2, n) distances from each row's estimate down/up to its ci95 (0 where there is none).
     With `ci_key` the estimate is row[key] and the interval row[ci_key]; without, row[key] is a
     paired-gain dict (or None)."""
@@ -386,7 +386,7 @@ def plot_strategies(result: dict, path: str | Path) -> list[Path]:
     ax.barh(
         y,
         [r["heldout_bits_per_byte"] for r in rows],
-        xerr=_ci_err(rows, "heldout_bits_per_byte", "heldout_bits_per_byte_ci95"),
+        xerr=ci_err(rows, "heldout_bits_per_byte", "heldout_bits_per_byte_ci95"),
         color="tab:blue",
     )
     for level in LEVELS:
@@ -408,7 +408,7 @@ def plot_strategies(result: dict, path: str | Path) -> list[Path]:
             y + shift,
             [(r.get(key) or {}).get("estimate", 0.0) for r in rows],
             0.4,
-            xerr=_ci_err(rows, key),
+            xerr=ci_err(rows, key),
             color=color,
             label=label,
         )

@@ -15,7 +15,7 @@ calls that choose nothing (`offspring compare`, `offspring evaluate`, the re-che
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ import torch
 from bitlens.errors import BitlensError
 from bitlens.evaluate import window_logits, window_scores
 from bitlens.model import GPT, MODEL_PRESETS
-from bitlens.offspring.batches import OnlineSelection, WindowSource, train_on_windows
+from bitlens.offspring.batches import LearningCurve, OnlineSelection, WindowSource, train_on_windows
 from bitlens.offspring.budget import FITNESS_UNIT, Cost, fitness, inference_flops, steps_for_budget
 from bitlens.offspring.distill import SOFT_WEIGHT, HeldoutScore, distill_loss, heldout_score
 from bitlens.offspring.parent import (
@@ -299,6 +299,8 @@ class OffspringRun:
     choice_bits: float
     label_bits_per_token: float  # what one training label states: H(p_parent) for soft labels,
     # −log2 p_parent(byte) for hard ones (≈ H for parent samples), averaged over loss tokens
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (steps done, held-out
+    # bits/byte) during training, then the finished model's (empty unless curve steps were asked)
 
 
 @dataclass(frozen=True)
@@ -382,9 +384,13 @@ def _synthesize(
     )
 
 
-def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str) -> OffspringRun:
+def train_offspring(
+    policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str, curve_steps: Sequence[int] = ()
+) -> OffspringRun:
     """Select, synthesise, train an offspring from scratch on the policy's budget, score it on
-    `split` ("validation" or "test"; the selection itself never reads either)."""
+    `split` ("validation" or "test"; the selection itself never reads either). With
+    `curve_steps`, also score it on `split` after each of those optimizer steps (its learning
+    curve; the training itself is unchanged)."""
     refuse_soft_target(ctx.parent, policy.target, SOFT_WEIGHT[policy.target])
     batch_size = ctx.config.batch_size
     needs = SCORES[policy.score].needs
@@ -409,6 +415,9 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, sp
         sources.append(synth.source)
         parent_flops += synth.parent_flops
         synth_label_bits, synth_mask_share = synth.label_bits_per_token, synth.mask_share
+    curve = None
+    if curve_steps:
+        curve = LearningCurve(tuple(curve_steps), lambda m: ctx.heldout(m, split).bits_per_byte)
     model, result = train_on_windows(
         policy.offspring_preset,
         sources,
@@ -416,7 +425,11 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, sp
         seed,
         loss_fn=distill_loss(policy.target, None if is_token_parent(ctx.parent) else ctx.parent),  # type: ignore[arg-type]
         online=online,
+        curve=curve,
     )
+    heldout = ctx.heldout(model, split)
+    if curve is not None:
+        curve.points.append((result.steps, heldout.bits_per_byte))
     online_flops = 0.0
     if online is not None and sources[0].per_batch > 0:
         scored = result.steps * online.candidates(sources[0].per_batch) * ctx.window
@@ -427,7 +440,7 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, sp
     loss_share = real_share * real_loss_share + (1 - real_share) * synth_mask_share
     return OffspringRun(
         model=model,
-        heldout=ctx.heldout(model, split),
+        heldout=heldout,
         tokens=result.tokens,
         loss_tokens=round(result.tokens * loss_share),
         cost=Cost(
@@ -438,6 +451,7 @@ def train_offspring(policy: CurationPolicy, ctx: OffspringContext, seed: int, sp
         ),
         choice_bits=real.choice_bits,
         label_bits_per_token=real_share * real.label_bits_per_token + (1 - real_share) * synth_label_bits,
+        curve=[] if curve is None else curve.points,
     )
 
 
