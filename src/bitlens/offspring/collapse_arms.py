@@ -154,7 +154,8 @@ class CollapseArm:
 def last_generation_differences(arms: Sequence[CollapseArm]) -> list[dict[str, Any]]:
     """Held-out bits/byte of arm a minus arm b at the last generation, for every pair of arms at
     the same top-p, paired by seed (estimate, ci95, n_seeds, p_value and p_holm over the family;
-    ci95 and p-values None for one seed)."""
+    ci95 and p-values None for one seed). `reading` names the higher arm only when the interval
+    excludes 0 and the Holm-adjusted p is below 0.05, else "no difference detected"."""
     rows = []
     for a, b in combinations(arms, 2):
         if a.top_p != b.top_p or a.seeds != b.seeds:
@@ -175,8 +176,10 @@ def last_generation_differences(arms: Sequence[CollapseArm]) -> list[dict[str, A
         r["p_holm"] = None
     for r, p in zip(with_p, adjusted, strict=True):
         r["p_holm"] = float(p)
-    for r in rows:
+    for r in rows:  # a difference is read only where the Holm-adjusted test agrees with the interval
         verdict = _reading(r["estimate"], r["ci95"])
+        if r["p_holm"] is not None and r["p_holm"] >= 0.05:
+            verdict = NO_CHANGE
         r["reading"] = {NO_CHANGE: "no difference detected", "rises": f"{r['a']} higher"}.get(
             verdict, f"{r['a']} lower" if verdict == "falls" else verdict
         )
