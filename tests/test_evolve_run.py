@@ -148,6 +148,21 @@ def test_lineage_mode_uses_the_best_offspring_as_next_parent(tmp_path):
         )
 
 
+def test_best_saved_is_the_fittest_offspring_with_weights(tmp_path):
+    from bitlens.evolve.strategy import Proposal
+
+    with LineageStore(tmp_path / STORE_FILE) as store:
+        store.add_generation(0, [Proposal(TARGET, ())] * 4, [1, 1, 1, 1], None)
+        ids = [e.id for e in store.evaluations(0)]
+        store.record(ids[0], "done", {"fitness": 0.5}, None, 1.0, "w0")
+        store.record(ids[1], "done", {"fitness": 0.9}, None, 1.0, None)  # fittest, but not saved
+        store.record(ids[2], "done", {"fitness": 0.7}, None, 1.0, "w2")
+        store.record(ids[3], "done", {"fitness": 0.7}, None, 1.0, "w3")  # a tie: the older wins
+        best = store.best_saved(0)
+        assert best is not None and (best.id, best.weights) == (ids[2], "w2")
+        assert store.best_saved(1) is None
+
+
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np

@@ -353,7 +353,12 @@ def test_collapse_rows_and_plot(shakespeare, tmp_path):
         assert 4.5 < r["real_unigram_entropy_bits"] < 4.8  # Shakespeare's bytes: ≈ 4.7 bits
         assert r["quick"] is False
     assert [g["train_windows"] for g in runs[1]["generations"]] == [32, 64, 96]
-    assert runs[0]["generations"][0] == runs[1]["generations"][0]  # same generation 0
+    assert [g["real_share"] for g in runs[0]["generations"]] == [1.0, 0.0, 0.0]
+    assert [g["real_share"] for g in runs[1]["generations"]] == pytest.approx([1.0, 1 / 2, 1 / 3])
+    assert [g["real_share"] for g in runs[2]["generations"]] == [1.0, 0.25, 0.25]
+    assert runs[2]["real_share"] == 0.25 and runs[0]["real_share"] is None
+    assert 0.05 < runs[0]["real_rare_byte_mass"] <= 0.1
+    assert runs[0]["generations"][0] == runs[1]["generations"][0] == runs[2]["generations"][0]
     written = plot_collapse(runs, tmp_path / "collapse.png")
     assert all(p.exists() for p in written)
     with pytest.raises(BitlensError, match="unknown collapse mode 'sideways'"):
@@ -449,6 +454,6 @@ def test_cli_quick_runs(tmp_path):
     assert len(r["strategies"]) == 14 and r["quick"] is True and r["pool_windows"] == 249
     out = tmp_path / "col.json"
     assert main(["collapse", "--quick", "--mode", "both", "--json", str(out)]) == 0
-    runs = json.loads(out.read_text())["runs"]
-    assert [r["mode"] for r in runs] == ["replace", "accumulate"]
-    assert all(r["quick"] is True and r["budget_tokens"] == 16_384 for r in runs)
+    arms = json.loads(out.read_text())["arms"]
+    assert [a["mode"] for a in arms] == ["replace", "accumulate"]
+    assert all(r["quick"] is True and r["budget_tokens"] == 16_384 for a in arms for r in a["runs"])

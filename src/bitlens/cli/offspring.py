@@ -27,7 +27,7 @@ from bitlens.errors import BitlensError
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Written out so that `--help` needs no torch (a test keeps it equal to collapse.MODES).
-COLLAPSE_MODES = ("replace", "accumulate")
+COLLAPSE_MODES = ("replace", "accumulate", "accumulate-real")
 offspring_preset_option = preset_option(default="tiny", help="Offspring model size.")
 parent_option = click.option(
     "--parent",
@@ -548,6 +548,20 @@ def _print_born_again(r: dict) -> None:
     )
 
 
+def parse_arms(text: str) -> tuple[str, ...]:
+    """--mode: a comma-separated list of arms, `all` (every arm) or `both` (replace,accumulate)."""
+    named = {"all": COLLAPSE_MODES, "both": COLLAPSE_MODES[:2]}
+    if text in named:
+        return named[text]
+    arms = parse_list(text, str, "--mode") or ()
+    unknown = [a for a in arms if a not in COLLAPSE_MODES]
+    if unknown:
+        raise BitlensError(
+            f"--mode: unknown arm {unknown[0]!r}; choose from {', '.join(COLLAPSE_MODES)}, all or both"
+        )
+    return arms
+
+
 @click.command("collapse")
 @corpus_option
 @click.option(
@@ -561,11 +575,13 @@ def _print_born_again(r: dict) -> None:
 @hf_options
 @click.option(
     "--mode",
-    type=click.Choice([*COLLAPSE_MODES, "both"]),
+    "mode_text",
     default="replace",
     show_default=True,
-    help="replace: train only on the last generation's samples; accumulate: on real "
-    "data and all samples so far.",
+    metavar="ARM[,ARM...]|all|both",
+    help="Arms: replace (train only on the last generation's samples), accumulate (on real "
+    "data and all samples so far), accumulate-real (all samples so far, with a fixed share of "
+    "real data in every batch); all: the three; both: replace,accumulate.",
 )
 @click.option(
     "--generations",
@@ -573,7 +589,13 @@ def _print_born_again(r: dict) -> None:
     default=None,
     help="Generations after generation 0, which trains on real data (default 5).",
 )
-@seed_option
+@click.option(
+    "--seeds",
+    default="0",
+    show_default=True,
+    metavar="S1,S2,...",
+    help="Seeds per arm; every figure is a mean over them with a t interval.",
+)
 @click.option(
     "--temperature",
     type=click.FloatRange(0.0, min_open=True),
@@ -582,9 +604,17 @@ def _print_born_again(r: dict) -> None:
 )
 @click.option(
     "--top-p",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    "top_p_text",
+    default="0.9",
+    show_default=True,
+    metavar="P[,P...]",
+    help="Nucleus sampling mass; a list runs every arm at each (e.g. 1.0,0.9).",
+)
+@click.option(
+    "--real-share",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
     default=None,
-    help="Nucleus sampling mass (default 0.9).",
+    help="accumulate-real: share of every batch's windows (tokens) that are real (default 0.25).",
 )
 @offspring_preset_option
 @quick_option
@@ -596,66 +626,108 @@ def collapse_cmd(
     device,
     dtype,
     batch_tokens,
-    mode,
+    mode_text,
     generations,
-    seed,
+    seeds,
     temperature,
-    top_p,
+    top_p_text,
+    real_share,
     preset,
     quick,
     plot_path,
     json_out,
 ):
-    """Model collapse: train each generation on the previous generation's samples.
+    """Model collapse: train each generation on earlier generations' samples, per arm, top-p and seed.
 
-    Per generation, in bits: held-out bits/byte on real data, the samples' entropy (their mean
-    surprisal under the model that wrote them, bits/byte) and their tail mass (share of sample
-    bigrams among the rarest real bigrams that hold 10 % of real data; real data ≈ 0.10).
+    Per generation, in bits: held-out bits/byte on real data (test split), and the samples' tail
+    signature: their entropy (mean surprisal under the model that wrote them, bits/byte), unigram
+    entropy (bits), rare-bigram and rare-byte mass (share of sample bigrams / bytes among the
+    rarest real ones that hold 10 % of real data; real data ≈ 0.10). Each figure is the mean
+    over seeds with its t interval; per arm, the change from generation 0 to the last, paired by
+    seed ("no change detected" when its interval includes 0).
 
-    JSON keys: mode, generations [generation, heldout_bits_per_byte, sample_entropy_bits,
-    tail_mass, ...]; with --mode both: {"runs": [replace, accumulate]}.
+    JSON keys: arms [mode, top_p, seeds, generations [generation, n_seeds, real_share,
+    heldout_bits_per_byte, heldout_bits_per_byte_ci95, sample_entropy_bits, ..._ci95,
+    sample_unigram_entropy_bits, tail_mass, rare_byte_mass, heldout_share_below_threshold],
+    change {figure: estimate, ci95, n_seeds, reading}, runs (one per seed)],
+    last_generation_differences, seeds, real_share, budget_tokens, splits.
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
-    from bitlens.offspring.collapse import CollapseConfig, plot_collapse, run_collapse
+    from bitlens.offspring.collapse import CollapseConfig, plot_collapse
+    from bitlens.offspring.collapse_arms import CollapseArmsConfig, run_collapse_arms
 
-    cfg = override(
+    base = override(
         CollapseConfig.quick() if quick else CollapseConfig.full(),
         generations=generations,
-        seed=seed,
         temperature=temperature,
-        top_p=top_p,
+        real_share=real_share,
         preset=preset,
+    )
+    cfg = CollapseArmsConfig(
+        base,
+        modes=parse_arms(mode_text),
+        top_ps=parse_list(top_p_text, float, "--top-p") or (),
+        seeds=parse_list(seeds, int, "--seeds") or (),
     )
     first = None if model_spec is None else load_model_spec(model_spec, device, dtype, batch_tokens)
     if first is None and (device or dtype or batch_tokens):
         raise BitlensError(
             "--device, --dtype and --batch-tokens are for a generation 0 given by --model hf:PATH"
         )
-    data = load_corpus(corpus)
-    modes = COLLAPSE_MODES if mode == "both" else (mode,)
-    runs = [
-        run_collapse(data, override(cfg, mode=m), progress=show_progress(), generation0=first).to_dict()
-        for m in modes
-    ]
+    r = run_collapse_arms(load_corpus(corpus), cfg, progress=show_progress(), generation0=first).to_dict()
     if json_out != "-":
-        for r in runs:
-            _print_collapse(r)
+        _print_collapse(r)
     if plot_path:
-        plot_collapse(runs, plot_path)
-    emit_json(runs[0] if len(runs) == 1 else {"runs": runs}, json_out)
+        plot_collapse(r["arms"], plot_path)
+    emit_json(r, json_out)
+
+
+def _mean_ci(row: dict, key: str) -> str:
+    """A mean over seeds and its interval, as '3.1234 [3.1000, 3.1500]' (no interval: 1 seed)."""
+    ci = row[f"{key}_ci95"]
+    return f"{row[key]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+
+_PRINTED = ("heldout_bits_per_byte", "sample_unigram_entropy_bits", "tail_mass", "rare_byte_mass")
 
 
 def _print_collapse(r: dict) -> None:
-    given = "" if r.get("generation0", "trained") == "trained" else f"; generation 0 is {r['generation0']}"
-    click.echo(f"{r['mode']}: real data tail mass {r['real_tail_mass']:.4f}{given}")
+    given = "" if r["generation0"] == "trained" else f"; generation 0 is {r['generation0']}"
     click.echo(
-        f"  {'gen':>3} {'held-out bits/byte':>19} {'sample entropy':>15} "
-        f"{'tail mass':>10} {'real bytes < 2^-10':>19}"
+        f"seeds {r['seeds']}; {r['budget_tokens']:,} training tokens per generation; accumulate-real "
+        f"keeps {r['real_share']:g} real{given}"
     )
-    for g in r["generations"]:
+    for arm in r["arms"]:
         click.echo(
-            f"  {g['generation']:3d} {g['heldout_bits_per_byte']:19.4f} "
-            f"{g['sample_entropy_bits']:15.4f} {g['tail_mass']:10.4f} "
-            f"{g['heldout_share_below_threshold']:19.4f}"
+            f"{arm['mode']}, top-p {arm['top_p']:g}: real data rare-bigram mass "
+            f"{arm['real_tail_mass']:.4f}, rare-byte mass {arm['real_rare_byte_mass']:.4f}"
+        )
+        click.echo(
+            f"  {'gen':>3} {'real':>5} {'held-out bits/byte [95% CI]':>31} {'unigram entropy':>31} "
+            f"{'rare-bigram mass':>31} {'rare-byte mass':>31}"
+        )
+        for g in arm["generations"]:
+            click.echo(
+                f"  {g['generation']:3d} {g['real_share']:5.2f} "
+                + " ".join(
+                    f"{_mean_ci(g, k):>31}"
+                    for k in (
+                        "heldout_bits_per_byte",
+                        "sample_unigram_entropy_bits",
+                        "tail_mass",
+                        "rare_byte_mass",
+                    )
+                )
+            )
+        for key in _PRINTED:
+            c = arm["change"][key]
+            ci = f" [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]" if c["ci95"] else ""
+            click.echo(f"  change in {key} from generation 0: {c['estimate']:+.4f}{ci}: {c['reading']}")
+    for d in r["last_generation_differences"]:
+        ci = f" [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d["ci95"] else ""
+        p = f", Holm p {d['p_holm']:.3g}" if d["p_holm"] is not None else ""
+        click.echo(
+            f"last generation, top-p {d['top_p']:g}: {d['a']} − {d['b']} = {d['estimate']:+.4f}{ci} "
+            f"bits/byte{p}: {d['reading']}"
         )

@@ -281,6 +281,12 @@ class LineageStore:
             args.append(status)
         return [_row(r) for r in self._db.execute(sql + " ORDER BY id", args).fetchall()]
 
+    def best_saved(self, generation: int) -> Evaluation | None:
+        """The fittest finished evaluation of `generation` whose offspring weights were saved
+        (ties: the older); lineage mode makes it the next generation's parent."""
+        done = [e for e in self.evaluations(generation, "done") if e.weights and e.fitness is not None]
+        return max(done, key=lambda e: (e.fitness, -e.id)) if done else None
+
     def get(self, ids: list[int]) -> list[Evaluation]:
         by_id = {e.id: e for e in self.evaluations()}
         return [by_id[i] for i in ids]

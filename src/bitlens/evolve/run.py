@@ -264,10 +264,8 @@ def _propose(space: GeneSpace, cfg: EvolveConfig, g: int, previous: list[Evaluat
 
 def _lineage_parent(store: LineageStore, generation: int) -> str | None:
     """The best saved offspring of the previous generation (else the previous generation's parent)."""
-    done = [e for e in store.evaluations(generation - 1, "done") if e.weights]
-    if not done:
-        return store.generation_parent_model(generation - 1)
-    return max(done, key=lambda e: (e.fitness, -e.id)).weights
+    best = store.best_saved(generation - 1)
+    return best.weights if best else store.generation_parent_model(generation - 1)
 
 
 def _evaluate_generation(
