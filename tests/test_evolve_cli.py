@@ -99,6 +99,9 @@ def test_evolve_refuses_an_existing_run_and_states_units(tmp_path, capsys):
         cli.main(["evolve", "--help"], standalone_mode=True)
     text = capsys.readouterr().out
     assert "bits/byte" in text and "FLOPs" in text
+    # the strategy choices are the registry's keys; the fitness forms are named
+    assert "[es|random|optuna-tpe]" in text and "[gain-at-budget|penalised]" in text and "TFLOP" in text
+    assert main(["evolve", "--out", str(tmp_path / "x"), "--strategy", "annealing"]) != 0
 
 
 @pytest.mark.slow
