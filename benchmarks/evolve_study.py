@@ -16,7 +16,8 @@ pairs of arms.
 
 Runs in one process (the serial backend); an evaluation already made in this process (the shared
 first generation, a winner two arms share) is looked up, not redone: evaluations are deterministic,
-so the numbers are the same. Writes every run directory under --out (a rerun resumes them) and the summary JSON.
+so the numbers are the same. Writes every run directory under --out (a rerun resumes them) and
+the summary JSON.
 """
 
 from __future__ import annotations
