@@ -22,8 +22,8 @@ from bitlens.errors import BitlensError
 
 TFLOP = 1e12
 FITNESS_FORMS = ("gain-at-budget", "penalised")
-# λ of the penalised form, bits/byte per TFLOP: a quick-scale evaluation costs ~0.05-0.2 TFLOP and
-# gains up to a few tenths of a bit/byte, so λ = 1 charges ~0.1 bit/byte for a typical run.
+# λ of the penalised form, bits/byte per TFLOP: a quick-scale evaluation costs ~0.05-0.15 TFLOP and
+# gains (or loses) up to ~0.2 bits/byte, so λ = 1 charges ~0.05-0.15 bits/byte: the same order.
 DEFAULT_COST_WEIGHT = 1.0
 
 
