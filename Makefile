@@ -15,10 +15,11 @@ $(PY):
 # Pin the CPU torch wheel first, so that no dependency can pull a CUDA build.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[dev,hf,ray]" "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[dev,hf,ray,evolve]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
-# The environment with every extra: dev (tests), hf (local Hugging Face models), ray (backend).
+# The environment with every extra: dev (tests), hf (local Hugging Face models), ray (backend),
+# evolve (Optuna, the optuna-tpe search arm).
 setup: $(STAMP)
 
 demo: $(STAMP)

@@ -6,15 +6,17 @@ Usage:
   python benchmarks/evolve_bench.py merge DIR0/compare.json DIR1/compare.json --out DIR
   python benchmarks/evolve_bench.py scaling --population 8 --out DIR
 Runs on the bundled corpus (no /work/shared needed). Prints a table and writes DIR/<part>.json.
+The three-arm study (ES, random, Optuna TPE; 10 seeds; paired tests) is benchmarks/evolve_study.py.
 
-compare: one tiny parent (trained once), then per seed: an ES run and a random-search run with
-the same number of evaluations (same seed: the same first generation; both re-score their
-survivors each generation), and the hand-set policies (one per score rule, document level,
-keep 0.5, hard target, mid budget). Because the best of many noisy evaluations is biased upwards,
-the last generation's best genome of each arm, and every hand-set policy, is scored again on
-`--recheck` fresh seeds on the test split (evolution itself scores on validation), and those
-unbiased fitnesses are what the comparison reports (the best hand-set policy is chosen as the
-best on validation over those seeds, then re-checked on test).
+compare: one tiny parent (trained once), then per seed: an ES run and a random-search run (quick
+scale, fitness gain-at-budget: held-out bits/byte gained over random selection, every genome at
+the middle token budget) with the same number of evaluations (same seed: the same first
+generation; both re-score their survivors each generation), and the hand-set policies (one per
+score rule, document level, keep 0.5, hard target, the same budget). Because the best of many
+noisy evaluations is biased upwards, each arm's winner (best mean over its evaluations), and every
+hand-set policy, is scored again on `--recheck` fresh seeds on the test split (evolution itself
+scores on validation), and those unbiased fitnesses are what the comparison reports (the best
+hand-set policy is chosen as the best on validation over those seeds, then re-checked on test).
 
 scaling: the wall time of one generation (population genomes, generation 0) with 1 and 2
 workers on the local process pool and on Ray, and the ratio 1-worker / 2-worker.
@@ -32,7 +34,7 @@ import numpy as np
 
 from bitlens.data import bundled_corpus_bytes
 from bitlens.evolve.evaluators import PolicyEvaluator
-from bitlens.evolve.genome import policy_gene_space
+from bitlens.evolve.genome import middle_budget_tokens, policy_gene_space
 from bitlens.evolve.run import EvolveConfig, evaluation_seed, run_evolution
 from bitlens.offspring.policy import ContextConfig
 from bitlens.offspring.select import SCORES
@@ -64,8 +66,8 @@ def parent(out: Path, corpus: bytes, steps: int) -> str:
 
 
 def _arm(run: dict) -> dict:
-    """What one run contributes: its last generation's best genome and the fitness curves."""
-    last = run["generations"][-1]
+    """What one run contributes: its winner (best mean fitness) and the fitness curves."""
+    winner = run["winner"]
     new = [
         [
             e["fitness"]
@@ -75,8 +77,8 @@ def _arm(run: dict) -> dict:
         for g in run["generations"]
     ]
     return {
-        "last_generation_best": last["best_fitness"],
-        "genome": last["best_genome"],
+        "last_generation_best": winner["fitness"]["estimate"],
+        "genome": winner["genome"],
         "best_curve": [g["best_fitness"] for g in run["generations"]],
         "new_mean_curve": [float(np.mean(f)) if f else None for f in new],
         "evaluations": len(run["evaluations"]),
@@ -87,8 +89,8 @@ def compare(args) -> dict:
     corpus = bundled_corpus_bytes()
     out = Path(args.out)
     parent_dir = parent(out, corpus, args.parent_steps)
-    space = policy_gene_space(quick=True)
-    budget = int(np.sqrt(space.genes[-1].low * space.genes[-1].high))
+    space = EvolveConfig(small=True).gene_space()  # gain-at-budget: the budget gene is pinned
+    budget = middle_budget_tokens(quick=True)
     rows = []
     for seed in args.seeds:
         ev = PolicyEvaluator(
@@ -103,6 +105,7 @@ def compare(args) -> dict:
                 seed=seed,
                 strategy=strategy,
                 reevaluate=not args.no_reevaluate,
+                small=True,
             )
             r = run_evolution(
                 out / f"{strategy}-s{seed}",
@@ -119,18 +122,19 @@ def compare(args) -> dict:
         fresh = [evaluation_seed(seed + 1000, k) for k in range(args.recheck)]
         test_ev = replace(ev, split="test")
         hand = {
-            g["score"]: [ev(g, s, None, None)["fitness"] for s in fresh] for g in hand_set_policies(budget)
+            g["score"]: [ev(g, s, None, None)["gain_bits_per_byte"] for s in fresh]
+            for g in hand_set_policies(budget)
         }
         best_rule = max(hand, key=lambda k: np.mean(hand[k]))
         best_hand = next(g for g in hand_set_policies(budget) if g["score"] == best_rule)
         arms["hand"] = {
             "genome": best_hand,
-            "recheck_fitness": [test_ev(best_hand, s, None, None)["fitness"] for s in fresh],
+            "recheck_fitness": [test_ev(best_hand, s, None, None)["gain_bits_per_byte"] for s in fresh],
             "all_validation": {k: float(np.mean(v)) for k, v in hand.items()},
         }
         for name in ("es", "random"):
             arms[name]["recheck_fitness"] = [
-                test_ev(arms[name]["genome"], s, None, None)["fitness"] for s in fresh
+                test_ev(arms[name]["genome"], s, None, None)["gain_bits_per_byte"] for s in fresh
             ]
         for arm in arms.values():
             arm["recheck_mean"] = float(np.mean(arm["recheck_fitness"]))
@@ -149,7 +153,7 @@ def compare(args) -> dict:
             "reevaluate": not args.no_reevaluate,
             "parent_steps": args.parent_steps,
         },
-        "fitness_unit": "bits/byte gained over a random-selection offspring per TFLOP",
+        "fitness_unit": "bits/byte gained over a random-selection offspring at the same token budget",
     }
 
 

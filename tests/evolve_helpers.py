@@ -17,10 +17,10 @@ from bitlens.runs import WEIGHTS_FILE, atomic_save_tensors
 
 
 def _unit(space: GeneSpace, genome: Genome) -> dict[str, float]:
-    """Real/integer genes mapped to [0, 1] (log genes in log space)."""
+    """Real/integer genes mapped to [0, 1] (log genes in log space; pinned genes left out)."""
     out = {}
     for g in space.genes:
-        if isinstance(g, Choice):
+        if isinstance(g, Choice) or g.fixed:
             continue
         lo, hi, x = g.low, g.high, float(genome[g.name])
         if g.log:
@@ -31,10 +31,11 @@ def _unit(space: GeneSpace, genome: Genome) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SyntheticEvaluator:
-    """fitness = −(Σ squared unit-scale distance of numeric genes + Σ categorical mismatches)
-    − noise·N(0,1) seeded by the evaluation seed. Optimum: `target`, fitness 0.
+    """gain_bits_per_byte = −(Σ squared unit-scale distance of numeric genes + Σ categorical
+    mismatches) − noise·N(0,1) seeded by the evaluation seed. Optimum: `target`, gain 0 (the
+    run's gain-at-budget fitness is this gain).
 
-    Held-out bits/byte = 2 − fitness/10 and FLOPs = 1e6 × budget_tokens, so a Pareto front exists.
+    Held-out bits/byte = 2 − gain/10 and FLOPs = 1e6 × budget_tokens, so a Pareto front exists.
     Genomes whose `score` is in `fail_scores` raise; those in `nan_scores` return NaN; those in
     `crash_scores` kill their process (as the out-of-memory killer would: only use in a worker);
     each call sleeps `sleep_seconds` (for timing and kill tests).
@@ -64,14 +65,14 @@ class SyntheticEvaluator:
             genome[g.name] != self.target[g.name] for g in self.space.genes if isinstance(g, Choice)
         )
         eps = np.random.default_rng(seed).normal() if self.noise else 0.0
-        fitness = float("nan") if genome["score"] in self.nan_scores else -distance - self.noise * eps
+        gain = float("nan") if genome["score"] in self.nan_scores else -distance - self.noise * eps
         if weights_dir is not None:
             vector = torch.tensor([u[k] for k in sorted(u)], dtype=torch.float32)
             atomic_save_tensors(Path(weights_dir) / WEIGHTS_FILE, {"genes": vector})
         tokens = int(genome.get("budget_tokens", 1))
         return {
-            "fitness": fitness,
-            "heldout_bits_per_byte": 2.0 - fitness / 10.0,
+            "gain_bits_per_byte": gain,
+            "heldout_bits_per_byte": 2.0 - gain / 10.0,
             "flops": 1e6 * tokens,
             "tokens": tokens,
         }

@@ -23,7 +23,7 @@ def fingerprint(result):
 
 
 def run(tmp_path, backend, ev, workers=1, **config):
-    cfg = EvolveConfig(**{"population": 3, "generations": 2, "seed": 5, **config})
+    cfg = EvolveConfig(**{"population": 3, "generations": 3, "seed": 5, **config})
     return run_evolution(tmp_path / backend, cfg, backend=backend, workers=workers, evaluator=ev).to_dict()
 
 
@@ -33,23 +33,28 @@ def evaluator():
 
 
 @pytest.fixture(scope="module")
-def serial_run(tmp_path_factory, evaluator):
-    return run(tmp_path_factory.mktemp("serial"), "serial", evaluator)
+def serial_runs(tmp_path_factory, evaluator):
+    """The serial reference run of each strategy (every strategy proposes in the driver)."""
+    return {
+        s: run(tmp_path_factory.mktemp(f"serial-{s}"), "serial", evaluator, strategy=s)
+        for s in ("es", "optuna-tpe")
+    }
 
 
-def test_local_pool_matches_serial(tmp_path, evaluator, serial_run):
-    r = run(tmp_path, "local", evaluator, workers=2)
+@pytest.mark.parametrize("strategy", ["es", "optuna-tpe"])
+def test_local_pool_matches_serial(tmp_path, evaluator, serial_runs, strategy):
+    r = run(tmp_path, "local", evaluator, workers=2, strategy=strategy)
     assert r["config"]["backend"] == "local" and r["config"]["workers"] == 2
-    assert fingerprint(r) == fingerprint(serial_run)
+    assert fingerprint(r) == fingerprint(serial_runs[strategy])
 
 
-def test_ray_matches_serial(tmp_path, evaluator, serial_run, monkeypatch):
+def test_ray_matches_serial(tmp_path, evaluator, serial_runs, monkeypatch):
     pytest.importorskip("ray")
     # Ray workers must import the evaluator's module, which lives in tests/
     tests = str(Path(__file__).parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
-    r = run(tmp_path, "ray", evaluator, workers=2)
-    assert fingerprint(r) == fingerprint(serial_run)
+    r = run(tmp_path, "ray", evaluator, workers=2, strategy="optuna-tpe")
+    assert fingerprint(r) == fingerprint(serial_runs["optuna-tpe"])
 
 
 def test_dead_worker_is_recorded_and_the_run_goes_on(tmp_path):

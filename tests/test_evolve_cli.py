@@ -43,7 +43,7 @@ def test_policy_evolution_end_to_end_with_lineage(parent_dir, tmp_path):
     )
     corpus = CORPUS.read_bytes()
     ev = PolicyEvaluator(corpus, str(parent_dir), context=ContextConfig.quick(), space=cheap)
-    cfg = EvolveConfig(population=2, generations=2, seed=1, lineage=True, small=True)
+    cfg = EvolveConfig(population=2, generations=2, seed=1, lineage=True, small=True, fitness="penalised")
     r = run_evolution(tmp_path / "evo", cfg, backend="serial", evaluator=ev).to_dict()
     # 2 genomes, then 2 children + the 2 survivors scored again
     assert r["totals"]["done"] == 6, [e["error"] for e in r["evaluations"]]
@@ -56,9 +56,10 @@ def test_policy_evolution_end_to_end_with_lineage(parent_dir, tmp_path):
         # (on the 2 windows of the validation split that a 20 KB corpus leaves)
         assert 6.5 < e["heldout_bits_per_byte"] < 8.5
         assert m["heldout_split"] == "validation"  # evolution chooses: never on the test split
-        assert m["fitness"] == pytest.approx(
-            (m["baseline_bits_per_byte"] - m["heldout_bits_per_byte"]) / (m["flops"] / 1e12)
-        )
+        # penalised fitness: gain over the random-selection baseline − λ·TFLOPs, never a ratio
+        gain = m["baseline_bits_per_byte"] - m["heldout_bits_per_byte"]
+        assert m["gain_bits_per_byte"] == gain and "fitness_unit" not in m
+        assert e["fitness"] == pytest.approx(gain - cfg.cost_weight * m["flops"] / 1e12)
         assert m["improvement_vs_parent_bits_per_byte"] == pytest.approx(
             m["parent_bits_per_byte"] - m["heldout_bits_per_byte"]
         )
@@ -80,7 +81,10 @@ def test_policy_evolution_end_to_end_with_lineage(parent_dir, tmp_path):
             first["seed"],
         )
     assert direct.heldout_bits_per_byte == first["heldout_bits_per_byte"]
-    assert direct.fitness == first["fitness"]
+    assert (
+        direct.baseline_bits_per_byte - direct.heldout_bits_per_byte == first["metrics"]["gain_bits_per_byte"]
+    )
+    assert r["fitness"]["form"] == "penalised" and r["fitness"]["lambda_bits_per_byte_per_tflop"] == 1.0
     # the offspring used as generation 1's parent is a loadable run directory
     assert load_run(best0["weights"]).num_params() > 0
 
@@ -95,6 +99,9 @@ def test_evolve_refuses_an_existing_run_and_states_units(tmp_path, capsys):
         cli.main(["evolve", "--help"], standalone_mode=True)
     text = capsys.readouterr().out
     assert "bits/byte" in text and "FLOPs" in text
+    # the strategy choices are the registry's keys; the fitness forms are named
+    assert "[es|random|optuna-tpe]" in text and "[gain-at-budget|penalised]" in text and "TFLOP" in text
+    assert main(["evolve", "--out", str(tmp_path / "x"), "--strategy", "annealing"]) != 0
 
 
 @pytest.mark.slow
@@ -122,13 +129,18 @@ def test_evolve_quick_serial_json_figures_and_resume(parent_dir, tmp_path, capsy
     assert [g["generation"] for g in r["generations"]] == [0, 1]
     assert r["totals"]["done"] + r["totals"]["failed"] == 6  # 2, then 2 children + 2 re-scored
     space = policy_gene_space(quick=True)
+    assert r["fitness"]["form"] == "gain-at-budget" and r["winner"]["fitness"]["n_seeds"] >= 1
     for e in r["evaluations"]:
         space.check(e["genome"])
         assert e["status"] == "done", e["error"]
         # an offspring of a 3-step parent on 8k–65k tokens: better than uniform, far from good
         assert 3.0 < e["heldout_bits_per_byte"] < 8.0
-        assert e["metrics"]["fitness"] == pytest.approx(
-            (e["metrics"]["baseline_bits_per_byte"] - e["heldout_bits_per_byte"]) / (e["flops"] / 1e12)
+        # the default fitness: held-out gain over random selection at the pinned token budget
+        assert e["genome"]["budget_tokens"] == r["fitness"]["budget_tokens"] == 23_170
+        assert (
+            e["metrics"]["fitness"]
+            == e["fitness"]
+            == pytest.approx(e["metrics"]["baseline_bits_per_byte"] - e["heldout_bits_per_byte"])
         )
         assert e["flops"] > 6 * e["tokens"] * 1e5  # a tiny model: > 0.1 MFLOP per token
     assert r["pareto"] and {"heldout_bits_per_byte", "flops", "genome"} <= set(r["pareto"][0])

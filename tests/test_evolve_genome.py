@@ -97,14 +97,14 @@ def _search(strategy: str, seed: int, mu: int = 6, generations: int = 20) -> flo
     ev = SyntheticEvaluator(target=TARGET, space=SMALL)
 
     def fit(genome):
-        return ev(genome, 0, None, None)["fitness"]
+        return ev(genome, 0, None, None)["gain_bits_per_byte"]
 
     first = sample_population(SMALL, mu, generation_rng(seed, 0))
     pop = [Scored(i, p.genome, fit(p.genome)) for i, p in enumerate(first)]
     survivors, next_id = select_survivors(pop, mu), len(pop)
     for g in range(1, generations):
         children = []
-        for p in STRATEGIES[strategy](SMALL, survivors, ESConfig(mu, mu), generation_rng(seed, g)):
+        for p in STRATEGIES[strategy](SMALL, survivors, [], ESConfig(mu, mu), generation_rng(seed, g)):
             children.append(Scored(next_id, p.genome, fit(p.genome)))
             next_id += 1
         survivors = select_survivors(survivors + children, mu)

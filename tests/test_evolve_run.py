@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.genome import policy_gene_space
+from bitlens.evolve.genome import Integer, policy_gene_space
 from bitlens.evolve.lineage import LineageStore
 from bitlens.evolve.plots import plot_fitness, plot_lineage, plot_pareto
 from bitlens.evolve.run import STORE_FILE, EvolveConfig, run_evolution
@@ -55,6 +55,13 @@ def fingerprint(result):
 def test_result_keys_pareto_and_store(tmp_path):
     r = evolve(tmp_path, reevaluate=False)
     assert [g["generation"] for g in r["generations"]] == [0, 1, 2]
+    assert r["fitness"] == {
+        "form": "gain-at-budget",
+        "formula": "gain",
+        "unit": "bits/byte",
+        "budget_tokens": None,  # this evaluator's gene space does not pin the budget
+        "cost_unit": "training tokens (pinned: every genome trains on budget_tokens)",
+    }
     for g in r["generations"]:
         assert {"generation", "best_fitness", "mean_fitness", "best_genome"} <= set(g)
         fits = [e["fitness"] for e in r["evaluations"] if e["generation"] == g["generation"]]
@@ -77,11 +84,12 @@ def test_result_keys_pareto_and_store(tmp_path):
     assert fingerprint(evolve(tmp_path, "other", seed=4, reevaluate=False)) != fingerprint(r)
 
 
-@pytest.mark.parametrize("strategy", ["es", "random"])
-def test_survivors_are_rescored_and_selected_on_fresh_scores(tmp_path, strategy):
+@pytest.mark.parametrize("strategy", ["es", "random", "optuna-tpe"])
+def test_survivors_are_rescored_and_selected_on_their_mean(tmp_path, strategy):
     ev = synthetic()
     r = evolve(tmp_path, strategy=strategy, evaluator=ev)
     by_id = {e["id"]: e for e in r["evaluations"]}
+    # equal evaluations in every arm: 4 genomes, then 4 proposals + 4 survivors scored again
     assert [g["evaluations"] for g in r["generations"]] == [4, 8, 8]
     assert [g["reevaluations"] for g in r["generations"]] == [0, 4, 4]
     with LineageStore(tmp_path / "run" / STORE_FILE) as store:
@@ -92,10 +100,26 @@ def test_survivors_are_rescored_and_selected_on_fresh_scores(tmp_path, strategy)
             assert sorted(e["parents"][0] for e in again) == sorted(store.survivors(g - 1))
             for e in again:
                 assert e["genome"] == by_id[e["parents"][0]]["genome"] and e["seed"] == rows[0]["seed"]
-                assert e["fitness"] == ev(e["genome"], e["seed"], None, None)["fitness"]
-            # selection sees only this generation's (common-seed) scores: the survivors are its top 4
-            top = sorted(rows, key=lambda e: (-e["fitness"], e["id"]))[:4]
-            assert store.survivors(g) == [e["id"] for e in top]
+                assert e["fitness"] == ev(e["genome"], e["seed"], None, None)["gain_bits_per_byte"]
+            # selection: the 4 best genomes of survivors ∪ children on the mean of ALL their
+            # evaluations so far (brute force here); a genome is named by its first evaluation
+            pool = [by_id[i]["genome"] for i in store.survivors(g - 1)] + [e["genome"] for e in rows]
+            scores = {}
+            for e in sorted(by_id.values(), key=lambda e: e["id"]):
+                if e["generation"] <= g and e["genome"] in pool:
+                    key = json.dumps(e["genome"], sort_keys=True)
+                    scores.setdefault(key, (e["id"], []))[1].append(e["fitness"])
+            top = sorted(scores.values(), key=lambda v: (-np.mean(v[1]), v[0]))[:4]
+            assert store.survivors(g) == [i for i, _ in top]
+            summary = r["generations"][g]["survivors"]
+            assert [s["n"] for s in summary] == [len(v) for _, v in top]
+            assert [s["mean_fitness"] for s in summary] == pytest.approx([np.mean(v) for _, v in top])
+    # the winner: the first survivor, its mean and t interval over its evaluations
+    w, last = r["winner"], r["generations"][-1]["survivors"][0]
+    assert w["id"] == last["id"] and w["fitness"]["estimate"] == pytest.approx(last["mean_fitness"])
+    assert w["fitness"]["n_seeds"] == len(w["evaluation_ids"]) == last["n"]
+    low, high = w["fitness"]["ci95"]
+    assert low <= w["fitness"]["estimate"] <= high
 
 
 def test_failed_evaluations_are_recorded_and_the_run_goes_on(tmp_path):
@@ -166,7 +190,7 @@ def test_best_saved_is_the_fittest_offspring_with_weights(tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from bitlens.evolve.genome import policy_gene_space
+    from bitlens.evolve.genome import Integer, policy_gene_space
     from bitlens.evolve.run import EvolveConfig, run_evolution
     from evolve_helpers import SyntheticEvaluator
     target = policy_gene_space().sample(np.random.default_rng(7))
@@ -238,10 +262,21 @@ def test_config_scales_and_the_stored_dict():
         "crossover_rate": 0.5,
         "quick": True,
         "reevaluate": True,
+        "fitness": "gain-at-budget",
+        "cost_weight": 1.0,
+        "budget_tokens": None,
     }
+    # gain-at-budget pins the budget gene (default: the geometric middle of its range)
+    assert quick.gene_space().genes[-1] == Integer("budget_tokens", 23_170, 23_170, 0.15)
+    assert replace(quick, budget_tokens=9000).fixed_budget_tokens() == 9000
+    assert replace(quick, fitness="penalised").gene_space() == policy_gene_space(True)
     assert quick.context().seed == 0 and quick.context().is_quick()
     assert EvolveConfig(seed=4).context().seed == 4 and not full.context().is_quick()
-    with pytest.raises(BitlensError, match="unknown strategy 'annealing'; choose from es, random"):
+    with pytest.raises(
+        BitlensError, match="^unknown strategy 'annealing'; choose from es, random, optuna-tpe$"
+    ):
         EvolveConfig(strategy="annealing")
+    with pytest.raises(BitlensError, match="unknown fitness 'ratio'; choose from gain-at-budget, penalised"):
+        EvolveConfig(fitness="ratio")
     with pytest.raises(BitlensError, match="at least 1"):
         EvolveConfig(population=0)

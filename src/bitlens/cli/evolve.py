@@ -8,6 +8,7 @@ import click
 
 from bitlens.cli.common import corpus_option, emit_json, json_option, seed_option, show_progress
 from bitlens.evolve.backends import BACKENDS
+from bitlens.evolve.fitness import FITNESS_FORMS
 from bitlens.evolve.strategy import STRATEGIES
 
 
@@ -63,7 +64,28 @@ from bitlens.evolve.strategy import STRATEGIES
     "--strategy",
     type=click.Choice(list(STRATEGIES)),
     default=None,
-    help="es: (μ+λ) with tournament selection (default); random: random search control.",
+    help="es: (μ+λ) with tournament selection (default); random: random search control; "
+    "optuna-tpe: Optuna's TPE sampler (ask/tell; needs bitlens[evolve]). Same evaluations each.",
+)
+@click.option(
+    "--fitness",
+    type=click.Choice(FITNESS_FORMS),
+    default=None,
+    help="gain-at-budget (default): held-out bits/byte gained over random selection, every genome "
+    "at the same token budget; penalised: that gain − λ × TFLOPs of cost.",
+)
+@click.option(
+    "--cost-weight",
+    "cost_weight",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="λ of --fitness penalised, in bits/byte per TFLOP (default 1).",
+)
+@click.option(
+    "--budget-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The token budget of --fitness gain-at-budget (default: the middle of the budget range).",
 )
 @click.option(
     "--lineage",
@@ -106,6 +128,9 @@ def evolve_cmd(
     population,
     generations,
     strategy,
+    fitness,
+    cost_weight,
+    budget_tokens,
     lineage,
     reevaluate,
     seed,
@@ -119,13 +144,17 @@ def evolve_cmd(
 
     A genome is a curation policy (selection score and keep ratio, document or token level,
     synthetic share, temperature, top-p, distillation target, offspring size, token budget).
-    Fitness is the offspring's held-out improvement in bits/byte per unit cost (FLOPs), higher is
-    better. Prints one line per generation (best and mean fitness, best held-out bits/byte) and
-    the Pareto front of held-out bits/byte vs FLOPs; writes fitness.png, pareto.png, lineage.png
-    (+ .svg) into RUN_DIR.
+    Fitness, in bits/byte (higher is better), is the offspring's held-out gain over a random
+    selection at a fixed token budget, or that gain − λ × TFLOPs of cost (--fitness). Survivors
+    are ranked on the mean of all of a genome's evaluations. Prints one line per generation and
+    the winner with its 95% interval, and the Pareto front of held-out bits/byte vs FLOPs; writes
+    fitness.png, pareto.png, lineage.png (+ .svg) into RUN_DIR.
 
-    JSON keys: generations [{generation, best_fitness, mean_fitness, best_genome, ...}],
-    pareto [{heldout_bits_per_byte, flops, genome, ...}], evaluations, best, totals, stopped.
+    JSON keys: fitness {form, formula, unit, budget_tokens | lambda_bits_per_byte_per_tflop},
+    winner {genome, n_evaluations, fitness, gain_bits_per_byte, heldout_bits_per_byte: {estimate,
+    ci95, n_seeds}}, generations [{generation, best_fitness, mean_fitness, best_genome, survivors
+    [{id, mean_fitness, n}], ...}], pareto [{heldout_bits_per_byte, flops, genome, ...}],
+    evaluations, best, totals, splits (byte ranges), heldout_split, stopped.
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
@@ -141,6 +170,9 @@ def evolve_cmd(
         generations=generations,
         seed=seed,
         strategy=strategy,
+        fitness=fitness,
+        cost_weight=cost_weight,
+        budget_tokens=budget_tokens,
         lineage=lineage,
         reevaluate=reevaluate,
     )
@@ -176,6 +208,12 @@ def _print_summary(r: dict, out: Path) -> None:
             f"generation {g['generation']}: best fitness {best}, mean {mean}, "
             f"best held-out {bpb} bits/byte, {g['failed']} failed of {g['evaluations']}"
             + (f" ({g['reevaluations']} survivors re-scored)" if g["reevaluations"] else "")
+        )
+    if (w := r["winner"]) is not None:
+        f, (lo, hi) = w["fitness"]["estimate"], w["fitness"]["ci95"]
+        click.echo(
+            f"winner: fitness {f:.4g} [{lo:.4g}, {hi:.4g}] bits/byte ({r['fitness']['form']}), "
+            f"mean of {w['fitness']['n_seeds']} evaluations: {w['genome']}"
         )
     for p in r["pareto"]:
         click.echo(f"pareto: {p['heldout_bits_per_byte']:.4f} bits/byte at {p['flops']:.3g} FLOPs")

@@ -2,14 +2,18 @@
 
 An evaluator is a picklable callable
     evaluator(genome, seed, parent_model, weights_dir) -> metrics dict
-returning at least `fitness` (higher is better), `heldout_bits_per_byte`, `flops` and `tokens`,
+returning at least `heldout_bits_per_byte`, `flops` and `tokens` (an evolution run also needs
+`gain_bits_per_byte`, higher is better, from which `bitlens.evolve.fitness` makes the fitness),
 and saving the offspring's weights into `weights_dir` (a run directory: config.json +
 model.safetensors) when it is given. It must be a pure function of its arguments, so that the same
 seed gives the same metrics on every backend. `run_task` wraps it: any exception, a non-finite
-fitness or running out of memory becomes a `failed` outcome carrying the error.
+required figure (or gain, or fitness) or running out of memory becomes a `failed` outcome carrying
+the error.
 
 `PolicyEvaluator` is the real thing: `bitlens.offspring.policy.evaluate_offspring` on the genome
-as a `CurationPolicy`; `parent_model` (lineage mode) replaces the run's parent by an offspring.
+as a `CurationPolicy`, reporting the gain over its random-selection baseline (bits/byte) and not
+the offspring module's gain-per-TFLOP ratio, which evolution must not select on; `parent_model`
+(lineage mode) replaces the run's parent by an offspring.
 It scores on the validation split, which evolution may choose on; a re-check of the winners
 uses `split="test"`, the split nothing is chosen on.
 (The tests drive the engine with a known-answer evaluator of their own.)
@@ -34,7 +38,8 @@ if TYPE_CHECKING:
     from bitlens.offspring.policy import ContextConfig, OffspringContext
     from bitlens.offspring.splits import DataSplits
 
-REQUIRED_METRICS = ("fitness", "heldout_bits_per_byte", "flops", "tokens")
+REQUIRED_METRICS = ("heldout_bits_per_byte", "flops", "tokens")
+CHECKED_METRICS = (*REQUIRED_METRICS, "gain_bits_per_byte", "fitness")  # finite when present
 
 
 class Evaluator(Protocol):
@@ -94,11 +99,11 @@ def run_task(evaluator: Evaluator, task: EvalTask) -> EvalOutcome:
         if missing:
             return failed(f"evaluator returned no {', '.join(missing)}")
         metrics = _jsonable(metrics)
-        if not all(math.isfinite(float(metrics[k])) for k in REQUIRED_METRICS):
-            return failed(
-                f"non-finite result: fitness={metrics['fitness']}, "
-                f"heldout_bits_per_byte={metrics['heldout_bits_per_byte']}"
-            )
+        bad = {
+            k: metrics[k] for k in CHECKED_METRICS if k in metrics and not math.isfinite(float(metrics[k]))
+        }
+        if bad:
+            return failed("non-finite result: " + ", ".join(f"{k}={v}" for k, v in bad.items()))
     except MemoryError:
         return failed("out of memory")
     except Exception as e:  # a failed evaluation is data: record it and go on
@@ -169,4 +174,6 @@ class PolicyEvaluator:
                     "parent": parent_model or self.parent_dir,
                 },
             )
-        return result.to_dict()
+        metrics = result.to_dict()
+        del metrics["fitness"], metrics["fitness_unit"]  # a gain/cost ratio: not for selection
+        return {**metrics, "gain_bits_per_byte": result.baseline_bits_per_byte - result.heldout_bits_per_byte}

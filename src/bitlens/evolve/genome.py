@@ -12,7 +12,8 @@ processes all see the same thing. A `GeneSpace` says which values are legal and 
 - `Integer` genes (token budget) mutate like `Real` genes in log space, then round.
 
 Each gene mutates with probability `rate` (default 1/number of genes); a mutation changes at least
-one gene. Crossover is uniform: each gene comes from either parent with probability 1/2.
+one gene that can move (a gene with one legal value, such as a pinned budget, never counts).
+Crossover is uniform: each gene comes from either parent with probability 1/2.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ Genome = dict[str, Any]
 class Choice:
     name: str
     values: tuple[str, ...]
+
+    @property
+    def fixed(self) -> bool:
+        return len(self.values) == 1
 
     def sample(self, rng: np.random.Generator) -> str:
         return self.values[int(rng.integers(len(self.values)))]
@@ -62,6 +67,10 @@ class Real:
     sigma: float  # mutation step, as a fraction of the range (of log-range when log=True)
     log: bool = False
 
+    @property
+    def fixed(self) -> bool:
+        return self.low == self.high
+
     def _to(self, x: float) -> float:
         return math.log(x) if self.log else x
 
@@ -89,6 +98,10 @@ class Integer:
     high: int
     sigma: float  # mutation step as a fraction of the log-range
     log: bool = True
+
+    @property
+    def fixed(self) -> bool:
+        return self.low == self.high
 
     def _real(self) -> Real:
         return Real(self.name, float(self.low), float(self.high), self.sigma, self.log)
@@ -120,11 +133,13 @@ class GeneSpace:
         return {g.name: g.sample(rng) for g in self.genes}
 
     def mutate(self, genome: Genome, rng: np.random.Generator) -> Genome:
-        """A copy of `genome` with each gene mutated with probability `rate` (at least one)."""
+        """A copy of `genome` with each gene mutated with probability `rate` (at least one that
+        can move, when any can)."""
         rate = self.rate if self.rate is not None else 1.0 / len(self.genes)
-        hits = rng.random(len(self.genes)) < rate
-        if not hits.any():
-            hits[int(rng.integers(len(self.genes)))] = True
+        movable = np.array([not g.fixed for g in self.genes])
+        hits = (rng.random(len(self.genes)) < rate) & movable
+        if not hits.any() and movable.any():
+            hits[np.flatnonzero(movable)[int(rng.integers(int(movable.sum())))]] = True
         out = dict(genome)
         for gene, hit in zip(self.genes, hits, strict=True):
             if hit:
@@ -144,8 +159,16 @@ class GeneSpace:
             gene.check(genome[gene.name])
 
 
-def policy_gene_space(quick: bool = False) -> GeneSpace:
+def middle_budget_tokens(quick: bool = False) -> int:
+    """The geometric middle of the token-budget gene's range: the default fixed budget."""
+    low, high = (8_192, 65_536) if quick else (32_768, 524_288)
+    return round(math.sqrt(low * high))
+
+
+def policy_gene_space(quick: bool = False, budget_tokens: int | None = None) -> GeneSpace:
     """The genes of `CurationPolicy` with their bounds (quick: tiny offspring, smaller budgets).
+
+    budget_tokens: pin the token budget to this value (fitness at a fixed cost), else search it.
 
     The choices come from the offspring registries, so a new score rule becomes a gene value.
 
@@ -155,11 +178,12 @@ def policy_gene_space(quick: bool = False) -> GeneSpace:
     from bitlens.offspring.distill import SOFT_WEIGHT
     from bitlens.offspring.select import LEVELS, SCORES
 
-    budget = (
-        Integer("budget_tokens", 8_192, 65_536, 0.15)
-        if quick
-        else Integer("budget_tokens", 32_768, 524_288, 0.15)
-    )
+    low, high = (8_192, 65_536) if quick else (32_768, 524_288)
+    if budget_tokens is not None:
+        if budget_tokens < 1:
+            raise BitlensError(f"budget_tokens must be at least 1, got {budget_tokens}")
+        low = high = budget_tokens
+    budget = Integer("budget_tokens", low, high, 0.15)
     return GeneSpace(
         (
             Choice("score", tuple(SCORES)),

@@ -1,6 +1,7 @@
 """Figures of an evolution run, drawn from the JSON dict `run_evolution` returns (PNG + SVG).
 
-- `plot_fitness`: best and mean fitness per generation, and the best so far (the survivors).
+- `plot_fitness`: best and mean fitness per generation, the best survivor's mean, and the
+  winner's 95% interval.
 - `plot_pareto`: every offspring's held-out bits/byte against its FLOPs, with the Pareto front.
 - `plot_lineage`: the lineage tree: one dot per genome (generation × index, coloured by fitness),
   lines from each child to its parent(s); failed evaluations are crosses.
@@ -15,7 +16,7 @@ from bitlens.plotting import integer_ticks, new_figure, save_figure
 
 
 def plot_fitness(result: dict[str, Any], path: str | Path) -> list[Path]:
-    """Fitness (higher is better) over generations: best, mean, and best so far."""
+    """Fitness (higher is better) over generations: best, mean, best survivor, winner ± 95% CI."""
     gens = [g for g in result["generations"] if g["best_fitness"] is not None]
     x = [g["generation"] for g in gens]
     fig, ax = new_figure(width=6, height=4)
@@ -27,10 +28,27 @@ def plot_fitness(result: dict[str, Any], path: str | Path) -> list[Path]:
         if g.get("best_so_far_fitness") is not None
     ]
     if so_far:
-        ax.plot(*zip(*so_far), "k:", label="best so far (survivors)")
+        ax.plot(*zip(*so_far), "k:", label="best survivor (mean of its evaluations)")
+    w = result.get("winner")
+    if w and w.get("fitness"):
+        f, (lo, hi) = w["fitness"]["estimate"], w["fitness"]["ci95"]
+        ax.errorbar(
+            [w["generation"]],
+            [f],
+            yerr=[[f - lo], [hi - f]],
+            fmt="D",
+            color="k",
+            capsize=4,
+            label=(
+                f"winner, 95% CI over its {n} evaluations"
+                if (n := w["fitness"]["n_seeds"]) > 1
+                else "winner (1 evaluation: no interval)"
+            ),
+        )
     integer_ticks(ax.xaxis)
     ax.set_xlabel("generation")
-    ax.set_ylabel("fitness (held-out bits/byte gain per unit cost)")
+    form = (result.get("fitness") or {}).get("form")
+    ax.set_ylabel(f"fitness, bits/byte ({form})" if form else "fitness")
     ax.set_title(f"evolution: {result.get('config', {}).get('strategy', 'es')}")
     ax.legend()
     return save_figure(fig, path)

@@ -3,26 +3,28 @@
 RUN_DIR holds `lineage.sqlite` (every genome, its parents, seed, fitness, cost, held-out
 bits/byte, timings, weights pointer), `offspring/gGGG-iII/` (each offspring's config.json +
 model.safetensors), `parent/` (the parent model, trained here unless one is given) and
-`result.json`. Generation 0 is `population` random genomes; each later generation breeds
-`population` children from the survivors (`strategy="es"`) or draws fresh random genomes
-(`strategy="random"`, the control with the same number of evaluations). Fitness is whatever the
-evaluator returns (higher is better): for policies, the offspring's held-out bits/byte gain per
-FLOP defined by `bitlens.offspring.policy.evaluate_policy`, scored on the validation split (the test
-split is left for re-checking winners; result.json records the byte ranges of every split).
+`result.json`. Generation 0 is `population` random genomes; each later generation asks the strategy
+(`STRATEGIES`: `es` breeds children from the survivors, `random` draws fresh genomes, `optuna-tpe`
+asks Optuna's TPE) for `population` new genomes, so every arm spends the same evaluations.
 
-All evaluations of one generation share one training seed (common random numbers: genomes are
-compared on the same initialisation and batches). With `reevaluate` (the default), each later
-generation also scores the previous survivors again on its seed, and selection uses only this
-generation's scores, so a survivor must keep earning its place instead of living on one lucky
-evaluation. Random search re-evaluates its survivors the same way, so both strategies spend the same
-number of evaluations. Lineage mode: the best offspring of generation
-g becomes the parent (the model that scores and generates data) of generation g+1.
+Fitness (`bitlens.evolve.fitness`, bits/byte, higher is better) is the offspring's held-out gain
+over a random-selection offspring, either at a fixed token budget (`gain-at-budget`: the budget
+gene is pinned) or less λ·TFLOPs (`penalised`); result.json names the form and λ. It is scored on
+the validation split (the test split is left for re-checking winners; result.json records the byte
+ranges of every split).
+
+All evaluations of one generation share one training seed (common random numbers). With
+`reevaluate` (the default), each later generation also scores the previous survivors again on its
+seed. Survivors are ranked on the mean fitness of all of a genome's evaluations (a re-evaluation
+adds a sample; the store keeps every one), and result.json gives each survivor's n, and the
+winner's mean with its 95% interval over its evaluations. Lineage mode: the best offspring of
+generation g becomes the parent (the model that scores and generates data) of generation g+1.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +33,18 @@ import numpy as np
 from bitlens.errors import BitlensError
 from bitlens.evolve.backends import Backend, make_backend
 from bitlens.evolve.evaluators import EvalOutcome, EvalTask, Evaluator, PolicyEvaluator
-from bitlens.evolve.genome import GeneSpace, policy_gene_space
+from bitlens.evolve.fitness import DEFAULT_COST_WEIGHT, Fitness
+from bitlens.evolve.genome import GeneSpace, Integer, middle_budget_tokens, policy_gene_space
 from bitlens.evolve.lineage import Evaluation, LineageStore
 from bitlens.evolve.strategy import (
     STRATEGIES,
     ESConfig,
     Proposal,
+    Scored,
+    check_strategy,
     generation_rng,
+    genome_key,
+    genome_means,
     reevaluations,
     sample_population,
     select_survivors,
@@ -58,6 +65,8 @@ class EvolveConfig:
 
     `small`: the quick scale: tiny offspring and small token budgets (`policy_gene_space(True)`),
     the quick offspring context, and a short parent when the run trains its own.
+    `fitness`: "gain-at-budget" (every genome trains on `budget_tokens`, default the middle of the
+    budget gene's range) or "penalised" (gain − `cost_weight` λ × TFLOPs; λ in bits/byte per TFLOP).
     """
 
     population: int = 8  # survivors μ = children λ per generation
@@ -69,12 +78,24 @@ class EvolveConfig:
     crossover_rate: float = 0.5
     small: bool = False
     reevaluate: bool = True
+    fitness: str = "gain-at-budget"
+    cost_weight: float = DEFAULT_COST_WEIGHT
+    budget_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.population < 1 or self.generations < 1:
             raise BitlensError("population and generations must be at least 1")
-        if self.strategy not in STRATEGIES:
-            raise BitlensError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+        check_strategy(self.strategy)
+        self.fitness_fn()  # checks the form and λ
+
+    def fitness_fn(self) -> Fitness:
+        return Fitness(self.fitness, self.cost_weight)
+
+    def fixed_budget_tokens(self) -> int | None:
+        """The token budget every genome trains on (gain-at-budget), None when it is searched."""
+        if self.fitness != "gain-at-budget":
+            return None
+        return self.budget_tokens if self.budget_tokens is not None else middle_budget_tokens(self.small)
 
     @classmethod
     def quick(cls) -> EvolveConfig:
@@ -97,7 +118,7 @@ class EvolveConfig:
         return replace(ContextConfig.quick() if self.small else ContextConfig.full(), seed=self.seed)
 
     def gene_space(self) -> GeneSpace:
-        return policy_gene_space(self.small)
+        return policy_gene_space(self.small, self.fixed_budget_tokens())
 
 
 def evaluation_seed(seed: int, generation: int) -> int:
@@ -190,7 +211,8 @@ def run_evolution(
     finished evaluations (offspring training + data costs, as the evaluator counts them);
     time_limit caps the run's wall-clock seconds, summed over resumes. Both stop the run between
     evaluations; `resume` with a larger cap continues it. `evaluator` replaces the policy
-    evaluator (then `corpus` and `parent_dir` are not used).
+    evaluator (then `corpus` and `parent_dir` are not used, and its gene space is searched: build
+    it with `config.gene_space()` to pin the budget of a gain-at-budget run).
     """
     out = Path(out_dir)
     store_path = out / STORE_FILE
@@ -202,9 +224,8 @@ def run_evolution(
         limits = _Limits(store, budget_flops, time_limit)
         engine = make_backend(backend, ev, workers=workers, address=ray_address)
         try:
-            stopped = _evolve(
-                store, engine, ev.space, config, limits, out / "offspring" if save_weights else None, progress
-            )
+            weights_root = out / "offspring" if save_weights else None
+            stopped = _evolve(store, engine, ev.space, config, limits, weights_root, progress)
         finally:
             engine.close()
             store.set_meta("wall_seconds", limits.elapsed())
@@ -228,26 +249,44 @@ def _evolve(
     for g in range(cfg.generations):
         if store.is_complete(g):
             continue
-        previous = store.get(store.survivors(g - 1)) if g > 0 else []
+        previous = _survivors(store, g - 1)
         if not store.has_generation(g):
             if (stopped := limits.stop_reason()) is not None:
                 return stopped
             parent_model = _lineage_parent(store, g) if cfg.lineage else None
-            proposals = _propose(space, cfg, g, previous)
+            history = [e.scored() for e in store.evaluations(status="done") if e.generation < g]
+            proposals = _propose(space, cfg, g, previous, history)
             store.add_generation(g, proposals, [evaluation_seed(cfg.seed, g)] * len(proposals), parent_model)
-        _evaluate_generation(store, engine, g, weights_root, progress, limits)
+        _evaluate_generation(store, engine, g, weights_root, progress, limits, cfg.fitness_fn())
         if store.evaluations(g, "pending"):
             return limits.stop_reason() or "interrupted"
-        done = store.evaluations(g, "done")
-        pool = done if cfg.reevaluate else previous + done
-        survivors = select_survivors([e.scored() for e in pool], cfg.population)
+        means = _means_through(store, g)
+        keys = {genome_key(s.genome) for s in previous}
+        keys |= {genome_key(e.genome) for e in store.evaluations(g, "done")}
+        survivors = select_survivors([means[k] for k in sorted(keys) if k in means], cfg.population)
         store.complete_generation(g, [s.id for s in survivors])
     return None
 
 
-def _propose(space: GeneSpace, cfg: EvolveConfig, g: int, previous: list[Evaluation]) -> list[Proposal]:
-    """Generation g's genomes: random at first, then bred from (and with `reevaluate`, also
-    re-scoring) the previous survivors; a pure function of (seed, g, survivors)."""
+def _means_through(store: LineageStore, generation: int) -> dict[str, Scored]:
+    """Every genome's mean fitness over all its finished evaluations up to `generation`."""
+    done = store.evaluations(status="done")
+    return genome_means([e.scored() for e in done if e.generation <= generation])
+
+
+def _survivors(store: LineageStore, generation: int) -> list[Scored]:
+    """The survivors of `generation`, best first, with their mean fitness and n as selected."""
+    if generation < 0:
+        return []
+    means = _means_through(store, generation)
+    return [means[genome_key(e.genome)] for e in store.get(store.survivors(generation))]
+
+
+def _propose(
+    space: GeneSpace, cfg: EvolveConfig, g: int, survivors: list[Scored], history: list[Scored]
+) -> list[Proposal]:
+    """Generation g's genomes: random at first, then the strategy's (and with `reevaluate`, the
+    previous survivors again); a pure function of (seed, g, stored evaluations)."""
     rng = generation_rng(cfg.seed, g)
     if g == 0:
         return sample_population(space, cfg.population, rng)
@@ -257,8 +296,7 @@ def _propose(space: GeneSpace, cfg: EvolveConfig, g: int, previous: list[Evaluat
         tournament_size=cfg.tournament_size,
         crossover_rate=cfg.crossover_rate,
     )
-    survivors = [e.scored() for e in previous]
-    proposals = STRATEGIES[cfg.strategy](space, survivors, es, rng)
+    proposals = STRATEGIES[cfg.strategy](space, survivors, history, es, rng)
     return proposals + reevaluations(survivors) if cfg.reevaluate else proposals
 
 
@@ -269,9 +307,16 @@ def _lineage_parent(store: LineageStore, generation: int) -> str | None:
 
 
 def _evaluate_generation(
-    store: LineageStore, engine: Backend, g: int, weights_root: Path | None, progress: bool, limits: _Limits
+    store: LineageStore,
+    engine: Backend,
+    g: int,
+    weights_root: Path | None,
+    progress: bool,
+    limits: _Limits,
+    fitness: Fitness,
 ) -> None:
-    """Evaluate generation g's pending genomes, storing each outcome the moment it arrives."""
+    """Evaluate generation g's pending genomes, storing each outcome (with its fitness) the moment
+    it arrives."""
     rows = store.evaluations(g)
     pending = [e for e in rows if e.status == "pending"]
     tasks = [
@@ -289,6 +334,13 @@ def _evaluate_generation(
         bar.advance(len(rows) - len(pending))
 
         def on_result(o: EvalOutcome) -> None:
+            if o.status == "done" and o.metrics is not None:
+                if "gain_bits_per_byte" not in o.metrics:
+                    o = replace(
+                        o, status="failed", metrics=None, error="evaluator returned no gain_bits_per_byte"
+                    )
+                else:
+                    o = replace(o, metrics={**o.metrics, "fitness": fitness(o.metrics)})
             store.record(o.id, o.status, o.metrics, o.error, o.seconds, o.weights)
             store.set_meta("wall_seconds", limits.elapsed())
             if o.status == "done" and o.metrics is not None:
@@ -327,6 +379,8 @@ class GenerationSummary:
     flops: float
     parent_model: str | None
     complete: bool
+    best_so_far_n: int | None = None  # evaluations averaged into best_so_far_fitness
+    survivors: list[dict[str, Any]] = field(default_factory=list)  # id, mean_fitness, n, best first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -346,10 +400,14 @@ class EvolveResult:
     lineage_store: str
     splits: dict[str, dict[str, int]] | None = None  # corpus byte ranges (policy evaluator)
     heldout_split: str | None = None  # where fitness was scored (validation while searching)
+    fitness: dict[str, Any] | None = None  # the form, its formula, unit and constants
+    winner: dict[str, Any] | None = None  # the best survivor on its mean, with 95% intervals
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "config": self.config,
+            "fitness": self.fitness,
+            "winner": self.winner,
             "stopped": self.stopped,
             "generations": [g.to_dict() for g in self.generations],
             "pareto": [
@@ -379,7 +437,7 @@ def _best(evals: list[Evaluation]) -> Evaluation | None:
 def _generation_summary(store: LineageStore, g: int, rows: list[Evaluation]) -> GenerationSummary:
     ok = [e for e in rows if e.status == "done"]
     best = _best(ok)
-    survivors = store.get(store.survivors(g))
+    survivors = _survivors(store, g)
     return GenerationSummary(
         generation=g,
         best_fitness=best.fitness if best else None,
@@ -394,7 +452,40 @@ def _generation_summary(store: LineageStore, g: int, rows: list[Evaluation]) -> 
         flops=float(sum(e.flops or 0.0 for e in ok)),
         parent_model=store.generation_parent_model(g),
         complete=store.is_complete(g),
+        best_so_far_n=survivors[0].n if survivors else None,
+        survivors=[{"id": v.id, "mean_fitness": v.fitness, "n": v.n} for v in survivors],
     )
+
+
+def winner_summary(store: LineageStore) -> dict[str, Any] | None:
+    """The first survivor of the last complete generation (the best mean fitness), with the mean
+    and Student's t 95% interval of its fitness, gain and held-out bits/byte over its evaluations
+    (one per distinct seed: a repeat on the same seed adds nothing), and its mean FLOPs."""
+    from bitlens.stats import t_interval
+
+    complete = [g for g in sorted({e.generation for e in store.evaluations()}) if store.is_complete(g)]
+    top = _survivors(store, complete[-1])[:1] if complete else []
+    if not top:
+        return None
+    key = genome_key(top[0].genome)
+    runs = {e.seed: e for e in store.evaluations(status="done") if genome_key(e.genome) == key}
+    evals = [runs[s] for s in sorted(runs, key=lambda s: runs[s].id)]
+
+    def interval(values: list[float | None]) -> dict[str, Any] | None:
+        x = [v for v in values if v is not None]
+        return t_interval(x).to_dict() if x else None
+
+    return {
+        "id": top[0].id,
+        "genome": top[0].genome,
+        "generation": complete[-1],
+        "n_evaluations": top[0].n,
+        "evaluation_ids": [e.id for e in evals],
+        "fitness": interval([e.fitness for e in evals]),
+        "gain_bits_per_byte": interval([(e.result or {}).get("gain_bits_per_byte") for e in evals]),
+        "heldout_bits_per_byte": interval([e.heldout_bits_per_byte for e in evals]),
+        "flops": float(np.mean([e.flops or 0.0 for e in evals])),
+    }
 
 
 def summarise(
@@ -423,4 +514,13 @@ def summarise(
         lineage_store=str(store.path),
         splits=policy.data_splits().to_dict() if policy else None,
         heldout_split=policy.split if policy else None,
+        fitness=cfg.fitness_fn().to_dict(_pinned_budget(evaluator)),
+        winner=winner_summary(store),
     )
+
+
+def _pinned_budget(evaluator: Evaluator | None) -> int | None:
+    """The token budget every genome trains on, when the searched gene space pins one."""
+    genes = {g.name: g for g in evaluator.space.genes} if evaluator is not None else {}
+    gene = genes.get("budget_tokens")
+    return gene.low if isinstance(gene, Integer) and gene.fixed else None
