@@ -28,8 +28,12 @@ from bitlens.measures.generalisation import GeneralisationConfig
 from bitlens.measures.lens import LensConfig
 from bitlens.measures.prequential import PrequentialConfig
 from bitlens.model import GPT, MODEL_PRESETS
+from bitlens.offspring.born_again import BornAgainConfig
 from bitlens.offspring.collapse import CollapseConfig
+from bitlens.offspring.collapse_arms import CollapseArmsConfig
 from bitlens.offspring.compare import CompareConfig
+from bitlens.offspring.distill_study import DistillConfig
+from bitlens.offspring.study_parent import StudyParent
 from bitlens.runs import load_run
 
 # The default suite runs the quick demo with the instruments that measure the trained model in
@@ -155,13 +159,13 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
             calls.setdefault(name, []).append((args, kwargs))
             if name == "generalisation":
                 raise RuntimeError("boom")
-            return Result(results[f"collapse_{args[-1].mode}" if name == "collapse" else name])
+            return Result(results[name])
 
         return entry
 
     for step, entry_point in ENTRY_POINTS.items():
         if step != "train":
-            monkeypatch.setattr(entry_point, fake(step.split("_")[0]))
+            monkeypatch.setattr(entry_point, fake(step))
     assert main(["demo", "--quick", "--out", str(out), "--redo", "lens"]) == 1
     assert "1 step(s) failed (generalisation)" in capsys.readouterr().err
     assert "surprisal" not in calls and "probes" not in calls  # reused
@@ -180,10 +184,18 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert comparison == ComparisonConfig.quick() and comparison.online_preset == ONLINE_PRESET
     assert calls["prequential"] == [((corpus, PrequentialConfig.quick()), quiet)]
     assert calls["dynamics"] == [((corpus, DynamicsConfig.quick()), quiet)]
+    quick_collapse = replace(
+        CollapseConfig.quick(), generations=2, real_bytes=6_400, test_bytes=2_048, budget_tokens=8_192
+    )
     assert calls["collapse"] == [
-        ((corpus, replace(CollapseConfig.quick(), mode=m, generations=4)), quiet)
-        for m in ("replace", "accumulate")
+        ((corpus, CollapseArmsConfig(base=quick_collapse, top_ps=(1.0,), seeds=(0, 1))), quiet)
     ]
+    (((parent, distill),), kwargs) = [(c[0], c[1]) for c in calls["distillation"]]
+    assert isinstance(parent, StudyParent) and parent.config.steps == 40 and kwargs == quiet
+    assert distill == replace(DistillConfig.quick(), seeds=(0, 1))
+    (((same_parent, born),),) = [(c[0],) for c in calls["born_again"]]
+    assert same_parent is parent  # trained once, shared by the two studies
+    assert born == replace(BornAgainConfig.quick(), seeds=(0, 1), generations=1)
     ((parent, data, compare), kwargs) = calls["offspring"][0]
     assert isinstance(parent, GPT) and data == corpus and kwargs == quiet
     assert compare == CompareConfig.quick() and compare.keep_ratio == 0.3 and compare.seeds == (0,)

@@ -3,7 +3,9 @@ when a step is missing, when there is no interval, and when an interval includes
 
 from __future__ import annotations
 
-from bitlens.report.findings import effect_words, findings, interval
+from bitlens.report.findings import findings
+from bitlens.report.text import effect_words
+from bitlens.report.text import interval_text as interval
 
 
 def _gain(estimate: float, ci: list[float] | None, n: int, p_holm: float | None = None) -> dict:

@@ -91,19 +91,61 @@ def contract_results() -> dict[str, dict]:
         for i in range(3)
     ]
 
-    def gen(mode: str, bpb: float) -> dict:
+    def change(estimate: float, half: float, reading: str) -> dict:
+        return {
+            "estimate": estimate,
+            "ci95": [estimate - half, estimate + half],
+            "n_seeds": 2,
+            "reading": reading,
+        }
+
+    def arm(mode: str, bpb: float, rise: dict) -> dict:
         return {
             "mode": mode,
+            "top_p": 1.0,
+            "seeds": [0, 1],
             "real_tail_mass": 0.04,
+            "real_rare_byte_mass": 0.02,
             "generations": [
                 {
                     "generation": g,
                     "heldout_bits_per_byte": bpb + 0.1 * g,
+                    "heldout_bits_per_byte_ci95": [bpb + 0.1 * g - 0.05, bpb + 0.1 * g + 0.05],
                     "sample_entropy_bits": 2.0 - 0.1 * g,
                     "tail_mass": 0.05 / (g + 1),
+                    "rare_byte_mass": 0.02 / (g + 1),
+                    "n_seeds": 2,
                 }
                 for g in range(3)
             ],
+            "change": {
+                "heldout_bits_per_byte": rise,
+                "rare_byte_mass": change(-0.013, 0.02, "no change detected"),
+            },
+        }
+
+    def paired(estimate: float, half: float, p: float, reading: str) -> dict:
+        ci = [estimate - half, estimate + half]
+        return {"estimate": estimate, "ci95": ci, "n_seeds": 2, "p_value": p, "p_holm": p, "reading": reading}
+
+    def cell(labels: str, inputs: str, bpb: float) -> dict:
+        ci = [bpb - 0.1, bpb + 0.1]
+        return {
+            "labels": labels,
+            "inputs": inputs,
+            "heldout_bits_per_byte": bpb,
+            "heldout_bits_per_byte_ci95": ci,
+            "n_seeds": 2,
+        }
+
+    def born(g: int, bpb: float, improvement: dict) -> dict:
+        ci = [bpb - 0.1, bpb + 0.1]
+        return {
+            "generation": g,
+            "heldout_bits_per_byte": bpb,
+            "heldout_bits_per_byte_ci95": ci,
+            "n_seeds": 2,
+            "improvement_vs_parent_bits_per_byte": improvement,
         }
 
     return {
@@ -374,8 +416,52 @@ def contract_results() -> dict[str, dict]:
                 },
             ],
         },
-        "collapse_replace": gen("replace", 2.5),
-        "collapse_accumulate": gen("accumulate", 2.4),
+        "distillation": {
+            "cells": [
+                cell("hard", "real", 3.0),
+                cell("soft", "real", 2.8),
+                cell("hard", "synthetic", 3.4),
+                cell("soft", "synthetic", 3.1),
+            ],
+            "effects": [
+                {
+                    **paired(-0.25, 0.1, 0.01, "soft labels lower bits/byte"),
+                    "effect": "labels",
+                    "definition": "soft − hard",
+                },
+                {
+                    **paired(0.35, 0.5, 0.3, "no effect detected"),
+                    "effect": "inputs",
+                    "definition": "synthetic − real",
+                },
+                {
+                    **paired(-0.1, 0.3, 0.6, "no effect detected"),
+                    "effect": "interaction",
+                    "definition": "gap difference",
+                },
+            ],
+            "seeds": [0, 1],
+            "budget_tokens": 32768,
+        },
+        "born_again": {
+            "parent_bits_per_byte": 3.0,
+            "budget_ratio": 1.0,
+            "seeds": [0, 1],
+            "generations": [born(1, 2.9, paired(0.1, 0.05, 0.04, "the offspring beats its parent"))],
+            "hard_control": {
+                "heldout_bits_per_byte": 3.05,
+                "heldout_bits_per_byte_ci95": [3.0, 3.1],
+                "n_seeds": 2,
+            },
+        },
+        "collapse": {
+            "generations": 2,
+            "seeds": [0, 1],
+            "arms": [
+                arm("replace", 2.5, change(0.2, 0.1, "rises")),
+                arm("accumulate", 2.4, change(0.02, 0.05, "no change detected")),
+            ],
+        },
         "evolution": {
             "generations": [
                 {
@@ -533,8 +619,22 @@ def test_every_section_reads_the_numbers_from_json(full_page):
         "a mask can carry)" in text
     )
     assert "Distilling on soft targets is best: 2.700" in text
-    assert "Replace: held-out bits/byte goes from 2.500 (generation 0) to 2.700 (generation 2)" in text
-    assert "Accumulate: held-out bits/byte goes from 2.400" in text
+    assert (
+        "Change in held-out bits/byte from generation 0 to 2: replace (top-p 1.000) 0.200 [0.100, 0.300] "
+        "bits/byte (2 seeds), rises; accumulate (top-p 1.000) 0.020 [-0.030, 0.070] bits/byte (2 seeds), "
+        "no change detected." in text
+    )
+    assert (
+        "rare-byte mass: replace (top-p 1.000) -0.013 [-0.033, 0.007] (2 seeds), no change detected" in text
+    )
+    assert (
+        "labels (soft − hard): -0.250 [-0.350, -0.150] bits/byte (2 seeds), soft labels lower bits/byte; "
+        "inputs (synthetic − real): 0.350 [-0.150, 0.850] bits/byte (2 seeds), no effect detected" in text
+    )
+    assert (
+        "improve on the parent (3.000 bits/byte) by: generation 1 0.100 [0.050, 0.150] bits/byte (2 seeds) "
+        "(the offspring beats its parent)." in text
+    )
     assert "Best fitness went from -3.000 in generation 0 to -2.500 in generation 1" in text
     assert "holds 2 policies; the best reaches 2.500 bits/byte at 2e+09 FLOPs" in text
     assert (
@@ -561,7 +661,7 @@ def test_every_section_reads_the_numbers_from_json(full_page):
     assert "at most" not in text and "bytes the gap" not in text and "training bytes n" not in text
     # One figure per section, two for evolution; all inline SVG.
     figures = re.findall(r'<img class="figure" alt="[^"]*" src="data:image/svg\+xml;base64,', html)
-    assert len(figures) == 13
+    assert len(figures) == 14
     assert "quick demo, seed 3" in text and "--quick --seed 3 --redo compression" in html
 
 
@@ -577,7 +677,7 @@ def test_failed_absent_and_malformed_steps_are_named(tmp_path):
     results = contract_results()
     results["lens"] = {"layers": [{"layer": 0}]}  # lacks the contract's per-layer keys
     del results["surprisal"]["histogram"]  # its figure cannot be drawn
-    del results["capacity"], results["collapse_accumulate"]
+    del results["capacity"], results["born_again"]
     manifest = demo_manifest(False, 0, {"probes": {"status": "failed", "error": "RuntimeError: <boom>"}})
     html = render_report(write_results(tmp_path / "d", results, manifest))
     assert "failed: RuntimeError: &lt;boom&gt;" in html
@@ -585,9 +685,9 @@ def test_failed_absent_and_malformed_steps_are_named(tmp_path):
     assert "lens.json does not follow the contract (KeyError" in html
     assert "surprisal.json does not follow the contract (KeyError: &#x27;histogram&#x27;)" in html
     assert "Not run yet: no <code>capacity.json</code>" in html
-    assert "Not run yet: no <code>collapse_accumulate.json</code>" in html  # half of the collapse section
-    assert "Replace: held-out bits/byte goes from 2.500" in _text(html)
-    assert "Not in this report yet: capacity, probes, collapse_accumulate." in html
+    assert "Not run yet: no <code>born_again.json</code>" in html  # half of the distillation section
+    assert "Distillation as a 2×2 on equal tokens (32,768 per offspring)" in _text(html)
+    assert "Not in this report yet: capacity, probes, born_again." in html
     assert (
         '<td class="status-failed">failed</td>' in html and '<td class="status-not-run">not run</td>' in html
     )
@@ -625,8 +725,9 @@ def test_report_depends_on_the_demo_manifest_only():
         "lens",
         "probes",
         "offspring",
-        "collapse_replace",
-        "collapse_accumulate",
+        "distillation",
+        "born_again",
+        "collapse",
         "evolution",
         "generalisation",
     ]

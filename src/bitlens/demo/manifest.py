@@ -27,8 +27,9 @@ ENTRY_POINTS: dict[str, str] = {
     "lens": "bitlens.measures.lens.measure_lens",
     "probes": "bitlens.measures.probes.measure_probes",
     "offspring": "bitlens.offspring.compare.compare_strategies",
-    "collapse_replace": "bitlens.offspring.collapse.run_collapse",
-    "collapse_accumulate": "bitlens.offspring.collapse.run_collapse",
+    "distillation": "bitlens.offspring.distill_study.run_distill_2x2",
+    "born_again": "bitlens.offspring.born_again.run_born_again",
+    "collapse": "bitlens.offspring.collapse_arms.run_collapse_arms",
     "evolution": "bitlens.evolve.run.run_evolution",
     "generalisation": "bitlens.measures.generalisation.measure_generalisation",
 }

@@ -12,12 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bitlens.data import split_corpus
 from bitlens.demo.manifest import ENTRY_POINTS, STEP_NAMES
 from bitlens.model import GPT
 from bitlens.runs import CONFIG_FILE, METRICS_FILE, load_run
+
+if TYPE_CHECKING:
+    from bitlens.offspring.study_parent import StudyParent
 
 C = TypeVar("C")
 
@@ -57,6 +60,13 @@ class DemoContext:
         if self._model is None:
             self._model = load_run(self.model_dir)
         return self._model
+
+    @cached_property
+    def study_parent(self) -> StudyParent:
+        """The distillation studies' parent, trained here (shared by their steps; same seed)."""
+        from bitlens.offspring.study_parent import ParentConfig, train_parent
+
+        return train_parent(self.corpus, replace(ParentConfig.quick(), steps=PARENT_STEPS[self.quick]))
 
     @cached_property
     def heldout(self) -> bytes:
@@ -149,19 +159,44 @@ def _offspring(c: DemoContext) -> dict:
     return compare_strategies(c.model, c.corpus, config, progress=c.progress).to_dict()
 
 
-COLLAPSE_GENERATIONS: dict[bool, int] = {False: 5, True: 4}  # full, quick
+# The studies' sizes in the demo, (quick, full): enough seeds for an interval, short trainings;
+# the benchmarks (benchmarks/distillation.py, collapse.py) hold the full studies.
+DEMO_SEEDS: dict[bool, int] = {True: 2, False: 3}
+PARENT_STEPS: dict[bool, int] = {True: 40, False: 120}  # the distillation studies' own parent
+BORN_AGAIN_GENERATIONS: dict[bool, int] = {True: 1, False: 2}
+COLLAPSE_GENERATIONS: dict[bool, int] = {True: 2, False: 5}
+# --quick: three arms × two seeds cost 14 generation trainings, so each is halved again.
+COLLAPSE_QUICK_SIZES = (6_400, 2_048, 8_192)  # real bytes, test bytes, training tokens per generation
 
 
-def _collapse(mode: str) -> Callable[[DemoContext], dict]:
-    def run(c: DemoContext) -> dict:
-        from bitlens.offspring.collapse import CollapseConfig, run_collapse
+def _seeds(c: DemoContext) -> tuple[int, ...]:
+    return tuple(c.seed + i for i in range(DEMO_SEEDS[c.quick]))
 
-        config = replace(
-            c.preset(CollapseConfig), mode=mode, generations=COLLAPSE_GENERATIONS[c.quick], seed=c.seed
-        )
-        return run_collapse(c.corpus, config, progress=c.progress).to_dict()
 
-    return run
+def _distillation(c: DemoContext) -> dict:
+    from bitlens.offspring.distill_study import DistillConfig, run_distill_2x2
+
+    config = replace(DistillConfig.quick(), seeds=_seeds(c))
+    return run_distill_2x2(c.study_parent, config, progress=c.progress).to_dict()
+
+
+def _born_again(c: DemoContext) -> dict:
+    from bitlens.offspring.born_again import BornAgainConfig, run_born_again
+
+    config = replace(BornAgainConfig.quick(), seeds=_seeds(c), generations=BORN_AGAIN_GENERATIONS[c.quick])
+    return run_born_again(c.study_parent, config, progress=c.progress).to_dict()
+
+
+def _collapse(c: DemoContext) -> dict:
+    from bitlens.offspring.collapse import CollapseConfig
+    from bitlens.offspring.collapse_arms import CollapseArmsConfig, run_collapse_arms
+
+    base = replace(c.preset(CollapseConfig), generations=COLLAPSE_GENERATIONS[c.quick])
+    if c.quick:
+        real_bytes, test_bytes, budget_tokens = COLLAPSE_QUICK_SIZES
+        base = replace(base, real_bytes=real_bytes, test_bytes=test_bytes, budget_tokens=budget_tokens)
+    config = CollapseArmsConfig(base=base, top_ps=(1.0,), seeds=_seeds(c))
+    return run_collapse_arms(c.corpus, config, progress=c.progress).to_dict()
 
 
 EVOLUTION_SIZE: dict[bool, tuple[int, int]] = {False: (4, 3), True: (2, 2)}  # (population, generations)
@@ -223,8 +258,9 @@ _TABLE: dict[str, tuple[Callable[[DemoContext], dict], tuple[float, float]]] = {
     "lens": (_lens, (3, 90)),
     "probes": (_probes, (5, 90)),
     "offspring": (_offspring, (16, 90)),
-    "collapse_replace": (_collapse("replace"), (10, 45)),
-    "collapse_accumulate": (_collapse("accumulate"), (10, 45)),
+    "distillation": (_distillation, (15, 60)),
+    "born_again": (_born_again, (12, 60)),
+    "collapse": (_collapse, (20, 90)),
     "evolution": (_evolution, (28, 90)),
     "generalisation": (_generalisation, (18, 20)),
 }

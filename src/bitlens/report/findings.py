@@ -8,10 +8,11 @@ detected". Text is returned raw; the page escapes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bitlens.report.sections import fmt
+from bitlens.report.text import effect_words, fmt
+from bitlens.report.text import interval_text as interval
 
 Results = Mapping[str, dict | None]
 
@@ -22,28 +23,6 @@ class Finding:
     answer: str  # the number(s), with interval and seed count
     caveat: str  # one line: what limits the answer
     section: str  # the anchor of the section the answer comes from
-
-
-def interval(
-    estimate: float | None, ci95: Sequence[float] | None, n_seeds: int | None, unit: str = ""
-) -> str:
-    """ "0.123 [0.101, 0.145] bits/byte (3 seeds)", or the estimate alone when there is no interval."""
-    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}" if n_seeds else "seeds not recorded"
-    unit = f" {unit}" if unit else ""
-    if ci95 is None:
-        return f"{fmt(estimate)}{unit} ({seeds}, no interval)"
-    return f"{fmt(estimate)} [{fmt(ci95[0])}, {fmt(ci95[1])}]{unit} ({seeds})"
-
-
-def effect_words(ci95: Sequence[float] | None, positive: str, negative: str) -> str:
-    """What an interval on a difference supports: one of the two directions, or no effect."""
-    if ci95 is None:
-        return "not tested (one seed)"
-    if ci95[0] > 0:
-        return positive
-    if ci95[1] < 0:
-        return negative
-    return "no effect detected (the interval includes 0)"
 
 
 def _missing(steps: str) -> str:

@@ -8,8 +8,6 @@ run on the same JSON. Text is returned raw; the page escapes everything it print
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bitlens.compress.compare import plot_compression
@@ -21,47 +19,17 @@ from bitlens.measures.lens import plot_lens
 from bitlens.measures.prequential import plot_prequential
 from bitlens.measures.probes import plot_probes
 from bitlens.measures.surprisal import plot_surprisal
-from bitlens.offspring.collapse import plot_collapse
 from bitlens.offspring.compare import plot_strategies
+from bitlens.report.offspring_sections import (
+    collapse_reading,
+    collapse_table,
+    distillation_reading,
+    distillation_table,
+    plot_collapse_arms,
+    plot_distillation,
+)
 from bitlens.report.plots import plot_training
-
-Row = list[Any]
-# A plot function: (the step's JSON dict, or the list of them for a section of several steps,
-# path) → the paths it wrote.
-PlotFn = Callable[[Any, Path], list[Path]]
-
-
-@dataclass(frozen=True)
-class Table:
-    headers: list[str]
-    rows: list[Row]
-
-
-@dataclass(frozen=True)
-class Section:
-    key: str
-    title: str
-    steps: tuple[str, ...]  # the JSON files (step names) it reads
-    table: Callable[[list[dict]], Table]
-    reading: Callable[[list[dict]], list[str]]
-    plots: tuple[PlotFn, ...]  # called with the first result, or all of them if several steps
-
-
-def fmt(x: Any) -> str:
-    """A number as the report prints it: ints with separators, floats to 3 decimals or 3 digits."""
-    if x is None:
-        return "–"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if x != x:
-            return "nan"
-        if abs(x) >= 1e7:
-            return f"{x:.3g}"
-        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3f}"
-    return str(x)
+from bitlens.report.text import PlotFn, Section, Table, fmt
 
 
 def _relative(a: float, b: float) -> str:
@@ -614,30 +582,6 @@ def _offspring_reading(r: list[dict]) -> list[str]:
     return lines
 
 
-def _collapse_table(r: list[dict]) -> Table:
-    rows = [
-        [res["mode"], g["generation"], g["heldout_bits_per_byte"], g["sample_entropy_bits"], g["tail_mass"]]
-        for res in r
-        for g in res["generations"]
-    ]
-    return Table(["mode", "generation", "held-out bits/byte", "sample entropy (bits)", "tail mass"], rows)
-
-
-def _collapse_reading(r: list[dict]) -> list[str]:
-    lines = []
-    for res in r:
-        g = res["generations"]
-        if g:
-            lines.append(
-                f"{res['mode'].capitalize()}: held-out bits/byte goes from "
-                f"{fmt(g[0]['heldout_bits_per_byte'])} (generation {g[0]['generation']}) to "
-                f"{fmt(g[-1]['heldout_bits_per_byte'])} (generation {g[-1]['generation']}), "
-                "tail mass "
-                f"from {fmt(g[0]['tail_mass'])} to {fmt(g[-1]['tail_mass'])}."
-            )
-    return lines
-
-
 # --- Can the loop evolve? --------------------------------------------------------------------
 
 
@@ -865,12 +809,19 @@ QUESTIONS: list[tuple[str, list[Section]]] = [
                 (plot_strategies,),
             ),
             _section(
+                "distillation",
+                "distillation as a 2×2, and born-again offspring",
+                distillation_table,
+                distillation_reading,
+                (plot_distillation,),
+                steps=("distillation", "born_again"),
+            ),
+            _section(
                 "collapse",
-                "model collapse over generations",
-                _collapse_table,
-                _collapse_reading,
-                (plot_collapse,),
-                steps=("collapse_replace", "collapse_accumulate"),
+                "model collapse over generations: three arms over seeds",
+                collapse_table,
+                collapse_reading,
+                (plot_collapse_arms,),
             ),
         ],
     ),
