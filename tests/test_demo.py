@@ -192,7 +192,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     ]
     (((parent, distill),), kwargs) = [(c[0], c[1]) for c in calls["distillation"]]
     assert isinstance(parent, StudyParent) and parent.config.steps == 40 and kwargs == quiet
-    assert distill == replace(DistillConfig.quick(), seeds=(0, 1))
+    assert distill == replace(DistillConfig.quick(), seeds=(0, 1), budget_tokens=16_384)
     (((same_parent, born),),) = [(c[0],) for c in calls["born_again"]]
     assert same_parent is parent  # trained once, shared by the two studies
     assert born == replace(BornAgainConfig.quick(), seeds=(0, 1), generations=1)

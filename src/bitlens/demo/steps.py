@@ -164,6 +164,7 @@ def _offspring(c: DemoContext) -> dict:
 DEMO_SEEDS: dict[bool, int] = {True: 2, False: 3}
 PARENT_STEPS: dict[bool, int] = {True: 40, False: 120}  # the distillation studies' own parent
 BORN_AGAIN_GENERATIONS: dict[bool, int] = {True: 1, False: 2}
+DISTILL_TOKENS: dict[bool, int] = {True: 16_384, False: 65_536}  # per offspring, every cell
 COLLAPSE_GENERATIONS: dict[bool, int] = {True: 2, False: 5}
 # --quick: three arms × two seeds cost 14 generation trainings, so each is halved again.
 COLLAPSE_QUICK_SIZES = (6_400, 2_048, 8_192)  # real bytes, test bytes, training tokens per generation
@@ -176,7 +177,7 @@ def _seeds(c: DemoContext) -> tuple[int, ...]:
 def _distillation(c: DemoContext) -> dict:
     from bitlens.offspring.distill_study import DistillConfig, run_distill_2x2
 
-    config = replace(DistillConfig.quick(), seeds=_seeds(c))
+    config = replace(DistillConfig.quick(), seeds=_seeds(c), budget_tokens=DISTILL_TOKENS[c.quick])
     return run_distill_2x2(c.study_parent, config, progress=c.progress).to_dict()
 
 
