@@ -70,11 +70,44 @@ def test_weights_answer_reads_the_weights_file_and_the_capacity_slope():
 
 
 def test_a_result_without_the_keys_gives_a_plain_answer_not_a_crash():
-    (w, choice) = findings(
+    (w, _, choice, _) = findings(
         {
             "prequential": {"bits": 1.0},
             "offspring": {"strategies": [{"name": "x", "gain_over_random_bits_per_byte": {"estimate": 1}}]},
         }
-    )[:2]
+    )
     assert "do not hold what this answer reads" in w.answer and w.question == "What do the weights keep?"
     assert "KeyError" in choice.answer
+
+
+def test_generated_data_answer_reads_the_2x2_born_again_and_collapse():
+    from tests.test_report import contract_results
+
+    r = contract_results()
+    (g,) = [f for f in findings(r) if f.question.startswith("Does generated data")]
+    assert (
+        "Soft labels (soft − hard): -0.250 [-0.350, -0.150] bits/byte (2 seeds), soft labels lower"
+        in g.answer
+    )
+    assert (
+        "Parent-written inputs (synthetic − real): 0.350 [-0.150, 0.850] bits/byte (2 seeds), no effect"
+        in g.answer
+    )
+    assert (
+        "born-again offspring improves on its parent by 0.100 [0.050, 0.150] bits/byte (2 seeds)" in g.answer
+    )
+    assert (
+        "(replace, top-p 1.000) changes held-out bits/byte by 0.200 [0.100, 0.300] (2 seeds) over 2"
+        in g.answer
+    )
+    assert g.section == "distillation"
+
+
+def test_evolution_answer_names_its_winner_and_what_it_cannot_say():
+    gain = {"estimate": 0.04, "ci95": [-0.01, 0.09], "n_seeds": 3}
+    evo = {"winner": {"gain_bits_per_byte": gain}, "evaluations": [{}] * 12}
+    (e,) = [f for f in findings({"evolution": evo}) if f.question == "Can the loop be evolved?"]
+    assert "of 12 evaluations gains 0.040 [-0.010, 0.090] bits/byte (3 seeds)" in e.answer
+    assert "no effect detected" in e.answer and "evolve_study" in e.caveat
+    (e,) = [f for f in findings({"evolution": {"winner": None}}) if f.section == "evolution"]
+    assert "no winner" in e.answer

@@ -25,6 +25,10 @@ class Finding:
     section: str  # the anchor of the section the answer comes from
 
 
+def _bpb(d: dict) -> str:
+    return interval(d["estimate"], d["ci95"], d["n_seeds"], "bits/byte")
+
+
 def _missing(steps: str) -> str:
     return f"Not measured in this folder: the {steps} step has not run."
 
@@ -98,7 +102,73 @@ def _choice(r: Results) -> Finding:
     return Finding(q, answer, caveat, "offspring")
 
 
-QUESTIONS: list[Callable[[Results], Finding]] = [_weights, _choice]
+def _generated(r: Results) -> Finding:
+    """Does generated data distil or collapse, and can a born-again offspring beat its parent?"""
+    q = "Does generated data distil or collapse, and can a born-again offspring beat its parent?"
+    two, born, col = r.get("distillation"), r.get("born_again"), r.get("collapse")
+    if two is None and born is None and col is None:
+        return Finding(q, _missing("distillation, born_again and collapse"), "", "distillation")
+    parts, caveats = [], []
+    if two is not None:
+        effects = {e["effect"]: e for e in two["effects"]}
+        for name, what in (
+            ("labels", "Soft labels (soft − hard)"),
+            ("inputs", "Parent-written inputs (synthetic − real)"),
+        ):
+            e = effects.get(name)
+            if e is not None:
+                parts.append(f"{what}: {_bpb(e)}, {e['reading']}.")
+    if born is not None and born["generations"]:
+        imp = born["generations"][0]["improvement_vs_parent_bits_per_byte"]
+        parts.append(
+            "A born-again offspring improves on its parent by "
+            + interval(imp["estimate"], imp["ci95"], imp["n_seeds"], "bits/byte")
+            + f" ({imp['reading']})."
+        )
+    if col is not None:
+        for arm in col["arms"]:
+            if arm["mode"] == "replace":
+                c = arm["change"]["heldout_bits_per_byte"]
+                parts.append(
+                    "Training only on the previous generation's samples (replace, top-p "
+                    f"{fmt(float(arm['top_p']))}) "
+                    f"changes held-out bits/byte by {interval(c['estimate'], c['ci95'], c['n_seeds'])} over "
+                    f"{col['generations']} generations: {c['reading']}."
+                )
+                break
+        caveats.append("short trainings on the bundled corpus; the benchmarks hold the 10-seed studies")
+    else:
+        caveats.append("the benchmarks hold the 10-seed studies")
+    return Finding(
+        q, " ".join(parts), caveats[0].capitalize() + ".", "distillation" if two or born else "collapse"
+    )
+
+
+def _evolved(r: Results) -> Finding:
+    """Can the loop be evolved?"""
+    q = "Can the loop be evolved?"
+    evo = r.get("evolution")
+    if evo is None:
+        return Finding(q, _missing("evolution"), "", "evolution")
+    w = evo.get("winner")
+    if not w or not w.get("gain_bits_per_byte"):
+        return Finding(q, "The run finished no generation, so it has no winner.", "", "evolution")
+    g = w["gain_bits_per_byte"]
+    n_evals = len(evo.get("evaluations", [])) or None
+    answer = (
+        f"The winning policy of {fmt(n_evals)} evaluations gains "
+        + interval(g["estimate"], g.get("ci95"), g.get("n_seeds"), "bits/byte")
+        + " over a random-selection offspring of the same budget on the validation split "
+        + f"({effect_words(g.get('ci95'), 'a gain', 'a loss')})."
+    )
+    caveat = (
+        "Whether search beats random search is not measured here (one search arm): see "
+        "benchmarks/evolve_study.py; a winner's in-sample gain is biased upwards."
+    )
+    return Finding(q, answer, caveat, "evolution")
+
+
+QUESTIONS: list[Callable[[Results], Finding]] = [_weights, _generated, _choice, _evolved]
 
 
 def findings(results: Results) -> list[Finding]:
