@@ -195,7 +195,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert distill == replace(DistillConfig.quick(), seeds=(0, 1), budget_tokens=16_384)
     (((same_parent, born),),) = [(c[0],) for c in calls["born_again"]]
     assert same_parent is parent  # trained once, shared by the two studies
-    assert born == replace(BornAgainConfig.quick(), seeds=(0, 1), generations=1)
+    assert born == replace(BornAgainConfig.quick(), seeds=(0, 1), generations=1, budget_ratio=0.5)
     ((parent, data, compare), kwargs) = calls["offspring"][0]
     assert isinstance(parent, GPT) and data == corpus and kwargs == quiet
     assert compare == CompareConfig.quick() and compare.keep_ratio == 0.3 and compare.seeds == (0,)

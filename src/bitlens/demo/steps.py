@@ -184,7 +184,12 @@ def _distillation(c: DemoContext) -> dict:
 def _born_again(c: DemoContext) -> dict:
     from bitlens.offspring.born_again import BornAgainConfig, run_born_again
 
-    config = replace(BornAgainConfig.quick(), seeds=_seeds(c), generations=BORN_AGAIN_GENERATIONS[c.quick])
+    config = replace(
+        BornAgainConfig.quick(),
+        seeds=_seeds(c),
+        generations=BORN_AGAIN_GENERATIONS[c.quick],
+        budget_ratio=0.5 if c.quick else 1.0,
+    )
     return run_born_again(c.study_parent, config, progress=c.progress).to_dict()
 
 
