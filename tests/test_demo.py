@@ -190,10 +190,11 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert calls["collapse"] == [
         ((corpus, CollapseArmsConfig(base=quick_collapse, top_ps=(1.0,), seeds=(0, 1))), quiet)
     ]
-    (((parent, distill),), kwargs) = [(c[0], c[1]) for c in calls["distillation"]]
+    assert len(calls["distillation"]) == len(calls["born_again"]) == 1
+    ((parent, distill), kwargs) = calls["distillation"][0]
     assert isinstance(parent, StudyParent) and parent.config.steps == 40 and kwargs == quiet
     assert distill == replace(DistillConfig.quick(), seeds=(0, 1), budget_tokens=16_384)
-    (((same_parent, born),),) = [(c[0],) for c in calls["born_again"]]
+    ((same_parent, born), _) = calls["born_again"][0]
     assert same_parent is parent  # trained once, shared by the two studies
     assert born == replace(BornAgainConfig.quick(), seeds=(0, 1), generations=1, budget_ratio=0.5)
     ((parent, data, compare), kwargs) = calls["offspring"][0]
