@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 generation: checks the wiring")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    git = ["git", "rev-parse", "HEAD"]  # the code this run starts from
+    commit = subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout
     base = CollapseConfig(
         generations=1 if args.smoke else args.generations,
         preset=args.preset,
@@ -97,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.perf_counter()
     r = run_collapse_arms(bundled_corpus_bytes(), config, progress=sys.stderr.isatty()).to_dict()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     r["benchmark"] = {
         "command": "python benchmarks/collapse.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": list(config.seeds),

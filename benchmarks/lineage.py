@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="2 × 2 genomes, a 10-step parent")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    git = ["git", "rev-parse", "HEAD"]  # the code this run starts from
+    commit = subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout
     t0 = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",")]
     population, generations = (2, 2) if args.smoke else (args.population, args.generations)
@@ -149,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
         else ("lineage worse" if diff["estimate"] > 0 else "lineage better")
     )
     result["lineage_minus_fixed_last_generation"] = diff
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     result["benchmark"] = {
         "command": "python benchmarks/lineage.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": seeds,
