@@ -185,7 +185,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert calls["prequential"] == [((corpus, PrequentialConfig.quick()), quiet)]
     assert calls["dynamics"] == [((corpus, DynamicsConfig.quick()), quiet)]
     quick_collapse = replace(
-        CollapseConfig.quick(), generations=2, real_bytes=6_400, test_bytes=2_048, budget_tokens=8_192
+        CollapseConfig.quick(), generations=2, real_bytes=3_200, test_bytes=2_048, budget_tokens=4_096
     )
     assert calls["collapse"] == [
         ((corpus, CollapseArmsConfig(base=quick_collapse, top_ps=(1.0,), seeds=(0, 1))), quiet)
@@ -202,7 +202,10 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     assert compare == CompareConfig.quick() and compare.keep_ratio == 0.3 and compare.seeds == (0,)
     assert calls["evolution"] == [
         (
-            (out / "evolution", replace(EvolveConfig.quick(), population=2, reevaluate=False)),
+            (
+                out / "evolution",
+                replace(EvolveConfig.quick(), population=2, reevaluate=False, budget_tokens=8_192),
+            ),
             {
                 "corpus": corpus,
                 "backend": "local",

@@ -7,7 +7,9 @@ function in the tree makes its figure with `new_figure` and ends with `return sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,17 @@ if TYPE_CHECKING:
 
 DPI = 120
 SUFFIXES = (".png", ".svg")
+_SUFFIXES: ContextVar[tuple[str, ...]] = ContextVar("suffixes", default=SUFFIXES)
+
+
+@contextmanager
+def svg_only() -> Iterator[None]:
+    """Inside, `save_figure` writes the SVG alone (the report inlines SVGs: no PNG to render)."""
+    token = _SUFFIXES.set((".svg",))
+    try:
+        yield
+    finally:
+        _SUFFIXES.reset(token)
 
 
 def _pyplot() -> Any:
@@ -52,12 +65,13 @@ def plain_ticks(axis: Axis, ticks: Sequence[float]) -> None:
 
 
 def save_figure(fig: Figure, path: str | Path) -> list[Path]:
-    """Save `fig` as PNG and SVG at `path` with its suffix replaced, close it; the two paths."""
+    """Save `fig` as PNG and SVG at `path` with its suffix replaced (SVG alone inside
+    `svg_only()`), close it; the paths written."""
     import matplotlib
 
     base = Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)
-    paths = [base.with_suffix(suffix) for suffix in SUFFIXES]
+    paths = [base.with_suffix(suffix) for suffix in _SUFFIXES.get()]
     fig.tight_layout()
     try:  # SVG that depends only on the figure: fixed ids, glyphs as paths, no timestamp
         with matplotlib.rc_context({"svg.hashsalt": "bitlens", "svg.fonttype": "path"}):

@@ -28,14 +28,14 @@ MODEL_DIR = "model"
 CORPUS_NAME = "tinyshakespeare"
 
 # The default model: `small` (≈1M parameters, preset length) for the full demo, a short `tiny`
-# run for --quick (150 steps of 16 windows, about 15 s), whose only job is to exercise every
+# run for --quick (120 steps of 16 windows, about 15 s), whose only job is to exercise every
 # step within the quick demo's 3 minutes.
 TRAIN_SETTINGS: dict[bool, dict[str, Any]] = {
     False: {"preset": "small", "steps": None, "overrides": {}},
     True: {
         "preset": "tiny",
-        "steps": 150,
-        "overrides": {"eval_interval": 50, "eval_bytes": 8_192, "batch_size": 16},
+        "steps": 120,
+        "overrides": {"eval_interval": 40, "eval_bytes": 8_192, "batch_size": 16},
     },
 }
 
@@ -167,7 +167,7 @@ BORN_AGAIN_GENERATIONS: dict[bool, int] = {True: 1, False: 2}
 DISTILL_TOKENS: dict[bool, int] = {True: 16_384, False: 65_536}  # per offspring, every cell
 COLLAPSE_GENERATIONS: dict[bool, int] = {True: 2, False: 5}
 # --quick: three arms × two seeds cost 14 generation trainings, so each is halved again.
-COLLAPSE_QUICK_SIZES = (6_400, 2_048, 8_192)  # real bytes, test bytes, training tokens per generation
+COLLAPSE_QUICK_SIZES = (3_200, 2_048, 4_096)  # real bytes, test bytes, training tokens per generation
 
 
 def _seeds(c: DemoContext) -> tuple[int, ...]:
@@ -205,6 +205,7 @@ def _collapse(c: DemoContext) -> dict:
     return run_collapse_arms(c.corpus, config, progress=c.progress).to_dict()
 
 
+EVOLUTION_TOKENS: dict[bool, int | None] = {True: 8_192, False: None}  # None: the gene's middle
 EVOLUTION_SIZE: dict[bool, tuple[int, int]] = {False: (4, 3), True: (2, 2)}  # (population, generations)
 
 
@@ -217,7 +218,7 @@ def _evolution(c: DemoContext) -> dict:
     # 2 × 2), survivors not re-scored.
     population, generations = EVOLUTION_SIZE[c.quick]
     config = replace(EvolveConfig.quick(), population=population, generations=generations)
-    config = replace(config, seed=c.seed, reevaluate=False)
+    config = replace(config, seed=c.seed, reevaluate=False, budget_tokens=EVOLUTION_TOKENS[c.quick])
     return run_evolution(
         out,
         config,

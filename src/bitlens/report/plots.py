@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bitlens.plotting import new_figure, save_figure
+from bitlens.plotting import new_figure, save_figure, svg_only
 
 COLORS = ["#3366aa", "#cc6633"]
 
@@ -45,7 +45,7 @@ def plot_training(result: dict, path: str | Path) -> list[Path]:
 
 def figure_data_uri(plot: Callable[[Any, Path], list[Path]], data: Any) -> str:
     """Run `plot(data, path)` in a scratch folder; the SVG it wrote, as a data URI."""
-    with tempfile.TemporaryDirectory(prefix="bitlens-fig-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bitlens-fig-") as tmp, svg_only():
         svg = [p for p in plot(data, Path(tmp) / "figure.svg") if p.suffix == ".svg"]
         if not svg:
             raise ValueError(f"{plot.__name__} wrote no SVG")
