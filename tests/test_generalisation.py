@@ -213,7 +213,7 @@ def test_quick_and_full_configs():
     assert full.masks >= 32 and full.supersamples >= 3 and full.null_draws >= 1000
     assert full.loss_cap_bits == pytest.approx(math.log2(256 / full.smoothing))
     quick = GeneralisationConfig.quick()
-    assert (quick.sizes, quick.supersamples, quick.masks, quick.steps) == ((25, 100, 400), 1, 8, 60)
+    assert (quick.sizes, quick.supersamples, quick.masks, quick.steps) == ((25, 100, 400), 1, 8, 45)
     assert set(quick.to_dict()) == {
         "sizes",
         "supersamples",

@@ -16,7 +16,7 @@ def test_quick_and_full_are_the_documented_sizes():
     assert PrequentialConfig.full() == PrequentialConfig()
     assert PrequentialConfig.full().max_bytes == 262_144
     quick = PrequentialConfig.quick()
-    assert (quick.max_bytes, quick.first_block_bytes, quick.min_steps) == (16_384, 1_024, 15)
+    assert (quick.max_bytes, quick.first_block_bytes, quick.min_steps) == (8_192, 1_024, 15)
     assert (quick.heldout_bytes, quick.final_training, quick.weights_search_bytes) == (
         4_096,
         (1.0, 2.0),

@@ -121,7 +121,7 @@ def surprisal_cmd(
     "--max-bytes",
     type=click.IntRange(min=0),
     default=None,
-    help="Code the first N bytes (0 = all). Default: 256 KiB, 16 KiB with --quick.",
+    help="Code the first N bytes (0 = all). Default: 256 KiB, 8 KiB with --quick.",
 )
 @click.option(
     "--seeds",

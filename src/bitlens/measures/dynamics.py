@@ -73,8 +73,8 @@ class DynamicsConfig:
 
     @classmethod
     def quick(cls) -> DynamicsConfig:
-        """Seconds: 100 steps of 16 windows per seed (off the unigram plateau by about step 40)."""
-        return cls(steps=100, batch_size=16, heldout_bytes=4_096, checkpoints=8, n_blocks=32)
+        """Seconds: 80 steps of 16 windows per seed (off the unigram plateau by about step 40)."""
+        return cls(steps=80, batch_size=16, heldout_bytes=4_096, checkpoints=8, n_blocks=32)
 
     @classmethod
     def full(cls) -> DynamicsConfig:

@@ -80,7 +80,7 @@ class GeneralisationConfig:
 
     @classmethod
     def quick(cls) -> GeneralisationConfig:
-        return cls(sizes=(25, 100, 400), supersamples=1, masks=8, steps=60, null_draws=200, mode="quick")
+        return cls(sizes=(25, 100, 400), supersamples=1, masks=8, steps=45, null_draws=200, mode="quick")
 
     @classmethod
     def full(cls) -> GeneralisationConfig:

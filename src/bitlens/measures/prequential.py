@@ -56,7 +56,7 @@ class PrequentialConfig:
     @classmethod
     def quick(cls) -> PrequentialConfig:
         return cls(
-            max_bytes=16_384,
+            max_bytes=8_192,
             first_block_bytes=1_024,
             epochs_per_stage=4.0,
             min_steps=15,
