@@ -28,13 +28,13 @@ MODEL_DIR = "model"
 CORPUS_NAME = "tinyshakespeare"
 
 # The default model: `small` (≈1M parameters, preset length) for the full demo, a short `tiny`
-# run for --quick (120 steps of 16 windows, about 15 s), whose only job is to exercise every
+# run for --quick (100 steps of 16 windows, about 15 s), whose only job is to exercise every
 # step within the quick demo's 3 minutes.
 TRAIN_SETTINGS: dict[bool, dict[str, Any]] = {
     False: {"preset": "small", "steps": None, "overrides": {}},
     True: {
         "preset": "tiny",
-        "steps": 120,
+        "steps": 100,
         "overrides": {"eval_interval": 40, "eval_bytes": 8_192, "batch_size": 16},
     },
 }

@@ -60,6 +60,7 @@ class PrequentialConfig:
             first_block_bytes=1_024,
             epochs_per_stage=4.0,
             min_steps=15,
+            batch_size=16,
             heldout_bytes=4_096,
             final_training=(1.0, 2.0),
             weights_search_bytes=2_048,
