@@ -109,5 +109,12 @@ def test_evolution_answer_names_its_winner_and_what_it_cannot_say():
     (e,) = [f for f in findings({"evolution": evo}) if f.question == "Can the loop be evolved?"]
     assert "of 12 evaluations gains 0.040 [-0.010, 0.090] bits/byte (3 seeds)" in e.answer
     assert "no effect detected" in e.answer and "evolve_study" in e.caveat
+    one = {"estimate": 0.05, "ci95": [0.05, 0.05], "n_seeds": 1}  # a winner evaluated once
+    (e,) = [
+        f
+        for f in findings({"evolution": {"winner": {"gain_bits_per_byte": one}}})
+        if f.section == "evolution"
+    ]
+    assert "0.050 bits/byte (1 seed, no interval)" in e.answer and "not tested (one seed)" in e.answer
     (e,) = [f for f in findings({"evolution": {"winner": None}}) if f.section == "evolution"]
     assert "no winner" in e.answer

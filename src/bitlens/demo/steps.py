@@ -197,7 +197,9 @@ def _collapse(c: DemoContext) -> dict:
     from bitlens.offspring.collapse import CollapseConfig
     from bitlens.offspring.collapse_arms import CollapseArmsConfig, run_collapse_arms
 
-    base = replace(c.preset(CollapseConfig), generations=COLLAPSE_GENERATIONS[c.quick])
+    # the quick sizes in both modes: the full CollapseConfig (393k tokens a generation) is the
+    # benchmark's (benchmarks/collapse.py), 48 generations of it would take the demo's whole budget
+    base = replace(CollapseConfig.quick(), seed=c.seed, generations=COLLAPSE_GENERATIONS[c.quick])
     if c.quick:
         real_bytes, test_bytes, budget_tokens = COLLAPSE_QUICK_SIZES
         base = replace(base, real_bytes=real_bytes, test_bytes=test_bytes, budget_tokens=budget_tokens)

@@ -159,7 +159,7 @@ def _evolved(r: Results) -> Finding:
         f"The winning policy of {fmt(n_evals)} evaluations gains "
         + interval(g["estimate"], g.get("ci95"), g.get("n_seeds"), "bits/byte")
         + " over a random-selection offspring of the same budget on the validation split "
-        + f"({effect_words(g.get('ci95'), 'a gain', 'a loss')})."
+        + f"({effect_words(g.get('ci95') if (g.get('n_seeds') or 0) > 1 else None, 'a gain', 'a loss')})."
     )
     caveat = (
         "Whether search beats random search is not measured here (one search arm): see "

@@ -50,10 +50,11 @@ def fmt(x: Any) -> str:
 def interval_text(
     estimate: float | None, ci95: Sequence[float] | None, n_seeds: int | None, unit: str = ""
 ) -> str:
-    """ "0.123 [0.101, 0.145] bits/byte (3 seeds)", or the estimate alone, said so, without one."""
+    """ "0.123 [0.101, 0.145] bits/byte (3 seeds)", or the estimate alone, said so, without one
+    (one seed has no interval, whatever a point-wide `ci95` says)."""
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}" if n_seeds else "seeds not recorded"
     unit = f" {unit}" if unit else ""
-    if ci95 is None:
+    if ci95 is None or n_seeds == 1:
         return f"{fmt(estimate)}{unit} ({seeds}, no interval)"
     return f"{fmt(estimate)} [{fmt(ci95[0])}, {fmt(ci95[1])}]{unit} ({seeds})"
 
