@@ -246,3 +246,19 @@ def test_cli_scores_a_saved_series(tmp_path, shakespeare, capsys):
     assert r["noise_null"] is None and len(r["checkpoints"]) == 3
     assert main([*argv, "--null-checkpoints", "a"]) == 1
     assert "exactly two" in capsys.readouterr().err
+
+
+def test_gain_over_start_share_survives_a_resample_without_start_bits():
+    """A class whose bytes start at 0 bits in some blocks: its ratio's resamples can divide by 0;
+    they count as no evidence (NaN), not an error."""
+    import numpy as np
+
+    from bitlens.measures.token_classes import Blocks, class_statistics
+
+    start = np.ones(64)  # L->L everywhere (1 bit, kept) ...
+    start[:4] = 6.0  # ... but the first block: H->L, 6 → 1 bits, the only gain
+    end = np.ones(64)
+    out = class_statistics(start, end, 3.0, Blocks(64, 16, seed=0))
+    h = out["H->L"]["gain_over_start_share"]
+    assert h["estimate"] == pytest.approx(1.0 / (24 / 84))  # all the gain, 24 of 84 start bits
+    assert np.isfinite(h["ci95"]).all()

@@ -117,8 +117,9 @@ def class_statistics(start: np.ndarray, end: np.ndarray, threshold: float, block
         start_share = _point(s.sum(), s_all.sum())
         ratio = gain_share / start_share if gain_share is not None and start_share else None
 
-        def ratio_stat(idx, g=g, s=s):
-            return ratio_statistic(g, g_all)(idx) / ratio_statistic(s, s_all)(idx)
+        def ratio_stat(idx, g=g, s=s):  # NaN (no evidence) where a resample has no start bits here
+            den = ratio_statistic(s, s_all)(idx)
+            return ratio_statistic(g, g_all)(idx) / den if den != 0 else float("nan")
 
         out[c] = {
             "tokens": int(m.sum()),
