@@ -187,7 +187,7 @@ def test_arms_over_seeds(shakespeare, tmp_path):
 
 
 def test_cli_parses_the_arm_list(monkeypatch, tmp_path, capsys):
-    from bitlens.cli.offspring import COLLAPSE_MODES, parse_arms
+    from bitlens.cli.collapse import COLLAPSE_MODES, parse_arms
 
     assert COLLAPSE_MODES == MODES
     assert parse_arms("all") == MODES and parse_arms("both") == ("replace", "accumulate")

@@ -377,7 +377,7 @@ def test_collapse_config_scales():
 
 
 def test_cli_collapse_modes_are_the_library_modes():
-    from bitlens.cli.offspring import COLLAPSE_MODES
+    from bitlens.cli.collapse import COLLAPSE_MODES
 
     assert COLLAPSE_MODES == MODES
 

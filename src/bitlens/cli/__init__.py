@@ -27,7 +27,7 @@ COMMANDS = {
     "lens": "bitlens.cli.layers:lens_cmd",
     "probe": "bitlens.cli.layers:probe_cmd",
     "offspring": "bitlens.cli.offspring:offspring_group",
-    "collapse": "bitlens.cli.offspring:collapse_cmd",
+    "collapse": "bitlens.cli.collapse:collapse_cmd",
     "evolve": "bitlens.cli.evolve:evolve_cmd",
 }
 
