@@ -197,3 +197,24 @@ def policy_gene_space(quick: bool = False, budget_tokens: int | None = None) -> 
             budget,
         )
     )
+
+
+# A genome as the search strategies see it (`bitlens.evolve.strategy`, `optuna_search`).
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A genome as the strategy sees it: fitness (higher is better) is one evaluation's, or the mean
+    of `n` evaluations of the genome, whose first evaluation is `id`."""
+
+    id: int
+    genome: Genome
+    fitness: float
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class Proposal:
+    genome: Genome
+    parents: tuple[int, ...]  # ids of the evaluations it was bred from (empty: sampled)
+    kind: str = "new"  # "reevaluation": the survivor `parents[0]`, scored again on a new seed

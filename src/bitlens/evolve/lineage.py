@@ -25,7 +25,7 @@ from typing import Any
 
 from bitlens.errors import BitlensError
 from bitlens.evolve.genome import Genome
-from bitlens.evolve.strategy import Proposal, Scored
+from bitlens.evolve.genome import Proposal, Scored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

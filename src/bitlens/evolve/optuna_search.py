@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.genome import Choice, GeneSpace, Real
-from bitlens.evolve.strategy import Proposal, Scored
+from bitlens.evolve.genome import Choice, GeneSpace, Proposal, Real, Scored
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

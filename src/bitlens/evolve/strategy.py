@@ -26,18 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.genome import GeneSpace, Genome
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A genome as the strategy sees it: fitness (higher is better) is one evaluation's, or the mean
-    of `n` evaluations of the genome, whose first evaluation is `id`."""
-
-    id: int
-    genome: Genome
-    fitness: float
-    n: int = 1
+from bitlens.evolve.genome import GeneSpace, Genome, Proposal, Scored
 
 
 def genome_key(genome: Genome) -> str:
@@ -56,13 +45,6 @@ def genome_means(evaluations: Sequence[Scored]) -> dict[str, Scored]:
         k: Scored(v[0].id, v[0].genome, float(np.mean([e.fitness for e in v])), len(v))
         for k, v in groups.items()
     }
-
-
-@dataclass(frozen=True)
-class Proposal:
-    genome: Genome
-    parents: tuple[int, ...]  # ids of the evaluations it was bred from (empty: sampled)
-    kind: str = "new"  # "reevaluation": the survivor `parents[0]`, scored again on a new seed
 
 
 def reevaluations(survivors: Sequence[Scored]) -> list[Proposal]:
