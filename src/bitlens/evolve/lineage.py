@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.genome import Genome
-from bitlens.evolve.genome import Proposal, Scored
+from bitlens.evolve.genome import Genome, Proposal, Scored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
