@@ -173,7 +173,7 @@ def test_steps_call_their_entry_points(quick_demo, tmp_path, monkeypatch, capsys
     quiet = {"progress": False}
     heldout = bytes(split_corpus(bundled_corpus_bytes(), 128).val.numpy())
     corpus = bundled_corpus_bytes()
-    assert calls["capacity"] == [((CapacityConfig.quick(),), quiet)]
+    assert calls["capacity"] == [((replace(CapacityConfig.quick(), n_seeds=2),), quiet)]
     ((model, data, lens_config), kwargs) = calls["lens"][0]
     assert (
         isinstance(model, GPT) and data == heldout and lens_config == LensConfig.quick() and kwargs == quiet
