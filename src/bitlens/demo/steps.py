@@ -270,22 +270,22 @@ class Step:
         return ENTRY_POINTS[self.name]
 
 
-# Each step's code and expected seconds (quick, full) on 2 idle cores: quick as measured
-# (2 min 38 s in all with the report, 2026-12-02); full as budgeted (not yet measured).
+# Each step's code and expected seconds (quick, full) on 2 idle cores, as measured on 2026-12-02:
+# 2 min 38 s and 13 min 27 s in all with the report.
 _TABLE: dict[str, tuple[Callable[[DemoContext], dict], tuple[float, float]]] = {
-    "train": (_train, (17, 300)),
-    "compression": (_compression, (6, 150)),
-    "surprisal": (_surprisal, (1, 90)),
-    "prequential": (_prequential, (14, 90)),
-    "dynamics": (_dynamics, (18, 120)),  # two seeds: the series and the noise null
-    "capacity": (_capacity, (6, 90)),
-    "lens": (_lens, (2, 90)),
-    "probes": (_probes, (3, 90)),
-    "offspring": (_offspring, (14, 90)),
-    "distillation": (_distillation, (14, 60)),
-    "born_again": (_born_again, (8, 60)),
-    "collapse": (_collapse, (11, 90)),
-    "evolution": (_evolution, (17, 90)),
-    "generalisation": (_generalisation, (14, 20)),
+    "train": (_train, (17, 134)),
+    "compression": (_compression, (6, 113)),
+    "surprisal": (_surprisal, (1, 9)),
+    "prequential": (_prequential, (14, 54)),
+    "dynamics": (_dynamics, (18, 81)),  # two seeds: the series and the noise null
+    "capacity": (_capacity, (6, 11)),
+    "lens": (_lens, (2, 17)),
+    "probes": (_probes, (3, 33)),
+    "offspring": (_offspring, (14, 47)),
+    "distillation": (_distillation, (14, 36)),
+    "born_again": (_born_again, (8, 87)),
+    "collapse": (_collapse, (11, 85)),
+    "evolution": (_evolution, (17, 68)),
+    "generalisation": (_generalisation, (14, 17)),
 }
 STEPS: list[Step] = [Step(name, *_TABLE[name]) for name in STEP_NAMES]
