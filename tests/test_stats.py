@@ -102,3 +102,13 @@ def test_block_mean_ci_of_a_constant_is_the_point():
 
     iv = block_mean_ci(np.full(100, 3.5), n_blocks=10)
     assert (iv.estimate, iv.low, iv.high, iv.n) == (3.5, 3.5, 3.5, 10)
+
+
+def test_mean_ci95_is_the_t_interval_and_none_for_one_seed():
+    from scipy import stats as st
+
+    from bitlens.stats import mean_ci95
+
+    assert mean_ci95([1.5]) is None
+    half = st.t.ppf(0.975, 2) * 1.0 / 3**0.5  # values 1, 2, 3: sd 1
+    assert mean_ci95([1.0, 2.0, 3.0]) == pytest.approx([2.0 - half, 2.0 + half])

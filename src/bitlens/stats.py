@@ -130,6 +130,14 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = CONFIDE
     return Interval(point, float(ci.low), float(ci.high), int(x.size), confidence)
 
 
+def mean_ci95(values: Sequence[float]) -> list[float] | None:
+    """The t interval of the mean over seeds (`t_interval`), or None for one seed: no spread."""
+    if len(values) < 2:
+        return None
+    iv = t_interval(values)
+    return [iv.low, iv.high]
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """Condition a minus condition b on the same seeds: the mean difference, its interval, a p-value."""

@@ -33,7 +33,8 @@ from bitlens.offspring.collapse import (
     run_collapse,
     train_generation0,
 )
-from bitlens.stats import holm, paired_test, t_interval
+from bitlens.offspring.compare import holm_fill, paired_gain
+from bitlens.stats import mean_ci95
 
 if TYPE_CHECKING:
     from bitlens.hf import HFModel
@@ -77,12 +78,6 @@ class CollapseArmsConfig:
         return replace(self.base, mode=mode, top_p=top_p, seed=seed)
 
 
-def mean_ci95(values: Sequence[float]) -> tuple[float, list[float] | None]:
-    """The mean over seeds and its t interval (None for one seed: no spread to read)."""
-    iv = t_interval(values)
-    return iv.estimate, ([iv.low, iv.high] if len(values) > 1 else None)
-
-
 def seed_means(runs: Sequence[CollapseResult]) -> list[dict[str, Any]]:
     """Per generation, each headline figure's mean over the runs (seeds) with `<figure>_ci95`,
     and `n_seeds`; the training data's real share and size, which do not vary with the seed."""
@@ -96,7 +91,8 @@ def seed_means(runs: Sequence[CollapseResult]) -> list[dict[str, Any]]:
             "train_windows": first.train_windows,
         }
         for key in HEADLINE:
-            row[key], row[f"{key}_ci95"] = mean_ci95([getattr(x, key) for x in gens])
+            values = [getattr(x, key) for x in gens]
+            row[key], row[f"{key}_ci95"] = float(np.mean(values)), mean_ci95(values)
         rows.append(row)
     return rows
 
@@ -113,7 +109,7 @@ def generation_change(runs: Sequence[CollapseResult], key: str) -> dict[str, Any
     """`key` at the last generation minus at generation 0, paired by seed: estimate, ci95 (t
     interval; None for one seed), n_seeds and its reading ("rises", "falls", NO_CHANGE)."""
     d = [getattr(r.generations[-1], key) - getattr(r.generations[0], key) for r in runs]
-    estimate, ci95 = mean_ci95(d)
+    estimate, ci95 = float(np.mean(d)), mean_ci95(d)
     return {"estimate": estimate, "ci95": ci95, "n_seeds": len(d), "reading": _reading(estimate, ci95)}
 
 
@@ -162,20 +158,8 @@ def last_generation_differences(arms: Sequence[CollapseArm]) -> list[dict[str, A
             continue
         x = [r.generations[-1].heldout_bits_per_byte for r in a.runs]
         y = [r.generations[-1].heldout_bits_per_byte for r in b.runs]
-        row: dict[str, Any] = {"a": a.mode, "b": b.mode, "top_p": a.top_p}
-        if len(x) < 2:
-            row |= {"estimate": x[0] - y[0], "ci95": None, "n_seeds": 1, "p_value": None}
-        else:
-            test = paired_test(x, y)
-            estimate, ci95 = mean_ci95(np.subtract(x, y).tolist())
-            row |= {"estimate": estimate, "ci95": ci95, "n_seeds": len(x), "p_value": test.p_value}
-        rows.append(row)
-    with_p = [r for r in rows if r["p_value"] is not None]
-    adjusted = holm([r["p_value"] for r in with_p]).tolist() if with_p else []
-    for r in rows:
-        r["p_holm"] = None
-    for r, p in zip(with_p, adjusted, strict=True):
-        r["p_holm"] = float(p)
+        rows.append({"a": a.mode, "b": b.mode, "top_p": a.top_p, **paired_gain(better=y, worse=x)})  # a − b
+    holm_fill(rows)
     for r in rows:  # a difference is read only where the Holm-adjusted test agrees with the interval
         verdict = _reading(r["estimate"], r["ci95"])
         if r["p_holm"] is not None and r["p_holm"] >= 0.05:

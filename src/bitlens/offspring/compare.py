@@ -42,7 +42,7 @@ from bitlens.offspring.policy import (
 from bitlens.offspring.select import LEVELS, SCORES, n_kept, uses_parent
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import Bar, progress_bar
-from bitlens.stats import holm, paired_test, t_interval
+from bitlens.stats import holm, mean_ci95, paired_test, t_interval
 
 if TYPE_CHECKING:
     from bitlens.hf import HFModel
@@ -107,14 +107,6 @@ def paired_gain(better: Sequence[float], worse: Sequence[float]) -> dict[str, An
         return {"estimate": float(d.mean()), "ci95": None, "n_seeds": len(d), "p_value": None, "p_holm": None}
     p = paired_test(worse, better).p_value
     return {**t_interval(d).to_dict(), "p_value": p, "p_holm": None, "test": "paired t"}
-
-
-def mean_ci95(values: Sequence[float]) -> list[float] | None:
-    """The t interval of the mean over seeds, or None for one seed (no spread to read)."""
-    if len(values) < 2:
-        return None
-    iv = t_interval(values)
-    return [iv.low, iv.high]
 
 
 def holm_fill(gains: list[dict[str, Any]]) -> None:

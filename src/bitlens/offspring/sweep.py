@@ -26,7 +26,7 @@ from scipy.stats import entropy
 from bitlens.errors import BitlensError
 from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.budget import steps_for_budget
-from bitlens.offspring.compare import CONTROL_SCORE, SPLIT, ci_err, holm_fill, mean_ci95, paired_gain
+from bitlens.offspring.compare import CONTROL_SCORE, SPLIT, ci_err, holm_fill, paired_gain
 from bitlens.offspring.parent import is_token_parent
 from bitlens.offspring.policy import (
     ContextConfig,
@@ -38,6 +38,7 @@ from bitlens.offspring.policy import (
 from bitlens.offspring.select import LEVELS, SCORES, uses_parent
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
+from bitlens.stats import mean_ci95
 
 if TYPE_CHECKING:
     from bitlens.hf import HFModel
