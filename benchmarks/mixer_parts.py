@@ -1,11 +1,11 @@
 """What each part of the count-model mixer earns: bits/byte against speed, without the network.
 
 Runs the counts-only coder (`bitlens compress --counts`: count models, word model, match model,
-APM, no network) with each part switched off in turn, on the same bytes, and prints bits/byte
-and KB/s per configuration; the gain of a part is the difference to the configuration without
-it. Code lengths come from `estimate_bits` (equal to the real coder's, tested in
-tests/test_mixing.py); speeds are the estimate's, one process, and only comparable within a run.
-Reads ../shared/corpora (skips cleanly without it).
+APM, a second weight set chosen by the last byte, no network) with each part switched off in
+turn, on the same bytes, and prints bits/byte and KB/s per configuration; the gain of a part is
+the difference to the configuration without it. Code lengths come from `estimate_bits` (equal
+to the real coder's, tested in tests/test_mixing.py); speeds are the estimate's, one process,
+and only comparable within a run. Reads ../shared/corpora (skips cleanly without it).
 
     PYTHONPATH=src python benchmarks/mixer_parts.py --max-bytes 262144 --json out.json
 """
@@ -26,7 +26,8 @@ PARTS = {
     "orders only": MixConfig(word=False, match=False, apm=False),
     "+ word": MixConfig(match=False, apm=False),
     "+ word + match": MixConfig(apm=False),
-    "+ word + match + APM (default)": MixConfig(),
+    "+ word + match + APM": MixConfig(selectors=("confidence",)),
+    "+ byte-selected weights (default)": MixConfig(),
 }
 
 

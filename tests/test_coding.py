@@ -1,6 +1,7 @@
 """Lossless coding with the model: round trips, bit-identical probabilities, overhead, errors."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from bitlens.compress import MixConfig, OnlineConfig, compress, decompress, estimate_bits, read_header
 from bitlens.compress.container import Header, crc32, pack_header, unpack
-from bitlens.compress.loop import plan_streams
+from bitlens.compress.loop import _head_step, plan_streams
 from bitlens.errors import BitlensError
 from bitlens.evaluate import evaluate
 from bitlens.model import GPT, GPTConfig
@@ -162,13 +163,13 @@ def test_other_torch_version_is_refused(micro_model):
 def _record_threads(monkeypatch) -> list[int]:
     """The torch thread count at every forward of any GPT from now on."""
     seen: list[int] = []
-    forward = GPT.forward
+    forward = GPT.features
 
     def spy(self, *args, **kwargs):
         seen.append(torch.get_num_threads())
         return forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(GPT, "forward", spy)
+    monkeypatch.setattr(GPT, "features", spy)
     return seen
 
 
@@ -194,13 +195,13 @@ def test_estimate_can_keep_the_callers_kernels(shakespeare, monkeypatch):
     data = shakespeare[:300]
     kw = dict(online=True, preset=MICRO, schedule=FAST, n_streams=2)
     modes: list[bool] = []
-    forward = GPT.forward
+    forward = GPT.features
 
     def spy(self, *args, **kwargs):
         modes.append(torch.are_deterministic_algorithms_enabled())
         return forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(GPT, "forward", spy)
+    monkeypatch.setattr(GPT, "features", spy)
     before = torch.are_deterministic_algorithms_enabled()
     try:
         torch.use_deterministic_algorithms(False)  # the caller's setting
@@ -327,3 +328,29 @@ def test_default_schedule_is_cheaper_for_long_files():
         assert per_byte(long) < per_byte(short)
     blob, _ = compress(b"a short file", None, online=True, preset=MICRO)
     assert OnlineConfig(*read_header(blob).params["schedule"]) == default_schedule("online", 12)
+
+
+def test_the_fast_output_layer_step_is_sgd_on_the_mean_cross_entropy():
+    torch.manual_seed(0)
+    model = GPT(MICRO)
+    h = torch.randn(5, MICRO.n_embd)
+    got = np.array([3, 7, 7, 200, 0])
+    weight = model.lm_head.weight.detach().clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(h @ weight.T, torch.as_tensor(got))  # mean, nats
+    loss.backward()
+    logp = torch.log_softmax(model.lm_head(h), dim=-1).detach().numpy()
+    _head_step(model, logp, got, h, lr=0.5)
+    assert torch.allclose(model.lm_head.weight, weight.detach() - 0.5 * weight.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("mix", [None, MixConfig()], ids=["network", "mixed"])
+def test_fast_output_layer_updates_round_trip_help_and_match_the_estimate(shakespeare, mix):
+    data = shakespeare[:1500]
+    kw = dict(online=True, preset=MICRO, n_streams=3, mix=mix)
+    blob, r = compress(data, None, schedule=replace(FAST, head_lr=0.01), **kw)
+    assert decompress(blob) == data
+    assert read_header(blob).params["schedule"][-1] == 0.01
+    est = estimate_bits(data, None, schedule=replace(FAST, head_lr=0.01), **kw)
+    assert est.coded == pytest.approx(r.model_bits, rel=1e-4)
+    plain = estimate_bits(data, None, schedule=FAST, **kw)
+    assert est.network < plain.network  # updating the output layer every byte learns faster

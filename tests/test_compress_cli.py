@@ -222,13 +222,13 @@ def test_compression_benchmark_passes_threads_to_the_learned_coders(tmp_path, mo
     spec.loader.exec_module(bench)
     (tmp_path / "a.txt").write_bytes(b"the cat sat on the mat. " * 10)
     seen: list[int] = []
-    forward = GPT.forward
+    forward = GPT.features
 
     def spy(self, *args, **kwargs):
         seen.append(torch.get_num_threads())
         return forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(GPT, "forward", spy)
+    monkeypatch.setattr(GPT, "features", spy)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)

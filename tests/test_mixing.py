@@ -1,12 +1,15 @@
 """The mixer's parts: the match model, the counts-only coder, and the network's measured saving."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bitlens.compress import MixConfig, OnlineConfig, compress, decompress, estimate_bits, read_header
-from bitlens.compress.mixing import MATCH_MIN, MatchModel
+from bitlens.compress.container import pack_header, unpack
+from bitlens.compress.mixing import MATCH_MIN, MatchModel, _Head
 from bitlens.compress.registry import COMPRESSORS, CoderSettings
 from bitlens.errors import BitlensError
 from bitlens.model import GPTConfig
@@ -75,16 +78,17 @@ def test_each_mixer_part_can_be_switched_off_and_the_match_model_pays_on_long_re
     rng = np.random.default_rng(3)
     block = bytes(rng.integers(97, 101, 1500, dtype=np.uint8))
     data = block + bytes(rng.integers(97, 101, 200, dtype=np.uint8)) + block
+    one = MixConfig(selectors=("confidence",))  # one weight set, so only these parts change
     parts = {
-        "plain": MixConfig(match=False, apm=False),
-        "match": MixConfig(apm=False),
-        "apm": MixConfig(match=False),
-        "both": MixConfig(),
+        "plain": replace(one, match=False, apm=False),
+        "match": replace(one, apm=False),
+        "apm": replace(one, match=False),
+        "both": one,
     }
     sizes = {
         name: estimate_bits(data, network=False, mix=cfg, n_streams=1).coded for name, cfg in parts.items()
     }
-    blob, r = compress(data, network=False, mix=MixConfig(), n_streams=1)
+    blob, r = compress(data, network=False, mix=one, n_streams=1)
     assert decompress(blob) == data and r.model_bits == pytest.approx(sizes["both"], rel=1e-9)
     # 1700 bytes of fresh random text cost ≈ 2 bits each whatever the mixer
     assert all(bits > 2 * 1700 - 200 for bits in sizes.values())
@@ -102,3 +106,46 @@ def test_the_counts_coder_is_a_registry_row_and_refuses_a_network(micro_model):
         compress(b"abc", micro_model, network=False, mix=MixConfig())
     with pytest.raises(BitlensError, match="mixing"):
         compress(b"abc", network=False)
+
+
+def test_a_byte_selected_weight_set_learns_which_input_to_trust_after_each_byte():
+    # two inputs, each right (0.9 on the next byte) in one regime and wrong (0.9 on another byte)
+    # in the other; the regime is the parity of the last byte. The confidence level is the same
+    # everywhere, so one weight set can only average them (more than 1 bit per byte); a set chosen
+    # by the last byte learns to follow the right one, and at least as well as that input alone
+    # (−log2 0.9 = 0.152 bits; geometric weights can sharpen it further).
+    rng = np.random.default_rng(0)
+    xs = rng.integers(0, 256, 4001)
+
+    def cost(levels: tuple[int, ...]) -> float:
+        head = _Head(2, levels, start=0, rate=0.02, apm_contexts=0)
+        bits = []
+        for last, x in zip(xs[:-1], xs[1:]):
+            right, wrong = np.full(256, 0.1 / 255), np.full(256, 0.1 / 255)
+            right[x], wrong[(x + 1) % 256] = 0.9, 0.9
+            pair = (right, wrong) if last % 2 == 0 else (wrong, right)
+            stack = np.log(np.stack(pair)).astype(np.float32)[None]
+            sels = [np.zeros(1, dtype=np.int64), np.array([last])][: len(levels)]
+            p = head.predict(stack, sels, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+            bits.append(-np.log2(p[0, x]))
+            head.update(np.array([x]))
+        return float(np.mean(bits[-1000:]))
+
+    assert cost((1,)) > 1.0
+    assert cost((1, 256)) < -np.log2(0.9)
+
+
+def test_mixer_selectors_are_checked_and_old_headers_mean_the_confidence_set_alone():
+    with pytest.raises(ValueError, match="selectors"):
+        MixConfig(selectors=("byte",))
+    with pytest.raises(ValueError, match="selectors"):
+        MixConfig(selectors=("confidence", "colour"))
+    data = b"abracadabra " * 30
+    blob, _ = compress(data, network=False, mix=MixConfig(selectors=("confidence",)))
+    header, payload = unpack(blob)
+    assert header.params["mix"]["selectors"] == ["confidence"]
+    # a file written before the mixer had selectors: the same header without the key decodes
+    old = {**header.params, "mix": {k: v for k, v in header.params["mix"].items() if k != "selectors"}}
+    assert decompress(pack_header(replace(header, params=old)) + payload) == data
+    # and the default (two weight sets) codes the same bytes differently
+    assert compress(data, network=False, mix=MixConfig())[0] != blob

@@ -170,7 +170,11 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """idx (B, T) int64 → logits (B, T, V). With a cache, idx continues the cached prefix."""
-        return self.unembed(self._run(idx, cache, None))
+        return self.lm_head(self.features(idx, cache))
+
+    def features(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """idx (B, T) → the final normalised hidden state (B, T, n_embd) that lm_head reads."""
+        return self.ln_f(self._run(idx, cache, None))
 
     def forward_hidden(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and the residual stream after the embedding and after each block (n_layer+1)."""

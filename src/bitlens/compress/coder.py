@@ -187,7 +187,7 @@ def _plan(
             preset = MODEL_PRESETS[preset]
         params["model"] = [getattr(preset, f) for f in _MODEL_FIELDS]
     if mix is not None:
-        params["mix"] = {**asdict(mix), "orders": list(mix.orders)}
+        params["mix"] = {**asdict(mix), "orders": list(mix.orders), "selectors": list(mix.selectors)}
     return _Plan(mode, S, L, params, schedule)
 
 
@@ -196,7 +196,10 @@ def _header_mix(params: dict) -> MixConfig | None:
         return None
     try:
         fields = dict(params["mix"])
-        return MixConfig(**{**fields, "orders": tuple(int(k) for k in fields["orders"])})
+        fields["orders"] = tuple(int(k) for k in fields["orders"])
+        # a file written before the mixer had selectors used the confidence weight set alone
+        fields["selectors"] = tuple(str(k) for k in fields.get("selectors", ["confidence"]))
+        return MixConfig(**fields)
     except (TypeError, ValueError, KeyError):
         raise BitlensError("corrupted file: invalid mixing settings in the header") from None
 

@@ -38,9 +38,10 @@ from bitlens.units import nats_to_bits
 # returns their m bytes: the encoder codes known bytes, the decoder decodes them.
 SymbolFn = Callable[[np.ndarray], np.ndarray]
 
-# One position's network log-probabilities (S, 256) in nats, and its known bytes (S,) when the
-# source has them (the estimate) or None (coding: the step gets them from `symbols`).
-Position = tuple[int, np.ndarray, np.ndarray | None]
+# One position's network log-probabilities (S, 256) in nats, its known bytes (S,) when the
+# source has them (the estimate) or None (coding: the step gets them from `symbols`), and the
+# final normalised hidden state (S, n_embd) the output layer read.
+Position = tuple[int, np.ndarray, np.ndarray | None, torch.Tensor]
 
 
 @dataclass
@@ -70,10 +71,11 @@ def stream_lengths(n: int, s: int, length: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def _predict(model: GPT, cache: KVCache, inputs: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities (S, 256) in nats of the next byte after feeding `inputs` (S, T)."""
-    logits = model(inputs.long(), cache)[:, -1, :]
-    return torch.log_softmax(logits.float(), dim=-1).cpu()
+def _predict(model: GPT, cache: KVCache, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities (S, 256) in nats of the next byte after feeding `inputs` (S, T), and the
+    normalised hidden state (S, n_embd) they were read from."""
+    h = model.features(inputs.long(), cache)[:, -1, :]
+    return torch.log_softmax(model.lm_head(h).float(), dim=-1).cpu(), h
 
 
 def _kv_steps(
@@ -87,10 +89,10 @@ def _kv_steps(
     for pos in range(start, end):
         if pos == start or cache.length == cache.block_size:  # (re-)prime: a new round or a full window
             cache.reset()
-            logp = _predict(model, cache, seq[:, max(0, pos + 1 - keep) : pos + 1])
+            logp, h = _predict(model, cache, seq[:, max(0, pos + 1 - keep) : pos + 1])
         else:
-            logp = _predict(model, cache, seq[:, pos : pos + 1])
-        yield pos, logp.numpy(), None
+            logp, h = _predict(model, cache, seq[:, pos : pos + 1])
+        yield pos, logp.numpy(), None, h
 
 
 def _context_chunks(start: int, end: int, block: int, keep: int) -> Iterator[tuple[int, int, int]]:
@@ -110,14 +112,17 @@ def _context_chunks(start: int, end: int, block: int, keep: int) -> Iterator[tup
 
 def _chunk_forwards(model: GPT, seq: torch.Tensor, start: int, end: int, keep: int) -> Iterator[Position]:
     """Estimate (seq already full): the same contexts as `_kv_steps`, each chunk of them from one
-    full-sequence forward, with the known bytes. Equal to the coder's to float rounding."""
+    full-sequence forward, with the known bytes. Equal to the coder's to float rounding. The
+    output layer is applied as each position is asked for, so updates to it between positions
+    count as they do in coding."""
     for a, first, stop in _context_chunks(start, end, model.config.block_size, keep):
         with torch.no_grad():
-            logits = model(seq[:, a:stop].long())[:, first - a :, :]
-        logp = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+            h = model.features(seq[:, a:stop].long())[:, first - a :, :]
         target = seq[:, first + 1 : stop + 1].long().cpu().numpy()
         for j, pos in enumerate(range(first, stop)):
-            yield pos, logp[:, j], target[:, j]
+            with torch.no_grad():
+                logp = torch.log_softmax(model.lm_head(h[:, j]).float(), dim=-1).cpu().numpy()
+            yield pos, logp, target[:, j], h[:, j]
 
 
 def code_streams(
@@ -160,7 +165,7 @@ def code_streams(
     model.eval()
     bits = CodeLengths()
 
-    def step(pos: int, logp: np.ndarray, known: np.ndarray | None) -> None:
+    def step(pos: int, logp: np.ndarray, known: np.ndarray | None, h: torch.Tensor) -> None:
         """One byte per active stream at `pos`, from the network's log-probabilities (S, 256) nats:
         coded (or decoded) from `symbols` when `known` is None, else only measured."""
         active = pos < lengths
@@ -178,6 +183,9 @@ def code_streams(
         if mixer is not None:
             bits.coded += mixture_code_bits(p_active, got)
             mixer.update(got)
+        if online is not None and online.head_lr > 0:
+            lp = logp if len(got) == S else logp[active]
+            _head_step(model, lp, got, h[torch.as_tensor(active)], online.head_lr)
         bar.advance(int(active.sum()))
         if known is None:  # the next inputs of both sides
             seq[torch.as_tensor(active).to(device), pos + 1] = torch.as_tensor(got.astype(np.uint8)).to(
@@ -192,8 +200,8 @@ def code_streams(
                 if estimate
                 else _kv_steps(model, cache, seq, start, end, keep)
             )
-            for pos, logp, known in positions:
-                step(pos, logp, known)
+            for pos, logp, known, h in positions:
+                step(pos, logp, known, h)
             if opt is not None and online is not None and end < L:
                 with torch.enable_grad():
                     train_round(
@@ -213,6 +221,15 @@ def code_streams(
     else:
         bits.counts_only = mixer.counts_only_bits
     return bits
+
+
+@torch.no_grad()
+def _head_step(model: GPT, logp: np.ndarray, got: np.ndarray, h: torch.Tensor, lr: float) -> None:
+    """One SGD step on the output layer from the bytes just coded: the gradient of their mean
+    cross-entropy (nats) with respect to the unembedding, (softmax − one-hot)ᵀ h / m."""
+    err = torch.from_numpy(np.exp(logp)).to(h.device)
+    err[torch.arange(len(got)), torch.from_numpy(got)] -= 1.0
+    model.lm_head.weight.sub_(err.T @ h, alpha=lr / len(got))
 
 
 def _code_counts(

@@ -31,6 +31,7 @@ class OnlineConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
+    head_lr: float = 0.0  # SGD step on the output layer after every coded byte (0: none)
 
 
 # Short files need many small updates: a few bytes per stream between two optimizer steps,
