@@ -1,6 +1,8 @@
 """The mixer's parts: the match model, the counts-only coder, and the network's measured saving."""
 
+import importlib.util
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,12 +12,14 @@ from hypothesis import strategies as st
 from bitlens.compress import MixConfig, OnlineConfig, compress, decompress, estimate_bits, read_header
 from bitlens.compress.container import pack_header, unpack
 from bitlens.compress.mixing import MATCH_MIN, MatchModel, _Head
+from bitlens.compress.online import default_schedule
 from bitlens.compress.registry import COMPRESSORS, CoderSettings
 from bitlens.errors import BitlensError
 from bitlens.model import GPTConfig
 
 MICRO = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
 FAST = OnlineConfig(lr=3e-3, segment=16, replay=2)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_match_model_predicts_a_repeat_after_its_context_and_follows_it():
@@ -149,3 +153,19 @@ def test_mixer_selectors_are_checked_and_old_headers_mean_the_confidence_set_alo
     assert decompress(pack_header(replace(header, params=old)) + payload) == data
     # and the default (two weight sets) codes the same bytes differently
     assert compress(data, network=False, mix=MixConfig())[0] != blob
+
+
+def test_the_mixer_replay_benchmark_gives_the_coders_code_lengths(shakespeare, tmp_path):
+    spec = importlib.util.spec_from_file_location("mixer_replay", ROOT / "benchmarks" / "mixer_replay.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = shakespeare[:300]
+    net = bench.cache(data, tmp_path / "net.npy", {"replay": 2})
+    mix = MixConfig(selectors=("confidence", "byte", "network"))
+    row = bench.replay(data, tmp_path / "net.npy", mix)
+    schedule = replace(default_schedule("online", len(data)), replay=2)
+    est = estimate_bits(data, online=True, mix=mix, schedule=schedule)
+    assert row["coded"] * len(data) == pytest.approx(est.coded, rel=1e-5)
+    assert row["counts"] * len(data) == pytest.approx(est.counts_only, rel=1e-9)
+    assert row["network"] == pytest.approx(net, rel=1e-6)
+    assert row["network"] == pytest.approx(est.network / len(data), rel=1e-5)
