@@ -7,25 +7,22 @@ import pytest
 from bitlens.compress.container import FORMAT_VERSION, MAGIC, Header, crc32, pack_header, unpack
 from bitlens.errors import BitlensError
 
-# magic | version 2 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
+# magic | version 3 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
 # 5 payload words | payload crc 0xCAFEBABE | fingerprint 00..1f | 27 bytes of JSON | header crc
-GOLDEN = (
-    bytes.fromhex(
-        "89424c5a"
-        "02"
-        "01"
-        "0200"
-        "e803000000000000"
-        "78563412"
-        "03000000"
-        "0500000000000000"
-        "bebafeca"
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-        "1b00"
-    )
-    + b'{"seed":7,"torch":"2.13.0"}'
-    + bytes.fromhex("ac85b8bd")
+FIELDS = (
+    "01"
+    "0200"
+    "e803000000000000"
+    "78563412"
+    "03000000"
+    "0500000000000000"
+    "bebafeca"
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "1b00"
 )
+GOLDEN = bytes.fromhex("89424c5a03" + FIELDS) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("b59f76ec")
+# the same header as format version 2 wrote it (no head_lr or selectors existed; still read)
+GOLDEN_V2 = bytes.fromhex("89424c5a02" + FIELDS) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("ac85b8bd")
 
 HEADER = Header(
     mode="online",
@@ -46,9 +43,22 @@ def _file(payload: bytes = bytes(range(20))) -> bytes:
 
 
 def test_golden_bytes():
-    assert FORMAT_VERSION == 2 and MAGIC == b"\x89BLZ"
+    assert FORMAT_VERSION == 3 and MAGIC == b"\x89BLZ"
     assert pack_header(HEADER) == GOLDEN
     assert HEADER.size == len(GOLDEN) == 101
+
+
+def _as_version(blob: bytes, version: int) -> bytes:
+    """The file with its header's version byte replaced (and the header CRC redone)."""
+    head = blob[:4] + bytes([version]) + blob[5 : len(GOLDEN) - 4]
+    return head + struct.pack("<I", crc32(head)) + blob[len(GOLDEN) :]
+
+
+def test_version_2_files_are_still_read_and_version_1_refused():
+    assert _as_version(GOLDEN, 2) == GOLDEN_V2
+    assert unpack(_as_version(_file(), 2)) == unpack(_file())
+    with pytest.raises(BitlensError, match="format version 1 is not supported"):
+        unpack(_as_version(_file(), 1))
 
 
 def test_round_trip():
@@ -70,7 +80,7 @@ def test_round_trip():
         (lambda b: b + b"\x00" * 4, "corrupted file"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "payload fails its CRC-32"),
         (lambda b: b[:12] + bytes([b[12] ^ 0x40]) + b[13:], "header fails its CRC-32"),
-        (lambda b: b[:4] + bytes([FORMAT_VERSION + 1]) + b[5:], "format version 3 is not supported"),
+        (lambda b: b[:4] + bytes([FORMAT_VERSION + 1]) + b[5:], "format version 4 is not supported"),
     ],
 )
 def test_defects_are_clear_errors(mangle, message):

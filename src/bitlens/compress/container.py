@@ -35,7 +35,11 @@ from bitlens.errors import BitlensError
 MAGIC = b"\x89BLZ"
 # 2: the online model has an untied head and PyTorch's default init, the mixer a match model and
 # an APM stage, and the counts and tokens modes exist; version-1 files are refused, not misread.
-FORMAT_VERSION = 2
+# 3: the schedule may carry head_lr and the mixing settings selectors. Version-2 files lack both
+# and still decode (as head_lr 0 and the confidence weight set alone); a bitlens that reads only
+# version 2 refuses version-3 files with a clear error instead of misreading them.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 MODES = ("offline", "online", "adaptive", "counts", "tokens")
 
 _FIXED = struct.Struct("<4sBBHQIIQI32sH")
@@ -97,9 +101,10 @@ def unpack(blob: bytes) -> tuple[Header, bytes]:
     (_, version, mode, threads, length, data_crc, streams, words, payload_crc, fingerprint, params_len) = (
         _FIXED.unpack_from(blob)
     )
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BitlensError(
-            f"format version {version} is not supported (this bitlens reads version {FORMAT_VERSION})"
+            f"format version {version} is not supported (this bitlens reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     end = _FIXED.size + params_len
     if len(blob) < end + _CRC.size:
