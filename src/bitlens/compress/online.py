@@ -44,11 +44,11 @@ class OnlineConfig:
 # tokens per byte, window 64 / segment 16 gave 2.081 bits/byte (network alone 3.146) against
 # 2.096 (3.623) for window 128 / segment 32; window 32 / segment 16, at half the tokens,
 # gave 2.089 (3.165). lr 3e-3 → 6e-3 had given 4.09 → 3.96 (network alone, 128 KiB).
-# Then, by the network alone's estimated code length (benchmarks/RESULTS.md, "Fast output-layer
-# updates"): Adam's β2 0.99 → 0.999 gave 2.704 → 2.694 on the whole of enwik8-head (lr 8e-3
-# instead was worse, 2.720); an SGD step on the output layer after every coded byte (`head_lr`)
-# with β2 0.999 gave 2.912 → 2.851 (head_lr 0.03) / 2.862 (0.01) on its first 512 KiB, and
-# 3.124 → 3.020 (0.01) on alice29, at almost no cost in speed.
+# Then, by the network alone's estimated code length (benchmarks/RESULTS.md, "Per-byte
+# output-layer steps and a byte-selected mixer"): Adam's β2 0.99 → 0.999 gave 2.704 → 2.694
+# on the whole of enwik8-head (lr 8e-3 instead was worse, 2.720); an SGD step on the output
+# layer after every coded byte (`head_lr`) with β2 0.999 gave 2.912 → 2.851 (head_lr 0.03) /
+# 2.862 (0.01) on its first 512 KiB, and 3.124 → 3.020 (0.01) on alice29.
 SHORT_ONLINE_SCHEDULE = OnlineConfig(
     lr=6e-3, segment=16, replay=16, warmup_rounds=20, beta2=0.999, head_lr=0.01
 )
