@@ -22,11 +22,12 @@ from bitlens.compress import MixConfig, estimate_bits
 
 CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
 FILES = ["enwik8-head.txt", "tinyshakespeare.txt", "canterbury/alice29.txt", "calgary/book1"]
+ONE_SET = ("confidence",)  # the first four rows mix with one weight set, so each row adds one part
 PARTS = {
-    "orders only": MixConfig(word=False, match=False, apm=False),
-    "+ word": MixConfig(match=False, apm=False),
-    "+ word + match": MixConfig(apm=False),
-    "+ word + match + APM": MixConfig(selectors=("confidence",)),
+    "orders only": MixConfig(word=False, match=False, apm=False, selectors=ONE_SET),
+    "+ word": MixConfig(match=False, apm=False, selectors=ONE_SET),
+    "+ word + match": MixConfig(apm=False, selectors=ONE_SET),
+    "+ word + match + APM": MixConfig(selectors=ONE_SET),
     "+ byte-selected weights (default)": MixConfig(),
 }
 
