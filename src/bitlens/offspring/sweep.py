@@ -39,6 +39,7 @@ from bitlens.offspring.select import LEVELS, SCORES, uses_parent
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 from bitlens.stats import mean_ci95
+from bitlens.train import TRAIN_PRESETS
 
 if TYPE_CHECKING:
     from bitlens.hf import HFModel
@@ -55,6 +56,7 @@ class SweepConfig:
     The arms must include random and the bigram control, the two masks every parent-scored arm
     is compared with. The offspring context is built with `context`'s sizes and the first seed.
     `curve_points`: test-split scores per run, evenly spaced in steps, the last at the end.
+    `lr`: every offspring's peak learning rate (None: the preset's).
     """
 
     budgets: tuple[int, ...] = (65_536, 262_144, 1_048_576)
@@ -65,6 +67,7 @@ class SweepConfig:
     preset: str = "tiny"
     curve_points: int = 4
     context: ContextConfig = field(default_factory=ContextConfig.full)
+    lr: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budgets", tuple(self.budgets))
@@ -87,6 +90,7 @@ class SweepConfig:
             (len(set(self.seeds)) == len(self.seeds), f"seeds repeat: {self.seeds}"),
             (self.preset in MODEL_PRESETS, f"unknown preset {self.preset!r}"),
             (self.curve_points >= 1, "curve_points must be at least 1 (the end of training)"),
+            (self.lr is None or self.lr > 0, f"the learning rate must be positive, got {self.lr}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -213,6 +217,7 @@ class SweepResult:
     level: str
     keep_ratio: float
     offspring_preset: str
+    offspring_lr: float  # peak learning rate of every offspring
     seeds: list[int]
     quick: bool
     parent_token: str = "byte"
@@ -252,7 +257,8 @@ def run_sweep(parent: GPT | HFModel, data: bytes, config: SweepConfig, progress:
                 )
                 per_seed[score] = []
                 for seed in config.seeds:
-                    per_seed[score].append(train_offspring(policy, ctx, seed, SPLIT, curve_steps=at))
+                    run = train_offspring(policy, ctx, seed, SPLIT, curve_steps=at, lr=config.lr)
+                    per_seed[score].append(run)
                     bar.advance(1, status=f"{budget:,} tokens {score}")
             results.append(BudgetResult(budget, steps, budget_rows(per_seed, batch * window)))
     return SweepResult(
@@ -268,6 +274,7 @@ def run_sweep(parent: GPT | HFModel, data: bytes, config: SweepConfig, progress:
         level=config.level,
         keep_ratio=config.keep_ratio,
         offspring_preset=config.preset,
+        offspring_lr=TRAIN_PRESETS[config.preset].lr if config.lr is None else config.lr,
         seeds=list(config.seeds),
         quick=config.context.is_quick(),
         parent_token="token" if is_token_parent(parent) else "byte",
