@@ -282,9 +282,9 @@ def run_sweep(parent: GPT | HFModel, data: bytes, config: SweepConfig, progress:
 
 
 def plot_sweep(result: dict, path: str | Path) -> list[Path]:
-    """Learning curves per budget (mean held-out bits/byte over seeds, 95 % band) and the paired
-    gain per byte over a random and over the bigram scorer's mask against budget (95 % error
-    bars). Saves PNG and SVG."""
+    """Learning curves per budget (mean held-out bits/byte over seeds, 95 % band; the byte
+    unigram and the target as lines) and the paired gain per byte over a random and over the
+    bigram scorer's mask against budget (95 % error bars). Saves PNG and SVG."""
     budgets = result["budgets"]
     n = len(budgets)
     fig, axes = new_figure(ncols=n + 2, width=4.0 * (n + 2), height=3.8)
@@ -307,6 +307,7 @@ def plot_sweep(result: dict, path: str | Path) -> list[Path]:
         ax.axhline(
             result["unigram_entropy_bits_per_byte"], ls=":", color="grey", lw=0.8, label="byte unigram"
         )
+        ax.axhline(result["target_bits_per_byte"], ls="--", color="black", lw=0.8, label="target")
         ax.set_title(f"{b['budget_tokens']:,} tokens ({b['steps']} steps)")
         ax.set_xlabel("training tokens")
         ax.set_ylabel("test bits/byte (95 % band over seeds)")
@@ -332,6 +333,8 @@ def plot_sweep(result: dict, path: str | Path) -> list[Path]:
             )
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xscale("log")
+        ax.set_xticks(tokens, [f"{int(t):,}" for t in tokens], fontsize=7)
+        ax.minorticks_off()
         ax.set_xlabel("training budget (tokens)")
         ax.set_ylabel("test bits/byte gained (paired, 95 % CI)")
         ax.set_title(title)
