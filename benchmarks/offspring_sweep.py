@@ -4,10 +4,16 @@ Usage: OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/offspring_sweep.py
        [--budgets 8192,32768] [--seeds 0,...,9] [--scores random,bigram,surprisal,rho-loss]
        [--extra-budget 131072 --extra-seeds 0,...,4] [--parent-preset tiny --parent-steps 300]
        [--json benchmarks/results/offspring-budget-sweep.json] [--out benchmarks/out/offspring-sweep]
+       [--pool-bytes 800000 --parent-train-bytes 226242] [--preset tiny] [--lr 0.01]
 Trains (or reuses) a parent on the bundled Tiny Shakespeare (`bitlens train`'s split), runs
 `bitlens.offspring.sweep.run_sweep` on the default offspring context and writes the JSON (with
 the command, seeds and wall time) and the plot. `--extra-budget` adds one larger budget with
 its own, fewer seeds (when 10 seeds at it do not fit the time); every arm row says its n_seeds.
+
+`--parent-train-bytes` names the parent's head (`bitlens.offspring.splits`): the parent trains
+(with `bitlens train`'s recipe, its own 90/10 split inside that head) on those bytes only, and
+the pool of `--pool-bytes` is the next stretch, larger than the 87 KB that `bitlens train`'s
+10 % tail leaves. Validation and test stay the corpus's last bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 import torch
 
 from bitlens.data import bundled_corpus_bytes
+from bitlens.offspring.policy import ContextConfig
 from bitlens.offspring.sweep import SweepConfig, plot_sweep, run_sweep
 from bitlens.runs import WEIGHTS_FILE, load_run
 from bitlens.train import train_run
@@ -73,15 +80,34 @@ def main() -> None:
     ap.add_argument("--extra-seeds", default="0,1,2,3,4")
     ap.add_argument("--parent-preset", default="tiny")
     ap.add_argument("--parent-steps", type=int, default=300)
+    ap.add_argument("--pool-bytes", type=int, default=None, help="default: the context's")
+    ap.add_argument(
+        "--parent-train-bytes", type=int, default=None, help="the parent's head (default: bitlens train's)"
+    )
+    ap.add_argument("--preset", default="tiny", help="offspring preset")
+    ap.add_argument("--lr", type=float, default=None, help="offspring peak learning rate (default: preset's)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     out = Path(args.out)
     data = bundled_corpus_bytes()
+    context = replace(ContextConfig.full(), parent_train_bytes=args.parent_train_bytes)
+    if args.pool_bytes is not None:
+        context = replace(context, pool_bytes=args.pool_bytes)
+    if args.parent_train_bytes is None:  # `bitlens train` holds out the tail the pool is cut from
+        parent_data = data
+    else:  # the parent reads its head and nothing after it
+        parent_data = context.data_splits(data).take(data, "parent_train").numpy().tobytes()
     parent_dir = out / "parent"
-    if not (parent_dir / WEIGHTS_FILE).exists():
+    if (parent_dir / WEIGHTS_FILE).exists():
+        recorded = json.loads((parent_dir / "config.json").read_text())["corpus_bytes"]
+        if recorded != len(parent_data):
+            sys.exit(
+                f"{parent_dir} was trained on {recorded} bytes, not {len(parent_data)}; use another --out"
+            )
+    else:
         train_run(
-            data,
+            parent_data,
             parent_dir,
             preset=args.parent_preset,
             steps=args.parent_steps,
@@ -96,6 +122,9 @@ def main() -> None:
         scores=tuple(args.scores.split(",")),
         seeds=_ints(args.seeds),
         curve_points=args.curve_points,
+        preset=args.preset,
+        lr=args.lr,
+        context=context,
     )
     t1 = time.perf_counter()
     r = run_sweep(parent, data, cfg, progress=sys.stderr.isatty()).to_dict()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,65 @@ def test_splits_are_disjoint_ordered_and_within_what_was_asked(n, window, sizes)
     assert s.parent_train.end == len(split_corpus(data, window).train)
     for r, asked in zip(ranges[1:], sizes, strict=True):
         assert 0 <= r.n_bytes <= asked and (asked == 0) == (r.n_bytes == 0)
+
+
+def test_a_named_parent_head_gives_every_split_as_asked(shakespeare):
+    """parent_train_bytes: the parent's head is exactly that, the pool the next stretch, and
+    validation | test the corpus's last bytes; nothing shrinks."""
+    n = len(shakespeare)
+    s = data_splits(shakespeare, 32, 6_000, 1_000, 1_500, parent_train_bytes=9_000)
+    assert (s.parent_train.start, s.parent_train.end) == (0, 9_000)
+    assert (s.pool.start, s.pool.end) == (9_000, 15_000)
+    assert (s.validation.start, s.validation.end) == (n - 2_500, n - 1_500)
+    assert (s.test.start, s.test.end) == (n - 1_500, n)
+    # more pool than `bitlens train`'s 10 % tail could give (which would shrink it)
+    assert s.pool.n_bytes > data_splits(shakespeare, 32, 6_000, 1_000, 1_500).pool.n_bytes
+    assert bytes(s.take(shakespeare, "pool").numpy().tobytes()) == shakespeare[9_000:15_000]
+    assert bytes(s.take(shakespeare, "parent_train").numpy().tobytes()) == shakespeare[:9_000]
+
+
+def test_a_named_parent_head_refuses_a_corpus_too_short(shakespeare):
+    n = len(shakespeare)
+    ok = data_splits(shakespeare, 32, 1_000, 1_000, 1_000, parent_train_bytes=n - 3_000)
+    assert ok.pool.end == ok.validation.start  # fits exactly: no gap, no overlap
+    with pytest.raises(BitlensError, match="too short"):
+        data_splits(shakespeare, 32, 1_000, 1_000, 1_000, parent_train_bytes=n - 2_999)
+    with pytest.raises(BitlensError, match="less than one 33-byte window"):
+        data_splits(shakespeare, 32, 1_000, 1_000, 1_000, parent_train_bytes=32)
+    with pytest.raises(BitlensError, match="less than one 33-byte window"):
+        data_splits(shakespeare, 32, 20, 1_000, 1_000, parent_train_bytes=1_000)
+
+
+@given(
+    n=st.integers(600, 50_000),
+    window=st.integers(4, 64),
+    head=st.integers(0, 30_000),
+    sizes=st.lists(st.integers(0, 20_000), min_size=3, max_size=3),
+)
+def test_named_head_splits_are_disjoint_ordered_and_exact(n, window, head, sizes):
+    data = bytes(n)
+    try:
+        s = data_splits(data, window, *sizes, parent_train_bytes=head)
+    except BitlensError:
+        fits = head + sum(sizes) <= n
+        small = head <= window or any(0 < k <= window for k in sizes)
+        assert not fits or small  # refused only when it cannot fit or a split holds no window
+        return
+    ranges = [getattr(s, name) for name in SPLIT_NAMES]
+    assert ranges[0].start == 0 and ranges[0].end == head and ranges[1].start == head
+    assert ranges[-1].end == n
+    for a, b in zip(ranges, ranges[1:], strict=False):
+        assert a.end <= b.start  # disjoint and in corpus order
+    assert [r.n_bytes for r in ranges[1:]] == sizes
+
+
+def test_context_config_carries_the_named_head(shakespeare, parent):
+    config = replace(CONTEXT, parent_train_bytes=5_000)
+    ctx = context_from_model(parent, shakespeare, config)
+    assert ctx.splits == config.data_splits(shakespeare)
+    assert bytes(ctx.parent_train.numpy().tobytes()) == shakespeare[:5_000]
+    assert bytes(ctx.pool[0].numpy().tobytes()) == shakespeare[5_000:5_033]
+    assert ctx.splits.pool.n_bytes == CONTEXT.pool_bytes
 
 
 def test_collapse_uses_no_pool_and_no_validation(shakespeare):

@@ -25,6 +25,7 @@ from bitlens.offspring.sweep import (
     run_sweep,
 )
 from bitlens.stats import holm
+from bitlens.train import TRAIN_PRESETS
 from offspring_helpers import MICRO_CONTEXT  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,6 +61,7 @@ def test_sweep_config_checks():
         {"seeds": ()},
         {"curve_points": 0},
         {"level": "paragraph"},
+        {"lr": 0.0},
     ):
         with pytest.raises(BitlensError):
             SweepConfig(**bad)
@@ -136,6 +138,15 @@ def test_a_curve_does_not_change_training(shakespeare, micro_parent):
     assert traced.curve[0][1] > traced.curve[-1][1]  # it learns
 
 
+def test_the_sweep_learning_rate_reaches_the_offspring(shakespeare, micro_parent):
+    ctx = context_from_model(micro_parent, shakespeare, MICRO_CONTEXT)
+    policy = CurationPolicy(keep_ratio=0.5, budget_tokens=4 * 128)
+    preset = train_offspring(policy, ctx, 3, "test").heldout.bits_per_byte
+    same = train_offspring(policy, ctx, 3, "test", lr=TRAIN_PRESETS["tiny"].lr).heldout.bits_per_byte
+    faster = train_offspring(policy, ctx, 3, "test", lr=3e-2).heldout.bits_per_byte
+    assert same == preset and faster != preset
+
+
 def test_sweep_json_and_plot(shakespeare, micro_parent, tmp_path):
     cfg = SweepConfig(
         budgets=(384, 128), seeds=(0, 1), keep_ratio=0.25, curve_points=3, context=MICRO_CONTEXT
@@ -145,6 +156,7 @@ def test_sweep_json_and_plot(shakespeare, micro_parent, tmp_path):
     assert r["splits"]["test"]["bytes"] == 513
     assert r["unigram_entropy_bits_per_byte"] == pytest.approx(byte_entropy_bits(shakespeare[-513:]))
     assert r["target_bits_per_byte"] == 3.0
+    assert r["offspring_preset"] == "tiny" and r["offspring_lr"] == TRAIN_PRESETS["tiny"].lr
     assert [b["budget_tokens"] for b in r["budgets"]] == [128, 384]
     assert [b["steps"] for b in r["budgets"]] == [1, 3]  # 4 windows × 32 bytes per step
     for b in r["budgets"]:

@@ -145,10 +145,7 @@ class PolicyEvaluator:
 
     def data_splits(self) -> DataSplits:
         """The byte ranges of the corpus splits this evaluator's contexts use."""
-        from bitlens.offspring.splits import data_splits
-
-        c = self.context
-        return data_splits(self.corpus, c.window, c.pool_bytes, c.validation_bytes, c.test_bytes)
+        return self.context.data_splits(self.corpus)
 
     def __call__(
         self, genome: Genome, seed: int, parent_model: str | None, weights_dir: str | None

@@ -124,8 +124,10 @@ class ContextConfig:
     """How much of the corpus an offspring context uses, in bytes, and how hard it trains helpers.
 
     The sizes are what is asked of `data_splits`; a held-out tail too short for them shrinks
-    each in proportion (the result JSON records the ranges actually used). `seed` fixes the
-    reference model (the pool, the splits and parent scores do not depend on it).
+    each in proportion (the result JSON records the ranges actually used). `parent_train_bytes`
+    names the parent's head instead of `bitlens train`'s (the pool is the next stretch; nothing
+    shrinks; see `bitlens.offspring.splits`). `seed` fixes the reference model (the pool, the
+    splits and parent scores do not depend on it).
     """
 
     pool_bytes: int = 320_000  # the selection pool (held-out text the parent never saw)
@@ -137,6 +139,7 @@ class ContextConfig:
     prompt_bytes: int = 16  # real bytes that prompt each synthetic window
     max_synthetic_windows: int = 2048
     seed: int = 0
+    parent_train_bytes: int | None = None  # None: `bitlens train`'s head (all but the last 10 %)
 
     @classmethod
     def quick(cls) -> ContextConfig:
@@ -145,6 +148,17 @@ class ContextConfig:
     @classmethod
     def full(cls) -> ContextConfig:
         return cls()
+
+    def data_splits(self, corpus: bytes) -> DataSplits:
+        """The byte ranges these sizes cut from `corpus`."""
+        return data_splits(
+            corpus,
+            self.window,
+            self.pool_bytes,
+            self.validation_bytes,
+            self.test_bytes,
+            self.parent_train_bytes,
+        )
 
     def is_quick(self) -> bool:
         """Whether these are the quick sizes (any seed)."""
@@ -269,7 +283,7 @@ def _train_reference(data: torch.Tensor, config: ContextConfig) -> _Reference:
 def context_from_model(parent: GPT | HFModel, corpus: bytes, config: ContextConfig) -> OffspringContext:
     """Cut `corpus` into its four splits (`data_splits`): the parent's training text, the pool
     (held-out text, in windows), validation and test."""
-    splits = data_splits(corpus, config.window, config.pool_bytes, config.validation_bytes, config.test_bytes)
+    splits = config.data_splits(corpus)
     return OffspringContext(
         parent=parent.eval(),
         pool=make_windows(splits.take(corpus, "pool"), config.window),
@@ -385,12 +399,17 @@ def _synthesize(
 
 
 def train_offspring(
-    policy: CurationPolicy, ctx: OffspringContext, seed: int, split: str, curve_steps: Sequence[int] = ()
+    policy: CurationPolicy,
+    ctx: OffspringContext,
+    seed: int,
+    split: str,
+    curve_steps: Sequence[int] = (),
+    lr: float | None = None,
 ) -> OffspringRun:
     """Select, synthesise, train an offspring from scratch on the policy's budget, score it on
     `split` ("validation" or "test"; the selection itself never reads either). With
     `curve_steps`, also score it on `split` after each of those optimizer steps (its learning
-    curve; the training itself is unchanged)."""
+    curve; the training itself is unchanged). `lr`: peak learning rate (None: the preset's)."""
     refuse_soft_target(ctx.parent, policy.target, SOFT_WEIGHT[policy.target])
     batch_size = ctx.config.batch_size
     needs = SCORES[policy.score].needs
@@ -425,6 +444,7 @@ def train_offspring(
         seed,
         loss_fn=distill_loss(policy.target, None if is_token_parent(ctx.parent) else ctx.parent),  # type: ignore[arg-type]
         online=online,
+        lr=lr,
         curve=curve,
     )
     heldout = ctx.heldout(model, split)

@@ -9,8 +9,12 @@
 
 The tail after parent_train is cut, in order, into pool | validation | test. When it is shorter
 than the sizes asked for, each part shrinks in proportion (so the default corpus still gives all
-three). Ranges are half-open [start, end) byte offsets into the corpus, and every result JSON
-records them (`DataSplits.to_dict`).
+three). A study that needs a larger pool than that tail can name the parent's head instead
+(`parent_train_bytes`): the parent then trains on bytes [0, parent_train_bytes) only, the pool is
+the next stretch, and every size is exactly as asked (a corpus too short for them is an error,
+nothing shrinks). Either way validation and test are the corpus's last bytes. Ranges are
+half-open [start, end) byte offsets into the corpus, and every result JSON records them
+(`DataSplits.to_dict`).
 """
 
 from __future__ import annotations
@@ -70,21 +74,31 @@ class DataSplits:
 
 
 def data_splits(
-    data: bytes, window: int, pool_bytes: int, validation_bytes: int, test_bytes: int
+    data: bytes,
+    window: int,
+    pool_bytes: int,
+    validation_bytes: int,
+    test_bytes: int,
+    parent_train_bytes: int | None = None,
 ) -> DataSplits:
     """Cut the corpus `data` into the four splits (see the module docstring).
 
     A size of 0 leaves that split empty (collapse, for instance, needs no pool); any other split
-    must hold at least one window of `window + 1` bytes after shrinking, or this raises.
+    must hold at least one window of `window + 1` bytes after shrinking, or this raises. With
+    `parent_train_bytes`, parent_train is that head and nothing shrinks.
     """
     if min(pool_bytes, validation_bytes, test_bytes) < 0:
         raise BitlensError("split sizes must not be negative")
     n_bytes = len(data)
-    n_train = len(split_corpus(data, window).train)
-    tail = n_bytes - n_train
     want = [pool_bytes, validation_bytes, test_bytes]
-    total = sum(want)
-    sizes = want if total <= tail else [w * tail // total for w in want]
+    if parent_train_bytes is None:
+        n_train = len(split_corpus(data, window).train)
+        tail = n_bytes - n_train
+        total = sum(want)
+        sizes = want if total <= tail else [w * tail // total for w in want]
+    else:
+        n_train, sizes = _explicit_head(n_bytes, window, parent_train_bytes, want)
+        tail = n_bytes - n_train
     for name, asked, got in zip(SPLIT_NAMES[1:], want, sizes, strict=True):
         if asked > 0 and got < window + 1:
             raise BitlensError(
@@ -95,3 +109,20 @@ def data_splits(
     test = ByteRange(n_bytes - sizes[2], n_bytes)
     validation = ByteRange(test.start - sizes[1], test.start)
     return DataSplits(ByteRange(0, n_train), pool, validation, test)
+
+
+def _explicit_head(
+    n_bytes: int, window: int, parent_train_bytes: int, want: list[int]
+) -> tuple[int, list[int]]:
+    """parent_train's end and the split sizes when the head is named: exactly as asked."""
+    if parent_train_bytes < window + 1:
+        raise BitlensError(
+            f"parent_train of {parent_train_bytes} bytes is less than one {window + 1}-byte window"
+        )
+    need = parent_train_bytes + sum(want)
+    if need > n_bytes:
+        raise BitlensError(
+            f"a corpus of {n_bytes} bytes is too short for parent_train {parent_train_bytes:,} + "
+            f"pool {want[0]:,} + validation {want[1]:,} + test {want[2]:,} = {need:,} bytes"
+        )
+    return parent_train_bytes, want

@@ -17,7 +17,6 @@ from bitlens.model import GPT, MODEL_PRESETS
 from bitlens.offspring.batches import WindowSource, train_on_windows
 from bitlens.offspring.policy import ContextConfig, OffspringContext, context_from_model
 from bitlens.offspring.select import make_windows
-from bitlens.offspring.splits import data_splits
 
 # Peak learning rate of the study's parent and offspring: short tiny runs leave the unigram
 # plateau (~4.5 bits/byte) in ~60 steps of 16 × 128 bytes at 1e-2 (3.9 bits/byte on the default
@@ -89,7 +88,7 @@ class StudyParent:
 def train_parent(corpus: bytes, config: ParentConfig) -> StudyParent:
     """Train the parent on the parent_train split of `corpus` and cut the offspring context."""
     c = config.context
-    splits = data_splits(corpus, c.window, c.pool_bytes, c.validation_bytes, c.test_bytes)
+    splits = c.data_splits(corpus)
     windows = make_windows(splits.take(corpus, "parent_train"), c.window)
     budget = config.steps * c.batch_size * c.window
     model, result = train_on_windows(

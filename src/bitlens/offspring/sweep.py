@@ -39,6 +39,7 @@ from bitlens.offspring.select import LEVELS, SCORES, uses_parent
 from bitlens.plotting import new_figure, save_figure
 from bitlens.progress import progress_bar
 from bitlens.stats import mean_ci95
+from bitlens.train import TRAIN_PRESETS
 
 if TYPE_CHECKING:
     from bitlens.hf import HFModel
@@ -55,6 +56,7 @@ class SweepConfig:
     The arms must include random and the bigram control, the two masks every parent-scored arm
     is compared with. The offspring context is built with `context`'s sizes and the first seed.
     `curve_points`: test-split scores per run, evenly spaced in steps, the last at the end.
+    `lr`: every offspring's peak learning rate (None: the preset's).
     """
 
     budgets: tuple[int, ...] = (65_536, 262_144, 1_048_576)
@@ -65,6 +67,7 @@ class SweepConfig:
     preset: str = "tiny"
     curve_points: int = 4
     context: ContextConfig = field(default_factory=ContextConfig.full)
+    lr: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budgets", tuple(self.budgets))
@@ -87,6 +90,7 @@ class SweepConfig:
             (len(set(self.seeds)) == len(self.seeds), f"seeds repeat: {self.seeds}"),
             (self.preset in MODEL_PRESETS, f"unknown preset {self.preset!r}"),
             (self.curve_points >= 1, "curve_points must be at least 1 (the end of training)"),
+            (self.lr is None or self.lr > 0, f"the learning rate must be positive, got {self.lr}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -213,6 +217,7 @@ class SweepResult:
     level: str
     keep_ratio: float
     offspring_preset: str
+    offspring_lr: float  # peak learning rate of every offspring
     seeds: list[int]
     quick: bool
     parent_token: str = "byte"
@@ -252,7 +257,8 @@ def run_sweep(parent: GPT | HFModel, data: bytes, config: SweepConfig, progress:
                 )
                 per_seed[score] = []
                 for seed in config.seeds:
-                    per_seed[score].append(train_offspring(policy, ctx, seed, SPLIT, curve_steps=at))
+                    run = train_offspring(policy, ctx, seed, SPLIT, curve_steps=at, lr=config.lr)
+                    per_seed[score].append(run)
                     bar.advance(1, status=f"{budget:,} tokens {score}")
             results.append(BudgetResult(budget, steps, budget_rows(per_seed, batch * window)))
     return SweepResult(
@@ -268,6 +274,7 @@ def run_sweep(parent: GPT | HFModel, data: bytes, config: SweepConfig, progress:
         level=config.level,
         keep_ratio=config.keep_ratio,
         offspring_preset=config.preset,
+        offspring_lr=TRAIN_PRESETS[config.preset].lr if config.lr is None else config.lr,
         seeds=list(config.seeds),
         quick=config.context.is_quick(),
         parent_token="token" if is_token_parent(parent) else "byte",
@@ -275,9 +282,9 @@ def run_sweep(parent: GPT | HFModel, data: bytes, config: SweepConfig, progress:
 
 
 def plot_sweep(result: dict, path: str | Path) -> list[Path]:
-    """Learning curves per budget (mean held-out bits/byte over seeds, 95 % band) and the paired
-    gain per byte over a random and over the bigram scorer's mask against budget (95 % error
-    bars). Saves PNG and SVG."""
+    """Learning curves per budget (mean held-out bits/byte over seeds, 95 % band; the byte
+    unigram and the target as lines) and the paired gain per byte over a random and over the
+    bigram scorer's mask against budget (95 % error bars). Saves PNG and SVG."""
     budgets = result["budgets"]
     n = len(budgets)
     fig, axes = new_figure(ncols=n + 2, width=4.0 * (n + 2), height=3.8)
@@ -300,6 +307,7 @@ def plot_sweep(result: dict, path: str | Path) -> list[Path]:
         ax.axhline(
             result["unigram_entropy_bits_per_byte"], ls=":", color="grey", lw=0.8, label="byte unigram"
         )
+        ax.axhline(result["target_bits_per_byte"], ls="--", color="black", lw=0.8, label="target")
         ax.set_title(f"{b['budget_tokens']:,} tokens ({b['steps']} steps)")
         ax.set_xlabel("training tokens")
         ax.set_ylabel("test bits/byte (95 % band over seeds)")
@@ -325,6 +333,8 @@ def plot_sweep(result: dict, path: str | Path) -> list[Path]:
             )
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xscale("log")
+        ax.set_xticks(tokens, [f"{int(t):,}" for t in tokens], fontsize=7)
+        ax.minorticks_off()
         ax.set_xlabel("training budget (tokens)")
         ax.set_ylabel("test bits/byte gained (paired, 95 % CI)")
         ax.set_title(title)
