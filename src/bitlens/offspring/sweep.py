@@ -338,5 +338,6 @@ def plot_sweep(result: dict, path: str | Path) -> list[Path]:
         ax.set_xlabel("training budget (tokens)")
         ax.set_ylabel("test bits/byte gained (paired, 95 % CI)")
         ax.set_title(title)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a panel with no arm to compare draws no legend
+            ax.legend(fontsize=7)
     return save_figure(fig, path)
