@@ -297,11 +297,6 @@ class ContextMixer:
         self.counts_only_bits = 0.0
         self._pending: tuple | None = None
 
-    @property
-    def weights(self) -> np.ndarray:
-        """The first weight set (confidence levels × inputs; the network first when it is an input)."""
-        return self.head.weights[0]
-
     def _contexts(self) -> list[np.ndarray]:
         h = self.history
         out = []
