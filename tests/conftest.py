@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -8,12 +11,27 @@ import torch
 from bitlens.model import GPT, GPTConfig
 
 DATA_DIR = Path(__file__).parent / "data"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="session")
 def shakespeare() -> bytes:
     """20 KB of Tiny Shakespeare, bundled with the tests."""
     return (DATA_DIR / "shakespeare-20k.txt").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def load_benchmark() -> Callable[[str], ModuleType]:
+    """Import a script of benchmarks/ (not a package) by file name, e.g. "compression"."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """`bitlens compress` / `decompress` in-process, and the compare entry point with its plot."""
 
-import importlib.util
 import json
 import os
 import stat
@@ -216,10 +215,8 @@ def test_written_files_get_the_umask_mode(run_dir, tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name  # as gzip gives, not 0600
 
 
-def test_compression_benchmark_passes_threads_to_the_learned_coders(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("compression_bench", ROOT / "benchmarks" / "compression.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_compression_benchmark_passes_threads_to_the_learned_coders(tmp_path, monkeypatch, load_benchmark):
+    bench = load_benchmark("compression")
     (tmp_path / "a.txt").write_bytes(b"the cat sat on the mat. " * 10)
     seen: list[int] = []
     forward = GPT.features

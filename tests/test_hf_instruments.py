@@ -382,15 +382,8 @@ def test_refusals_are_one_line_and_write_nothing(hf_dirs, corpus, tmp_path, caps
     assert not (tmp_path / "e").exists()
 
 
-def test_pretrained_benchmark_runs_on_a_tiny_model(hf_dirs, tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pretrained.py"
-    spec = importlib.util.spec_from_file_location("pretrained_bench", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_pretrained_benchmark_runs_on_a_tiny_model(hf_dirs, tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("pretrained")
     out = tmp_path / "p.json"
     args = ["--model", f"hf:{hf_dirs['gpt2']}", "--bytes", "1500", "--lens-tokens", "256"]
     assert bench.main([*args, "--compress-bytes", "200", "--json", str(out)]) == 0

@@ -1,8 +1,6 @@
 """The mixer's parts: the match model, the counts-only coder, and the network's measured saving."""
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +17,6 @@ from bitlens.model import GPTConfig
 
 MICRO = GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=32)
 FAST = OnlineConfig(lr=3e-3, segment=16, replay=2)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_match_model_predicts_a_repeat_after_its_context_and_follows_it():
@@ -155,10 +152,8 @@ def test_mixer_selectors_are_checked_and_old_headers_mean_the_confidence_set_alo
     assert compress(data, network=False, mix=MixConfig())[0] != blob
 
 
-def test_the_mixer_replay_benchmark_gives_the_coders_code_lengths(shakespeare, tmp_path):
-    spec = importlib.util.spec_from_file_location("mixer_replay", ROOT / "benchmarks" / "mixer_replay.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_the_mixer_replay_benchmark_gives_the_coders_code_lengths(shakespeare, tmp_path, load_benchmark):
+    bench = load_benchmark("mixer_replay")
     data = shakespeare[:300]
     net = bench.cache(data, tmp_path / "net.npy", {"replay": 2})
     mix = MixConfig(selectors=("confidence", "byte", "network"))
