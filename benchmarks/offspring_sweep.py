@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 
 from bitlens.data import bundled_corpus_bytes
+from bitlens.errors import BitlensError
 from bitlens.offspring.policy import ContextConfig
 from bitlens.offspring.sweep import SweepConfig, plot_sweep, run_sweep
-from bitlens.runs import WEIGHTS_FILE, load_run
+from bitlens.runs import WEIGHTS_FILE, check_trained_on, load_run
 from bitlens.train import train_run
 
 
@@ -100,11 +101,10 @@ def main() -> None:
         parent_data = context.data_splits(data).take(data, "parent_train").numpy().tobytes()
     parent_dir = out / "parent"
     if (parent_dir / WEIGHTS_FILE).exists():
-        recorded = json.loads((parent_dir / "config.json").read_text())["corpus_bytes"]
-        if recorded != len(parent_data):
-            sys.exit(
-                f"{parent_dir} was trained on {recorded} bytes, not {len(parent_data)}; use another --out"
-            )
+        try:
+            check_trained_on(parent_dir, parent_data)
+        except BitlensError as e:
+            sys.exit(f"{e}; use another --out")
     else:
         train_run(
             parent_data,

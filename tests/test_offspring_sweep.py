@@ -209,3 +209,30 @@ def test_cli_sweep_parses_budgets_and_runs(tmp_path, shakespeare, capsys):
     assert [a["score"] for a in r["budgets"][1]["arms"]] == ["random", "bigram"]
     assert [p["step"] for p in r["budgets"][1]["arms"][0]["curve"]] == [1, 2]
     assert (tmp_path / "sweep.png").exists()
+
+
+def test_cli_sweep_takes_the_parents_head_pool_and_lr(tmp_path, shakespeare, capsys):
+    """--parent-train-bytes N: the parent must have been trained on exactly the corpus's first N
+    bytes (refused otherwise, by length and by content); the pool and lr reach the sweep."""
+    from bitlens.train import train_run
+
+    head = 4_000  # + pool 3,000 + the quick validation and test: the 20,000-byte fixture
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(shakespeare)
+    train_run(shakespeare[:head], tmp_path / "parent", preset="tiny", steps=1)
+    parent = ["offspring", "sweep", "--parent", str(tmp_path / "parent")]
+    rest = ["--quick", "--budgets", "2048", "--seeds", "0", "--scores", "random,bigram", "--curve-points", "1"]
+    rest += ["--pool-bytes", "3000", "--lr", "0.004"]
+    assert main([*parent, "--corpus", str(corpus), *rest, "--parent-train-bytes", str(head + 1)]) == 1
+    assert "trained on 4,000 bytes, not these 4,001" in capsys.readouterr().err
+    out = tmp_path / "sweep.json"
+    args = [*parent, *rest, "--parent-train-bytes", str(head)]
+    assert main([*args, "--corpus", str(corpus), "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["splits"]["parent_train"] == {"start": 0, "end": head, "bytes": head}
+    assert r["splits"]["pool"] == {"start": head, "end": head + 3_000, "bytes": 3_000}
+    assert r["offspring_lr"] == 0.004
+    other = tmp_path / "other.txt"  # same length, other text: the hash tells them apart
+    other.write_bytes(shakespeare[1 : head + 1] + shakespeare[head:])
+    assert main([*args, "--corpus", str(other)]) == 1
+    assert "other text of the same length" in capsys.readouterr().err

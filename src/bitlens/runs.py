@@ -143,6 +143,21 @@ def weights_fingerprint(model: GPT) -> str:
     return h.hexdigest()
 
 
+def check_trained_on(run_dir: str | Path, corpus: bytes) -> None:
+    """Refuses a run whose recorded training corpus is not `corpus`: compared by SHA-256 where
+    the run recorded it (`bitlens train` does), by length for runs that recorded only that."""
+    saved = read_config(run_dir)
+    if "corpus_bytes" not in saved:
+        raise BitlensError(f"{run_dir} does not record what it was trained on")
+    if saved["corpus_bytes"] != len(corpus):
+        raise BitlensError(
+            f"{run_dir} was trained on {saved['corpus_bytes']:,} bytes, not these {len(corpus):,}"
+        )
+    digest = saved.get("corpus_sha256")
+    if digest is not None and digest != hashlib.sha256(corpus).hexdigest():
+        raise BitlensError(f"{run_dir} was trained on other text of the same length ({len(corpus):,} bytes)")
+
+
 def environment_info() -> dict[str, Any]:
     """What produced a run: versions, platform, threads, git commit when available."""
     info: dict[str, Any] = {

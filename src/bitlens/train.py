@@ -8,6 +8,7 @@ optimizer state travels in the checkpoint).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -500,6 +501,7 @@ def _new_run(
             "train": cfg.to_dict(),
             "corpus": corpus_name,
             "corpus_bytes": len(corpus),
+            "corpus_sha256": hashlib.sha256(corpus).hexdigest(),
             "environment": environment_info(),
         },
     )

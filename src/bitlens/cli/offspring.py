@@ -204,6 +204,29 @@ def _print_comparison(r: dict) -> None:
     default=None,
     help="Test-split scores per run, evenly spaced in steps, the last at the end (default 4).",
 )
+@click.option(
+    "--pool-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Bytes in the selection pool (default 320000; quick 32000). Cut from the text after "
+    "the parent's; with the default parent head it shrinks to fit the corpus's last 10 %.",
+)
+@click.option(
+    "--parent-train-bytes",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="N",
+    help="The parent was trained on the corpus's first N bytes and nothing else (e.g. `head -c N "
+    "corpus > head.txt; bitlens train --corpus head.txt`), so the pool, validation and test "
+    "can take the rest at their exact sizes. Checked against what the parent run recorded. "
+    "Default: the parent is `bitlens train`'s run on this corpus (its first 90 %).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(0.0, min_open=True),
+    default=None,
+    help="Every offspring's peak learning rate (default: the offspring preset's).",
+)
 @offspring_preset_option
 @quick_option
 @plot_option
@@ -220,6 +243,9 @@ def sweep_cmd(
     keep_ratio,
     seeds,
     curve_points,
+    pool_bytes,
+    parent_train_bytes,
+    lr,
     preset,
     quick,
     plot_path,
@@ -242,10 +268,13 @@ def sweep_cmd(
     """
     from bitlens.config import override
     from bitlens.data import load_corpus
+    from bitlens.hf import HF_PREFIX
     from bitlens.offspring.sweep import SweepConfig, plot_sweep, run_sweep
+    from bitlens.runs import check_trained_on
 
+    base = SweepConfig.quick() if quick else SweepConfig.full()
     cfg = override(
-        SweepConfig.quick() if quick else SweepConfig.full(),
+        base,
         budgets=parse_list(budgets, int, "--budgets"),
         scores=parse_list(scores, str, "--scores"),
         level=level,
@@ -253,9 +282,16 @@ def sweep_cmd(
         seeds=parse_list(seeds, int, "--seeds"),
         curve_points=curve_points,
         preset=preset,
+        lr=lr,
+        context=override(base.context, pool_bytes=pool_bytes, parent_train_bytes=parent_train_bytes),
     )
+    data = load_corpus(corpus)
+    if parent_train_bytes is not None and not parent_dir.startswith(HF_PREFIX):
+        check_trained_on(
+            parent_dir, cfg.context.data_splits(data).take(data, "parent_train").numpy().tobytes()
+        )
     parent = load_model_spec(parent_dir, device, dtype, batch_tokens)
-    r = run_sweep(parent, load_corpus(corpus), cfg, progress=show_progress()).to_dict()
+    r = run_sweep(parent, data, cfg, progress=show_progress()).to_dict()
     if json_out != "-":
         print_sweep(r)
     if plot_path:
