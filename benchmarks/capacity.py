@@ -11,7 +11,13 @@ weights, beside Morris et al. 2025 and Allen-Zhu & Li 2024. Many hours on CPU.
 
 Usage: OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/capacity.py [--json FILE]
            [--sizes 1x4,1x8] [--multiples 0.25,0.5,1] [--seeds 3] [--max-steps N] [--window N]
+           [--points DIR] [--first-seed S]
 The options shrink the study (a smoke run); the defaults are the study.
+
+Every trained point (size, seed, dataset size) is saved under --points as it finishes, and a
+later run with the same settings reads it back instead of training it again: a study stopped
+by a crash or a session's end resumes where it stopped, and processes given different seeds
+(`--first-seed 1 --seeds 1`, one per core) fill one folder that a final run assembles.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=None, help="step cap of each run")
     ap.add_argument("--window", type=int, default=None, help="saturation window (and min steps)")
     ap.add_argument("--check-every", type=int, default=None)
+    ap.add_argument(
+        "--points", type=Path, default=ROOT / "out" / "capacity-points", help="saved points (resume)"
+    )
+    ap.add_argument("--first-seed", type=int, default=None, help="seeds run from here (default 0)")
     args = ap.parse_args()
 
     cfg = CapacityConfig.study()
@@ -45,6 +55,8 @@ def main() -> None:
         cfg = replace(cfg, data_multiples=tuple(float(m) for m in args.multiples.split(",")))
     if args.seeds:
         cfg = replace(cfg, n_seeds=args.seeds)
+    if args.first_seed is not None:
+        cfg = replace(cfg, seed=args.first_seed)
     sat = cfg.saturation
     if args.check_every:
         sat = replace(sat, check_every=args.check_every)
@@ -55,7 +67,7 @@ def main() -> None:
     cfg = replace(cfg, saturation=sat)
 
     t0 = time.perf_counter()
-    r = measure_capacity(cfg, progress=True).to_dict()
+    r = measure_capacity(cfg, progress=True, points_dir=args.points).to_dict()
     r["benchmark_seconds"] = time.perf_counter() - t0
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(r, indent=2))

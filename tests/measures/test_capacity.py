@@ -234,6 +234,36 @@ def test_measure_capacity_reports_a_slope_per_precision_and_plots(tmp_path):
     assert (tmp_path / "cap.png").exists() and (tmp_path / "cap.svg").exists()
 
 
+def test_a_stopped_study_resumes_from_its_saved_points(tmp_path, monkeypatch):
+    """Every trained point is saved; a second call trains nothing and gives the same result; a
+    point saved under other settings is refused; a missing point is trained again."""
+
+    import bitlens.measures.capacity as capacity
+
+    cfg = CapacityConfig(
+        sizes=((1, 4), (1, 8)),
+        data_multiples=(0.1, 0.2),
+        n_seeds=1,
+        saturation=Saturation(check_every=5, window=10, min_steps=10, max_steps=10),
+    )
+    first = measure_capacity(cfg, points_dir=tmp_path).to_dict()
+    saved = sorted(tmp_path.glob("*.json"))
+    assert len(saved) == 4 and saved[0].name == "1x4-seed0-n3.json"
+    real = capacity._train_point
+    monkeypatch.setattr(capacity, "_train_point", lambda *a: pytest.fail("a saved point was retrained"))
+    assert measure_capacity(cfg, points_dir=tmp_path).to_dict() == first
+    saved[0].unlink()  # the study was killed before this point finished: only it is trained again
+    trained = []
+    monkeypatch.setattr(capacity, "_train_point", lambda *a: trained.append(a) or real(*a))
+    assert measure_capacity(cfg, points_dir=tmp_path).to_dict() == first and len(trained) == 1
+    other = CapacityConfig(**{**cfg.__dict__, "lr": 3e-3})
+    with pytest.raises(BitlensError, match="other settings"):
+        measure_capacity(other, points_dir=tmp_path)
+    saved[1].write_text(saved[1].read_text()[:40])  # cut short
+    with pytest.raises(BitlensError, match="not a capacity point record"):
+        measure_capacity(cfg, points_dir=tmp_path)
+
+
 def test_configs_span_what_they_claim():
     study = CapacityConfig.study()
     params = [GPT(study.model_config(*s)).num_params() for s in study.sizes]

@@ -18,8 +18,11 @@ each precision has its own slope, set beside the published anchors (`ANCHORS_BIT
 from __future__ import annotations
 
 import copy
+import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -34,6 +37,7 @@ from bitlens.errors import BitlensError
 from bitlens.evaluate import window_scores
 from bitlens.model import GPT, GPTConfig
 from bitlens.progress import progress_bar
+from bitlens.runs import atomic_write_json
 from bitlens.stats import bootstrap_ci
 from bitlens.train import TrainConfig, cross_entropy_loss, lr_at, make_optimizer, train_threads
 
@@ -315,8 +319,71 @@ class CapacityRun:
     points: list[CapacityPoint]
 
 
-def capacity_run(n_layer: int, n_embd: int, seed: int, cfg: CapacityConfig, on_point=None) -> CapacityRun:
-    """Sweep the dataset for one model size and seed; each point trained to saturation."""
+def _train_point(config: GPTConfig, seqs: torch.Tensor, cfg: CapacityConfig, seed: int) -> CapacityPoint:
+    """Train a fresh model on `seqs` to saturation; memorised bits at every precision."""
+    torch.manual_seed(seed)
+    model = GPT(config)
+    record = train_to_saturation(model, seqs, cfg, seed)
+    by_precision = {
+        p: memorised_bits(sequence_surprisal_bits(at_precision(model, p), seqs), cfg.seq_len)
+        for p in PRECISIONS
+    }
+    n = len(seqs)
+    surprisal = sequence_surprisal_bits(model, seqs)
+    return CapacityPoint(
+        n_sequences=n,
+        data_bits=BITS_PER_RANDOM_BYTE * n * cfg.seq_len,
+        memorised_bits=by_precision["fp32"],
+        memorised_bits_by_precision=by_precision,
+        train_bits_per_byte=float(surprisal.sum() / (n * cfg.seq_len)),
+        saturation=record,
+    )
+
+
+def point_settings(cfg: CapacityConfig) -> dict:
+    """What a point's result depends on besides its size, seed and N (a saved point trained
+    under other settings is refused, not reused)."""
+    return {
+        "seq_len": cfg.seq_len,
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "n_head": cfg.n_head,
+        "saturation": asdict(cfg.saturation),
+    }
+
+
+def _cached_point(path: Path, settings: dict, train: Callable[[], CapacityPoint]) -> CapacityPoint:
+    """The point saved at `path` if there is one (trained under `settings`), else `train()`,
+    saved there atomically: an hours-long study resumes where it stopped."""
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+            if saved["settings"] != settings:
+                raise BitlensError(f"{path} was trained under other settings; use another points folder")
+            d = saved["point"]
+            sat = {
+                **d["saturation"],
+                "memorised_bits_by_step": [tuple(x) for x in d["saturation"]["memorised_bits_by_step"]],
+            }
+            return CapacityPoint(**{**d, "saturation": SaturationRecord(**sat)})
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise BitlensError(f"{path} is not a capacity point record") from None
+    point = train()
+    atomic_write_json(path, {"settings": settings, "point": asdict(point)})
+    return point
+
+
+def capacity_run(
+    n_layer: int,
+    n_embd: int,
+    seed: int,
+    cfg: CapacityConfig,
+    on_point: Callable[[], None] | None = None,
+    points_dir: Path | None = None,
+) -> CapacityRun:
+    """Sweep the dataset for one model size and seed; each point trained to saturation. With
+    `points_dir`, each point is kept there as JSON when done and read back on the next call
+    (one file per size, seed and N)."""
     config = cfg.model_config(n_layer, n_embd)
     params = GPT(config).num_params()
     ns = cfg.n_sequences(params)
@@ -324,24 +391,12 @@ def capacity_run(n_layer: int, n_embd: int, seed: int, cfg: CapacityConfig, on_p
     points = []
     for n in ns:
         seqs = data[:n]
-        torch.manual_seed(seed)
-        model = GPT(config)
-        record = train_to_saturation(model, seqs, cfg, seed)
-        by_precision = {
-            p: memorised_bits(sequence_surprisal_bits(at_precision(model, p), seqs), cfg.seq_len)
-            for p in PRECISIONS
-        }
-        surprisal = sequence_surprisal_bits(model, seqs)
-        points.append(
-            CapacityPoint(
-                n_sequences=n,
-                data_bits=BITS_PER_RANDOM_BYTE * n * cfg.seq_len,
-                memorised_bits=by_precision["fp32"],
-                memorised_bits_by_precision=by_precision,
-                train_bits_per_byte=float(surprisal.sum() / (n * cfg.seq_len)),
-                saturation=record,
-            )
-        )
+        if points_dir is None:
+            points.append(_train_point(config, seqs, cfg, seed))
+        else:
+            path = Path(points_dir) / f"{n_layer}x{n_embd}-seed{seed}-n{n}.json"
+            train = partial(_train_point, config, seqs, cfg, seed)
+            points.append(_cached_point(path, point_settings(cfg), train))
         if on_point:
             on_point()
     saturated = [p.saturation.saturated for p in points]
@@ -441,9 +496,12 @@ def _anchor(precision: str) -> float:
     return ANCHORS_BITS_PER_PARAMETER[paper][key]
 
 
-def measure_capacity(config: CapacityConfig, progress: bool = False) -> CapacityResult:
+def measure_capacity(
+    config: CapacityConfig, progress: bool = False, points_dir: Path | None = None
+) -> CapacityResult:
     """Capacity of every size and seed in `config` on uniformly random bytes, and the slope of
-    capacity against parameters (bits/parameter) at each precision, beside the anchors."""
+    capacity against parameters (bits/parameter) at each precision, beside the anchors.
+    `points_dir`: keep every trained point there and reuse the ones already done (resume)."""
     if len(config.sizes) < 2:
         raise BitlensError("capacity needs at least two model sizes to fit a slope")
     runs = []
@@ -453,7 +511,7 @@ def measure_capacity(config: CapacityConfig, progress: bool = False) -> Capacity
     with progress_bar(n_points, "capacity", enabled=progress) as bar:
         for seed in config.seeds():
             for n_layer, n_embd in config.sizes:
-                runs.append(capacity_run(n_layer, n_embd, seed, config, on_point=lambda: bar.advance(1)))
+                runs.append(capacity_run(n_layer, n_embd, seed, config, lambda: bar.advance(1), points_dir))
     params, seeds = [r.parameters for r in runs], [r.seed for r in runs]
     by_precision = {
         p: fit_slope(params, [r.memorised_bits_by_precision[p] for r in runs], seeds) for p in PRECISIONS
