@@ -11,7 +11,7 @@ weights, beside Morris et al. 2025 and Allen-Zhu & Li 2024. Many hours on CPU.
 
 Usage: OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/capacity.py [--json FILE]
            [--sizes 1x4,1x8] [--multiples 0.25,0.5,1] [--seeds 3] [--max-steps N] [--window N]
-           [--points DIR] [--first-seed S]
+           [--points DIR] [--first-seed S] [--device cuda]
 The options shrink the study (a smoke run); the defaults are the study.
 
 Every trained point (size, seed, dataset size) is saved under --points as it finishes, and a
@@ -46,6 +46,7 @@ def main() -> None:
         "--points", type=Path, default=ROOT / "out" / "capacity-points", help="saved points (resume)"
     )
     ap.add_argument("--first-seed", type=int, default=None, help="seeds run from here (default 0)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
     args = ap.parse_args()
 
     cfg = CapacityConfig.study()
@@ -64,7 +65,7 @@ def main() -> None:
         sat = replace(sat, window=args.window, min_steps=args.window)
     if args.max_steps:
         sat = replace(sat, max_steps=args.max_steps)
-    cfg = replace(cfg, saturation=sat)
+    cfg = replace(cfg, saturation=sat, device=args.device)
 
     t0 = time.perf_counter()
     r = measure_capacity(cfg, progress=True, points_dir=args.points).to_dict()

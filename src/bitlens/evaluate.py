@@ -71,7 +71,8 @@ def window_scores(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per target byte of every (n, T + 1) window, each window scored on its own: the surprisal
     −log2 p(x_t | window prefix) and, if asked, the entropy of the next-byte distribution, both
-    (n, T) float64 arrays in bits. Runs in eval mode (the model's mode is restored).
+    (n, T) float64 arrays in bits. Runs in eval mode (the model's mode is restored), on the
+    model's device.
     With `smoothing` ε the surprisal is that of (1 − ε)p + ε/256, at most log2(256/ε) bits
     (`units.smoothed_surprisal_bits`); the entropy stays that of the model's own p.
 
@@ -80,17 +81,18 @@ def window_scores(
     """
     was_training = model.training
     model.eval()
+    device = next(iter(model.parameters()), torch.empty(0)).device
     surprisal, entropy = [], []
     try:
         for chunk in windows.split(batch_size):
-            w = chunk.long()
+            w = chunk.long().to(device)
             logits = model(w[:, :-1])
             if smoothing is None:
-                surprisal.append(surprisal_bits(logits, w[:, 1:]).double().numpy())
+                surprisal.append(surprisal_bits(logits, w[:, 1:]).double().cpu().numpy())
             else:
-                surprisal.append(smoothed_surprisal_bits(logits, w[:, 1:], smoothing).numpy())
+                surprisal.append(smoothed_surprisal_bits(logits, w[:, 1:], smoothing).cpu().numpy())
             if with_entropy:
-                entropy.append(entropy_bits(logits).double().numpy())
+                entropy.append(entropy_bits(logits).double().cpu().numpy())
     finally:
         model.train(was_training)
     return np.concatenate(surprisal), (np.concatenate(entropy) if with_entropy else None)

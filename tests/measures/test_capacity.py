@@ -264,6 +264,12 @@ def test_a_stopped_study_resumes_from_its_saved_points(tmp_path, monkeypatch):
         measure_capacity(cfg, points_dir=tmp_path)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_a_gpu_study_without_a_gpu_is_refused():
+    with pytest.raises(BitlensError, match="not available here"):
+        CapacityConfig(device="cuda")
+
+
 def test_configs_span_what_they_claim():
     study = CapacityConfig.study()
     params = [GPT(study.model_config(*s)).num_params() for s in study.sizes]

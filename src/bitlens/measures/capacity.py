@@ -98,6 +98,11 @@ class CapacityConfig:
     saturation: Saturation = field(
         default_factory=lambda: Saturation(check_every=25, window=100, min_steps=100, max_steps=150)
     )
+    device: str = "cpu"  # where models train ("cuda": a GPU; its numbers differ in the last bits)
+
+    def __post_init__(self) -> None:
+        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
+            raise BitlensError(f"device {self.device!r} is not available here (no GPU); use cpu")
 
     @classmethod
     def quick(cls) -> CapacityConfig:
@@ -231,8 +236,9 @@ def train_to_saturation(model: GPT, seqs: torch.Tensor, cfg: CapacityConfig, see
     tc = TrainConfig(
         steps=sat.max_steps, lr=cfg.lr, min_lr_ratio=1.0, warmup_steps=20, weight_decay=0.0, seed=seed
     )
+    model.to(cfg.device)
     opt = make_optimizer(model, tc)
-    x = _windows(seqs)
+    x = _windows(seqs).to(cfg.device)
     n, per_epoch = len(seqs), math.ceil(len(seqs) / cfg.batch_size)
     data_bits = BITS_PER_RANDOM_BYTE * seqs.numel()
     history = {0: memorised_bits(sequence_surprisal_bits(model, seqs), cfg.seq_len)}
@@ -244,7 +250,7 @@ def train_to_saturation(model: GPT, seqs: torch.Tensor, cfg: CapacityConfig, see
         for step in range(sat.max_steps):
             if step % per_epoch == 0 and per_epoch > 1:
                 order = torch.randperm(n, generator=gen)
-            rows = order[(step % per_epoch) * cfg.batch_size :][: cfg.batch_size]
+            rows = order[(step % per_epoch) * cfg.batch_size :][: cfg.batch_size].to(cfg.device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, tc)
             loss = cross_entropy_loss(model, (x[rows, :-1], x[rows, 1:]))
@@ -349,6 +355,7 @@ def point_settings(cfg: CapacityConfig) -> dict:
         "batch_size": cfg.batch_size,
         "n_head": cfg.n_head,
         "saturation": asdict(cfg.saturation),
+        "device": cfg.device,
     }
 
 
