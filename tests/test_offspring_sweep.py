@@ -221,17 +221,7 @@ def test_cli_sweep_takes_the_parents_head_pool_and_lr(tmp_path, shakespeare, cap
     corpus.write_bytes(shakespeare)
     train_run(shakespeare[:head], tmp_path / "parent", preset="tiny", steps=1)
     parent = ["offspring", "sweep", "--parent", str(tmp_path / "parent")]
-    rest = [
-        "--quick",
-        "--budgets",
-        "2048",
-        "--seeds",
-        "0",
-        "--scores",
-        "random,bigram",
-        "--curve-points",
-        "1",
-    ]
+    rest = "--quick --budgets 2048 --seeds 0 --scores random,bigram --curve-points 1".split()
     rest += ["--pool-bytes", "3000", "--lr", "0.004"]
     assert main([*parent, "--corpus", str(corpus), *rest, "--parent-train-bytes", str(head + 1)]) == 1
     assert "trained on 4,000 bytes, not these 4,001" in capsys.readouterr().err
