@@ -1,13 +1,15 @@
 """Capacity at saturation: the slope of memorised bits against parameters, with its interval.
 
 Runs `CapacityConfig.study()` (see `bitlens.measures.capacity`): five byte-level GPT sizes from
-2.4k to 110k parameters (1.66 decades; 76 % of the top model's parameters outside the embeddings
+1.1k to 41k parameters (1.55 decades; 68 % of the top model's parameters outside the embeddings
 and head), three seeds, datasets of uniformly random 32-byte sequences from ¼ to 4× a guessed
-capacity (3.6 bits/parameter), every run trained until memorised bits grow by < 1 % over 1000
-steps (capped at 10k steps, recorded as `saturated: false`). Capacity per run = the plateau of
-memorised bits over the sweep; the result is the slope of capacity against parameters per seed,
-its mean and bootstrap 95 % interval, at fp32 and after bf16 / int8 / int4 rounding of the
-weights, beside Morris et al. 2025 and Allen-Zhu & Li 2024. Many hours on CPU.
+capacity (3.6 bits/parameter), every run trained at lr 1e-2 until memorised bits grow by < 1 %
+over 1000 steps (capped at 10k steps, recorded as `saturated: false`). Capacity per run = the
+plateau of memorised bits over the sweep; the result is the slope of capacity against
+parameters per seed, its mean and bootstrap 95 % interval, at fp32 and after bf16 / int8 / int4
+rounding of the weights, beside Morris et al. 2025 and Allen-Zhu & Li 2024. About 50 minutes per
+seed on one CPU core (one process per seed: `--first-seed S --seeds 1`, then a run with the
+defaults assembles the saved points); minutes on a GPU (`--device cuda`).
 
 Usage: OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/capacity.py [--json FILE]
            [--sizes 1x4,1x8] [--multiples 0.25,0.5,1] [--seeds 3] [--max-steps N] [--window N]
