@@ -16,8 +16,9 @@ Usage: OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/capacity.py [--json FI
            [--points DIR] [--first-seed S] [--device cuda]
 The options shrink the study (a smoke run); the defaults are the study.
 
-Every trained point (size, seed, dataset size) is saved under --points as it finishes, and a
-later run with the same settings reads it back instead of training it again: a study stopped
+Every trained point (size, seed, dataset size) is saved under --points (default:
+benchmarks/capacity-points/, committed) as it finishes, and a later run with the same settings
+reads it back instead of training it again: a study stopped
 by a crash or a session's end resumes where it stopped, and processes given different seeds
 (`--first-seed 1 --seeds 1`, one per core) fill one folder that a final run assembles.
 """
@@ -44,9 +45,7 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=None, help="step cap of each run")
     ap.add_argument("--window", type=int, default=None, help="saturation window (and min steps)")
     ap.add_argument("--check-every", type=int, default=None)
-    ap.add_argument(
-        "--points", type=Path, default=ROOT / "out" / "capacity-points", help="saved points (resume)"
-    )
+    ap.add_argument("--points", type=Path, default=ROOT / "capacity-points", help="saved points (resume)")
     ap.add_argument("--first-seed", type=int, default=None, help="seeds run from here (default 0)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is lent")
     args = ap.parse_args()
