@@ -98,7 +98,7 @@ def main() -> None:
     if args.parent_train_bytes is None:  # `bitlens train` holds out the tail the pool is cut from
         parent_data = data
     else:  # the parent reads its head and nothing after it
-        parent_data = context.data_splits(data).take(data, "parent_train").numpy().tobytes()
+        parent_data = context.parent_text(data)
     parent_dir = out / "parent"
     if (parent_dir / WEIGHTS_FILE).exists():
         try:

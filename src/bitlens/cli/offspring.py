@@ -287,9 +287,7 @@ def sweep_cmd(
     )
     data = load_corpus(corpus)
     if parent_train_bytes is not None and not parent_dir.startswith(HF_PREFIX):
-        check_trained_on(
-            parent_dir, cfg.context.data_splits(data).take(data, "parent_train").numpy().tobytes()
-        )
+        check_trained_on(parent_dir, cfg.context.parent_text(data))
     parent = load_model_spec(parent_dir, device, dtype, batch_tokens)
     r = run_sweep(parent, data, cfg, progress=show_progress()).to_dict()
     if json_out != "-":

@@ -160,6 +160,10 @@ class ContextConfig:
             self.parent_train_bytes,
         )
 
+    def parent_text(self, corpus: bytes) -> bytes:
+        """The bytes of `corpus` the parent trains on (its parent_train split)."""
+        return self.data_splits(corpus).take(corpus, "parent_train").numpy().tobytes()
+
     def is_quick(self) -> bool:
         """Whether these are the quick sizes (any seed)."""
         return replace(self, seed=0) == ContextConfig.quick()
