@@ -1,7 +1,7 @@
 """What each part of the count-model mixer earns: bits/byte against speed, without the network.
 
-Runs the counts-only coder (`bitlens compress --counts`: count models, word model, match model,
-APM, a second weight set chosen by the last byte, no network) with each part switched off in
+Runs the counts-only coder (`bitlens compress --counts`: count models, word and two-word models,
+match model, APM, a second weight set chosen by the last byte, no network) with each part switched off in
 turn, on the same bytes, and prints bits/byte and KB/s per configuration; the gain of a part is
 the difference to the configuration without it. Code lengths come from `estimate_bits` (equal
 to the real coder's, tested in tests/test_mixing.py); speeds are the estimate's, one process,
@@ -24,11 +24,12 @@ CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
 FILES = ["enwik8-head.txt", "tinyshakespeare.txt", "canterbury/alice29.txt", "calgary/book1"]
 ONE_SET = ("confidence",)  # the first four rows mix with one weight set, so each row adds one part
 PARTS = {
-    "orders only": MixConfig(word=False, match=False, apm=False, selectors=ONE_SET),
-    "+ word": MixConfig(match=False, apm=False, selectors=ONE_SET),
-    "+ word + match": MixConfig(apm=False, selectors=ONE_SET),
-    "+ word + match + APM": MixConfig(selectors=ONE_SET),
-    "+ byte-selected weights (default)": MixConfig(),
+    "orders only": MixConfig(word=False, word2=False, match=False, apm=False, selectors=ONE_SET),
+    "+ word": MixConfig(word2=False, match=False, apm=False, selectors=ONE_SET),
+    "+ word + match": MixConfig(word2=False, apm=False, selectors=ONE_SET),
+    "+ word + match + APM": MixConfig(word2=False, selectors=ONE_SET),
+    "+ byte-selected weights": MixConfig(word2=False),
+    "+ two-word model (default)": MixConfig(),
 }
 
 

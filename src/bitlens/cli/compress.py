@@ -73,7 +73,7 @@ def _check_output(path: str, force: bool) -> None:
     "--mix",
     is_flag=True,
     help="Online/adaptive: mix the network with count models of orders 1, 2, 3, 4 and 6, "
-    "a word model and a match model, then an APM stage (the code length is then the "
+    "a word model, a two-word model and a match model, then an APM stage (the code length is then the "
     "mixture's; network_bits reports the network alone and counts_only_bits the same "
     "mixer without the network, measured in the same pass).",
 )

@@ -10,7 +10,8 @@ StateSMix) therefore mix the network with count models that learn from a single 
   statistics fade). Order k's distribution interpolates its counts with order k−1's
   (Witten–Bell: weight u/(N+u) on the lower order, u = distinct bytes seen, N = total), down to
   an adaptive order-0 model. A word model (context: the letters since the last non-letter,
-  backing off to order 2) joins them;
+  backing off to order 2) joins them, and a two-word model (context: the last finished word and
+  the letters since, backing off to the word model; paq8's word bigram);
 - a match model: the byte that followed the last occurrence of the current 6-byte context,
   followed byte by byte while it predicts right, its probability the hit rate measured so far at
   that match length (paq8/lpaq);
@@ -54,13 +55,14 @@ FLOOR = 2.0**-20
 @dataclass(frozen=True)
 class MixConfig:
     """Count orders and mixer settings. Memory: 256 bytes × contexts per table (64 MiB per
-    hashed table at hash_bits 18: ≈ 270 MiB with the defaults, touched only where used), plus
+    hashed table at hash_bits 18: ≈ 335 MiB with the defaults, touched only where used), plus
     the match model's 2^hash_bits positions and its copy of the text (9 bytes per coded byte)."""
 
     orders: tuple[int, ...] = (1, 2, 3, 4, 6)
     hash_bits: int = 18
     rate: float = 0.002  # mixer learning rate per byte (nats of log-likelihood gradient)
     word: bool = True  # add a model whose context is the current word (letters since a non-letter)
+    word2: bool = True  # and one whose context is the previous word and the current one
     count_buckets: int = 3  # weight sets per confidence level, by the top context's count
     match: bool = True  # add a match model (the byte that followed the last occurrence of the context)
     apm: bool = True  # secondary estimation (APM/SSE) of one byte's probability after the mixer
@@ -73,6 +75,8 @@ class MixConfig:
         known = all(k in SELECTORS for k in sel) and len(set(sel)) == len(sel)
         if not sel or sel[0] != "confidence" or not known:
             raise ValueError(f"mixer selectors start with 'confidence' and come from {SELECTORS}, got {sel}")
+        if self.word2 and not self.word:
+            raise ValueError("the two-word model (word2) backs off to the word model: set word=True too")
 
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
@@ -268,12 +272,12 @@ class ContextMixer:
         if not self.orders or self.orders[0] < 1:
             raise ValueError("mixing orders must be positive")
         self.rows = [256**k if k <= 2 else 1 << config.hash_bits for k in self.orders]
-        if config.word:
-            self.rows.append(1 << config.hash_bits)
+        self.rows += [1 << config.hash_bits] * (config.word + config.word2)
         self.counts = [np.zeros((r, 256), dtype=np.uint8) for r in self.rows]
         self.order0 = np.zeros(256, dtype=np.float64)
         self.history = np.zeros((n_streams, max(self.orders)), dtype=np.uint64)  # newest last
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)
+        self.prev_word = np.zeros(n_streams, dtype=np.uint64)  # hash of the last finished word
         self.match = MatchModel(n_streams, capacity, config.hash_bits) if config.match else None
         self.network = network
         n_counts = len(self.rows) + (1 if config.match else 0)
@@ -313,6 +317,9 @@ class ContextMixer:
         if self.config.word:
             acc = (self.word_hash + np.uint64(7)) * _MULT
             out.append((acc >> np.uint64(64 - self.config.hash_bits)).astype(np.int64))
+        if self.config.word2:
+            acc = ((self.prev_word + np.uint64(11)) * _PRIME + self.word_hash) * _MULT
+            out.append((acc >> np.uint64(64 - self.config.hash_bits)).astype(np.int64))
         return out
 
     def _count_inputs(self, ctx: list[np.ndarray], active: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -324,9 +331,9 @@ class ContextMixer:
         top_total = np.zeros(self.S)
         below_word = lower
         for i, (table, c_idx) in enumerate(zip(self.counts, ctx)):
-            word = i == len(self.orders)
-            if word:  # the word model backs off to order 2 (or the highest order below it)
-                lower = below_word
+            word = i >= len(self.orders)
+            if i == len(self.orders):  # the word model backs off to order 2 (or the highest below it)
+                lower = below_word  # and the two-word model to the word model
             c = table[c_idx]
             total = c.sum(axis=1, keepdims=True, dtype=np.float32)
             distinct = np.count_nonzero(c, axis=1)[:, None].astype(np.float32)
@@ -407,6 +414,9 @@ class ContextMixer:
         if self.config.word:
             letter = ((x | 32) >= ord("a")) & ((x | 32) <= ord("z")) | (x >= 128)
             grown = (self.word_hash[active] + np.uint64(1)) * _PRIME + (x | 32).astype(np.uint64)
+            if self.config.word2:
+                ended = ~letter & (self.word_hash[active] != 0)
+                self.prev_word[active] = np.where(ended, self.word_hash[active], self.prev_word[active])
             self.word_hash[active] = np.where(letter, grown, np.uint64(0))
         self._pending = None
 
