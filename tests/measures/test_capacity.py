@@ -27,6 +27,7 @@ from bitlens.measures.capacity import (
     quantise_symmetric,
     random_sequences,
     sequence_surprisal_bits,
+    tail_mean_bits,
     train_to_saturation,
 )
 from bitlens.measures.validate import check_capacity_lookup, check_capacity_memorises
@@ -80,11 +81,11 @@ def test_a_lookup_memoriser_stores_nothing_about_sequences_it_does_not_hold():
 
 def test_plateau_means_memorised_bits_stopped_growing():
     sat = [True] * 4
-    # Two steps under 5 % growth: reached; the capacity is the mean of the plateau's 3 points.
-    capacity, reached = plateau([8_000, 21_000, 21_500, 22_000], sat)
-    assert reached and capacity == pytest.approx(np.mean([21_000, 21_500, 22_000]))
-    # A decline past capacity is growth stopping too.
-    assert plateau([8_000, 21_000, 21_400, 20_500], sat)[1]
+    # Two steps under 5 % growth: reached; the capacity is the sweep's maximum.
+    assert plateau([8_000, 21_000, 21_500, 22_000], sat) == (22_000, True)
+    # A decline past capacity is growth stopping too; the peak is what the model held.
+    assert plateau([8_000, 21_000, 21_400, 20_500], sat) == (21_400, True)
+    assert tail_mean_bits([8_000, 21_000, 21_400, 20_500]) == pytest.approx(np.mean([21_000, 21_400, 20_500]))
     # One small step is not enough: 21 500 → 23 000 is +7 %.
     capacity, reached = plateau([8_000, 21_500, 23_000, 23_500], sat)
     assert not reached and capacity == 23_500  # not reached: the largest total, a lower bound
@@ -225,11 +226,13 @@ def test_measure_capacity_reports_a_slope_per_precision_and_plots(tmp_path):
         assert all(p["saturation"]["steps"] == 20 for p in run["points"])
         m = [p["memorised_bits"] for p in run["points"]]
         assert (run["memorised_bits"], run["plateau_reached"]) == plateau(m, [False] * len(m))
-    slopes = []
-    for s in (0, 1):
-        mine = sorted((x["parameters"], x["memorised_bits"]) for x in r["runs"] if x["seed"] == s)
-        slopes.append((mine[1][1] - mine[0][1]) / (mine[1][0] - mine[0][0]))
-    assert r["slope_by_seed"] == pytest.approx(slopes)
+        assert run["memorised_bits"] == max(m) and run["tail_mean_bits"] == pytest.approx(np.mean(m))
+    for key, fit in (("memorised_bits", r), ("tail_mean_bits", r["tail_mean"])):
+        slopes = []
+        for s in (0, 1):
+            mine = sorted((x["parameters"], x[key]) for x in r["runs"] if x["seed"] == s)
+            slopes.append((mine[1][1] - mine[0][1]) / (mine[1][0] - mine[0][0]))
+        assert fit["slope_by_seed"] == pytest.approx(slopes)
     plot_capacity(r, tmp_path / "cap")
     assert (tmp_path / "cap.png").exists() and (tmp_path / "cap.svg").exists()
 

@@ -379,11 +379,13 @@ def capacity_cmd(steps, n_seeds, seed, quick, plot_path, json_out):
     """Memorisation capacity as bits per parameter: the slope of capacity against parameters.
 
     On uniformly random bytes (baseline 8 bits/byte), memorised bits = Σ max(0, 8·S − surprisal);
-    each run trains until they stop moving (or the step cap); capacity = the plateau over a sweep
-    of dataset sizes. Re-measured after bf16, int8 and int4 rounding of the weights, beside Morris
-    et al. and Allen-Zhu & Li. The long study is benchmarks/capacity.py.
-    JSON keys: slope_bits_per_parameter, slope_ci95, n_seeds, precision, runs (each with
-    parameters, memorised_bits, saturated, plateau_reached, points), anchors_bits_per_parameter.
+    each run trains until they stop moving (or the step cap); capacity = the most memorised over
+    a sweep of dataset sizes, a plateau when growth stopped at the sweep's end. Re-measured after
+    bf16, int8 and int4 rounding of the weights, beside Morris et al. and Allen-Zhu & Li. The
+    long study is benchmarks/capacity.py.
+    JSON keys: slope_bits_per_parameter, slope_ci95, n_seeds, precision, tail_mean (the slope with
+    capacity read as the mean of the sweep's last points), runs (each with parameters,
+    memorised_bits, tail_mean_bits, saturated, plateau_reached, points), anchors_bits_per_parameter.
     """
     from dataclasses import replace
 

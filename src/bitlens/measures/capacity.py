@@ -7,11 +7,12 @@ H(x|θ_uniform) − H(x|θ_uniform, θ̂). Each (model size, seed) is trained, f
 no weight decay, constant learning rate, until its memorised bits stop moving (`Saturation`: the
 growth over the last `window` steps is ≤ `rel_tol` of the total; a step cap ends runs that never
 get there, recorded as `saturated: false`). The dataset grows over a sweep sized from the model's
-parameters; the model's capacity is the plateau, where memorised bits stopped growing
-(`plateau`). The result is the slope of capacity against parameters, fitted per seed and
-summarised over seeds with a bootstrap interval (`bitlens.stats`). After training, the weights are
-rounded to bf16, int8 and int4 (`quantise_symmetric`) and memorised bits are measured again, so
-each precision has its own slope, set beside the published anchors (`ANCHORS_BITS_PER_PARAMETER`).
+parameters; the model's capacity is the most it memorised over the sweep, shown to be a
+plateau when memorised bits stopped growing at the sweep's end (`plateau`). The result is the
+slope of capacity against parameters, fitted per seed and summarised over seeds with a
+bootstrap interval (`bitlens.stats`). After training, the weights are rounded to bf16, int8
+and int4 (`quantise_symmetric`) and memorised bits are measured again, so each precision has
+its own slope, set beside the published anchors (`ANCHORS_BITS_PER_PARAMETER`).
 `LookupMemoriser` is a reference memoriser whose capacity is known exactly (validate's check).
 """
 
@@ -296,18 +297,25 @@ def plateau(
 ) -> tuple[float, bool]:
     """(capacity in bits, plateau reached) from memorised bits over a sweep of growing datasets.
 
-    The plateau is reached when each of the last `span` steps of the sweep adds less than
-    `growth` × the memorised bits before it, on runs that all saturated; the capacity is then the
-    mean memorised bits over those last span + 1 points. Otherwise growth has not been shown to
-    stop, and the largest memorised total is returned as a lower bound (reached = False).
+    The capacity is the most the model memorised over the sweep (Morris et al. define capacity as
+    the maximum over datasets). The plateau is reached when each of the last `span` steps of the
+    sweep adds less than `growth` × the memorised bits before it (a fall counts: past capacity,
+    memorised bits drift down as the data outgrows the model), on runs that all saturated; the
+    maximum is then the capacity the sweep found. Otherwise growth has not been shown to stop, and
+    the maximum is a lower bound (reached = False).
     """
+    capacity = max(memorised, default=0.0)
     if len(memorised) < span + 1:
-        return max(memorised, default=0.0), False
+        return capacity, False
     tail = memorised[-(span + 1) :]
     stopped = min(tail[:-1]) > 0 and all(b - a < growth * a for a, b in zip(tail, tail[1:], strict=False))
-    if stopped and all(saturated[-(span + 1) :]):
-        return float(np.mean(tail)), True
-    return max(memorised), False
+    return capacity, bool(stopped and all(saturated[-(span + 1) :]))
+
+
+def tail_mean_bits(memorised: list[float], span: int = PLATEAU_SPAN) -> float:
+    """The mean memorised bits over the sweep's last span + 1 points: the study's first estimator
+    of capacity, kept beside the maximum (below it where memorised bits fall past the peak)."""
+    return float(np.mean(memorised[-(span + 1) :])) if memorised else 0.0
 
 
 @dataclass(frozen=True)
@@ -319,9 +327,10 @@ class CapacityRun:
     seed: int
     parameters: int
     non_embedding_parameters: int
-    memorised_bits: float  # the fp32 plateau: the capacity (a lower bound unless plateau_reached)
+    memorised_bits: float  # the fp32 capacity: the sweep's maximum (a lower bound unless plateau_reached)
     bits_per_parameter: float
     plateau_reached: bool
+    tail_mean_bits: float  # fp32: the mean over the sweep's last points (`tail_mean_bits`)
     saturated: bool  # every run of the sweep saturated
     memorised_bits_by_precision: dict[str, float]  # the plateau at each precision
     plateau_reached_by_precision: dict[str, bool]
@@ -423,6 +432,7 @@ def capacity_run(
         memorised_bits=plateaus["fp32"][0],
         bits_per_parameter=plateaus["fp32"][0] / params,
         plateau_reached=plateaus["fp32"][1],
+        tail_mean_bits=tail_mean_bits([p.memorised_bits for p in points]),
         saturated=all(saturated),
         memorised_bits_by_precision={pr: v[0] for pr, v in plateaus.items()},
         plateau_reached_by_precision={pr: v[1] for pr, v in plateaus.items()},
@@ -472,6 +482,7 @@ class CapacityResult:
 
     fit: SlopeFit
     fit_by_precision: dict[str, SlopeFit]
+    fit_tail_mean: SlopeFit  # fp32, capacity read as the tail mean instead of the maximum
     runs: list[CapacityRun]
     config: CapacityConfig
 
@@ -487,6 +498,10 @@ class CapacityResult:
                     "anchor": "/".join(ANCHOR_FOR_PRECISION[p]),
                 }
                 for p, f in self.fit_by_precision.items()
+            },
+            "tail_mean": {
+                **self.fit_tail_mean.to_dict(),
+                "estimator": "capacity = mean memorised bits over the sweep's last points (fp32)",
             },
             "anchors_bits_per_parameter": ANCHORS_BITS_PER_PARAMETER,
             "quantisation": QUANTISATION,
@@ -526,7 +541,8 @@ def measure_capacity(
     by_precision = {
         p: fit_slope(params, [r.memorised_bits_by_precision[p] for r in runs], seeds) for p in PRECISIONS
     }
-    return CapacityResult(by_precision["fp32"], by_precision, runs, config)
+    tail = fit_slope(params, [r.tail_mean_bits for r in runs], seeds)
+    return CapacityResult(by_precision["fp32"], by_precision, tail, runs, config)
 
 
 # --- a memoriser of known capacity ---------------------------------------------------------------
