@@ -1,7 +1,7 @@
 """Lossless coding with the model: round trips, bit-identical probabilities, overhead, errors."""
 
 import os
-from dataclasses import replace
+from dataclasses import astuple, replace
 
 import numpy as np
 import pytest
@@ -349,8 +349,43 @@ def test_fast_output_layer_updates_round_trip_help_and_match_the_estimate(shakes
     kw = dict(online=True, preset=MICRO, n_streams=3, mix=mix)
     blob, r = compress(data, None, schedule=replace(FAST, head_lr=0.01), **kw)
     assert decompress(blob) == data
-    assert read_header(blob).params["schedule"][-1] == 0.01
+    assert OnlineConfig(*read_header(blob).params["schedule"]).head_lr == 0.01
     est = estimate_bits(data, None, schedule=replace(FAST, head_lr=0.01), **kw)
     assert est.coded == pytest.approx(r.model_bits, rel=1e-4)
     plain = estimate_bits(data, None, schedule=FAST, **kw)
     assert est.network < plain.network  # updating the output layer every byte learns faster
+
+
+@pytest.mark.parametrize("mix", [None, MixConfig()], ids=["network", "mixed"])
+def test_lagged_training_codes_one_segment_behind_in_a_thread_and_round_trips(shakespeare, mix, monkeypatch):
+    """lag 1: segment r+1 is coded while the network trains on the text through segment r in a
+    second thread. The decoder sees the same probabilities bit for bit; training inline instead
+    of in the thread gives the same file; the estimate matches; and the weights are one round
+    behind: the first two segments are coded by the untrained network (as with lr 0), the third
+    by a trained one."""
+    import bitlens.compress.loop as loop
+
+    data = (b"the cat sat on the mat. " * 60)[:1400]
+    lag = replace(FAST, lag=1)
+    kw = dict(online=True, preset=MICRO, n_streams=1, mix=mix)
+    enc, dec, frozen = [], [], []
+    blob, r = compress(data, None, schedule=lag, trace=enc, **kw)
+    assert decompress(blob, trace=dec) == data and len(enc) == len(dec) == len(data)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(enc, dec, strict=True))
+    assert OnlineConfig(*read_header(blob).params["schedule"]).lag == 1
+    est = estimate_bits(data, None, schedule=lag, **kw)
+    assert est.coded == pytest.approx(r.model_bits, rel=1e-4)
+    compress(data, None, schedule=replace(lag, lr=0.0), trace=frozen, **kw)
+    seg = FAST.segment
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(enc[: 2 * seg], frozen[: 2 * seg], strict=True))
+    assert any(a.tobytes() != b.tobytes() for a, b in zip(enc[2 * seg : 3 * seg], frozen[2 * seg : 3 * seg]))
+    assert r.model_bits / len(data) < 3.5  # it still learns the 24-byte period
+    inline = loop.LaggedTraining
+    monkeypatch.setattr(loop, "LaggedTraining", lambda m, cfg, threaded: inline(m, cfg, threaded=False))
+    assert compress(data, None, schedule=lag, **kw)[0] == blob
+
+
+def test_a_lag_other_than_0_or_1_is_refused_and_old_schedules_mean_lag_0():
+    with pytest.raises(ValueError, match="lag"):
+        OnlineConfig(lr=1e-3, lag=2)
+    assert OnlineConfig(*list(astuple(FAST))[:-1]).lag == 0  # a version-3 header's schedule

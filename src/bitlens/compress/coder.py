@@ -199,7 +199,7 @@ def _header_mix(params: dict) -> MixConfig | None:
         fields["orders"] = tuple(int(k) for k in fields["orders"])
         # a file written before the mixer had selectors used the confidence weight set alone
         fields["selectors"] = tuple(str(k) for k in fields.get("selectors", ["confidence"]))
-        fields.setdefault("word2", False)  # and no two-word model
+        fields.setdefault("word2", False)  # and before version 4, no two-word model
         return MixConfig(**fields)
     except (TypeError, ValueError, KeyError):
         raise BitlensError("corrupted file: invalid mixing settings in the header") from None
@@ -406,7 +406,7 @@ def decompress(
     if header.mode in ("online", "adaptive"):
         try:
             schedule = OnlineConfig(*params["schedule"])
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             raise BitlensError("corrupted file: invalid online schedule in the header") from None
     mix = _header_mix(params)
     if header.mode == "counts" and mix is None:

@@ -38,8 +38,10 @@ MAGIC = b"\x89BLZ"
 # 3: the schedule may carry head_lr and the mixing settings selectors. Version-2 files lack both
 # and still decode (as head_lr 0 and the confidence weight set alone); a bitlens that reads only
 # version 2 refuses version-3 files with a clear error instead of misreading them.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+# 4: the schedule may carry lag (training one segment behind the coder) and the mixing settings
+# word2 (the two-word model). Version-2 and -3 files decode as lag 0 without a two-word model.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 MODES = ("offline", "online", "adaptive", "counts", "tokens")
 
 _FIXED = struct.Struct("<4sBBHQIIQI32sH")

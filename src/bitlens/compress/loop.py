@@ -24,6 +24,7 @@ import torch
 
 from bitlens.compress.mixing import ContextMixer, MixConfig, mixture_code_bits
 from bitlens.compress.online import (
+    LaggedTraining,
     OnlineConfig,
     make_online_optimizer,
     round_generator,
@@ -161,7 +162,8 @@ def code_streams(
     lengths_t = torch.as_tensor(lengths)
     segment = online.segment if online else L
     mixer = ContextMixer(S, mix, capacity=L, counts_only=True) if mix is not None else None
-    opt = make_online_optimizer(model, online) if online is not None else None
+    lagged = LaggedTraining(model, online, threaded=not estimate) if online is not None and online.lag else None
+    opt = make_online_optimizer(model, online) if online is not None and lagged is None else None
     model.eval()
     bits = CodeLengths()
 
@@ -193,27 +195,27 @@ def code_streams(
             )
 
     with progress_bar(int(lengths.sum()), "coding", enabled=progress) as bar:
-        for round_index, start in enumerate(range(0, L, segment)):
-            end = min(L, start + segment)
-            positions = (
-                _chunk_forwards(model, seq, start, end, keep)
-                if estimate
-                else _kv_steps(model, cache, seq, start, end, keep)
-            )
-            for pos, logp, known, h in positions:
-                step(pos, logp, known, h)
-            if opt is not None and online is not None and end < L:
-                with torch.enable_grad():
-                    train_round(
-                        model,
-                        opt,
-                        seq,
-                        lengths_t,
-                        end,
-                        online,
-                        round_lr(online, round_index),
-                        round_generator(seed, round_index),
-                    )
+        try:
+            for round_index, start in enumerate(range(0, L, segment)):
+                end = min(L, start + segment)
+                positions = (
+                    _chunk_forwards(model, seq, start, end, keep)
+                    if estimate
+                    else _kv_steps(model, cache, seq, start, end, keep)
+                )
+                for pos, logp, known, h in positions:
+                    step(pos, logp, known, h)
+                if online is None or end == L:
+                    continue
+                lr, gen = round_lr(online, round_index), round_generator(seed, round_index)
+                if lagged is not None:
+                    lagged.boundary(seq, lengths_t, end, lr, gen)
+                elif opt is not None:
+                    with torch.enable_grad():
+                        train_round(model, opt, seq, lengths_t, end, online, lr, gen)
+        finally:
+            if lagged is not None:
+                lagged.close()
     if seq is not seq_host:
         seq_host.copy_(seq.cpu())
     if mixer is None:
