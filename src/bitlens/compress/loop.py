@@ -162,7 +162,9 @@ def code_streams(
     lengths_t = torch.as_tensor(lengths)
     segment = online.segment if online else L
     mixer = ContextMixer(S, mix, capacity=L, counts_only=True) if mix is not None else None
-    lagged = LaggedTraining(model, online, threaded=not estimate) if online is not None and online.lag else None
+    lagged = (
+        LaggedTraining(model, online, threaded=not estimate) if online is not None and online.lag else None
+    )
     opt = make_online_optimizer(model, online) if online is not None and lagged is None else None
     model.eval()
     bits = CodeLengths()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,9 @@ class OnlineConfig:
 
     def __post_init__(self) -> None:
         if self.lag not in (0, 1):
-            raise ValueError(f"lag is 0 (train before the next segment) or 1 (one segment behind), got {self.lag}")
+            raise ValueError(
+                f"lag is 0 (train before the next segment) or 1 (one segment behind), got {self.lag}"
+            )
 
 
 # Short files need many small updates: a few bytes per stream between two optimizer steps,
@@ -160,7 +163,9 @@ class LaggedTraining:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="bitlens-train") if threaded else None
         self.pending: Future | None = None
 
-    def boundary(self, seq: torch.Tensor, lengths: torch.Tensor, t: int, lr: float, gen: torch.Generator) -> None:
+    def boundary(
+        self, seq: torch.Tensor, lengths: torch.Tensor, t: int, lr: float, gen: torch.Generator
+    ) -> None:
         """After the segment ending at t: take the last round's weights, start the next round."""
         self.wait()
         with torch.no_grad():
@@ -189,7 +194,7 @@ class LaggedTraining:
                 self.pool.shutdown(wait=True)
 
 
-def _train_in_thread(threads: int, *args) -> None:  # type: ignore[no-untyped-def]
+def _train_in_thread(threads: int, *args: Any) -> None:
     """`train_round` (on the worker thread: with the coder's torch thread count)."""
     torch.set_num_threads(threads)
     with torch.enable_grad():
