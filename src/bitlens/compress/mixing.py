@@ -35,8 +35,9 @@ What each part earns, without the network, is `benchmarks/mixer_parts.py` (on th
 of four files: the word model 0.03–0.06 bits/byte, the match model 0.007–0.06, the APM
 0.004–0.008, the two-word model 0.013–0.026; benchmarks/RESULTS.md). Tried and not kept: a
 second APM indexed by the last two bytes (≤ 0.001), a weight set chosen by the last two bytes
-(worse), halving counts at 127 or 60 instead of 255 (worse), other escape weights (≤ 0.001). With `counts_only`, a second mixer and APM without the
-network's input run in the same pass over the same count models: what the network saves.
+(worse), halving counts at 127 or 60 instead of 255 (worse), other escape weights (≤ 0.001).
+With `counts_only`, a second mixer and APM without the network's input run in the same pass
+over the same count models: what the network saves.
 
 Everything is numpy on the CPU (float32 for the 256-wide arrays, float64 for the coder's final
 probabilities) and a pure function of the bytes seen so far, so the encoder and the decoder
