@@ -67,7 +67,9 @@ def _check_output(path: str, force: bool) -> None:
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Torch threads (recorded; decoding uses the same). Default: 1.",
+    help="Torch threads (recorded; decoding uses the same). Default: 1. Online, the network "
+    "also trains one segment behind the coder in a second thread with the same count, so the "
+    "coder keeps two cores busy.",
 )
 @click.option(
     "--mix",
