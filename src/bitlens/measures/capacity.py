@@ -627,6 +627,6 @@ def plot_capacity(result: dict, path: str | Path) -> list[Path]:
     ax2.set_xscale("log")
     ax2.set_yscale("log")
     ax2.set_xlabel("parameters")
-    ax2.set_ylabel("capacity: memorised bits at the plateau\n(the largest, a lower bound, if none)")
+    ax2.set_ylabel("capacity: the most memorised over the sweep\n(a lower bound where no plateau)")
     ax2.legend(fontsize=8)
     return save_figure(fig, path)
