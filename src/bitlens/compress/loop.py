@@ -141,7 +141,8 @@ def code_streams(
     """The coding loop shared by the encoder and the decoder; returns the code lengths.
 
     seq (S, L+1) uint8: column 0 is START_BYTE, column t+1 holds byte t of each stream (the
-    decoder fills it as it goes). With `online`, the model is trained after every segment.
+    decoder fills it as it goes). With `online`, the model is trained after every segment
+    (with `online.lag` 1, one segment behind, in a second thread: `LaggedTraining`).
     With `mix`, the coder gets the network's distribution mixed with count models
     (`bitlens.compress.mixing`). trace, if given, receives every step's probability array (for
     the bit-for-bit test). estimate=True (seq already full, nothing coded): probabilities come
