@@ -332,7 +332,7 @@ class CapacityRun:
     plateau_reached: bool
     tail_mean_bits: float  # fp32: the mean over the sweep's last points (`tail_mean_bits`)
     saturated: bool  # every run of the sweep saturated
-    memorised_bits_by_precision: dict[str, float]  # the plateau at each precision
+    memorised_bits_by_precision: dict[str, float]  # the capacity (sweep maximum) at each precision
     plateau_reached_by_precision: dict[str, bool]
     points: list[CapacityPoint]
 
