@@ -162,6 +162,8 @@ class LaggedTraining:
         self.trained = copy.deepcopy(model)
         self.opt = make_online_optimizer(self.trained, cfg)
         self.head_start = model.lm_head.weight.detach().clone()
+        # each of the coder's tensors beside its trained twin (state_dict's share their storage)
+        self.pairs = list(zip(model.state_dict().values(), self.trained.state_dict().values()))
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="bitlens-train") if threaded else None
         self.pending: Future | None = None
 
@@ -172,7 +174,7 @@ class LaggedTraining:
         self.wait()
         with torch.no_grad():
             self.trained.lm_head.weight.add_(self.model.lm_head.weight - self.head_start)
-            for mine, theirs in zip(self.model.state_dict().values(), self.trained.state_dict().values()):
+            for mine, theirs in self.pairs:
                 mine.copy_(theirs)
             self.head_start = self.model.lm_head.weight.detach().clone()
         args = (self.trained, self.opt, seq, lengths, t, self.cfg, lr, gen)
