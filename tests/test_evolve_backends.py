@@ -1,13 +1,16 @@
 """The same seed gives the same run on every backend; a worker that dies is recorded as failed."""
 
 import os
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bitlens.errors import BitlensError
-from bitlens.evolve.backends import WORKER_DIED, make_backend
+from bitlens.evolve.backends import WORKER_DIED, LocalBackend, make_backend
+from bitlens.evolve.evaluators import EvalOutcome, EvalTask
 from bitlens.evolve.genome import policy_gene_space
 from bitlens.evolve.run import EvolveConfig, run_evolution
 from evolve_helpers import SyntheticEvaluator
@@ -66,6 +69,41 @@ def test_dead_worker_is_recorded_and_the_run_goes_on(tmp_path):
     assert crashed and others, "the seed no longer mixes crashing and healthy genomes"
     assert all(e["status"] == "failed" and e["error"] == WORKER_DIED for e in crashed)
     assert all(e["status"] == "done" for e in others)
+
+
+class _PoolWhoseWorkerDiesBetweenTasks:
+    """A stand-in process pool: the task named `doomed` kills its worker, and the pool notices
+    only when the next task is submitted (the race a real pool has when a healthy task finishes
+    just before a worker dies)."""
+
+    def __init__(self, doomed: int) -> None:
+        self.doomed, self.pending, self.broken = doomed, None, False
+
+    def submit(self, fn, task):
+        if self.broken:
+            self.pending.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+            raise BrokenProcessPool("a child process terminated abruptly")
+        fut = Future()
+        if task.id == self.doomed:
+            self.pending, self.broken = fut, True
+        else:
+            fut.set_result(EvalOutcome(task.id, "done", {"fitness": 1.0}, None, 0.0, None))
+        return fut
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+def test_a_pool_that_breaks_between_submissions_blames_only_the_dead_task(monkeypatch):
+    pools = iter([_PoolWhoseWorkerDiesBetweenTasks(doomed=1), _PoolWhoseWorkerDiesBetweenTasks(doomed=-1)])
+    backend = LocalBackend(SyntheticEvaluator(target=TARGET), workers=2)
+    monkeypatch.setattr(backend, "_new_pool", lambda workers: next(pools))
+    tasks = [EvalTask(i, TARGET, i, None, None) for i in range(4)]
+    outcomes: dict[int, EvalOutcome] = {}
+    backend.evaluate(tasks, lambda o: outcomes.__setitem__(o.id, o), lambda: False)
+    assert sorted(outcomes) == [0, 1, 2, 3]
+    assert outcomes[1].status == "failed" and outcomes[1].error == WORKER_DIED
+    assert all(outcomes[i].status == "done" for i in (0, 2, 3))
 
 
 def test_unknown_backend_is_a_clear_error(evaluator):

@@ -121,13 +121,24 @@ class LocalBackend:
         queue = list(tasks)
         broken: list[EvalTask] = []
         in_flight: dict[Future, EvalTask] = {}
+        pool_broke = False  # the pool refused a new task: a worker died with a task in flight
         while queue or in_flight:
-            while queue and not broken and len(in_flight) < self.workers and not should_stop():
+            while queue and not broken and not pool_broke and len(in_flight) < self.workers:
+                if should_stop():
+                    break
                 if self._pool is None:
                     self._pool = self._new_pool(self.workers)
-                task = queue.pop(0)
-                in_flight[self._pool.submit(_pool_task, task)] = task
+                try:
+                    in_flight[self._pool.submit(_pool_task, queue[0])] = queue[0]
+                except BrokenProcessPool:  # the broken in-flight futures name the culprits
+                    pool_broke = True
+                    break
+                queue.pop(0)
             if not in_flight:
+                if pool_broke and self._pool is not None:  # no task was running: nobody to blame
+                    self._pool.shutdown(wait=True, cancel_futures=True)
+                    self._pool, pool_broke = None, False
+                    continue
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -145,7 +156,7 @@ class LocalBackend:
                     for task in broken:
                         if not should_stop():
                             on_result(self._isolated(task))
-                broken = []
+                broken, pool_broke = [], False
 
     def _isolated(self, task: EvalTask) -> EvalOutcome:
         pool = self._new_pool(1)
