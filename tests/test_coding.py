@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bitlens.compress import MixConfig, OnlineConfig, compress, decompress, estimate_bits, read_header
 from bitlens.compress.container import Header, crc32, pack_header, unpack
 from bitlens.compress.loop import _head_step, plan_streams
+from bitlens.compress.online import round_lr
 from bitlens.errors import BitlensError
 from bitlens.evaluate import evaluate
 from bitlens.model import GPT, GPTConfig
@@ -315,17 +316,18 @@ def test_gpu_round_trip(shakespeare):
     assert decompress(blob) == data
 
 
-def test_default_schedule_is_cheaper_for_long_files():
+def test_default_schedule_is_no_dearer_for_long_files_and_its_rate_falls_there():
     from bitlens.compress.online import LONG_FILE, default_schedule
 
-    for mode in ("online", "adaptive"):
-        short, long = default_schedule(mode, LONG_FILE - 1), default_schedule(mode, LONG_FILE)
+    # trained windows per coded byte: (streams + replay) / (streams · segment), at 32 streams
+    def per_byte(c: OnlineConfig) -> float:
+        return (32 + c.replay) / (32 * c.segment)
 
-        # trained windows per coded byte: (streams + replay) / (streams · segment), at 32 streams
-        def per_byte(c: OnlineConfig) -> float:
-            return (32 + c.replay) / (32 * c.segment)
-
-        assert per_byte(long) < per_byte(short)
+    short, long = default_schedule("adaptive", LONG_FILE - 1), default_schedule("adaptive", LONG_FILE)
+    assert per_byte(long) < per_byte(short)
+    short, long = default_schedule("online", LONG_FILE - 1), default_schedule("online", LONG_FILE)
+    assert per_byte(long) <= per_byte(short)
+    assert long.final_lr < long.lr and short.final_lr == 0.0  # short files keep a constant rate
     blob, _ = compress(b"a short file", None, online=True, preset=MICRO)
     assert OnlineConfig(*read_header(blob).params["schedule"]) == default_schedule("online", 12)
 
@@ -388,4 +390,20 @@ def test_lagged_training_codes_one_segment_behind_in_a_thread_and_round_trips(sh
 def test_a_lag_other_than_0_or_1_is_refused_and_old_schedules_mean_lag_0():
     with pytest.raises(ValueError, match="lag"):
         OnlineConfig(lr=1e-3, lag=2)
-    assert OnlineConfig(*list(astuple(FAST))[:-1]).lag == 0  # a version-3 header's schedule
+    fields = list(astuple(FAST))
+    assert OnlineConfig(*fields[:-2]).lag == 0  # a version-3 header's schedule
+    assert OnlineConfig(*fields[:-1]).final_lr == 0.0  # a version-4 header's: a constant rate
+
+
+def test_a_falling_learning_rate_reaches_final_lr_at_the_last_segment_and_round_trips(shakespeare):
+    falling = replace(FAST, lr=4e-3, final_lr=1e-3, warmup_rounds=4)
+    assert [round(round_lr(falling, r, 10), 6) for r in (0, 3, 5, 10)] == [1e-3, 3.1e-3, 2.5e-3, 1e-3]
+    assert round_lr(FAST, 7, 10) == FAST.lr  # final_lr 0: constant
+    with pytest.raises(ValueError, match="final_lr"):
+        OnlineConfig(lr=1e-3, final_lr=-1e-3)
+    data = shakespeare[:1500]
+    kw = dict(online=True, preset=MICRO, n_streams=2, mix=MixConfig())
+    blob, r = roundtrip(data, None, schedule=falling, **kw)
+    assert OnlineConfig(*read_header(blob).params["schedule"]).final_lr == 1e-3
+    assert blob != compress(data, None, schedule=replace(falling, final_lr=0.0), **kw)[0]
+    assert estimate_bits(data, None, schedule=falling, **kw).coded == pytest.approx(r.model_bits, rel=1e-4)

@@ -7,7 +7,7 @@ import pytest
 from bitlens.compress.container import FORMAT_VERSION, MAGIC, Header, crc32, pack_header, unpack
 from bitlens.errors import BitlensError
 
-# magic | version 4 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
+# magic | version 5 | mode 1 (online) | 2 threads | length 1000 | crc 0x12345678 | 3 streams |
 # 5 payload words | payload crc 0xCAFEBABE | fingerprint 00..1f | 27 bytes of JSON | header crc
 FIELDS = (
     "01"
@@ -20,7 +20,9 @@ FIELDS = (
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
     "1b00"
 )
-GOLDEN = bytes.fromhex("89424c5a04" + FIELDS) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("bbdf6d82")
+GOLDEN = bytes.fromhex("89424c5a05" + FIELDS) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("a2c5a3d3")
+# the same header as format version 4 wrote it (no final_lr existed; still read)
+GOLDEN_V4 = bytes.fromhex("89424c5a04" + FIELDS) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("bbdf6d82")
 # the same header as format version 3 wrote it (no lag or word2 existed; still read)
 GOLDEN_V3 = bytes.fromhex("89424c5a03" + FIELDS) + b'{"seed":7,"torch":"2.13.0"}' + bytes.fromhex("b59f76ec")
 # the same header as format version 2 wrote it (no head_lr or selectors existed; still read)
@@ -45,7 +47,7 @@ def _file(payload: bytes = bytes(range(20))) -> bytes:
 
 
 def test_golden_bytes():
-    assert FORMAT_VERSION == 4 and MAGIC == b"\x89BLZ"
+    assert FORMAT_VERSION == 5 and MAGIC == b"\x89BLZ"
     assert pack_header(HEADER) == GOLDEN
     assert HEADER.size == len(GOLDEN) == 101
 
@@ -56,9 +58,11 @@ def _as_version(blob: bytes, version: int) -> bytes:
     return head + struct.pack("<I", crc32(head)) + blob[len(GOLDEN) :]
 
 
-def test_version_2_and_3_files_are_still_read_and_version_1_refused():
+def test_version_2_3_and_4_files_are_still_read_and_version_1_refused():
     assert _as_version(GOLDEN, 2) == GOLDEN_V2 and _as_version(GOLDEN, 3) == GOLDEN_V3
+    assert _as_version(GOLDEN, 4) == GOLDEN_V4
     assert unpack(_as_version(_file(), 2)) == unpack(_file()) == unpack(_as_version(_file(), 3))
+    assert unpack(_as_version(_file(), 4)) == unpack(_file())
     with pytest.raises(BitlensError, match="format version 1 is not supported"):
         unpack(_as_version(_file(), 1))
 
@@ -82,7 +86,7 @@ def test_round_trip():
         (lambda b: b + b"\x00" * 4, "corrupted file"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "payload fails its CRC-32"),
         (lambda b: b[:12] + bytes([b[12] ^ 0x40]) + b[13:], "header fails its CRC-32"),
-        (lambda b: b[:4] + bytes([FORMAT_VERSION + 1]) + b[5:], "format version 5 is not supported"),
+        (lambda b: b[:4] + bytes([FORMAT_VERSION + 1]) + b[5:], "format version 6 is not supported"),
     ],
 )
 def test_defects_are_clear_errors(mangle, message):

@@ -40,8 +40,10 @@ MAGIC = b"\x89BLZ"
 # version 2 refuses version-3 files with a clear error instead of misreading them.
 # 4: the schedule may carry lag (training one segment behind the coder) and the mixing settings
 # word2 (the two-word model). Version-2 and -3 files decode as lag 0 without a two-word model.
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (2, 3, 4)
+# 5: the schedule may carry final_lr (a learning rate falling over the file); older files decode
+# with a constant learning rate.
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (2, 3, 4, 5)
 MODES = ("offline", "online", "adaptive", "counts", "tokens")
 
 _FIXED = struct.Struct("<4sBBHQIIQI32sH")

@@ -162,6 +162,7 @@ def code_streams(
     cache = KVCache(model.config, S, device=device)
     lengths_t = torch.as_tensor(lengths)
     segment = online.segment if online else L
+    rounds = math.ceil(L / segment) if L else 0
     mixer = ContextMixer(S, mix, capacity=L, counts_only=True) if mix is not None else None
     lagged = (
         LaggedTraining(model, online, threaded=not estimate) if online is not None and online.lag else None
@@ -210,7 +211,7 @@ def code_streams(
                     step(pos, logp, known, h)
                 if online is None or end == L:
                     continue
-                lr, gen = round_lr(online, round_index), round_generator(seed, round_index)
+                lr, gen = round_lr(online, round_index, rounds), round_generator(seed, round_index)
                 if lagged is not None:
                     lagged.boundary(seq, lengths_t, end, lr, gen)
                 elif opt is not None:
