@@ -25,12 +25,9 @@ FILES = ["enwik8-head.txt", "calgary/book1", "tinyshakespeare.txt", "canterbury/
 
 
 def point(job: dict) -> dict:
-    import torch
-
     from bitlens.compress import MixConfig, estimate_bits
     from bitlens.compress.online import default_schedule
 
-    torch.set_num_threads(1)
     data = Path(job["path"]).read_bytes()
     data = data[: job["max_bytes"]] if job["max_bytes"] else data
     n = len(data)
